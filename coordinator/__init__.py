@@ -1,0 +1,1 @@
+"""What every cluster member shares: the catalog, the error model, and (later) membership and placement."""

@@ -1,0 +1,1 @@
+"""Generated Milvus 1.1 wire stubs; regenerate with scripts/gen_proto.py."""

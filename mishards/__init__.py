@@ -1,0 +1,1 @@
+"""The Mishards proxy, and the ``mishards`` command."""

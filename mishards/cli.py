@@ -1,0 +1,33 @@
+"""The ``mishards`` console command: a thin dispatcher to each component's own entry point."""
+
+from __future__ import annotations
+
+import runpy
+import sys
+from collections.abc import Sequence
+
+COMMANDS = {
+    "node": ("node", "run a node (roles standalone, rw, ro)"),
+}
+
+USAGE = "usage: mishards <command> [options]\n\ncommands:\n" + "\n".join(
+    f"  {name:<8} {help_text}" for name, (_, help_text) in COMMANDS.items()
+)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0 if args else 2
+    command = COMMANDS.get(args[0])
+    if command is None:
+        print(f"mishards: unknown command {args[0]!r}\n\n{USAGE}", file=sys.stderr)
+        return 2
+    sys.argv = [f"mishards {args[0]}", *args[1:]]
+    runpy.run_module(command[0], run_name="__main__", alter_sys=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The node: the standalone engine that serves MilvusService (roles standalone, rw, ro)."""

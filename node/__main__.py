@@ -1,0 +1,54 @@
+"""``python -m node``: run one node (roles standalone, rw, ro)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from node import settings as node_settings
+from node.server import NodeServer
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="mishards node", description="Run a Mishards node.")
+    p.add_argument("--config", help="YAML config file (keys as in NodeSettings, optionally under 'node:')")
+    p.add_argument("--role", choices=node_settings.ROLES)
+    p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="gRPC port (default 19530; 0 picks a free one)")
+    p.add_argument("--storage-path", help="storage folder (default ./data)")
+    p.add_argument("--meta-uri", help="catalog URI (default sqlite:///<storage>/meta.sqlite)")
+    p.add_argument("--version-string", dest="version", help="version answered to Cmd('version')")
+    p.add_argument("--auto-flush-interval", type=float, help="seconds between automatic flushes")
+    p.add_argument("--cache-size", help="segment cache capacity, e.g. 4GB")
+    p.add_argument("--insert-buffer-size", help="insert buffer limit before a flush, e.g. 1GB")
+    p.add_argument("--file-cleanup-timeout", type=float, help="seconds before retired files are deleted")
+    p.add_argument("--search-threads", type=int, help="segments searched in parallel per request")
+    p.add_argument("--omp-threads", type=int, help="faiss OpenMP threads")
+    p.add_argument("--grpc-workers", type=int, help="gRPC worker threads")
+    p.add_argument("--ready-file", help="write the bound address here once serving")
+    p.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR")
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    overrides: dict[str, Any] = {k: v for k, v in vars(args).items() if k != "config" and v is not None}
+    try:
+        settings = node_settings.load(args.config, os.environ, overrides)
+    except (ValueError, OSError) as exc:
+        print(f"mishards node: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    NodeServer(settings).serve_forever()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""``Cmd`` strings: version, status, mode, and get_config / set_config over the node's real settings.
+
+Config names follow Milvus 1.1's server config (``cache.cache_size`` answers ``4GB``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import faiss
+
+from coordinator.errors import UnexpectedError
+from node.engine import Engine
+from node.settings import parse_size
+
+UNKNOWN = "Unknown command"
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigEntry:
+    get: Callable[[], str]
+    set: Callable[[str], None] | None = None  # None: fixed while the server runs
+
+
+def _bool(value: bool) -> str:
+    return "true" if value else "false"
+
+
+class Commands:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        s = engine.settings
+        self._cache_size = s.cache_size
+        self._insert_buffer_size = s.insert_buffer_size
+        self._omp_threads = s.omp_threads
+        self.entries: dict[str, ConfigEntry] = {
+            "cluster.enable": ConfigEntry(lambda: _bool(s.role != "standalone")),
+            "cluster.role": ConfigEntry(lambda: "rw" if s.role == "standalone" else s.role),
+            "general.meta_uri": ConfigEntry(lambda: engine.catalog._safe_uri()),
+            "network.bind.address": ConfigEntry(lambda: s.host),
+            "network.bind.port": ConfigEntry(lambda: str(s.port)),
+            "storage.path": ConfigEntry(lambda: s.storage_path),
+            "storage.auto_flush_interval": ConfigEntry(
+                lambda: _number(engine.auto_flush_interval), self._set_flush_interval
+            ),
+            "wal.enable": ConfigEntry(lambda: _bool(engine.writable)),
+            "wal.path": ConfigEntry(lambda: str(s.storage / "wal")),
+            "cache.cache_size": ConfigEntry(lambda: self._cache_size, self._set_cache_size),
+            "cache.insert_buffer_size": ConfigEntry(lambda: self._insert_buffer_size, self._set_insert_buffer),
+            "engine.omp_thread_num": ConfigEntry(lambda: str(self._omp_threads), self._set_omp_threads),
+        }
+
+    def run(self, cmd: str) -> str:
+        if cmd == "version":
+            return self.engine.settings.version
+        if cmd == "status":
+            return "OK"
+        if cmd == "mode":
+            return "CPU"
+        if cmd == "build_commit_id":
+            return "mishards"
+        if cmd == "tasktable":
+            return ""
+        if cmd == "requests":
+            return json.dumps({"requests": []})
+        if cmd == "get_system_info":
+            return json.dumps({"cache_used_bytes": self.engine.cache.used_bytes, "mode": "CPU"})
+        if cmd[:10] == "get_config":
+            return self._get(cmd)
+        if cmd[:10] == "set_config":
+            self._set(cmd)
+            return ""
+        return UNKNOWN
+
+    def _entry(self, key: str) -> ConfigEntry:
+        entry = self.entries.get(key)
+        if entry is None:
+            raise UnexpectedError(f"Config node invalid: {key}")
+        return entry
+
+    def _get(self, cmd: str) -> str:
+        tokens = cmd.split()
+        if len(tokens) != 2:
+            raise UnexpectedError(f"Invalid command: {cmd}")
+        if tokens[1] == "*":
+            return json.dumps({key: entry.get() for key, entry in sorted(self.entries.items())})
+        return self._entry(tokens[1]).get()
+
+    def _set(self, cmd: str) -> None:
+        tokens = cmd.split()
+        if len(tokens) != 3:
+            raise UnexpectedError(f"Invalid command: {cmd}")
+        entry = self._entry(tokens[1])
+        if entry.set is None:
+            raise UnexpectedError(f"Config {tokens[1]} cannot be changed while the server runs")
+        try:
+            entry.set(tokens[2])
+        except ValueError as exc:
+            raise UnexpectedError(f"Invalid value {tokens[2]!r} for {tokens[1]}: {exc}") from None
+
+    # -- setters -------------------------------------------------------------------------------
+
+    def _set_flush_interval(self, raw: str) -> None:
+        value = float(raw)
+        if value < 0:
+            raise ValueError("must be >= 0")
+        self.engine.auto_flush_interval = value
+
+    def _set_cache_size(self, raw: str) -> None:
+        self.engine.cache.capacity_bytes = parse_size(raw)
+        self._cache_size = raw
+
+    def _set_insert_buffer(self, raw: str) -> None:
+        self.engine.insert_buffer_bytes = parse_size(raw)
+        self._insert_buffer_size = raw
+
+    def _set_omp_threads(self, raw: str) -> None:
+        value = int(raw)
+        if value < 0:
+            raise ValueError("must be >= 0")
+        faiss.omp_set_num_threads(value or 1)
+        self._omp_threads = value
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)

@@ -1,0 +1,313 @@
+"""The engine of one node: catalog, write-ahead log, insert buffers, and their lifecycle.
+
+Reads (search, get) live in :mod:`node.reader`; flush, merge, compaction and garbage collection in
+:mod:`node.maintenance`. This module owns the state they share.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from concurrent.futures import Future
+
+import faiss
+import numpy as np
+
+from coordinator.catalog import Catalog, CatalogSnapshot
+from coordinator.errors import (
+    CollectionNotFound,
+    IllegalCollectionName,
+    IllegalVectorId,
+    ReadOnlyRole,
+    UnexpectedError,
+)
+from coordinator.model import (
+    DEFAULT_PARTITION,
+    MAX_PARTITIONS,
+    Collection,
+    IdMode,
+    IndexType,
+    MetricType,
+    Partition,
+)
+from node.idgen import IdGenerator, SegmentNamer
+from node.membuffer import ALL_PARTITIONS, MemBuffer
+from node.segment_cache import SegmentCache
+from node.settings import NodeSettings
+from node.storage import SegmentStore
+from node.wal import DeleteRecord, InsertRecord, Record, WriteAheadLog
+
+log = logging.getLogger(__name__)
+
+
+class Engine:
+    def __init__(self, settings: NodeSettings) -> None:
+        self.settings = settings
+        self.catalog = Catalog(settings.catalog_uri)
+        self.store = SegmentStore(settings.storage)
+        self.cache = SegmentCache(settings.cache_bytes)
+        self.ids = IdGenerator()
+        self.segment_names = SegmentNamer()
+        self.epoch = 0
+        self.writable = settings.role in ("standalone", "rw")
+        self.auto_flush_interval = settings.auto_flush_interval
+        self.insert_buffer_bytes = settings.insert_buffer_bytes
+        self._snapshot: CatalogSnapshot | None = None
+        self._snap_lock = threading.Lock()
+        self._ddl_lock = threading.RLock()
+        self._buf_lock = threading.Lock()
+        self.buffers: dict[int, MemBuffer] = {}
+        self._maint_locks: dict[int, threading.Lock] = {}
+        self._flushing: dict[int, int] = {}  # collection id -> first LSN of a buffer being flushed
+        self.wal: WriteAheadLog | None = None
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._background: threading.Thread | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def open(self) -> None:
+        faiss.omp_set_num_threads(self.settings.omp_threads)
+        self.settings.storage.mkdir(parents=True, exist_ok=True)
+        self.store.prepare()
+        self.catalog.ensure_schema()
+        if self.writable:
+            writer_id = f"{socket.gethostname()}:{os.getpid()}"
+            self.epoch = self.catalog.claim_writer(writer_id)
+            log.info("writer epoch %d claimed by %s", self.epoch, writer_id)
+        self.refresh()
+        if self.writable:
+            from node import maintenance
+
+            maintenance.remove_orphans(self)
+            self._open_wal()
+            self._background = threading.Thread(target=self._run_background, name="maintenance", daemon=True)
+            self._background.start()
+
+    def _open_wal(self) -> None:
+        self.wal = WriteAheadLog(self.settings.storage / "wal", self._apply, self.settings.wal_file_bytes)
+        snap = self.snapshot()
+        flushed = {c.id: c.flushed_lsn for c in snap.collections_by_id.values()}
+        replayed = 0
+        max_flushed = max(flushed.values(), default=0)
+        for lsn, record in self.wal.replay():
+            if lsn <= flushed.get(record.collection_id, lsn):
+                continue
+            self._apply(lsn, record)
+            if isinstance(record, InsertRecord) and record.ids.size:
+                self.ids.observe(int(record.ids.max()))
+            replayed += 1
+        self.wal.start(min_next_lsn=max_flushed + 1)
+        if replayed:
+            log.info("replayed %d write-ahead log records", replayed)
+
+    def close(self, flush: bool = True) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._background is not None:
+            self._background.join(timeout=60)
+        if self.wal is not None:
+            if flush:
+                from node import maintenance
+
+                try:
+                    maintenance.flush(self, None)
+                except Exception:
+                    log.exception("final flush failed; the write-ahead log keeps the data")
+            self.wal.close()
+        self.catalog.close()
+
+    def _run_background(self) -> None:
+        from node import maintenance
+
+        while not self._stop.is_set():
+            interval = self.auto_flush_interval
+            self._wake.wait(timeout=interval if interval > 0 else 1.0)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            try:
+                if interval > 0 or self._buffers_over_limit():
+                    maintenance.flush(self, None)
+                maintenance.merge_all(self)
+                maintenance.collect_garbage(self)
+            except Exception:
+                log.exception("background maintenance failed; retrying at the next interval")
+
+    def _buffers_over_limit(self) -> bool:
+        with self._buf_lock:
+            return sum(b.nbytes for b in self.buffers.values()) >= self.insert_buffer_bytes
+
+    # -- catalog snapshot ----------------------------------------------------------------------
+
+    def snapshot(self) -> CatalogSnapshot:
+        snap = self._snapshot
+        if snap is None:
+            return self.refresh()
+        return snap
+
+    def refresh(self) -> CatalogSnapshot:
+        with self._snap_lock:
+            snap = self.catalog.snapshot()
+            if self._snapshot is None or snap.revision >= self._snapshot.revision:
+                self._snapshot = snap
+            return self._snapshot
+
+    def maintenance_lock(self, collection_id: int) -> threading.Lock:
+        with self._buf_lock:
+            return self._maint_locks.setdefault(collection_id, threading.Lock())
+
+    def require_writable(self, what: str) -> None:
+        if not self.writable:
+            raise ReadOnlyRole(f"{what} is not allowed on a read-only ({self.settings.role}) node")
+
+    def collection(self, name: str, snap: CatalogSnapshot | None = None) -> Collection:
+        coll = (snap or self.snapshot()).collection(name)
+        if coll is None:
+            raise CollectionNotFound(name)
+        return coll
+
+    # -- DDL -----------------------------------------------------------------------------------
+
+    def create_collection(self, name: str, dimension: int, metric: MetricType, index_file_size_mb: int) -> None:
+        self.require_writable("CreateCollection")
+        with self._ddl_lock:
+            try:
+                self.catalog.create_collection(self.epoch, name, dimension, metric, index_file_size_mb)
+            except ValueError:
+                raise IllegalCollectionName("Collection already exists") from None
+            self.refresh()
+
+    def drop_collection(self, name: str) -> None:
+        self.require_writable("DropCollection")
+        with self._ddl_lock:
+            coll = self.collection(name, self.refresh())
+            with self.maintenance_lock(coll.id):
+                self.catalog.drop_collection(self.epoch, coll.id)
+                with self._buf_lock:
+                    self.buffers.pop(coll.id, None)
+                snap = self.refresh()
+            self.cache.retain(set(snap.segments_by_id))
+
+    def create_partition(self, name: str, tag: str) -> None:
+        self.require_writable("CreatePartition")
+        with self._ddl_lock:
+            snap = self.refresh()
+            coll = self.collection(name, snap)
+            if tag == DEFAULT_PARTITION:
+                raise UnexpectedError("'_default' is built-in partition tag")
+            if snap.partition(coll.id, tag) is not None:
+                raise UnexpectedError("Duplicate partition is not allowed")
+            if len(snap.partitions_of(coll.id)) - 1 >= MAX_PARTITIONS:
+                raise UnexpectedError(f"The number of partitions exceeds the upper limit({MAX_PARTITIONS})")
+            self.catalog.create_partition(self.epoch, coll.id, tag)
+            self.refresh()
+
+    def drop_partition(self, name: str, tag: str) -> None:
+        self.require_writable("DropPartition")
+        with self._ddl_lock:
+            snap = self.refresh()
+            coll = self.collection(name, snap)
+            if tag == DEFAULT_PARTITION:
+                raise IllegalCollectionName("Default partition cannot be dropped.")
+            part = snap.partition(coll.id, tag)
+            if part is None:
+                raise UnexpectedError(f"Partition {tag} of collection {name} not found")
+            with self.maintenance_lock(coll.id):
+                self.catalog.drop_partition(self.epoch, part.id)
+                with self._buf_lock:
+                    buf = self.buffers.get(coll.id)
+                    if buf is not None:
+                        buf.drop_partition(part.id)
+                snap = self.refresh()
+            self.cache.retain(set(snap.segments_by_id))
+
+    def set_index(self, name: str, kind: IndexType, params: dict[str, object]) -> None:
+        self.require_writable("CreateIndex")
+        with self._ddl_lock:
+            coll = self.collection(name, self.refresh())
+            self.catalog.set_index(self.epoch, coll.id, kind, params)
+            self.refresh()
+
+    # -- writes --------------------------------------------------------------------------------
+
+    def insert(self, coll: Collection, partition: Partition, ids: np.ndarray | None,
+               vectors: np.ndarray) -> np.ndarray:
+        """Append rows durably; returns their ids once the WAL has them on disk."""
+        self.require_writable("Insert")
+        n = int(vectors.shape[0])
+        wanted = IdMode.USER if ids is not None else IdMode.AUTO
+        with self._ddl_lock:
+            current = self.collection(coll.name).id_mode
+            if current is IdMode.UNSET:
+                self.catalog.set_id_mode(self.epoch, coll.id, wanted)
+                self.refresh()
+            elif current is not wanted:
+                if current is IdMode.AUTO:
+                    raise IllegalVectorId(
+                        "Entities IDs are auto-generated. All vectors of this collection must use "
+                        "auto-generated IDs."
+                    )
+                raise IllegalVectorId(
+                    "Entities IDs are user-defined. Please provide IDs for all entities of the collection."
+                )
+            row_ids = self.ids.take(n) if ids is None else ids
+            fut = self._append(InsertRecord(coll.id, partition.id, row_ids, vectors))
+        fut.result()
+        return row_ids
+
+    def delete(self, coll: Collection, partition: Partition | None, ids: np.ndarray) -> None:
+        self.require_writable("DeleteByID")
+        pid = partition.id if partition is not None else ALL_PARTITIONS
+        self._append(DeleteRecord(coll.id, pid, ids)).result()
+
+    def _append(self, record: Record) -> Future[int]:
+        assert self.wal is not None
+        fut = self.wal.append(record)
+        if self._buffers_over_limit():
+            self._wake.set()
+        return fut
+
+    def _apply(self, lsn: int, record: Record) -> None:
+        """Apply a durable WAL record to the insert buffers (called in LSN order)."""
+        snap = self.snapshot()
+        if record.collection_id not in snap.collections_by_id:
+            return
+        with self._buf_lock:
+            buf = self.buffers.setdefault(record.collection_id, MemBuffer())
+            if isinstance(record, InsertRecord):
+                buf.insert(lsn, record.partition_id, record.ids, record.vectors)
+            else:
+                buf.delete(lsn, record.partition_id, record.ids)
+
+    def take_buffer(self, collection_id: int) -> MemBuffer | None:
+        with self._buf_lock:
+            buf = self.buffers.get(collection_id)
+            if buf is None or buf.empty:
+                return None
+            self.buffers[collection_id] = MemBuffer()
+            self._flushing[collection_id] = buf.first_lsn
+            return buf
+
+    def done_flushing(self, collection_id: int) -> None:
+        with self._buf_lock:
+            self._flushing.pop(collection_id, None)
+
+    def restore_buffer(self, collection_id: int, older: MemBuffer) -> None:
+        with self._buf_lock:
+            current = self.buffers.setdefault(collection_id, MemBuffer())
+            current.restore_before(older)
+
+    def buffered_collections(self) -> list[int]:
+        with self._buf_lock:
+            return [cid for cid, buf in self.buffers.items() if not buf.empty]
+
+    def oldest_unflushed_lsn(self) -> int:
+        """Every WAL record below this LSN is reflected in flushed segments."""
+        assert self.wal is not None
+        with self._buf_lock:
+            firsts = [b.first_lsn for b in self.buffers.values() if not b.empty and b.first_lsn]
+            firsts += [lsn for lsn in self._flushing.values() if lsn]
+        return min([*firsts, self.wal.next_lsn])

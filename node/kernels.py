@@ -1,0 +1,174 @@
+"""Exact (FLAT) search kernels for every Milvus 1.1 metric, over one segment's rows.
+
+Float L2 / IP and binary HAMMING use faiss; JACCARD, TANIMOTO, SUBSTRUCTURE and SUPERSTRUCTURE,
+which stock faiss lacks for bit vectors, use numpy popcounts. Every kernel takes the
+segment's live-row mask, so deleted rows are excluded inside the search itself.
+Results are row *offsets* within the segment (-1 for holes) and float32 distances; L2 is squared.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import faiss
+import numpy as np
+
+from coordinator.model import MetricType
+from node.topk import NO_ID, TopK, hole_distance, merge
+
+# Below this many deleted rows, searching k + deleted rows and dropping them afterwards is cheaper
+# than a faiss ID selector, which leaves the BLAS code path.
+_OVERSAMPLE_LIMIT = 2048
+# Bound on the temporary (queries x rows x bytes) array of the numpy binary kernels.
+_BINARY_BLOCK_BYTES = 32 * 1024 * 1024
+
+
+@dataclass
+class LiveMask:
+    """Which rows of a segment are live; ``None`` arrays mean every row is live."""
+
+    rows: int
+    deleted_offsets: np.ndarray  # sorted int64
+    mask: np.ndarray | None = None  # bool, True = live
+    bitmap: np.ndarray | None = None  # packed little-endian bits of ``mask`` (kept alive for faiss)
+    _selector: object | None = field(default=None, repr=False)
+
+    @staticmethod
+    def build(rows: int, deleted_offsets: np.ndarray) -> LiveMask:
+        deleted = np.unique(np.asarray(deleted_offsets, dtype=np.int64))
+        if deleted.size == 0:
+            return LiveMask(rows, deleted)
+        mask = np.ones(rows, dtype=bool)
+        mask[deleted] = False
+        return LiveMask(rows, deleted, mask, np.packbits(mask, bitorder="little"))
+
+    @property
+    def deleted(self) -> int:
+        return int(self.deleted_offsets.size)
+
+    @property
+    def live(self) -> int:
+        return self.rows - self.deleted
+
+    def selector(self) -> object:
+        if self._selector is None:
+            assert self.bitmap is not None
+            self._selector = faiss.IDSelectorBitmap(self.rows, faiss.swig_ptr(self.bitmap))
+        return self._selector
+
+
+def _drop_deleted(dist: np.ndarray, offs: np.ndarray, live: LiveMask, k: int, hib: bool) -> TopK:
+    """Remove deleted offsets from an oversampled result, keeping the best ``k`` of each row."""
+    assert live.mask is not None
+    ok = offs >= 0
+    ok[ok] = live.mask[offs[ok]]
+    # Stable partition of each row: live entries first, in their original order.
+    order = np.argsort(~ok, axis=1, kind="stable")[:, :k]
+    offs = np.take_along_axis(np.where(ok, offs, NO_ID), order, axis=1)
+    dist = np.take_along_axis(dist, order, axis=1)
+    dist[offs == NO_ID] = hole_distance(hib)
+    return TopK(offs, dist)
+
+
+def _faiss_search(index: faiss.Index, queries: np.ndarray, k: int, live: LiveMask, hib: bool) -> TopK:
+    if live.deleted == 0:
+        dist, offs = index.search(queries, k)
+        return TopK(offs, dist)
+    if live.deleted <= _OVERSAMPLE_LIMIT:
+        wide = min(live.rows, k + live.deleted)
+        dist, offs = index.search(queries, wide)
+        return _drop_deleted(dist, offs, live, k, hib)
+    dist, offs = index.search(queries, k, params=faiss.SearchParameters(sel=live.selector()))
+    return TopK(offs, dist)
+
+
+class FloatFlat:
+    """Exact L2 (squared) or inner-product search over float32 rows."""
+
+    def __init__(self, vectors: np.ndarray, metric: MetricType) -> None:
+        dim = vectors.shape[1]
+        self.metric = metric
+        self.index = faiss.IndexFlatIP(dim) if metric is MetricType.IP else faiss.IndexFlatL2(dim)
+        self.index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.index.ntotal) * int(self.index.d) * 4
+
+    def search(self, queries: np.ndarray, k: int, live: LiveMask) -> TopK:
+        return _faiss_search(self.index, queries, k, live, self.metric.higher_is_better)
+
+
+class BinaryFlat:
+    """Exact search over packed bit vectors for HAMMING, JACCARD, TANIMOTO, SUB- and SUPERSTRUCTURE."""
+
+    def __init__(self, codes: np.ndarray, metric: MetricType) -> None:
+        self.metric = metric
+        self.codes = np.ascontiguousarray(codes, dtype=np.uint8)
+        self.index: faiss.IndexBinaryFlat | None = None
+        if metric is MetricType.HAMMING:
+            self.index = faiss.IndexBinaryFlat(self.codes.shape[1] * 8)
+            self.index.add(self.codes)
+            self.popcounts = np.zeros(0, dtype=np.int32)
+        else:
+            self.popcounts = np.bitwise_count(self.codes).sum(axis=1, dtype=np.int32)
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.codes.nbytes) + int(self.popcounts.nbytes)
+
+    def search(self, queries: np.ndarray, k: int, live: LiveMask) -> TopK:
+        if self.index is not None:
+            res = _faiss_search(self.index, queries, k, live, False)
+            return TopK(res.ids, res.distances.astype(np.float32))
+        return self._numpy_search(queries, k, live)
+
+    def _numpy_search(self, queries: np.ndarray, k: int, live: LiveMask) -> TopK:
+        nq, nbytes = queries.shape
+        rows = self.codes.shape[0]
+        q_pop = np.bitwise_count(queries).sum(axis=1, dtype=np.int32)
+        block = max(1, _BINARY_BLOCK_BYTES // max(1, nq * nbytes))
+        best = TopK.empty(nq, 0, False)
+        for start in range(0, rows, block):
+            stop = min(rows, start + block)
+            chunk = self.codes[start:stop]
+            inter = np.bitwise_count(queries[:, None, :] & chunk[None, :, :]).sum(axis=2, dtype=np.int32)
+            dist = self._distance(inter, q_pop, self.popcounts[start:stop])
+            if live.mask is not None:
+                dist[:, ~live.mask[start:stop]] = np.nan
+            kk = min(k, stop - start)
+            part = np.argpartition(dist, kk - 1, axis=1)[:, :kk] if kk < stop - start else (
+                np.broadcast_to(np.arange(stop - start), (nq, stop - start))
+            )
+            d = np.take_along_axis(dist, part, axis=1)
+            offs = (part + start).astype(np.int64)
+            offs = np.where(np.isnan(d), NO_ID, offs)
+            best = merge([best, TopK(offs, d.astype(np.float32))], k, False)
+        return best
+
+    def _distance(self, inter: np.ndarray, q_pop: np.ndarray, b_pop: np.ndarray) -> np.ndarray:
+        q = q_pop[:, None].astype(np.float64)
+        b = b_pop[None, :].astype(np.float64)
+        inter_f = inter.astype(np.float64)
+        union = q + b - inter_f
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if self.metric is MetricType.JACCARD:
+                return np.where(union > 0, 1.0 - inter_f / union, 0.0)
+            if self.metric is MetricType.TANIMOTO:
+                return np.where(union > 0, -np.log2(inter_f / union), 0.0)
+            if self.metric is MetricType.SUBSTRUCTURE:
+                # Rows that are a substructure of the query (row bits all set in the query).
+                matched = inter == b_pop[None, :]
+                return np.where(matched, np.where(b > 0, 1.0 - inter_f / b, 0.0), np.nan)
+            if self.metric is MetricType.SUPERSTRUCTURE:
+                # Rows that are a superstructure of the query (query bits all set in the row).
+                matched = inter == q_pop[:, None]
+                return np.where(matched, np.where(q > 0, 1.0 - inter_f / q, 0.0), np.nan)
+        raise ValueError(f"no numpy kernel for {self.metric.name}")
+
+
+def exact_index(vectors: np.ndarray, metric: MetricType) -> FloatFlat | BinaryFlat:
+    """The exact search structure for one segment's stored vectors."""
+    if metric.is_binary:
+        return BinaryFlat(vectors, metric)
+    return FloatFlat(vectors, metric)

@@ -1,0 +1,238 @@
+"""Writer-side upkeep of segments: flush, merge, compaction and garbage collection."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+from coordinator.catalog import DeleteUpdate, NewSegment, now_us
+from coordinator.model import MB, Collection, Segment, SegmentState
+from node.engine import Engine
+from node.membuffer import MemBuffer
+
+log = logging.getLogger(__name__)
+
+COMPACT_THRESHOLD = 0.1  # deleted / rows of a segment, as Milvus 1.1
+
+
+def split_rows(total: int, max_rows: int) -> list[tuple[int, int]]:
+    """Cut ``total`` rows into consecutive ranges of at most ``max_rows``."""
+    step = max(1, max_rows)
+    return [(start, min(total, start + step)) for start in range(0, total, step)]
+
+
+def plan_merges(sizes: Sequence[tuple[int, int]], limit: int) -> list[list[int]]:
+    """Group small segments ``(id, bytes)`` into merges whose total stays within ``limit``.
+
+    Smallest first, greedily; only groups of two or more are worth a rewrite.
+    """
+    groups: list[list[int]] = []
+    current: list[int] = []
+    used = 0
+    for seg_id, size in sorted(sizes, key=lambda item: (item[1], item[0])):
+        if size >= limit:
+            continue
+        if current and used + size > limit:
+            groups.append(current)
+            current, used = [], 0
+        current.append(seg_id)
+        used += size
+    groups.append(current)
+    return [g for g in groups if len(g) >= 2]
+
+
+def flush(engine: Engine, collection_ids: Iterable[int] | None) -> None:
+    """Turn buffered rows into segments and apply pending deletes; blocks until committed."""
+    targets = engine.buffered_collections() if collection_ids is None else list(collection_ids)
+    for cid in targets:
+        flush_collection(engine, cid)
+    if engine.wal is not None:
+        engine.wal.truncate(engine.oldest_unflushed_lsn() - 1)
+
+
+def flush_collection(engine: Engine, collection_id: int) -> None:
+    with engine.maintenance_lock(collection_id):
+        buf = engine.take_buffer(collection_id)
+        if buf is None:
+            return
+        written: list[str] = []
+        try:
+            snap = engine.snapshot()
+            coll = snap.collections_by_id.get(collection_id)
+            if coll is None:
+                return  # dropped while buffered
+            added = _write_buffered_rows(engine, coll, buf, written)
+            updates = _apply_deletes(engine, coll, snap.segments_of(coll.id), buf)
+            if added or updates or buf.last_lsn > coll.flushed_lsn:
+                engine.catalog.commit_segments(
+                    engine.epoch, coll.id, coll.index_type, added=added, delete_updates=updates,
+                    flushed_lsn=buf.last_lsn,
+                )
+        except Exception:
+            engine.restore_buffer(collection_id, buf)
+            for name in written:
+                engine.store.remove_segment(collection_id, name)
+            raise
+        finally:
+            engine.done_flushing(collection_id)
+        engine.refresh()
+
+
+def _write_buffered_rows(engine: Engine, coll: Collection, buf: MemBuffer, written: list[str]) -> list[NewSegment]:
+    snap = engine.snapshot()
+    live_partitions = {p.id for p in snap.partitions_of(coll.id)}
+    max_rows = coll.index_file_size_mb * MB // coll.row_bytes
+    added: list[NewSegment] = []
+    for pid, (ids, vectors) in buf.rows_by_partition().items():
+        if pid not in live_partitions:
+            continue
+        for start, stop in split_rows(int(ids.shape[0]), max_rows):
+            name = engine.segment_names.next()
+            size = engine.store.write_segment(coll.id, name, ids[start:stop], vectors[start:stop])
+            written.append(name)
+            added.append(NewSegment(name, pid, stop - start, 0, size, 0))
+    return added
+
+
+def _apply_deletes(engine: Engine, coll: Collection, segs: Sequence[Segment], buf: MemBuffer) -> list[DeleteUpdate]:
+    if not buf.deletes:
+        return []
+    updates: list[DeleteUpdate] = []
+    for seg in segs:
+        wanted = buf.delete_ids_for(seg.partition_id)
+        if wanted.size == 0:
+            continue
+        hit = np.flatnonzero(np.isin(engine.store.ids(coll.id, seg.name), wanted))
+        if hit.size == 0:
+            continue
+        old = engine.store.deletes(coll.id, seg.name, seg.delete_version)
+        new = np.union1d(old, hit).astype(np.int64)
+        if new.size == old.size:
+            continue
+        version = seg.delete_version + 1
+        engine.store.write_deletes(coll.id, seg.name, version, new)
+        updates.append(DeleteUpdate(seg.id, int(new.size), version))
+    return updates
+
+
+def _live_rows(engine: Engine, coll: Collection, segs: Sequence[Segment]) -> tuple[np.ndarray, np.ndarray]:
+    ids_parts: list[np.ndarray] = []
+    vec_parts: list[np.ndarray] = []
+    for seg in segs:
+        ids = np.asarray(engine.store.ids(coll.id, seg.name))
+        vecs = np.asarray(engine.store.vectors(coll.id, seg.name))
+        deleted = engine.store.deletes(coll.id, seg.name, seg.delete_version)
+        if deleted.size:
+            keep = np.ones(ids.shape[0], dtype=bool)
+            keep[deleted] = False
+            ids, vecs = ids[keep], vecs[keep]
+        ids_parts.append(ids)
+        vec_parts.append(vecs)
+    return np.concatenate(ids_parts), np.concatenate(vec_parts)
+
+
+def _rewrite(engine: Engine, coll: Collection, partition_id: int, segs: Sequence[Segment]) -> None:
+    """Replace ``segs`` by new segments holding only their live rows (one atomic catalog commit)."""
+    ids, vectors = _live_rows(engine, coll, segs)
+    added: list[NewSegment] = []
+    written: list[str] = []
+    try:
+        max_rows = coll.index_file_size_mb * MB // coll.row_bytes
+        for start, stop in split_rows(int(ids.shape[0]), max_rows):
+            name = engine.segment_names.next()
+            size = engine.store.write_segment(coll.id, name, ids[start:stop], vectors[start:stop])
+            written.append(name)
+            added.append(NewSegment(name, partition_id, stop - start, 0, size, 0))
+        engine.catalog.commit_segments(
+            engine.epoch, coll.id, coll.index_type, added=added, removed=[s.id for s in segs]
+        )
+    except Exception:
+        for name in written:
+            engine.store.remove_segment(coll.id, name)
+        raise
+
+
+def merge_all(engine: Engine) -> None:
+    for coll in list(engine.snapshot().collections_by_id.values()):
+        merge_collection(engine, coll.id)
+
+
+def merge_collection(engine: Engine, collection_id: int) -> None:
+    with engine.maintenance_lock(collection_id):
+        snap = engine.snapshot()
+        coll = snap.collections_by_id.get(collection_id)
+        if coll is None:
+            return
+        limit = coll.index_file_size_mb * MB
+        by_partition: dict[int, list[Segment]] = {}
+        for seg in snap.segments_of(coll.id):
+            if seg.state is SegmentState.RAW:
+                by_partition.setdefault(seg.partition_id, []).append(seg)
+        changed = False
+        for pid, segs in by_partition.items():
+            by_id = {s.id: s for s in segs}
+            sizes = [(s.id, s.live_count * coll.row_bytes) for s in segs]
+            for group in plan_merges(sizes, limit):
+                _rewrite(engine, coll, pid, [by_id[i] for i in group])
+                changed = True
+        if changed:
+            engine.refresh()
+
+
+def compact(engine: Engine, collection_id: int) -> None:
+    """Rewrite segments whose deleted share reaches the threshold (after flushing the collection)."""
+    flush(engine, [collection_id])
+    with engine.maintenance_lock(collection_id):
+        snap = engine.snapshot()
+        coll = snap.collections_by_id.get(collection_id)
+        if coll is None:
+            return
+        changed = False
+        for seg in snap.segments_of(coll.id):
+            if seg.row_count and seg.deleted_count / seg.row_count >= COMPACT_THRESHOLD:
+                _rewrite(engine, coll, seg.partition_id, [seg])
+                changed = True
+        if changed:
+            engine.refresh()
+
+
+def collect_garbage(engine: Engine) -> None:
+    """Remove files of retired segments and dropped collections once the grace period has passed."""
+    grace_us = int(engine.settings.file_cleanup_timeout * 1_000_000)
+    segs, colls = engine.catalog.garbage(now_us() - grace_us)
+    if not segs and not colls:
+        return
+    for _, cid, name in segs:
+        engine.store.remove_segment(cid, name)
+    for cid in engine.catalog.purge(engine.epoch, [s[0] for s in segs], colls):
+        engine.store.remove_collection(cid)
+    snap = engine.refresh()
+    engine.cache.retain(set(snap.segments_by_id))
+
+
+def remove_orphans(engine: Engine) -> None:
+    """At writer start: delete folders the catalog does not know (left by a crash mid-write)."""
+    snap = engine.snapshot()
+    known: dict[int, set[str]] = {}
+    for seg in snap.segments_by_id.values():
+        known.setdefault(seg.collection_id, set()).add(seg.name)
+    _, dropped = engine.catalog.garbage(0)
+    live_collections = set(snap.collections_by_id) | set(dropped)
+    started = time.monotonic()
+    removed = 0
+    for cid in engine.store.collection_ids():
+        if cid not in live_collections and cid not in known:
+            engine.store.remove_collection(cid)
+            removed += 1
+            continue
+        folder = engine.store.collection_dir(cid)
+        for entry in folder.iterdir():
+            if entry.is_dir() and entry.name not in known.get(cid, set()):
+                shutil.rmtree(entry, ignore_errors=True)
+                removed += 1
+    if removed:
+        log.info("removed %d orphaned storage folders in %.2fs", removed, time.monotonic() - started)

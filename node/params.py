@@ -1,0 +1,156 @@
+"""Parsing of ``extra_params`` and validation of index build / search parameters (pure)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from coordinator.errors import IllegalArgument, IllegalDimension, IllegalIndexType
+from coordinator.model import IndexType, MetricType
+
+
+class KeyValue(Protocol):
+    key: str
+    value: str
+
+
+def parse_extra_params(pairs: Iterable[KeyValue], what: str = "params") -> dict[str, Any]:
+    """Return the JSON object under key ``params`` ({} when absent); other keys are ignored."""
+    for pair in pairs:
+        if pair.key != "params":
+            continue
+        text = pair.value.strip()
+        if not text:
+            return {}
+        try:
+            value = json.loads(text)
+        except (ValueError, RecursionError) as exc:
+            raise IllegalArgument(f"Invalid {what}: not valid JSON ({exc})") from None
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise IllegalArgument(f"Invalid {what}: expected a JSON object, got {type(value).__name__}")
+        return value
+    return {}
+
+
+@dataclass(frozen=True, slots=True)
+class IntRange:
+    name: str
+    low: int
+    high: int
+
+
+def _int_param(params: Mapping[str, Any], rule: IntRange, *, required: bool = True) -> int | None:
+    if rule.name not in params:
+        if required:
+            raise IllegalArgument(f"Parameter list must contain: {rule.name}")
+        return None
+    raw = params[rule.name]
+    if isinstance(raw, bool) or not isinstance(raw, int):
+        raise IllegalArgument(f"Invalid {rule.name}: value {raw!r} is not an integer")
+    if raw < rule.low or raw > rule.high:
+        raise IllegalArgument(f"Invalid {rule.name} value: {raw}. Valid range is [{rule.low}, {rule.high}]")
+    return raw
+
+
+NLIST = IntRange("nlist", 1, 65536)
+NPROBE = IntRange("nprobe", 1, 65536)
+M_HNSW = IntRange("M", 4, 64)
+EF_CONSTRUCTION = IntRange("efConstruction", 8, 512)
+N_TREES = IntRange("n_trees", 1, 1024)
+SEARCH_LENGTH = IntRange("search_length", 10, 300)
+OUT_DEGREE = IntRange("out_degree", 5, 300)
+CANDIDATE_POOL = IntRange("candidate_pool_size", 50, 1000)
+KNNG = IntRange("knng", 5, 300)
+PQ_M = IntRange("m", 0, 2**31 - 1)
+PQ_NBITS = IntRange("nbits", 1, 16)
+EF_MAX = 32768
+
+BINARY_INDEXES = frozenset({IndexType.FLAT, IndexType.IVF_FLAT})
+
+
+def index_type(value: int, metric: MetricType) -> IndexType:
+    """Validate an ``index_type`` from a request against the collection's metric."""
+    try:
+        kind = IndexType(value)
+    except ValueError:
+        if 1 <= value <= 12:
+            # 7..10 are SPTAG / internal binary engines: Milvus 1.1 CPU serves none of them.
+            raise IllegalIndexType(f"Unsupported index type: {value}") from None
+        raise IllegalIndexType(
+            f"Invalid index type: {value}. Make sure the index type is in IndexType list."
+        ) from None
+    if kind is IndexType.IVF_SQ8H:
+        raise IllegalIndexType(f"Unsupported index type: {int(kind)}")
+    if metric.is_binary and kind not in BINARY_INDEXES:
+        raise IllegalIndexType("Invalid index type for collection metric type")
+    return kind
+
+
+def build_params(kind: IndexType, params: Mapping[str, Any], dimension: int) -> dict[str, Any]:
+    """Validate build parameters of an index type; returns the parameters to store."""
+    if kind is IndexType.FLAT:
+        return {}
+    if kind in (IndexType.IVF_FLAT, IndexType.IVF_SQ8, IndexType.IVF_SQ8H):
+        _int_param(params, NLIST)
+        return {"nlist": params["nlist"]}
+    if kind is IndexType.IVF_PQ:
+        _int_param(params, NLIST)
+        m = _int_param(params, PQ_M)
+        nbits = _int_param(params, PQ_NBITS, required=False)
+        if not m or dimension % m != 0:
+            raise IllegalDimension("Invalid collection dimension, dimension can not be divided by m")
+        out = {"nlist": params["nlist"], "m": m}
+        if nbits is not None:
+            out["nbits"] = nbits
+        return out
+    if kind is IndexType.HNSW:
+        _int_param(params, M_HNSW)
+        _int_param(params, EF_CONSTRUCTION)
+        return {"M": params["M"], "efConstruction": params["efConstruction"]}
+    if kind is IndexType.ANNOY:
+        _int_param(params, N_TREES)
+        return {"n_trees": params["n_trees"]}
+    if kind is IndexType.RNSG:
+        for rule in (SEARCH_LENGTH, OUT_DEGREE, CANDIDATE_POOL, KNNG):
+            _int_param(params, rule)
+        return {r.name: params[r.name] for r in (SEARCH_LENGTH, OUT_DEGREE, CANDIDATE_POOL, KNNG)}
+    raise IllegalIndexType(f"Unsupported index type: {int(kind)}")
+
+
+@dataclass(frozen=True, slots=True)
+class SearchParams:
+    """Validated search parameters; only the one matching the collection's index type is set."""
+
+    nprobe: int | None = None
+    ef: int | None = None
+    search_k: int | None = None
+    search_length: int | None = None
+
+
+def search_params(kind: IndexType, params: Mapping[str, Any], topk: int) -> SearchParams:
+    """Validate search parameters against the collection's current index type."""
+    if kind is IndexType.FLAT:
+        return SearchParams()
+    if kind in (IndexType.IVF_FLAT, IndexType.IVF_SQ8, IndexType.IVF_SQ8H, IndexType.IVF_PQ):
+        return SearchParams(nprobe=_int_param(params, NPROBE))
+    if kind is IndexType.HNSW:
+        return SearchParams(ef=_int_param(params, IntRange("ef", topk, EF_MAX)))
+    if kind is IndexType.ANNOY:
+        if "search_k" not in params:
+            raise IllegalArgument("Parameter list must contain: search_k")
+        raw = params["search_k"]
+        if isinstance(raw, bool) or not isinstance(raw, int) or not -(2**63) <= raw < 2**63:
+            raise IllegalArgument(f"Invalid search_k: value {raw!r} is not an integer")
+        return SearchParams(search_k=raw)
+    if kind is IndexType.RNSG:
+        return SearchParams(search_length=_int_param(params, SEARCH_LENGTH))
+    return SearchParams()
+
+
+def to_json(params: Mapping[str, Any]) -> str:
+    """Compact JSON as DescribeIndex returns it."""
+    return json.dumps(dict(params), separators=(",", ":"))

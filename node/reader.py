@@ -1,0 +1,136 @@
+"""Reads over flushed segments: search, get by id, segment ids, preload / release."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from coordinator.catalog import CatalogSnapshot
+from coordinator.errors import UnexpectedError
+from coordinator.model import SEARCHABLE_STATES, Collection, Partition, Segment
+from node.engine import Engine
+from node.kernels import LiveMask, exact_index
+from node.segment_cache import LoadedSegment
+from node.topk import NO_ID, TopK, merge
+
+log = logging.getLogger(__name__)
+
+
+def match_partitions(partitions: Sequence[Partition], patterns: Sequence[str]) -> list[Partition]:
+    """Partitions selected by search tags: equal, or a full match of the tag as a regex.
+
+    No tags selects every partition. A tag that is not a valid regex matches only literally.
+    """
+    if not patterns:
+        return list(partitions)
+    compiled: list[re.Pattern[str] | None] = []
+    for pattern in patterns:
+        try:
+            compiled.append(re.compile(pattern))
+        except (re.error, RecursionError):
+            compiled.append(None)
+    selected = []
+    for part in partitions:
+        for pattern, regex in zip(patterns, compiled, strict=True):
+            if part.tag == pattern or (regex is not None and regex.fullmatch(part.tag)):
+                selected.append(part)
+                break
+    return selected
+
+
+class Reader:
+    def __init__(self, engine: Engine, pool: ThreadPoolExecutor) -> None:
+        self.engine = engine
+        self.pool = pool
+
+    # -- scope ---------------------------------------------------------------------------------
+
+    def partitions(self, snap: CatalogSnapshot, coll: Collection, tags: Sequence[str]) -> list[Partition]:
+        selected = match_partitions(snap.partitions_of(coll.id), tags)
+        if tags and not selected:
+            raise UnexpectedError("The specified partition does not exist")
+        return selected
+
+    @staticmethod
+    def searchable(snap: CatalogSnapshot, coll: Collection, parts: Sequence[Partition]) -> list[Segment]:
+        wanted = {p.id for p in parts}
+        return [s for s in snap.segments_of(coll.id) if s.partition_id in wanted and s.state in SEARCHABLE_STATES]
+
+    # -- loading -------------------------------------------------------------------------------
+
+    def loaded(self, coll: Collection, seg: Segment, force: bool = False) -> LoadedSegment:
+        store = self.engine.store
+
+        def load() -> LoadedSegment:
+            ids = store.ids(coll.id, seg.name)
+            vectors = store.vectors(coll.id, seg.name)
+            live = LiveMask.build(int(ids.shape[0]), store.deletes(coll.id, seg.name, seg.delete_version))
+            return LoadedSegment(seg.id, ids, exact_index(vectors, coll.metric), live, seg.delete_version)
+
+        def reload_deletes(item: LoadedSegment) -> LiveMask:
+            return LiveMask.build(item.live.rows, store.deletes(coll.id, seg.name, seg.delete_version))
+
+        return self.engine.cache.get(seg.id, seg.delete_version, load, reload_deletes, force)
+
+    def preload(self, coll: Collection, segs: Sequence[Segment]) -> None:
+        for seg in segs:
+            self.loaded(coll, seg, force=True)
+
+    def release(self, segs: Sequence[Segment]) -> None:
+        self.engine.cache.evict({s.id for s in segs})
+
+    # -- search --------------------------------------------------------------------------------
+
+    def search(self, coll: Collection, segs: Sequence[Segment], queries: np.ndarray, topk: int) -> TopK:
+        """Exact top-k over ``segs``; width ``min(topk, live rows)``, -1 holes only past the live rows."""
+        live_rows = sum(s.live_count for s in segs)
+        width = min(topk, live_rows)
+        hib = coll.metric.higher_is_better
+        if width <= 0:
+            return TopK.empty(queries.shape[0], 0, hib)
+        if len(segs) == 1:
+            parts = [self._search_one(coll, segs[0], queries, width)]
+        else:
+            parts = list(self.pool.map(lambda s: self._search_one(coll, s, queries, width), segs))
+        return merge(parts, width, hib)
+
+    def _search_one(self, coll: Collection, seg: Segment, queries: np.ndarray, width: int) -> TopK:
+        item = self.loaded(coll, seg)
+        k = min(width, item.live.live)
+        if k <= 0:
+            return TopK.empty(queries.shape[0], 0, coll.metric.higher_is_better)
+        res = item.index.search(queries, k, item.live)
+        offs = res.ids
+        ids = np.where(offs >= 0, np.asarray(item.ids)[np.maximum(offs, 0)], NO_ID)
+        return TopK(ids.astype(np.int64, copy=False), res.distances)
+
+    # -- point reads ---------------------------------------------------------------------------
+
+    def vectors_by_id(self, coll: Collection, segs: Sequence[Segment], wanted: np.ndarray) -> list[np.ndarray | None]:
+        """The stored vector of each wanted id (newest segment first), or None when absent or deleted."""
+        found: list[np.ndarray | None] = [None] * int(wanted.shape[0])
+        missing = np.ones(wanted.shape[0], dtype=bool)
+        for seg in sorted(segs, key=lambda s: s.id, reverse=True):
+            if not missing.any():
+                break
+            item = self.loaded(coll, seg)
+            offs = item.offsets_of(wanted)
+            hit = np.flatnonzero(missing & (offs >= 0))
+            if hit.size == 0:
+                continue
+            vectors = self.engine.store.vectors(coll.id, seg.name)
+            for i in hit:
+                found[int(i)] = np.array(vectors[int(offs[i])])
+            missing[hit] = False
+        return found
+
+    def live_ids(self, coll: Collection, seg: Segment) -> np.ndarray:
+        item = self.loaded(coll, seg)
+        ids = np.asarray(item.ids)
+        if item.live.mask is not None:
+            ids = ids[item.live.mask]
+        return ids

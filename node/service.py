@@ -1,0 +1,404 @@
+"""The node's MilvusService: thin handlers that validate, call the engine, and build replies.
+
+Every handler is wrapped by :func:`rpc`, the one place where errors become in-band Milvus statuses.
+The hybrid RPCs are not overridden, so they answer gRPC UNIMPLEMENTED like Milvus 1.1.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import numpy as np
+
+from coordinator.errors import (
+    CollectionNotFound,
+    IllegalArgument,
+    IllegalCollectionName,
+    IllegalVectorId,
+    MilvusError,
+    UnexpectedError,
+)
+from coordinator.model import (
+    DEFAULT_PARTITION,
+    INDEX_NAMES,
+    MAX_GET_IDS,
+    MAX_SEARCH_FILES,
+    Collection,
+    IdMode,
+    Partition,
+    Segment,
+)
+from milvus_wire import milvus_pb2, milvus_pb2_grpc, status_pb2
+from node import convert, maintenance, params, validation
+from node.commands import Commands
+from node.engine import Engine
+from node.reader import Reader
+
+log = logging.getLogger(__name__)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def rpc(reply_type: Any) -> Callable[[F], F]:
+    """Map every error of a handler to a ``reply_type`` carrying the Milvus status; never raise."""
+
+    def wrap(fn: F) -> F:
+        @functools.wraps(fn)
+        def handler(self: Any, request: Any, context: Any) -> Any:
+            try:
+                return fn(self, request)
+            except MilvusError as err:
+                log.debug("%s failed: %s", fn.__name__, err.reason)
+                return convert.error_reply(reply_type, err)
+            except Exception as exc:
+                log.exception("%s failed unexpectedly", fn.__name__)
+                return convert.error_reply(reply_type, UnexpectedError(f"Internal error: {exc}"))
+
+        return handler  # type: ignore[return-value]
+
+    return wrap
+
+
+class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):  # type: ignore[misc]
+    def __init__(self, engine: Engine, search_pool: ThreadPoolExecutor) -> None:
+        self.engine = engine
+        self.reader = Reader(engine, search_pool)
+        self.commands = Commands(engine)
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _collection(self, name: str) -> Collection:
+        validation.collection_name(name)
+        return self.engine.collection(name)
+
+    def _partition_for_write(self, coll: Collection, tag: str) -> Partition:
+        snap = self.engine.snapshot()
+        if not tag:
+            part = snap.partition(coll.id, DEFAULT_PARTITION)
+        else:
+            part = snap.partition(coll.id, validation.partition_tag(tag))
+        if part is None:
+            raise UnexpectedError(f"Partition {tag} of collection {coll.name} not found")
+        return part
+
+    def _scope(self, coll: Collection, tags: Any) -> list[Segment]:
+        clean = [validation.partition_tag(t) for t in tags]
+        snap = self.engine.snapshot()
+        return self.reader.searchable(snap, coll, self.reader.partitions(snap, coll, clean))
+
+    # -- collections ---------------------------------------------------------------------------
+
+    @rpc(status_pb2.Status)
+    def CreateCollection(self, request: Any) -> Any:
+        validation.collection_name(request.collection_name)
+        validation.dimension(request.dimension, request.metric_type)
+        validation.index_file_size(request.index_file_size)
+        metric = validation.metric_type(request.metric_type)
+        self.engine.create_collection(request.collection_name, request.dimension, metric, request.index_file_size)
+        return convert.OK
+
+    @rpc(milvus_pb2.BoolReply)
+    def HasCollection(self, request: Any) -> Any:
+        validation.collection_name(request.collection_name)
+        exists = self.engine.snapshot().collection(request.collection_name) is not None
+        return milvus_pb2.BoolReply(status=convert.OK, bool_reply=exists)
+
+    @rpc(milvus_pb2.CollectionSchema)
+    def DescribeCollection(self, request: Any) -> Any:
+        coll = self._collection(request.collection_name)
+        return milvus_pb2.CollectionSchema(
+            status=convert.OK,
+            collection_name=coll.name,
+            dimension=coll.dimension,
+            index_file_size=coll.index_file_size_mb,
+            metric_type=int(coll.metric),
+        )
+
+    @rpc(milvus_pb2.CollectionRowCount)
+    def CountCollection(self, request: Any) -> Any:
+        coll = self._collection(request.collection_name)
+        rows = sum(s.live_count for s in self.engine.snapshot().segments_of(coll.id))
+        return milvus_pb2.CollectionRowCount(status=convert.OK, collection_row_count=rows)
+
+    @rpc(milvus_pb2.CollectionNameList)
+    def ShowCollections(self, request: Any) -> Any:
+        names = sorted(self.engine.snapshot().collections)
+        return milvus_pb2.CollectionNameList(status=convert.OK, collection_names=names)
+
+    @rpc(milvus_pb2.CollectionInfo)
+    def ShowCollectionInfo(self, request: Any) -> Any:
+        coll = self._collection(request.collection_name)
+        snap = self.engine.snapshot()
+        segs = snap.segments_of(coll.id)
+        parts = []
+        for part in snap.partitions_of(coll.id):
+            mine = [s for s in segs if s.partition_id == part.id]
+            seg_info = [
+                {
+                    "data_size": s.data_size,
+                    "index_name": INDEX_NAMES.get(s.index_type, "Unknow"),
+                    "name": s.name,
+                    "row_count": s.live_count,
+                }
+                for s in mine
+            ]
+            parts.append(
+                {"row_count": sum(s.live_count for s in mine), "segments": seg_info or None, "tag": part.tag}
+            )
+        info = {"partitions": parts, "row_count": sum(s.live_count for s in segs)}
+        text = json.dumps(info, separators=(",", ":"), sort_keys=True)
+        return milvus_pb2.CollectionInfo(status=convert.OK, json_info=text)
+
+    @rpc(status_pb2.Status)
+    def DropCollection(self, request: Any) -> Any:
+        self._collection(request.collection_name)
+        self.engine.drop_collection(request.collection_name)
+        return convert.OK
+
+    # -- indexes (stored and validated; segments are searched exactly) -------------------------
+
+    @rpc(status_pb2.Status)
+    def CreateIndex(self, request: Any) -> Any:
+        coll = self._collection(request.collection_name)
+        kind = params.index_type(request.index_type, coll.metric)
+        raw = params.parse_extra_params(request.extra_params, "index params")
+        stored = params.build_params(kind, raw, coll.dimension)
+        self.engine.set_index(coll.name, kind, stored)
+        return convert.OK
+
+    @rpc(milvus_pb2.IndexParam)
+    def DescribeIndex(self, request: Any) -> Any:
+        coll = self._collection(request.collection_name)
+        return milvus_pb2.IndexParam(
+            status=convert.OK,
+            collection_name=coll.name,
+            index_type=int(coll.index_type),
+            extra_params=[milvus_pb2.KeyValuePair(key="params", value=coll.index_params)],
+        )
+
+    @rpc(status_pb2.Status)
+    def DropIndex(self, request: Any) -> Any:
+        coll = self._collection(request.collection_name)
+        self.engine.set_index(coll.name, params.IndexType.FLAT, {})
+        return convert.OK
+
+    # -- partitions ----------------------------------------------------------------------------
+
+    @rpc(status_pb2.Status)
+    def CreatePartition(self, request: Any) -> Any:
+        self._collection(request.collection_name)
+        tag = validation.partition_tag(request.tag)
+        self.engine.create_partition(request.collection_name, tag)
+        return convert.OK
+
+    @rpc(milvus_pb2.BoolReply)
+    def HasPartition(self, request: Any) -> Any:
+        coll = self._collection(request.collection_name)
+        tag = validation.partition_tag(request.tag)
+        exists = self.engine.snapshot().partition(coll.id, tag) is not None
+        return milvus_pb2.BoolReply(status=convert.OK, bool_reply=exists)
+
+    @rpc(milvus_pb2.PartitionList)
+    def ShowPartitions(self, request: Any) -> Any:
+        coll = self._collection(request.collection_name)
+        tags = [p.tag for p in self.engine.snapshot().partitions_of(coll.id)]
+        return milvus_pb2.PartitionList(status=convert.OK, partition_tag_array=tags)
+
+    @rpc(status_pb2.Status)
+    def DropPartition(self, request: Any) -> Any:
+        self._collection(request.collection_name)
+        tag = validation.partition_tag(request.tag)
+        self.engine.drop_partition(request.collection_name, tag)
+        return convert.OK
+
+    # -- data ----------------------------------------------------------------------------------
+
+    @rpc(milvus_pb2.VectorIds)
+    def Insert(self, request: Any) -> Any:
+        validation.collection_name(request.collection_name)
+        if len(request.row_record_array) == 0:
+            raise validation.IllegalRowRecord(validation.EMPTY_VECTORS)
+        tag = validation.partition_tag(request.partition_tag) if request.partition_tag else ""
+        coll = self.engine.collection(request.collection_name)
+        vectors = convert.vectors(request.row_record_array, coll)
+        ids: np.ndarray | None = None
+        if len(request.row_id_array):
+            if len(request.row_id_array) != vectors.shape[0]:
+                raise IllegalVectorId("The size of vector ID array must be equal to the size of the vector.")
+            ids = np.asarray(request.row_id_array, dtype=np.int64)
+            if (ids < 0).any():
+                raise IllegalVectorId("Entity IDs must be non-negative integers.")
+        elif coll.id_mode is IdMode.USER:
+            raise IllegalVectorId(
+                "Entities IDs are user-defined. Please provide IDs for all entities of the collection."
+            )
+        part = self._partition_for_write(coll, tag)
+        row_ids = self.engine.insert(coll, part, ids, vectors)
+        return milvus_pb2.VectorIds(status=convert.OK, vector_id_array=row_ids.tolist())
+
+    @rpc(milvus_pb2.VectorsData)
+    def GetVectorsByID(self, request: Any) -> Any:
+        validation.collection_name(request.collection_name)
+        n = len(request.id_array)
+        if n == 0:
+            raise IllegalArgument("No vector id specified")
+        if n > MAX_GET_IDS:
+            raise IllegalArgument(f"Input id array size cannot exceed: {MAX_GET_IDS}")
+        coll = self.engine.collection(request.collection_name)
+        tags = [request.partition_tag] if request.partition_tag else []
+        segs = self._scope(coll, tags)
+        if not segs:
+            raise UnexpectedError("Collection or partition is empty")
+        wanted = np.asarray(request.id_array, dtype=np.int64)
+        found = self.reader.vectors_by_id(coll, segs, wanted)
+        return milvus_pb2.VectorsData(
+            status=convert.OK, vectors_data=[convert.row_record(v, coll.is_binary) for v in found]
+        )
+
+    @rpc(milvus_pb2.VectorIds)
+    def GetVectorIDs(self, request: Any) -> Any:
+        coll = self._collection(request.collection_name)
+        snap = self.engine.snapshot()
+        seg = next((s for s in snap.segments_of(coll.id) if s.name == request.segment_name), None)
+        if seg is None:
+            other = any(s.name == request.segment_name for s in snap.segments_by_id.values())
+            raise UnexpectedError(
+                "Segment does not belong to this collection" if other else "Segment does not exist"
+            )
+        ids = self.reader.live_ids(coll, seg)
+        return milvus_pb2.VectorIds(status=convert.OK, vector_id_array=ids.tolist())
+
+    @rpc(status_pb2.Status)
+    def DeleteByID(self, request: Any) -> Any:
+        validation.collection_name(request.collection_name)
+        if len(request.id_array) == 0:
+            raise IllegalArgument("No vector id specified")
+        coll = self.engine.collection(request.collection_name)
+        part = self._partition_for_write(coll, request.partition_tag) if request.partition_tag else None
+        self.engine.delete(coll, part, np.asarray(request.id_array, dtype=np.int64))
+        return convert.OK
+
+    # -- search --------------------------------------------------------------------------------
+
+    def _search_setup(self, name: str, topk: int, tags: Any, extra: Any) -> tuple[Collection, list[Segment]]:
+        """Validation in Milvus order: name, topk, tags, existence, params."""
+        validation.collection_name(name)
+        validation.topk(topk)
+        clean = [validation.partition_tag(t) for t in tags]
+        coll = self.engine.collection(name)
+        params.search_params(coll.index_type, params.parse_extra_params(extra, "search params"), topk)
+        snap = self.engine.snapshot()
+        segs = self.reader.searchable(snap, coll, self.reader.partitions(snap, coll, clean))
+        return coll, segs
+
+    @rpc(milvus_pb2.TopKQueryResult)
+    def Search(self, request: Any) -> Any:
+        coll, segs = self._search_setup(
+            request.collection_name, request.topk, request.partition_tag_array, request.extra_params
+        )
+        queries = convert.vectors(request.query_record_array, coll)
+        return convert.topk_result(self.reader.search(coll, segs, queries, request.topk))
+
+    @rpc(milvus_pb2.TopKQueryResult)
+    def SearchByID(self, request: Any) -> Any:
+        coll, segs = self._search_setup(
+            request.collection_name, request.topk, request.partition_tag_array, request.extra_params
+        )
+        if len(request.id_array) == 0:
+            raise IllegalArgument("No vector id specified")
+        wanted = np.asarray(request.id_array, dtype=np.int64)
+        found = self.reader.vectors_by_id(coll, segs, wanted) if segs else [None] * len(wanted)
+        present = [i for i, v in enumerate(found) if v is not None]
+        if not present:
+            return convert.topk_result(self.reader.search(coll, [], np.zeros((0, 0)), request.topk))
+        queries = np.stack([found[i] for i in present])  # type: ignore[misc]
+        part = self.reader.search(coll, segs, queries, request.topk)
+        if len(present) == len(found):
+            return convert.topk_result(part)
+        full = params_topk_fill(len(found), present, part, coll.metric.higher_is_better)
+        return convert.topk_result(full)
+
+    @rpc(milvus_pb2.TopKQueryResult)
+    def SearchInFiles(self, request: Any) -> Any:
+        sp = request.search_param
+        coll, _ = self._search_setup(sp.collection_name, sp.topk, [], sp.extra_params)
+        if len(request.file_id_array) == 0 or len(request.file_id_array) > MAX_SEARCH_FILES:
+            raise UnexpectedError("Invalid file id")
+        snap = self.engine.snapshot()
+        segs: list[Segment] = []
+        seen: set[int] = set()
+        for raw in request.file_id_array:
+            text = raw.strip()
+            seg = snap.segments_by_id.get(int(text)) if text.isdigit() else None
+            if seg is None or seg.collection_id != coll.id:
+                raise UnexpectedError("Invalid file id")
+            if seg.id not in seen:
+                seen.add(seg.id)
+                segs.append(seg)
+        queries = convert.vectors(sp.query_record_array, coll)
+        return convert.topk_result(self.reader.search(coll, segs, queries, sp.topk))
+
+    # -- maintenance and cache -----------------------------------------------------------------
+
+    @rpc(status_pb2.Status)
+    def Flush(self, request: Any) -> Any:
+        self.engine.require_writable("Flush")
+        snap = self.engine.snapshot()
+        names = list(request.collection_name_array)
+        ids = []
+        for name in names:
+            validation.collection_name(name)
+            coll = snap.collection(name)
+            if coll is None:
+                raise CollectionNotFound(name)
+            ids.append(coll.id)
+        maintenance.flush(self.engine, ids if names else None)
+        return convert.OK
+
+    @rpc(status_pb2.Status)
+    def Compact(self, request: Any) -> Any:
+        self.engine.require_writable("Compact")
+        coll = self._collection(request.collection_name)
+        maintenance.compact(self.engine, coll.id)
+        return convert.OK
+
+    @rpc(status_pb2.Status)
+    def PreloadCollection(self, request: Any) -> Any:
+        coll = self._collection(request.collection_name)
+        self.reader.preload(coll, self._scope(coll, request.partition_tag_array))
+        return convert.OK
+
+    @rpc(status_pb2.Status)
+    def ReleaseCollection(self, request: Any) -> Any:
+        coll = self._collection(request.collection_name)
+        self.reader.release(self._scope(coll, request.partition_tag_array))
+        return convert.OK
+
+    @rpc(status_pb2.Status)
+    def ReloadSegments(self, request: Any) -> Any:
+        self._collection(request.collection_name)
+        if not self.engine.writable:
+            self.engine.refresh()
+        return convert.OK
+
+    @rpc(milvus_pb2.StringReply)
+    def Cmd(self, request: Any) -> Any:
+        return milvus_pb2.StringReply(status=convert.OK, string_reply=self.commands.run(request.cmd))
+
+
+def params_topk_fill(nq: int, present: list[int], part: Any, higher_is_better: bool) -> Any:
+    """Spread the rows of ``part`` to positions ``present`` of an ``nq``-row result; others are holes."""
+    from node.topk import TopK
+
+    full = TopK.empty(nq, part.k, higher_is_better)
+    full.ids[present] = part.ids
+    full.distances[present] = part.distances
+    return full
+
+
+_ = IllegalCollectionName

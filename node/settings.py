@@ -1,0 +1,138 @@
+"""The node's settings: defaults < YAML config file < environment (MISHARDS_NODE_*) < command line."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROLES = ("standalone", "rw", "ro")
+ENV_PREFIX = "MISHARDS_NODE_"
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSettings:
+    role: str = "standalone"
+    host: str = "127.0.0.1"
+    port: int = 19530
+    storage_path: str = "./data"
+    meta_uri: str = ""  # empty: SQLite file ``<storage_path>/meta.sqlite``
+    version: str = "1.1.1"
+    auto_flush_interval: float = 1.0  # seconds; 0 disables timed flushes
+    cache_size: str = "4GB"
+    insert_buffer_size: str = "1GB"
+    file_cleanup_timeout: float = 10.0  # seconds before retired segment files are removed
+    wal_file_size: str = "64MB"
+    search_threads: int = 2  # segments searched in parallel per request
+    omp_threads: int = 1  # faiss / OpenMP threads per search
+    grpc_workers: int = 32
+    ready_file: str = ""  # when set, the bound address is written here once serving
+    log_level: str = "INFO"
+
+    def __post_init__(self) -> None:
+        if self.role not in ROLES:
+            raise ValueError(f"role must be one of {', '.join(ROLES)}, not {self.role!r}")
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port out of range: {self.port}")
+        if self.auto_flush_interval < 0:
+            raise ValueError("auto_flush_interval must be >= 0")
+        for name in ("cache_size", "insert_buffer_size", "wal_file_size"):
+            parse_size(getattr(self, name))
+        if self.search_threads < 1 or self.omp_threads < 1 or self.grpc_workers < 1:
+            raise ValueError("thread counts must be >= 1")
+
+    @property
+    def storage(self) -> Path:
+        return Path(self.storage_path)
+
+    @property
+    def catalog_uri(self) -> str:
+        if self.meta_uri:
+            return self.meta_uri
+        return f"sqlite:///{(self.storage / 'meta.sqlite').resolve()}"
+
+    @property
+    def cache_bytes(self) -> int:
+        return parse_size(self.cache_size)
+
+    @property
+    def insert_buffer_bytes(self) -> int:
+        return parse_size(self.insert_buffer_size)
+
+    @property
+    def wal_file_bytes(self) -> int:
+        return parse_size(self.wal_file_size)
+
+
+_UNITS = {"": 1, "B": 1, "KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30, "TB": 1 << 40}
+
+
+def parse_size(text: str) -> int:
+    """Parse a size such as ``4GB``, ``512MB`` or ``1048576`` into bytes."""
+    raw = str(text).strip().upper().replace(" ", "")
+    digits = raw.rstrip("KMGTB")
+    unit = raw[len(digits) :]
+    if unit not in _UNITS or not digits:
+        raise ValueError(f"invalid size {text!r}: use a number with an optional B/KB/MB/GB/TB unit")
+    try:
+        value = float(digits)
+    except ValueError:
+        raise ValueError(f"invalid size {text!r}") from None
+    if value < 0:
+        raise ValueError(f"invalid size {text!r}")
+    return int(value * _UNITS[unit])
+
+
+def _coerce(name: str, raw: Any) -> Any:
+    kind = {f.name: f.type for f in fields(NodeSettings)}[name]
+    if kind == "int":
+        return int(raw)
+    if kind == "float":
+        return float(raw)
+    return str(raw)
+
+
+def _field_names() -> set[str]:
+    return {f.name for f in fields(NodeSettings)}
+
+
+def from_mapping(base: NodeSettings, values: Mapping[str, Any], source: str) -> NodeSettings:
+    known = _field_names()
+    changes: dict[str, Any] = {}
+    for key, raw in values.items():
+        name = key.replace("-", "_").lower()
+        if name not in known:
+            raise ValueError(f"unknown setting {key!r} in {source}")
+        if raw is None:
+            continue
+        changes[name] = _coerce(name, raw)
+    return replace(base, **changes)
+
+
+def load(config_file: str | None, env: Mapping[str, str], overrides: Mapping[str, Any]) -> NodeSettings:
+    """Build the settings from every source, in increasing precedence."""
+    settings = NodeSettings()
+    if config_file:
+        with open(config_file, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"{config_file}: expected a mapping of settings")
+        section = data.get("node", data)
+        settings = from_mapping(settings, section, config_file)
+    env_values = {
+        key[len(ENV_PREFIX) :].lower(): value
+        for key, value in env.items()
+        if key.startswith(ENV_PREFIX) and key[len(ENV_PREFIX) :].lower() in _field_names()
+    }
+    settings = from_mapping(settings, env_values, "environment")
+    return from_mapping(settings, overrides, "command line")
+
+
+def env_name(field_name: str) -> str:
+    return ENV_PREFIX + field_name.upper()
+
+
+__all__ = ["ENV_PREFIX", "ROLES", "NodeSettings", "env_name", "load", "parse_size"]

@@ -1,0 +1,146 @@
+"""Segment files on the storage folder, written atomically and read through mmap.
+
+Layout (collection *ids*, never names, become paths)::
+
+    <root>/collections/<collection id>/<segment name>/ids.npy       int64 row ids
+                                                      vectors.npy   float32 (rows, dim) or uint8 packed bits
+                                                      deleted.<v>.npy  sorted int64 offsets (delete log v)
+
+Every file is written under a temporary name, fsynced, and renamed; a segment folder is renamed into
+place only when complete, and becomes visible to readers only when its catalog row commits.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from coordinator.errors import FileNotFound, StorageError
+
+log = logging.getLogger(__name__)
+
+IDS = "ids.npy"
+VECTORS = "vectors.npy"
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_array(path: Path, array: np.ndarray) -> int:
+    with open(path, "wb") as fh:
+        np.save(fh, np.ascontiguousarray(array), allow_pickle=False)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return path.stat().st_size
+
+
+def _check_name(name: str) -> None:
+    # Segment names are generated numbers; anything else must never reach the file system.
+    if not name.isdigit():
+        raise StorageError(f"Invalid segment name: {name!r}")
+
+
+class SegmentStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.collections_root = root / "collections"
+
+    def prepare(self) -> None:
+        try:
+            self.collections_root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"Cannot create storage folder {self.collections_root}: {exc}") from exc
+
+    def collection_dir(self, collection_id: int) -> Path:
+        return self.collections_root / str(int(collection_id))
+
+    def segment_dir(self, collection_id: int, name: str) -> Path:
+        _check_name(name)
+        return self.collection_dir(collection_id) / name
+
+    def write_segment(self, collection_id: int, name: str, ids: np.ndarray, vectors: np.ndarray) -> int:
+        """Write a complete segment folder atomically; returns its size in bytes."""
+        final = self.segment_dir(collection_id, name)
+        parent = final.parent
+        tmp = parent / f".tmp-{name}"
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+            if tmp.exists():
+                shutil.rmtree(tmp)
+            tmp.mkdir()
+            size = _write_array(tmp / IDS, np.asarray(ids, dtype=np.int64))
+            size += _write_array(tmp / VECTORS, vectors)
+            _fsync_dir(tmp)
+            os.replace(tmp, final)
+            _fsync_dir(parent)
+            return size
+        except OSError as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise StorageError(f"Cannot write segment {name}: {exc}") from exc
+
+    def write_deletes(self, collection_id: int, name: str, version: int, offsets: np.ndarray) -> None:
+        folder = self.segment_dir(collection_id, name)
+        final = folder / f"deleted.{int(version)}.npy"
+        tmp = folder / f".tmp-deleted.{int(version)}.npy"
+        try:
+            _write_array(tmp, np.asarray(offsets, dtype=np.int64))
+            os.replace(tmp, final)
+            _fsync_dir(folder)
+        except OSError as exc:
+            raise StorageError(f"Cannot write the delete log of segment {name}: {exc}") from exc
+
+    def _load(self, path: Path, mmap: bool) -> np.ndarray:
+        try:
+            return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+        except FileNotFoundError:
+            raise FileNotFound(f"Segment file missing: {path.parent.name}/{path.name}") from None
+        except (OSError, ValueError) as exc:
+            raise StorageError(f"Cannot read {path.parent.name}/{path.name}: {exc}") from exc
+
+    def ids(self, collection_id: int, name: str) -> np.ndarray:
+        return self._load(self.segment_dir(collection_id, name) / IDS, mmap=True)
+
+    def vectors(self, collection_id: int, name: str) -> np.ndarray:
+        return self._load(self.segment_dir(collection_id, name) / VECTORS, mmap=True)
+
+    def deletes(self, collection_id: int, name: str, version: int) -> np.ndarray:
+        if version <= 0:
+            return np.zeros(0, dtype=np.int64)
+        return self._load(self.segment_dir(collection_id, name) / f"deleted.{int(version)}.npy", mmap=False)
+
+    def prune_deletes(self, collection_id: int, name: str, keep_from: int) -> None:
+        """Remove delete logs older than ``keep_from`` (readers use only the current version)."""
+        folder = self.segment_dir(collection_id, name)
+        for path in folder.glob("deleted.*.npy"):
+            try:
+                version = int(path.name.split(".")[1])
+            except (IndexError, ValueError):
+                continue
+            if version < keep_from:
+                path.unlink(missing_ok=True)
+
+    def remove_segment(self, collection_id: int, name: str) -> None:
+        shutil.rmtree(self.segment_dir(collection_id, name), ignore_errors=True)
+
+    def remove_collection(self, collection_id: int) -> None:
+        shutil.rmtree(self.collection_dir(collection_id), ignore_errors=True)
+
+    def segment_names(self, collection_id: int) -> list[str]:
+        folder = self.collection_dir(collection_id)
+        if not folder.is_dir():
+            return []
+        return [p.name for p in folder.iterdir() if p.is_dir()]
+
+    def collection_ids(self) -> list[int]:
+        if not self.collections_root.is_dir():
+            return []
+        return [int(p.name) for p in self.collections_root.iterdir() if p.name.isdigit()]

@@ -1,0 +1,67 @@
+"""Top-k result arrays and their merge (pure numpy, metric-aware)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+NO_ID = -1
+
+
+@dataclass(frozen=True, slots=True)
+class TopK:
+    """Per-query results: ``ids`` (nq, k) int64 with -1 holes, ``distances`` (nq, k) float32."""
+
+    ids: np.ndarray
+    distances: np.ndarray
+
+    @property
+    def nq(self) -> int:
+        return int(self.ids.shape[0])
+
+    @property
+    def k(self) -> int:
+        return int(self.ids.shape[1])
+
+    @staticmethod
+    def empty(nq: int, k: int, higher_is_better: bool) -> TopK:
+        return TopK(
+            ids=np.full((nq, k), NO_ID, dtype=np.int64),
+            distances=np.full((nq, k), hole_distance(higher_is_better), dtype=np.float32),
+        )
+
+
+def hole_distance(higher_is_better: bool) -> float:
+    """The distance reported next to a -1 id: the worst possible value for the metric."""
+    info = np.finfo(np.float32)
+    return float(info.min if higher_is_better else info.max)
+
+
+def merge(parts: Sequence[TopK], k: int, higher_is_better: bool) -> TopK:
+    """Merge partial results of the same queries into the best ``k`` per query.
+
+    Parts may have different widths. Holes sort last; ties are broken by id so that the result is
+    deterministic. Duplicate ids (the same row seen twice) are not removed here.
+    """
+    if not parts:
+        raise ValueError("nothing to merge")
+    nq = parts[0].nq
+    ids = np.concatenate([p.ids for p in parts], axis=1)
+    dist = np.concatenate([p.distances for p in parts], axis=1)
+    key = -dist.astype(np.float64) if higher_is_better else dist.astype(np.float64)
+    holes = ids == NO_ID
+    order = np.lexsort((ids, key, holes), axis=-1)[:, :k]
+    out_ids = np.take_along_axis(ids, order, axis=1)
+    out_dist = np.take_along_axis(dist, order, axis=1)
+    width = out_ids.shape[1]
+    if width < k:
+        pad = TopK.empty(nq, k - width, higher_is_better)
+        out_ids = np.concatenate([out_ids, pad.ids], axis=1)
+        out_dist = np.concatenate([out_dist, pad.distances], axis=1)
+    holes = out_ids == NO_ID
+    if holes.any():
+        out_dist = out_dist.copy()
+        out_dist[holes] = hole_distance(higher_is_better)
+    return TopK(ids=np.ascontiguousarray(out_ids), distances=np.ascontiguousarray(out_dist, dtype=np.float32))
