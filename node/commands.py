@@ -40,7 +40,7 @@ class Commands:
             "cluster.role": ConfigEntry(lambda: "rw" if s.role == "standalone" else s.role),
             "general.meta_uri": ConfigEntry(lambda: engine.catalog._safe_uri()),
             "network.bind.address": ConfigEntry(lambda: s.host),
-            "network.bind.port": ConfigEntry(lambda: str(s.port)),
+            "network.bind.port": ConfigEntry(lambda: str(engine.bound_port)),
             "storage.path": ConfigEntry(lambda: s.storage_path),
             "storage.auto_flush_interval": ConfigEntry(
                 lambda: _number(engine.auto_flush_interval), self._set_flush_interval

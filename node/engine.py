@@ -52,6 +52,7 @@ class Engine:
         self.segment_names = SegmentNamer()
         self.epoch = 0
         self.writable = settings.role in ("standalone", "rw")
+        self.bound_port = settings.port  # the real port once the server listens (``--port 0``)
         self.auto_flush_interval = settings.auto_flush_interval
         self.insert_buffer_bytes = settings.insert_buffer_bytes
         self._snapshot: CatalogSnapshot | None = None

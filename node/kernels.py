@@ -65,7 +65,8 @@ def _drop_deleted(dist: np.ndarray, offs: np.ndarray, live: LiveMask, k: int, hi
     # Stable partition of each row: live entries first, in their original order.
     order = np.argsort(~ok, axis=1, kind="stable")[:, :k]
     offs = np.take_along_axis(np.where(ok, offs, NO_ID), order, axis=1)
-    dist = np.take_along_axis(dist, order, axis=1)
+    # float32 copy: binary (HAMMING) distances arrive as int32, which cannot hold the hole value.
+    dist = np.take_along_axis(dist, order, axis=1).astype(np.float32)
     dist[offs == NO_ID] = hole_distance(hib)
     return TopK(offs, dist)
 

@@ -10,11 +10,12 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from milvus_wire import milvus_pb2_grpc
+from milvus_wire import milvus_pb2, status_pb2, wire_fastpath_pb2
 from node.engine import Engine
 from node.service import MilvusService
 from node.settings import NodeSettings
@@ -29,6 +30,35 @@ GRPC_OPTIONS = [
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.so_reuseport", 0),
 ]
+
+
+SERVICE = "milvus.grpc.MilvusService"
+# Requests decoded into wire-identical messages that keep RowRecords as raw bytes (bulk decoding).
+FAST_REQUESTS = {
+    "Insert": wire_fastpath_pb2.InsertParamRaw,
+    "Search": wire_fastpath_pb2.SearchParamRaw,
+    "SearchInFiles": wire_fastpath_pb2.SearchInFilesParamRaw,
+}
+
+
+def _message_class(full_name: str) -> Any:
+    package, _, name = full_name.rpartition(".")
+    assert package == "milvus.grpc", full_name
+    return getattr(milvus_pb2, name, None) or getattr(status_pb2, name)
+
+
+def milvus_handler(servicer: Any) -> grpc.GenericRpcHandler:
+    """The MilvusService method handlers, with the fast-path request types where they apply."""
+    handlers = {}
+    for method in milvus_pb2.DESCRIPTOR.services_by_name["MilvusService"].methods:
+        request_cls = FAST_REQUESTS.get(method.name) or _message_class(method.input_type.full_name)
+        reply_cls = _message_class(method.output_type.full_name)
+        handlers[method.name] = grpc.unary_unary_rpc_method_handler(
+            getattr(servicer, method.name),
+            request_deserializer=request_cls.FromString,
+            response_serializer=reply_cls.SerializeToString,
+        )
+    return grpc.method_handlers_generic_handler(SERVICE, handlers)
 
 
 def write_ready_file(path: str, address: str) -> None:
@@ -53,11 +83,12 @@ class NodeServer:
 
     def start(self) -> str:
         self.engine.open()
-        milvus_pb2_grpc.add_MilvusServiceServicer_to_server(MilvusService(self.engine, self.search_pool), self.server)
+        self.server.add_generic_rpc_handlers((milvus_handler(MilvusService(self.engine, self.search_pool)),))
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         self.port = self.server.add_insecure_port(f"{self.settings.host}:{self.settings.port}")
         if self.port == 0:
             raise OSError(f"cannot listen on {self.settings.host}:{self.settings.port}")
+        self.engine.bound_port = self.port
         self.server.start()
         self.health.set("", health_pb2.HealthCheckResponse.SERVING)
         self.health.set("milvus.grpc.MilvusService", health_pb2.HealthCheckResponse.SERVING)

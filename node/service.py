@@ -13,12 +13,12 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+import grpc
 import numpy as np
 
 from coordinator.errors import (
     CollectionNotFound,
     IllegalArgument,
-    IllegalCollectionName,
     IllegalVectorId,
     MilvusError,
     UnexpectedError,
@@ -401,4 +401,21 @@ def params_topk_fill(nq: int, present: list[int], part: Any, higher_is_better: b
     return full
 
 
-_ = IllegalCollectionName
+HYBRID_RPCS = (
+    "CreateHybridCollection", "HasHybridCollection", "DropHybridCollection", "DescribeHybridCollection",
+    "CountHybridCollection", "ShowHybridCollections", "ShowHybridCollectionInfo", "PreloadHybridCollection",
+    "InsertEntity", "HybridSearch", "HybridSearchInSegments", "GetEntityByID", "GetEntityIDs",
+    "DeleteEntitiesByID",
+)
+
+
+def _unimplemented(name: str) -> Callable[..., Any]:
+    def handler(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
+        context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{name} is not implemented (as in Milvus 1.1)")
+
+    handler.__name__ = name
+    return handler
+
+
+for _name in HYBRID_RPCS:
+    setattr(MilvusService, _name, _unimplemented(_name))

@@ -28,7 +28,7 @@ PROTO_DIR = REPO_ROOT / "proto"
 DEFAULT_OUT = REPO_ROOT / "milvus_wire"
 
 # Order matters: status.proto is imported by milvus.proto.
-PROTO_FILES: tuple[str, ...] = ("status.proto", "milvus.proto")
+PROTO_FILES: tuple[str, ...] = ("status.proto", "milvus.proto", "wire_fastpath.proto")
 
 # Files copied from protoc's output into the package (status.proto has no service, so
 # its empty status_pb2_grpc.py is not kept).
@@ -38,6 +38,8 @@ GENERATED_FILES: tuple[str, ...] = (
     "milvus_pb2.py",
     "milvus_pb2.pyi",
     "milvus_pb2_grpc.py",
+    "wire_fastpath_pb2.py",
+    "wire_fastpath_pb2.pyi",
 )
 
 _MODULES = "|".join(re.escape(Path(name).stem + "_pb2") for name in PROTO_FILES)

@@ -1,0 +1,40 @@
+"""Shared fixtures: real node processes, a real MariaDB, and request builders."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.mariadb import MariaDBServer
+from tests.support.nodeproc import NodeProcess
+
+
+@pytest.fixture(scope="session")
+def mariadb() -> Iterator[MariaDBServer]:
+    with MariaDBServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProcess]:
+    """A standalone node on SQLite, shared by the tests of one module."""
+    with NodeProcess(tmp_path_factory.mktemp("node"), ["--auto-flush-interval", "1"]) as proc:
+        yield proc
+
+
+@pytest.fixture
+def fresh_node(tmp_path: Path) -> Iterator[NodeProcess]:
+    """A standalone node of its own, for tests that restart or kill it."""
+    proc = NodeProcess(tmp_path / "node", ["--auto-flush-interval", "1"])
+    try:
+        yield proc.start()
+    finally:
+        proc.stop()
+
+
+@pytest.fixture
+def stub(node: NodeProcess) -> Any:
+    return node.stub()
