@@ -22,6 +22,8 @@ EXPECTED_GENERATED: frozenset[str] = frozenset(
         "milvus_pb2.py",
         "milvus_pb2.pyi",
         "milvus_pb2_grpc.py",
+        "wire_fastpath_pb2.py",
+        "wire_fastpath_pb2.pyi",
     }
 )
 
@@ -286,3 +288,27 @@ def test_wire_roundtrip_of_search_result() -> None:
     decoded = milvus_pb2.TopKQueryResult.FromString(result.SerializeToString())
     assert decoded == result
     assert list(decoded.ids) == [1, 2, -1, 4]
+
+
+def test_fastpath_messages_are_wire_identical_to_milvus_requests() -> None:
+    """The raw-bytes request views must parse what the 1.1 messages serialize, and back."""
+    from milvus_wire import wire_fastpath_pb2
+
+    rows = [milvus_pb2.RowRecord(float_data=[1.0, 2.5]), milvus_pb2.RowRecord(binary_data=b"\x01\x02")]
+    kv = [milvus_pb2.KeyValuePair(key="params", value='{"nprobe": 4}')]
+    insert = milvus_pb2.InsertParam(
+        collection_name="c", row_record_array=rows, row_id_array=[5, 7], partition_tag="p", extra_params=kv
+    )
+    raw = wire_fastpath_pb2.InsertParamRaw.FromString(insert.SerializeToString())
+    assert [milvus_pb2.RowRecord.FromString(r) for r in raw.row_record_array] == list(rows)
+    assert list(raw.row_id_array) == [5, 7] and raw.partition_tag == "p" and raw.extra_params[0].key == "params"
+    assert milvus_pb2.InsertParam.FromString(raw.SerializeToString()) == insert
+
+    search = milvus_pb2.SearchParam(
+        collection_name="c", partition_tag_array=["a.*"], query_record_array=rows, topk=9, extra_params=kv
+    )
+    files = milvus_pb2.SearchInFilesParam(file_id_array=["1", "2"], search_param=search)
+    raw_files = wire_fastpath_pb2.SearchInFilesParamRaw.FromString(files.SerializeToString())
+    assert list(raw_files.file_id_array) == ["1", "2"]
+    assert raw_files.search_param.topk == 9 and list(raw_files.search_param.partition_tag_array) == ["a.*"]
+    assert milvus_pb2.SearchInFilesParam.FromString(raw_files.SerializeToString()) == files
