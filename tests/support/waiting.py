@@ -1,0 +1,116 @@
+"""Polling and port helpers for tests.
+
+Nothing in here sleeps for a fixed time: every wait is a poll with a deadline.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+def poll_for(predicate: Callable[[], T], timeout: float, interval: float = 0.02, what: str = "") -> T:
+    """Call ``predicate`` until it returns a truthy value and return that value.
+
+    ``predicate`` is called at least once. Exceptions raised by it propagate unchanged, so a
+    predicate can abort the wait early (for example when the process it waits for has died).
+
+    Raises:
+        TimeoutError: if no truthy value was returned within ``timeout`` seconds. The message
+            contains ``what``.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError(f"timed out after {timeout:.1f}s waiting for {what or 'condition'}")
+        time.sleep(min(interval, remaining))
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that was free a moment ago.
+
+    The port is found by binding to port 0 and closing the socket again, so another process can
+    take it before the caller binds it. Callers must tolerate that race, typically by detecting
+    "address already in use" when starting their server and retrying with a new port.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def wait_for_port(host: str, port: int, timeout: float) -> None:
+    """Wait until a TCP connection to ``host:port`` succeeds.
+
+    Raises:
+        TimeoutError: if nothing accepts connections there within ``timeout`` seconds.
+    """
+
+    def _connectable() -> bool:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return True
+        except OSError:
+            return False
+
+    poll_for(_connectable, timeout, interval=0.02, what=f"TCP port {host}:{port}")
+
+
+def terminate_process(proc: subprocess.Popen[bytes], timeout: float, name: str = "process") -> None:
+    """Stop a child process: SIGTERM, wait up to ``timeout`` seconds, then SIGKILL.
+
+    The child is always reaped, so its PID no longer exists once this returns.
+    """
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+        return
+    except subprocess.TimeoutExpired:
+        log.warning("%s (pid %d) ignored SIGTERM for %.0fs; sending SIGKILL", name, proc.pid, timeout)
+    proc.kill()
+    proc.wait(timeout=10)
+
+
+def log_tail(path: Path, lines: int = 40) -> str:
+    """Return the last ``lines`` lines of a log file, or a note if it cannot be read."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        return f"<cannot read {path}: {exc}>"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+_SYSTEM_BIN_DIRS = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
+
+
+def require_binary(name: str, package: str) -> str:
+    """Return the absolute path of a system binary, also looking in the sbin directories.
+
+    Raises:
+        RuntimeError: if it is not installed, telling the caller to run scripts/bootstrap.sh.
+    """
+    search_path = os.pathsep.join([os.environ.get("PATH", ""), *_SYSTEM_BIN_DIRS])
+    found = shutil.which(name, path=search_path)
+    if found is None:
+        raise RuntimeError(
+            f"'{name}' was not found (Debian package '{package}'). "
+            "Run scripts/bootstrap.sh as root to install the test dependencies."
+        )
+    return found
