@@ -192,6 +192,12 @@ def _segment(row: Any) -> Segment:
     )
 
 
+def _new_id(result: Any) -> int:
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])
+
+
 def make_engine(uri: str) -> Engine:
     """Create the SQLAlchemy engine for a catalog URI (``sqlite:///path`` or ``mysql+pymysql://``)."""
     if uri.startswith("sqlite"):
@@ -358,7 +364,7 @@ class Catalog:
                     flushed_lsn=0,
                 )
             )
-            cid = int(res.inserted_primary_key[0])
+            cid = _new_id(res)
             conn.execute(
                 partitions.insert().values(collection_id=cid, tag=DEFAULT_PARTITION, state=LIVE, created_us=ts)
             )
@@ -392,7 +398,7 @@ class Catalog:
             res = conn.execute(
                 partitions.insert().values(collection_id=collection_id, tag=tag, state=LIVE, created_us=now_us())
             )
-            return int(res.inserted_primary_key[0])
+            return _new_id(res)
 
     def drop_partition(self, epoch: int, partition_id: int) -> None:
         with self._write(epoch) as conn:
@@ -436,7 +442,7 @@ class Catalog:
                         updated_us=ts,
                     )
                 )
-                ids.append(int(res.inserted_primary_key[0]))
+                ids.append(_new_id(res))
             removed_ids = list(removed)
             if removed_ids:
                 conn.execute(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -15,7 +15,7 @@ from node.topk import TopK
 
 
 def status(code: ErrorCode = ErrorCode.SUCCESS, reason: str = "") -> Any:
-    return status_pb2.Status(error_code=int(code), reason=reason)
+    return status_pb2.Status(error_code=cast(Any, int(code)), reason=reason)
 
 
 OK = status()
@@ -48,6 +48,7 @@ def _bulk_decode(raw: Sequence[bytes], coll: Collection) -> np.ndarray | None:
     packed) for float collections, ``binary_data`` (field 2) for binary ones. Anything else returns
     None and is decoded message by message.
     """
+    dtype: type[np.generic]
     if coll.is_binary:
         dtype, payload, tag = np.uint8, coll.dimension // 8, 0x12
     else:

@@ -9,6 +9,7 @@ Results are row *offsets* within the segment (-1 for holes) and float32 distance
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import faiss
 import numpy as np
@@ -31,7 +32,7 @@ class LiveMask:
     deleted_offsets: np.ndarray  # sorted int64
     mask: np.ndarray | None = None  # bool, True = live
     bitmap: np.ndarray | None = None  # packed little-endian bits of ``mask`` (kept alive for faiss)
-    _selector: object | None = field(default=None, repr=False)
+    _selector: Any = field(default=None, repr=False)
 
     @staticmethod
     def build(rows: int, deleted_offsets: np.ndarray) -> LiveMask:
@@ -50,7 +51,7 @@ class LiveMask:
     def live(self) -> int:
         return self.rows - self.deleted
 
-    def selector(self) -> object:
+    def selector(self) -> Any:
         if self._selector is None:
             assert self.bitmap is not None
             self._selector = faiss.IDSelectorBitmap(self.rows, faiss.swig_ptr(self.bitmap))
@@ -71,7 +72,7 @@ def _drop_deleted(dist: np.ndarray, offs: np.ndarray, live: LiveMask, k: int, hi
     return TopK(offs, dist)
 
 
-def _faiss_search(index: faiss.Index, queries: np.ndarray, k: int, live: LiveMask, hib: bool) -> TopK:
+def _faiss_search(index: Any, queries: np.ndarray, k: int, live: LiveMask, hib: bool) -> TopK:
     if live.deleted == 0:
         dist, offs = index.search(queries, k)
         return TopK(offs, dist)
@@ -79,7 +80,9 @@ def _faiss_search(index: faiss.Index, queries: np.ndarray, k: int, live: LiveMas
         wide = min(live.rows, k + live.deleted)
         dist, offs = index.search(queries, wide)
         return _drop_deleted(dist, offs, live, k, hib)
-    dist, offs = index.search(queries, k, params=faiss.SearchParameters(sel=live.selector()))
+    params = faiss.SearchParameters()
+    params.sel = live.selector()
+    dist, offs = index.search(queries, k, params=params)
     return TopK(offs, dist)
 
 

@@ -51,7 +51,7 @@ def milvus_handler(servicer: Any) -> grpc.GenericRpcHandler:
     """The MilvusService method handlers, with the fast-path request types where they apply."""
     handlers = {}
     for method in milvus_pb2.DESCRIPTOR.services_by_name["MilvusService"].methods:
-        request_cls = FAST_REQUESTS.get(method.name) or _message_class(method.input_type.full_name)
+        request_cls: Any = FAST_REQUESTS.get(method.name) or _message_class(method.input_type.full_name)
         reply_cls = _message_class(method.output_type.full_name)
         handlers[method.name] = grpc.unary_unary_rpc_method_handler(
             getattr(servicer, method.name),

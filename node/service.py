@@ -11,7 +11,7 @@ import json
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import grpc
 import numpy as np
@@ -59,12 +59,12 @@ def rpc(reply_type: Any) -> Callable[[F], F]:
                 log.exception("%s failed unexpectedly", fn.__name__)
                 return convert.error_reply(reply_type, UnexpectedError(f"Internal error: {exc}"))
 
-        return handler  # type: ignore[return-value]
+        return cast(F, handler)
 
     return wrap
 
 
-class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):  # type: ignore[misc]
+class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):
     def __init__(self, engine: Engine, search_pool: ThreadPoolExecutor) -> None:
         self.engine = engine
         self.reader = Reader(engine, search_pool)

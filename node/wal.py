@@ -88,6 +88,7 @@ def decode(kind: int, payload: bytes) -> Record:
         off = _INSERT.size
         ids = np.frombuffer(payload, dtype=np.int64, count=n, offset=off).copy()
         off += 8 * n
+        vectors: np.ndarray
         if binary:
             vectors = np.frombuffer(payload, dtype=np.uint8, count=n * row_bytes, offset=off).reshape(n, row_bytes)
         else:
