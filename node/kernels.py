@@ -160,14 +160,16 @@ class BinaryFlat:
                 return np.where(union > 0, 1.0 - inter_f / union, 0.0)
             if self.metric is MetricType.TANIMOTO:
                 return np.where(union > 0, -np.log2(inter_f / union), 0.0)
+            # As the faiss fork of Milvus 1.1 (Sub/SuperstructureComputer, query = a, row = b):
+            # SUBSTRUCTURE matches (a & b) == a, SUPERSTRUCTURE matches (a & b) == b.
             if self.metric is MetricType.SUBSTRUCTURE:
-                # Rows that are a substructure of the query (row bits all set in the query).
-                matched = inter == b_pop[None, :]
-                return np.where(matched, np.where(b > 0, 1.0 - inter_f / b, 0.0), np.nan)
-            if self.metric is MetricType.SUPERSTRUCTURE:
-                # Rows that are a superstructure of the query (query bits all set in the row).
+                # Rows of which the query is a substructure (query bits all set in the row).
                 matched = inter == q_pop[:, None]
                 return np.where(matched, np.where(q > 0, 1.0 - inter_f / q, 0.0), np.nan)
+            if self.metric is MetricType.SUPERSTRUCTURE:
+                # Rows of which the query is a superstructure (row bits all set in the query).
+                matched = inter == b_pop[None, :]
+                return np.where(matched, np.where(b > 0, 1.0 - inter_f / b, 0.0), np.nan)
         raise ValueError(f"no numpy kernel for {self.metric.name}")
 
 

@@ -81,7 +81,7 @@ def parse_size(text: str) -> int:
         value = float(digits)
     except ValueError:
         raise ValueError(f"invalid size {text!r}") from None
-    if value < 0:
+    if not 0 <= value < float("inf"):  # also refuses NaN and infinity (int() would raise otherwise)
         raise ValueError(f"invalid size {text!r}")
     return int(value * _UNITS[unit])
 
