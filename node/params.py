@@ -87,6 +87,9 @@ def index_type(value: int, metric: MetricType) -> IndexType:
         raise IllegalIndexType(f"Unsupported index type: {int(kind)}")
     if metric.is_binary and kind not in BINARY_INDEXES:
         raise IllegalIndexType("Invalid index type for collection metric type")
+    if metric in (MetricType.SUBSTRUCTURE, MetricType.SUPERSTRUCTURE) and kind is not IndexType.FLAT:
+        # Milvus 1.1 accepts the request and fails at build time; refuse it up front instead.
+        raise IllegalIndexType("Invalid index type for collection metric type")
     return kind
 
 

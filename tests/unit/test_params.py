@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from coordinator.errors import ErrorCode, MilvusError
+from coordinator.errors import ErrorCode, IllegalIndexType, MilvusError
 from coordinator.model import IndexType, MetricType
 from node import params
 from node.params import SearchParams
@@ -89,8 +89,12 @@ def test_index_type_unsupported(value: int, metric: MetricType) -> None:
 @pytest.mark.parametrize("metric", [m for m in MetricType if m.is_binary])
 def test_index_type_binary(metric: MetricType) -> None:
     assert params.index_type(1, metric) is IndexType.FLAT
-    assert params.index_type(2, metric) is IndexType.IVF_FLAT
-    for value in (3, 4, 6, 11, 12):
+    if metric in (MetricType.SUBSTRUCTURE, MetricType.SUPERSTRUCTURE):
+        rejected: tuple[int, ...] = (2, 3, 4, 6, 11, 12)  # structure metrics: FLAT only
+    else:
+        assert params.index_type(2, metric) is IndexType.IVF_FLAT
+        rejected = (3, 4, 6, 11, 12)
+    for value in rejected:
         err = _error(params.index_type, value, metric)
         assert err.code == ErrorCode.ILLEGAL_INDEX_TYPE
         assert err.reason == "Invalid index type for collection metric type"
@@ -265,3 +269,10 @@ def test_search_params_nsg() -> None:
 def test_to_json_is_compact() -> None:
     assert params.to_json({"nlist": 1024}) == '{"nlist":1024}'
     assert params.to_json({}) == "{}"
+
+
+@pytest.mark.parametrize("metric", [MetricType.SUBSTRUCTURE, MetricType.SUPERSTRUCTURE])
+def test_structure_metrics_accept_only_flat(metric: MetricType) -> None:
+    assert params.index_type(int(IndexType.FLAT), metric) is IndexType.FLAT
+    with pytest.raises(IllegalIndexType, match="Invalid index type for collection metric type"):
+        params.index_type(int(IndexType.IVF_FLAT), metric)
