@@ -6,6 +6,7 @@ Config names follow Milvus 1.1's server config (``cache.cache_size`` answers ``4
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -104,8 +105,9 @@ class Commands:
 
     def _set_flush_interval(self, raw: str) -> None:
         value = float(raw)
-        if value < 0:
-            raise ValueError("must be >= 0")
+        # Also refuses NaN and values an Event.wait() cannot take (they would kill the maintenance thread).
+        if not 0 <= value <= threading.TIMEOUT_MAX:
+            raise ValueError(f"must be a number of seconds from 0 to {threading.TIMEOUT_MAX:.0f}")
         self.engine.auto_flush_interval = value
 
     def _set_cache_size(self, raw: str) -> None:

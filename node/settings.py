@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -37,8 +38,8 @@ class NodeSettings:
             raise ValueError(f"role must be one of {', '.join(ROLES)}, not {self.role!r}")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port out of range: {self.port}")
-        if self.auto_flush_interval < 0:
-            raise ValueError("auto_flush_interval must be >= 0")
+        if not 0 <= self.auto_flush_interval <= threading.TIMEOUT_MAX:  # NaN / inf would kill maintenance
+            raise ValueError(f"auto_flush_interval must be >= 0 and <= {threading.TIMEOUT_MAX:.0f} seconds")
         for name in ("cache_size", "insert_buffer_size", "wal_file_size"):
             parse_size(getattr(self, name))
         if self.search_threads < 1 or self.omp_threads < 1 or self.grpc_workers < 1:
