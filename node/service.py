@@ -38,6 +38,7 @@ from node import convert, maintenance, params, validation
 from node.commands import Commands
 from node.engine import Engine
 from node.reader import Reader
+from node.topk import TopK
 
 log = logging.getLogger(__name__)
 
@@ -314,13 +315,18 @@ class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):
         wanted = np.asarray(request.id_array, dtype=np.int64)
         found = self.reader.vectors_by_id(coll, segs, wanted) if segs else [None] * len(wanted)
         present = [i for i, v in enumerate(found) if v is not None]
+        hib = coll.metric.higher_is_better
         if not present:
-            return convert.topk_result(self.reader.search(coll, [], np.zeros((0, 0)), request.topk))
+            # Every row is a hole, but the reply keeps one row per requested id.
+            width = min(request.topk, sum(s.live_count for s in segs))
+            return convert.topk_result(TopK.empty(len(found), width, hib))
         queries = np.stack([found[i] for i in present])  # type: ignore[misc]
         part = self.reader.search(coll, segs, queries, request.topk)
         if len(present) == len(found):
             return convert.topk_result(part)
-        full = params_topk_fill(len(found), present, part, coll.metric.higher_is_better)
+        full = TopK.empty(len(found), part.k, hib)
+        full.ids[present] = part.ids
+        full.distances[present] = part.distances
         return convert.topk_result(full)
 
     @rpc(milvus_pb2.TopKQueryResult)
@@ -389,16 +395,6 @@ class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):
     @rpc(milvus_pb2.StringReply)
     def Cmd(self, request: Any) -> Any:
         return milvus_pb2.StringReply(status=convert.OK, string_reply=self.commands.run(request.cmd))
-
-
-def params_topk_fill(nq: int, present: list[int], part: Any, higher_is_better: bool) -> Any:
-    """Spread the rows of ``part`` to positions ``present`` of an ``nq``-row result; others are holes."""
-    from node.topk import TopK
-
-    full = TopK.empty(nq, part.k, higher_is_better)
-    full.ids[present] = part.ids
-    full.distances[present] = part.distances
-    return full
 
 
 HYBRID_RPCS = (

@@ -544,6 +544,10 @@ def test_delete_leaves_no_holes_and_hides_ids(api: Any) -> None:
     ref = oracle(all_base[keep], all_ids[keep], all_base[all_ids == live_id], 7, L2)
     assert_topk_matches(got[:1], dist[:1], *ref)
     assert (got[1] == NO_ID).all()
+    # When no requested id exists, the reply still has one (empty) row per id.
+    st, got, dist = search_by_id(api, name, [int(gone[0]), int(gone[1])], 7)
+    ok(st)
+    assert got.shape == (2, 7) and (got == NO_ID).all()
     # Deleting ids that do not exist is not an error.
     ok(delete(api, name, [123456789, 5]))
 
