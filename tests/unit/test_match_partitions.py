@@ -48,3 +48,19 @@ def test_regex_matches_against_the_whole_tag() -> None:
     assert [p.tag for p in match_partitions(parts, ["abc"])] == ["abc"]
     assert [p.tag for p in match_partitions(parts, ["b"])] == []
     assert [p.tag for p in match_partitions(parts, [".abc."])] == ["xabcx"]
+
+
+def test_a_pathological_pattern_fails_within_the_budget_instead_of_hanging() -> None:
+    import time
+
+    from coordinator.errors import ErrorCode, MilvusError
+
+    parts = [Partition(i, 1, "a" * 40) for i in range(1, 4)]
+    started = time.monotonic()
+    with pytest.raises(MilvusError) as info:
+        match_partitions(parts, ["(a|aa)+c"], budget_seconds=0.2)
+    assert time.monotonic() - started < 5
+    assert info.value.code == ErrorCode.UNEXPECTED_ERROR
+    assert "takes too long" in info.value.reason
+    # An ordinary pattern over the same tags is unaffected.
+    assert match_partitions(parts, ["a+"], budget_seconds=0.2) == parts
