@@ -1,0 +1,547 @@
+"""One node through the Milvus 1.1 wire format, side by side with faiss in-process, in one run.
+
+    python -m benchmarks.node_bench [--rows 100000] [--dim 128] [--queries 1000] [--repeats 3]
+
+a) Insert: a fresh node per repeat, batches of ``--batch`` rows through ``Insert`` (the WAL is always
+   on: a batch is acknowledged once fsynced). Requests are built before the clock starts; building them
+   (client-side protobuf) is timed and reported separately.
+b) Exact search after ``Flush``: (i) nq=1, one call at a time: latency percentiles through gRPC and of
+   the same ``IndexFlatL2`` search in this process; (ii) nq=100 batches, k=10: QPS both ways and the
+   ratio. The node runs with ``--omp-threads 1`` and this process with ``faiss.omp_set_num_threads(1)``.
+c) A header with the machine, versions and the exact command; d) PASS / MISS against the targets.
+
+Every figure is the median over ``--repeats``; gRPC and in-process alternate which goes first. Only
+loopback is used, every loop is bounded, and nodes are stopped by their own process id.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import importlib
+import importlib.metadata
+import json
+import os
+import platform
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import faiss
+import grpc
+import numpy as np
+
+from benchmarks.datasets import Dataset, load_sift_like, recall_at
+from milvus_wire import milvus_pb2
+from tests.support.nodeproc import NodeProcess
+
+COLLECTION = "node_bench"
+METRIC_L2 = 1
+INDEX_FILE_SIZE_MB = 1024  # one segment holds every row of the default run (51 MB)
+K = 10
+BATCH_NQ = 100
+WARMUP_SINGLE = 20
+WARMUP_BATCHED = 2
+NODE_ARGS = ("--omp-threads", "1")
+# --omp-threads is applied by the node's main thread only; the environment reaches every thread.
+NODE_ENV = {"OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
+CALL_TIMEOUT_S = 120.0
+SETTLE_TIMEOUT_S = 60.0
+
+TARGET_INSERT_RATE = 100_000.0  # vectors/s acknowledged
+TARGET_BATCHED_RATIO = 0.8  # gRPC nq=100 QPS / in-process QPS
+TARGET_ADDED_P50_MS = 1.0  # nq=1 p50 through gRPC minus in-process
+
+
+# -- small helpers ---------------------------------------------------------------------------------
+
+
+def median(values: Sequence[float]) -> float:
+    return float(statistics.median(values))
+
+
+def percentiles(latencies_s: np.ndarray) -> tuple[float, float, float]:
+    """p50 / p95 / p99 in milliseconds."""
+    p50, p95, p99 = np.percentile(latencies_s * 1e3, [50, 95, 99])
+    return float(p50), float(p95), float(p99)
+
+
+def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
+    started = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - started
+
+
+def check_status(status: Any, what: str) -> None:
+    if status.error_code != 0:
+        raise RuntimeError(f"{what} failed: error_code {status.error_code}: {status.reason}")
+
+
+def fmt_rate(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def lscpu() -> dict[str, str]:
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    info: dict[str, str] = {}
+    for line in out.splitlines():
+        key, _, value = line.partition(":")
+        if value.strip():
+            info[key.strip()] = value.strip()
+    return info
+
+
+def filesystem(path: Path) -> str:
+    """The type of the file system holding ``path`` (longest mount point prefix in /proc/mounts)."""
+    best, kind = "", "unknown"
+    try:
+        mounts = Path("/proc/mounts").read_text().splitlines()
+    except OSError:
+        return kind
+    target = str(path.resolve())
+    for line in mounts:
+        parts = line.split()
+        if len(parts) < 3:
+            continue
+        point = parts[1]
+        inside = target == point or target.startswith(point.rstrip("/") + "/")
+        if inside and len(point) > len(best):
+            best, kind = point, parts[2]
+    return kind
+
+
+def protobuf_text() -> str:
+    try:
+        version = importlib.metadata.version("protobuf")
+        backend = importlib.import_module("google.protobuf.internal.api_implementation").Type()
+    except (ImportError, AttributeError):
+        return "protobuf ?"
+    return f"protobuf {version} ({backend})"
+
+
+def header_lines(args: argparse.Namespace, ds: Dataset, storage: Path) -> list[str]:
+    cpu = lscpu()
+    model = cpu.get("Model name", platform.processor() or "unknown")
+    try:
+        cores = int(cpu["Core(s) per socket"]) * int(cpu.get("Socket(s)", "1"))
+        core_text = f"{cores} cores, {cpu.get('Thread(s) per core', '?')} thread(s) per core"
+    except (KeyError, ValueError):
+        core_text = "cores unknown"
+    cpus = cpu.get("CPU(s)", str(os.cpu_count()))
+    return [
+        "== Mishards node benchmark ==",
+        f"command : {shlex.join(sys.orig_argv)}   (cwd {os.getcwd()})",
+        f"machine : {model}, {cpus} CPUs ({core_text}), {platform.system()} {platform.release()} "
+        f"{platform.machine()}; load average {os.getloadavg()[0]:.2f} at start",
+        f"software: python {platform.python_version()}, faiss {faiss.__version__}, grpcio {grpc.__version__}, "
+        f"{protobuf_text()}, numpy {np.__version__}",
+        f"node    : {' '.join(f'{k}={v}' for k, v in NODE_ENV.items())} python -m node {' '.join(NODE_ARGS)} "
+        f"(other settings default), loopback, storage in {storage} ({filesystem(storage)}); "
+        f"this process: faiss threads {faiss.omp_get_max_threads()}",
+        f"data    : {ds.name}, {ds.rows} x {ds.dim} float32, {ds.queries.shape[0]} held-out queries, "
+        f"k={K}; {args.repeats} repeats, medians reported",
+    ]
+
+
+# -- requests --------------------------------------------------------------------------------------
+
+
+def row_records(vectors: np.ndarray) -> list[Any]:
+    """RowRecords the way a Milvus 1.x client builds them (``float_data`` from Python lists)."""
+    return [milvus_pb2.RowRecord(float_data=row) for row in vectors.tolist()]
+
+
+def insert_request(vectors: np.ndarray, ids: np.ndarray) -> Any:
+    return milvus_pb2.InsertParam(
+        collection_name=COLLECTION, row_record_array=row_records(vectors), row_id_array=ids.tolist()
+    )
+
+
+def search_request(queries: np.ndarray) -> Any:
+    return milvus_pb2.SearchParam(
+        collection_name=COLLECTION,
+        query_record_array=row_records(queries),
+        topk=K,
+        extra_params=[milvus_pb2.KeyValuePair(key="params", value="{}")],
+    )
+
+
+def batches(rows: int, size: int) -> list[tuple[int, int]]:
+    return [(start, min(rows, start + size)) for start in range(0, rows, size)]
+
+
+# -- a) insert -------------------------------------------------------------------------------------
+
+
+@dataclass
+class InsertRun:
+    rate: float  # vectors/s acknowledged (requests pre-built)
+    build_s: float  # building every InsertParam of the run
+    call_s: list[float]  # per Insert call
+
+
+@dataclass
+class InsertReport:
+    runs: list[InsertRun] = field(default_factory=list)
+    serialize_s: float = 0.0  # per batch, median (inside the gRPC call)
+    parse_s: float = 0.0  # per batch: FromString of the node's Insert request type
+    request_type: str = "InsertParam"
+    decode_s: float | None = None  # per batch: node.convert.vectors on the parsed request
+    decode_note: str = ""
+
+
+def create_collection(node: NodeProcess, dim: int) -> None:
+    schema = milvus_pb2.CollectionSchema(
+        collection_name=COLLECTION, dimension=dim, index_file_size=INDEX_FILE_SIZE_MB, metric_type=METRIC_L2
+    )
+    check_status(node.stub().CreateCollection(schema, timeout=CALL_TIMEOUT_S), "CreateCollection")
+
+
+def insert_once(node: NodeProcess, ds: Dataset, batch: int) -> InsertRun:
+    spans = batches(ds.rows, batch)
+    ids = np.arange(ds.rows, dtype=np.int64)
+    requests, build_s = timed(lambda: [insert_request(ds.base[a:b], ids[a:b]) for a, b in spans])
+    stub = node.stub()
+    calls: list[float] = []
+    started = time.perf_counter()
+    for req, (a, b) in zip(requests, spans, strict=True):
+        t0 = time.perf_counter()
+        reply = stub.Insert(req, timeout=CALL_TIMEOUT_S)
+        calls.append(time.perf_counter() - t0)
+        check_status(reply.status, "Insert")
+        if len(reply.vector_id_array) != b - a:
+            raise RuntimeError(f"Insert acknowledged {len(reply.vector_id_array)} of {b - a} rows")
+    elapsed = time.perf_counter() - started
+    return InsertRun(ds.rows / elapsed, build_s, calls)
+
+
+def node_insert_type() -> Any:
+    """The message type the node decodes Insert requests into (a raw-bytes fast-path type when it has one)."""
+    try:
+        from node import server
+    except ImportError:
+        return milvus_pb2.InsertParam
+    return getattr(server, "FAST_REQUESTS", {}).get("Insert") or milvus_pb2.InsertParam
+
+
+def wire_costs(ds: Dataset, batch: int, report: InsertReport) -> None:
+    """Per-batch protobuf costs measured in this process: client serialize, server parse and decode."""
+    n = min(batch, ds.rows)
+    req = insert_request(ds.base[:n], np.arange(n, dtype=np.int64))
+    request_type = node_insert_type()
+    report.request_type = request_type.__name__
+    serialize: list[float] = []
+    parse: list[float] = []
+    decode: list[float] = []
+    for _ in range(3):
+        payload, s = timed(req.SerializeToString)
+        serialize.append(s)
+        parsed, p = timed(functools.partial(request_type.FromString, payload))
+        parse.append(p)
+    report.serialize_s = median(serialize)
+    report.parse_s = median(parse)
+    try:  # the node's own decoder; internal API, so tolerate drift
+        from coordinator.model import Collection, IdMode, IndexType, MetricType
+        from node import convert
+
+        coll = Collection(
+            id=1, name=COLLECTION, dimension=ds.dim, metric=MetricType.L2, index_file_size_mb=INDEX_FILE_SIZE_MB,
+            index_type=IndexType.FLAT, index_params="{}", id_mode=IdMode.USER, created_us=0, flushed_lsn=0,
+        )
+        for _ in range(3):
+            _, d = timed(lambda: convert.vectors(parsed.row_record_array, coll))
+            decode.append(d)
+        report.decode_s = median(decode)
+    except (ImportError, TypeError, AttributeError) as exc:
+        report.decode_note = f"n/a ({type(exc).__name__}: {exc})"
+    report.decode_note = report.decode_note or f"{len(payload) / 1e6:.1f} MB per batch on the wire"
+
+
+# -- b) search -------------------------------------------------------------------------------------
+
+
+@dataclass
+class SearchRound:
+    grpc_lat: np.ndarray  # seconds per nq=1 call
+    local_lat: np.ndarray
+    grpc_serial_qps: float
+    local_serial_qps: float
+    grpc_batched_qps: float
+    local_batched_qps: float
+    ping_lat: np.ndarray  # seconds per HasCollection call: the round trip without search work
+
+
+def settle(node: NodeProcess, rows: int) -> tuple[int, int]:
+    """Flush, then wait (bounded) until background merges leave one segment; returns (segments, rows)."""
+    stub = node.stub()
+    check_status(stub.Flush(milvus_pb2.FlushParam(collection_name_array=[COLLECTION]), timeout=CALL_TIMEOUT_S),
+                 "Flush")
+    deadline = time.monotonic() + SETTLE_TIMEOUT_S
+    segments, count = -1, -1
+    while True:
+        reply = stub.ShowCollectionInfo(milvus_pb2.CollectionName(collection_name=COLLECTION), timeout=CALL_TIMEOUT_S)
+        check_status(reply.status, "ShowCollectionInfo")
+        info = json.loads(reply.json_info)
+        segments = sum(len(p.get("segments") or []) for p in info.get("partitions", []))
+        count = int(info.get("row_count", -1))
+        if (segments == 1 and count == rows) or time.monotonic() > deadline:
+            return segments, count
+        time.sleep(0.2)
+
+
+def search_round(stub: Any, index: faiss.Index, singles: list[Any], single_q: list[np.ndarray],
+                 batched: list[Any], batched_q: list[np.ndarray], grpc_first: bool,
+                 replies: list[Any] | None) -> SearchRound:
+    nq = len(singles)
+    grpc_lat = np.empty(nq)
+    local_lat = np.empty(nq)
+
+    def grpc_serial() -> float:
+        started = time.perf_counter()
+        for i, req in enumerate(singles):
+            t0 = time.perf_counter()
+            reply = stub.Search(req, timeout=CALL_TIMEOUT_S)
+            grpc_lat[i] = time.perf_counter() - t0
+            if replies is not None:
+                replies.append(reply)
+        return nq / (time.perf_counter() - started)
+
+    def local_serial() -> float:
+        started = time.perf_counter()
+        for i, q in enumerate(single_q):
+            t0 = time.perf_counter()
+            index.search(q, K)
+            local_lat[i] = time.perf_counter() - t0
+        return nq / (time.perf_counter() - started)
+
+    def grpc_batched() -> float:
+        started = time.perf_counter()
+        for req in batched:
+            check_status(stub.Search(req, timeout=CALL_TIMEOUT_S).status, "Search")
+        return nq / (time.perf_counter() - started)
+
+    def local_batched() -> float:
+        started = time.perf_counter()
+        for q in batched_q:
+            index.search(q, K)
+        return nq / (time.perf_counter() - started)
+
+    if grpc_first:
+        gs, ls, gb, lb = grpc_serial(), local_serial(), grpc_batched(), local_batched()
+    else:
+        ls, gs, lb, gb = local_serial(), grpc_serial(), local_batched(), grpc_batched()
+    ping = milvus_pb2.CollectionName(collection_name=COLLECTION)
+    ping_lat = np.empty(nq)
+    for i in range(nq):
+        t0 = time.perf_counter()
+        stub.HasCollection(ping, timeout=CALL_TIMEOUT_S)
+        ping_lat[i] = time.perf_counter() - t0
+    return SearchRound(grpc_lat, local_lat, gs, ls, gb, lb, ping_lat)
+
+
+def blas_batched_qps(index: faiss.Index, batched_q: list[np.ndarray], repeats: int) -> tuple[int, int, float]:
+    """In-process nq=100 QPS with faiss's BLAS path from nq=20 on; returns (default threshold, used, QPS).
+
+    faiss uses BLAS only when ``nq * d >= distance_compute_blas_threshold`` (128000 by default, i.e.
+    nq >= 1000 at d=128). Informational: the node and the baseline above both run with the default.
+    """
+    default = int(faiss.cvar.distance_compute_blas_threshold)
+    lowered = 20 * int(index.d)
+    faiss.cvar.distance_compute_blas_threshold = lowered
+    try:
+        index.search(batched_q[0], K)
+        rates = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            for q in batched_q:
+                index.search(q, K)
+            rates.append(sum(q.shape[0] for q in batched_q) / (time.perf_counter() - started))
+    finally:
+        faiss.cvar.distance_compute_blas_threshold = default
+    return default, lowered, median(rates)
+
+
+# -- report ----------------------------------------------------------------------------------------
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def report_insert(rep: InsertReport, ds: Dataset, batch: int) -> tuple[list[str], float]:
+    n_batches = len(batches(ds.rows, batch))
+    rates = [r.rate for r in rep.runs]
+    rate = median(rates)
+    build_batch = median([r.build_s / n_batches for r in rep.runs])
+    build_rate = median([ds.rows / r.build_s for r in rep.runs])
+    call_p50 = median([float(np.median(r.call_s)) for r in rep.runs])
+    combined = median([ds.rows / (r.build_s + ds.rows / r.rate) for r in rep.runs])
+    build_share = median([r.build_s / (r.build_s + ds.rows / r.rate) for r in rep.runs])
+    per = min(batch, ds.rows)
+    lines = [
+        f"-- a) insert: {ds.rows} rows in {n_batches} Insert calls of {batch} rows (user ids), "
+        f"a fresh node per repeat",
+        f"  acknowledged (WAL fsynced)   : {fmt_rate(rate):>9} vectors/s   "
+        f"[repeats {' / '.join(fmt_rate(r) for r in rates)}]; Insert call p50 {call_p50 * 1e3:.0f} ms",
+        f"  client builds InsertParam    : {build_batch * 1e3:9.0f} ms per batch = {fmt_rate(build_rate)} vectors/s "
+        f"(not in the rate above)",
+        f"  client that builds then sends: {fmt_rate(combined):>9} vectors/s; building is {build_share:.0%} "
+        f"of its time",
+        f"  inside each call, client     : SerializeToString {rep.serialize_s * 1e3:.1f} ms ({rep.decode_note})",
+    ]
+    decode = "n/a" if rep.decode_s is None else f"{rep.decode_s * 1e3:.0f} ms"
+    share = "" if rep.decode_s is None else (
+        f" = {(rep.parse_s + rep.decode_s) / call_p50:.0%} of the call p50"
+    )
+    lines.append(
+        f"  inside each call, server est.: {rep.request_type}.FromString {rep.parse_s * 1e3:.1f} ms + "
+        f"node.convert.vectors {decode} "
+        f"per {per} rows{share} (measured in this process)"
+    )
+    return lines, rate
+
+
+def report_search(rounds: list[SearchRound], ds: Dataset, segments: int, count: int,
+                  grpc_ids: np.ndarray, local_ids: np.ndarray,
+                  blas: tuple[int, int, float] | None) -> tuple[list[str], float, float]:
+    nq = ds.queries.shape[0]
+    g = [percentiles(r.grpc_lat) for r in rounds]
+    loc = [percentiles(r.local_lat) for r in rounds]
+    g50, g95, g99 = (median([p[i] for p in g]) for i in range(3))
+    l50, l95, l99 = (median([p[i] for p in loc]) for i in range(3))
+    added = [gp[0] - lp[0] for gp, lp in zip(g, loc, strict=True)]
+    pings = [percentiles(r.ping_lat) for r in rounds]
+    p50, p95, p99 = (median([p[i] for p in pings]) for i in range(3))
+    added_p50 = median(added)
+    gqs, lqs = median([r.grpc_serial_qps for r in rounds]), median([r.local_serial_qps for r in rounds])
+    gqb, lqb = median([r.grpc_batched_qps for r in rounds]), median([r.local_batched_qps for r in rounds])
+    ratios = [r.grpc_batched_qps / r.local_batched_qps for r in rounds]
+    ratio = median(ratios)
+    n_batched = len(batches(nq, BATCH_NQ))
+    lines = [
+        f"-- b) exact search (FLAT, L2) after Flush: node holds {count} rows in {segments} segment(s); "
+        f"in-process faiss.IndexFlatL2 on the same rows",
+        f"  (i) nq=1, {nq} calls one at a time   p50 ms   p95 ms   p99 ms        QPS",
+        f"      gRPC Search               {g50:9.3f} {g95:8.3f} {g99:8.3f} {fmt_rate(gqs):>10}",
+        f"      in-process faiss          {l50:9.3f} {l95:8.3f} {l99:8.3f} {fmt_rate(lqs):>10}",
+        f"      added latency             {g50 - l50:+9.3f} {g95 - l95:+8.3f} {g99 - l99:+8.3f}   "
+        f"[p50 per repeat: {' / '.join(f'{a:+.3f}' for a in added)} ms]",
+        f"      HasCollection round trip  {p50:9.3f} {p95:8.3f} {p99:8.3f}   (gRPC floor: no search work)",
+        f"  (ii) nq={BATCH_NQ}, k={K}, {n_batched} calls               QPS",
+        f"      gRPC Search               {fmt_rate(gqb):>9}",
+        f"      in-process faiss          {fmt_rate(lqb):>9}",
+        f"      ratio gRPC / in-process   {ratio:9.2f}   [repeats {' / '.join(f'{r:.2f}' for r in ratios)}]",
+        f"  results: recall@{K} vs exact ground truth: gRPC {recall_at(grpc_ids, ds.gt_ids, K):.3f}, "
+        f"in-process {recall_at(local_ids, ds.gt_ids, K):.3f}; "
+        f"gRPC ids agree with in-process for {recall_at(grpc_ids, local_ids, K):.1%}",
+    ]
+    if blas is not None:
+        default, lowered, qps = blas
+        lines.insert(-1, f"      (info) in-process with distance_compute_blas_threshold {lowered} instead of "
+                         f"{default}: {fmt_rate(qps)} QPS = {qps / lqb:.1f}x the default; not a target")
+    return lines, ratio, added_p50
+
+
+# -- main ------------------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.node_bench", description=__doc__.split("\n\n")[0])
+    p.add_argument("--rows", type=int, default=100_000, help="rows inserted (default 100000)")
+    p.add_argument("--dim", type=int, default=128, help="float dimension (default 128)")
+    p.add_argument("--queries", type=int, default=1_000, help="held-out queries (default 1000)")
+    p.add_argument("--repeats", type=int, default=3, help="repetitions; medians are reported (default 3)")
+    p.add_argument("--batch", type=int, default=10_000, help="rows per Insert call (default 10000)")
+    args = p.parse_args(argv)
+    for name in ("rows", "dim", "queries", "repeats", "batch"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name} must be >= 1")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    faiss.omp_set_num_threads(1)
+    ds = load_sift_like(args.rows, args.dim, args.queries)
+    with ExitStack() as stack:
+        root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="node-bench-")))
+        print("\n".join(header_lines(args, ds, root)), flush=True)
+        # a) insert, a fresh node per repeat; the last one stays up for the searches.
+        rep = InsertReport()
+        node: NodeProcess | None = None
+        for r in range(args.repeats):
+            if node is not None:
+                node.stop()
+            node = NodeProcess(root / f"node-{r}", NODE_ARGS, env=NODE_ENV).start()
+            stack.callback(node.stop)
+            create_collection(node, ds.dim)
+            rep.runs.append(insert_once(node, ds, args.batch))
+        assert node is not None
+        wire_costs(ds, args.batch, rep)
+        lines, insert_rate = report_insert(rep, ds, args.batch)
+        print("\n".join(lines), flush=True)
+
+        # b) search on the last node.
+        segments, count = settle(node, ds.rows)
+        stub = node.stub()
+        check_status(stub.PreloadCollection(milvus_pb2.PreloadCollectionParam(collection_name=COLLECTION),
+                                            timeout=CALL_TIMEOUT_S), "PreloadCollection")
+        index = faiss.IndexFlatL2(ds.dim)
+        index.add(ds.base)
+        single_q = [np.ascontiguousarray(ds.queries[i : i + 1]) for i in range(ds.queries.shape[0])]
+        spans = batches(ds.queries.shape[0], BATCH_NQ)
+        batched_q = [np.ascontiguousarray(ds.queries[a:b]) for a, b in spans]
+        singles = [search_request(q) for q in single_q]
+        batched = [search_request(q) for q in batched_q]
+        for i in range(min(WARMUP_SINGLE, len(singles))):
+            check_status(stub.Search(singles[i], timeout=CALL_TIMEOUT_S).status, "Search")
+            index.search(single_q[i], K)
+        for i in range(min(WARMUP_BATCHED, len(batched))):
+            check_status(stub.Search(batched[i], timeout=CALL_TIMEOUT_S).status, "Search")
+            index.search(batched_q[i], K)
+
+        replies: list[Any] = []
+        rounds = [
+            search_round(stub, index, singles, single_q, batched, batched_q, grpc_first=r % 2 == 0,
+                         replies=replies if r == 0 else None)
+            for r in range(args.repeats)
+        ]
+        for reply in replies:
+            check_status(reply.status, "Search")
+        width = min(K, ds.rows)
+        grpc_ids = np.array([list(rp.ids) for rp in replies], dtype=np.int64).reshape(-1, width)
+        _, local_ids = index.search(ds.queries, K)
+        try:
+            blas: tuple[int, int, float] | None = blas_batched_qps(index, batched_q, args.repeats)
+        except AttributeError:  # a faiss build without the tunable
+            blas = None
+        lines, ratio, added_p50 = report_search(rounds, ds, segments, count, grpc_ids, local_ids, blas)
+        print("\n".join(lines), flush=True)
+
+    targets = [
+        (f"insert >= {fmt_rate(TARGET_INSERT_RATE)} vectors/s acknowledged", f"{fmt_rate(insert_rate)} vectors/s",
+         insert_rate >= TARGET_INSERT_RATE),
+        (f"gRPC nq={BATCH_NQ} QPS >= {TARGET_BATCHED_RATIO}x in-process", f"{ratio:.2f}x",
+         ratio >= TARGET_BATCHED_RATIO),
+        (f"nq=1 added latency at p50 <= {TARGET_ADDED_P50_MS:g} ms", f"{added_p50:.3f} ms",
+         added_p50 <= TARGET_ADDED_P50_MS),
+    ]
+    print(f"-- d) targets ({args.repeats} repeats, medians)")
+    for label, value, ok in targets:
+        print(f"  {label:<42} {value:>18}   {verdict(ok)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
