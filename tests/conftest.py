@@ -12,6 +12,14 @@ from tests.support.mariadb import MariaDBServer
 from tests.support.nodeproc import NodeProcess
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_leaked_nodes() -> Iterator[None]:
+    """Fail the run if a test leaves a node process behind (and kill it)."""
+    yield
+    leaked = NodeProcess.reap_all()
+    assert not leaked, f"node processes left running by the tests: {leaked}"
+
+
 @pytest.fixture(scope="session")
 def mariadb() -> Iterator[MariaDBServer]:
     with MariaDBServer() as server:

@@ -89,7 +89,7 @@ def test_node_serves_and_restarts_on_the_catalog(catalog_uri: str, tmp_path: Pat
         assert len(ids) == 300
         assert s.Flush(milvus_pb2.FlushParam(collection_name_array=["c"])).error_code == 0
         assert s.CountCollection(milvus_pb2.CollectionName(collection_name="c")).collection_row_count == 300
-    with node.start():
+    with node:  # starts it again on the same storage and catalog
         s = node.stub()
         assert s.CountCollection(milvus_pb2.CollectionName(collection_name="c")).collection_row_count == 300
         res = s.Search(milvus_pb2.SearchParam(collection_name="c", topk=1, query_record_array=_rows(x[:5])))

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import grpc
 
@@ -25,6 +25,18 @@ CHANNEL_OPTIONS = [("grpc.max_send_message_length", -1), ("grpc.max_receive_mess
 
 class NodeProcess:
     """One ``python -m node`` child. ``start()`` may be called again after ``kill()`` / ``stop()``."""
+
+    _running: ClassVar[set[NodeProcess]] = set()
+
+    @classmethod
+    def reap_all(cls) -> list[int]:
+        """Kill every node still running and return their PIDs (a test leaked them)."""
+        leaked = []
+        for node in list(cls._running):
+            if node.proc is not None and node.proc.poll() is None:
+                leaked.append(node.proc.pid)
+            node.kill()
+        return leaked
 
     def __init__(self, workdir: Path, extra_args: Sequence[str] = (), meta_uri: str = "",
                  env: dict[str, str] | None = None) -> None:
@@ -44,6 +56,8 @@ class NodeProcess:
         return self.workdir / f"node-{self.starts}.log"
 
     def start(self, timeout: float = 60.0) -> NodeProcess:
+        if self.proc is not None and self.proc.poll() is None:
+            raise RuntimeError(f"node already running (pid {self.proc.pid})")
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.starts += 1
         ready = self.workdir / "ready.json"
@@ -58,6 +72,7 @@ class NodeProcess:
         env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
         self._log_fh = open(self.log_path, "wb")  # noqa: SIM115 - kept open for the child's lifetime
         self.proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=self._log_fh, stderr=subprocess.STDOUT)
+        NodeProcess._running.add(self)
 
         def is_ready() -> bool:
             if self.proc is not None and self.proc.poll() is not None:
@@ -80,6 +95,7 @@ class NodeProcess:
             return ""
 
     def _close_channel(self) -> None:
+        NodeProcess._running.discard(self)
         if self._channel is not None:
             self._channel.close()
             self._channel = None
