@@ -10,8 +10,6 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import faiss
-
 from coordinator.errors import UnexpectedError
 from node.engine import Engine
 from node.settings import parse_size
@@ -35,7 +33,6 @@ class Commands:
         s = engine.settings
         self._cache_size = s.cache_size
         self._insert_buffer_size = s.insert_buffer_size
-        self._omp_threads = s.omp_threads
         self.entries: dict[str, ConfigEntry] = {
             "cluster.enable": ConfigEntry(lambda: _bool(s.role != "standalone")),
             "cluster.role": ConfigEntry(lambda: "rw" if s.role == "standalone" else s.role),
@@ -50,7 +47,7 @@ class Commands:
             "wal.path": ConfigEntry(lambda: str(s.storage / "wal")),
             "cache.cache_size": ConfigEntry(lambda: self._cache_size, self._set_cache_size),
             "cache.insert_buffer_size": ConfigEntry(lambda: self._insert_buffer_size, self._set_insert_buffer),
-            "engine.omp_thread_num": ConfigEntry(lambda: str(self._omp_threads), self._set_omp_threads),
+            "engine.omp_thread_num": ConfigEntry(lambda: str(engine.omp_threads.count), self._set_omp_threads),
         }
 
     def run(self, cmd: str) -> str:
@@ -120,10 +117,9 @@ class Commands:
 
     def _set_omp_threads(self, raw: str) -> None:
         value = int(raw)
-        if value < 0:
-            raise ValueError("must be >= 0")
-        faiss.omp_set_num_threads(value or 1)
-        self._omp_threads = value
+        if value < 1:
+            raise ValueError("must be >= 1")
+        self.engine.omp_threads.count = value
 
 
 def _number(value: float) -> str:

@@ -12,7 +12,6 @@ import socket
 import threading
 from concurrent.futures import Future
 
-import faiss
 import numpy as np
 
 from coordinator.catalog import Catalog, CatalogSnapshot
@@ -33,6 +32,7 @@ from coordinator.model import (
     Partition,
 )
 from node.idgen import IdGenerator, SegmentNamer
+from node.kernels import OmpThreads
 from node.membuffer import ALL_PARTITIONS, MemBuffer
 from node.segment_cache import SegmentCache
 from node.settings import NodeSettings
@@ -48,6 +48,7 @@ class Engine:
         self.catalog = Catalog(settings.catalog_uri)
         self.store = SegmentStore(settings.storage)
         self.cache = SegmentCache(settings.cache_bytes)
+        self.omp_threads = OmpThreads(settings.omp_threads)
         self.ids = IdGenerator()
         self.segment_names = SegmentNamer()
         self.epoch = 0
@@ -70,7 +71,6 @@ class Engine:
     # -- lifecycle -----------------------------------------------------------------------------
 
     def open(self) -> None:
-        faiss.omp_set_num_threads(self.settings.omp_threads)
         self.settings.storage.mkdir(parents=True, exist_ok=True)
         self.store.prepare()
         self.catalog.ensure_schema()

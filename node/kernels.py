@@ -8,6 +8,7 @@ Results are row *offsets* within the segment (-1 for holes) and float32 distance
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,35 @@ from node.topk import NO_ID, TopK, hole_distance, merge
 _OVERSAMPLE_LIMIT = 2048
 # Bound on the temporary (queries x rows x bytes) array of the numpy binary kernels.
 _BINARY_BLOCK_BYTES = 32 * 1024 * 1024
+# faiss computes flat distances with BLAS when queries x dimension reaches a global threshold
+# (default 128000, i.e. 1,000 queries at d=128). Measured here, BLAS wins from about 8 queries on,
+# whatever the dimension, and loses badly below; so the threshold follows each search's dimension.
+BLAS_MIN_QUERIES = 8
+
+
+def use_blas_from(dimension: int) -> None:
+    """Make faiss switch to BLAS at BLAS_MIN_QUERIES queries of this dimension (a process-wide knob;
+    concurrent searches of other dimensions can only change which code path runs, not results)."""
+    wanted = BLAS_MIN_QUERIES * dimension
+    if faiss.cvar.distance_compute_blas_threshold != wanted:
+        faiss.cvar.distance_compute_blas_threshold = wanted
+
+
+class OmpThreads:
+    """The faiss / OpenMP thread count for searches.
+
+    OpenMP keeps this count per calling thread, so setting it once at start does not reach the
+    gRPC and search worker threads: :meth:`apply` sets it, lazily, in whichever thread searches.
+    """
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self._local = threading.local()
+
+    def apply(self) -> None:
+        if getattr(self._local, "count", None) != self.count:
+            faiss.omp_set_num_threads(self.count)
+            self._local.count = self.count
 
 
 @dataclass
@@ -100,6 +130,7 @@ class FloatFlat:
         return int(self.index.ntotal) * int(self.index.d) * 4
 
     def search(self, queries: np.ndarray, k: int, live: LiveMask) -> TopK:
+        use_blas_from(int(self.index.d))
         return _faiss_search(self.index, queries, k, live, self.metric.higher_is_better)
 
 

@@ -110,12 +110,15 @@ class Reader:
         if width <= 0:
             return TopK.empty(queries.shape[0], 0, hib)
         if len(segs) == 1:
-            parts = [self._search_one(coll, segs[0], queries, width)]
-        else:
-            parts = list(self.pool.map(lambda s: self._search_one(coll, s, queries, width), segs))
+            only = self._search_one(coll, segs[0], queries, width)
+            if only.k == width:
+                return only  # already sorted, holes last: nothing to merge
+            return merge([only], width, hib)
+        parts = list(self.pool.map(lambda s: self._search_one(coll, s, queries, width), segs))
         return merge(parts, width, hib)
 
     def _search_one(self, coll: Collection, seg: Segment, queries: np.ndarray, width: int) -> TopK:
+        self.engine.omp_threads.apply()
         item = self.loaded(coll, seg)
         k = min(width, item.live.live)
         if k <= 0:
