@@ -100,8 +100,19 @@ segments = sa.Table(
     sa.Column("delete_version", sa.Integer, nullable=False),
     sa.Column("created_us", sa.BigInteger, nullable=False),
     sa.Column("updated_us", sa.BigInteger, nullable=False),
+    # The built index: its file in the segment folder ('' = none), the build params, its size, and the
+    # error of the last failed build ('' = none).
+    sa.Column("index_file", sa.String(128), nullable=False, default=""),
+    sa.Column("index_params", sa.Text, nullable=False, default="{}"),
+    sa.Column("index_size", sa.BigInteger, nullable=False, default=0),
+    sa.Column("index_error", sa.Text, nullable=False, default=""),
     **_TABLE_KW,
 )
+
+
+def params_json(params: Mapping[str, Any]) -> str:
+    """The stored (and DescribeIndex) form of index params: compact JSON, keys sorted."""
+    return json.dumps(dict(params), separators=(",", ":"), sort_keys=True)
 
 
 def now_us() -> int:
@@ -189,6 +200,10 @@ def _segment(row: Any) -> Segment:
         index_type=IndexType(row.index_type),
         delete_version=row.delete_version,
         created_us=row.created_us,
+        index_file=row.index_file,
+        index_params=row.index_params,
+        index_size=row.index_size,
+        index_error=row.index_error,
     )
 
 
@@ -384,13 +399,82 @@ class Catalog:
         with self._write(epoch) as conn:
             conn.execute(collections.update().where(collections.c.id == collection_id).values(id_mode=int(mode)))
 
-    def set_index(self, epoch: int, collection_id: int, index_type: IndexType, params: Mapping[str, Any]) -> None:
-        text = json.dumps(dict(params), separators=(",", ":"), sort_keys=True)
+    def set_index(self, epoch: int, collection_id: int, index_type: IndexType, params: Mapping[str, Any]) -> bool:
+        """Set a collection's index; segments built with anything else go back to RAW. Returns whether
+        anything changed."""
+        text = params_json(params)
         with self._write(epoch) as conn:
+            row = conn.execute(
+                sa.select(collections.c.index_type, collections.c.index_params).where(collections.c.id == collection_id)
+            ).one()
+            if row.index_type == int(index_type) and row.index_params == text:
+                return False
             conn.execute(
                 collections.update()
                 .where(collections.c.id == collection_id)
                 .values(index_type=int(index_type), index_params=text)
+            )
+            conn.execute(
+                segments.update()
+                .where(
+                    segments.c.collection_id == collection_id,
+                    segments.c.state.in_([int(SegmentState.TO_INDEX), int(SegmentState.INDEX)]),
+                )
+                .values(state=int(SegmentState.RAW), index_file="", index_params="{}", index_size=0,
+                        updated_us=now_us())
+            )
+            conn.execute(
+                segments.update()
+                .where(segments.c.collection_id == collection_id, segments.c.state == int(SegmentState.RAW))
+                .values(index_type=int(index_type), index_error="")
+            )
+            return True
+
+    def mark_to_index(self, epoch: int, segment_ids: Sequence[int]) -> None:
+        """Queue RAW segments for an index build."""
+        if not segment_ids:
+            return
+        with self._write(epoch) as conn:
+            conn.execute(
+                segments.update()
+                .where(segments.c.id.in_(list(segment_ids)), segments.c.state == int(SegmentState.RAW))
+                .values(state=int(SegmentState.TO_INDEX), index_error="", updated_us=now_us())
+            )
+
+    def commit_index(
+        self, epoch: int, segment_id: int, index_type: IndexType, params: Mapping[str, Any], file: str, size: int
+    ) -> bool:
+        """Publish a built index file. Refused (False) when the segment is no longer waiting for it, or
+        the collection's index changed while it was built."""
+        text = params_json(params)
+        with self._write(epoch) as conn:
+            seg = conn.execute(
+                sa.select(segments.c.collection_id, segments.c.state).where(segments.c.id == segment_id)
+            ).first()
+            if seg is None or seg.state != int(SegmentState.TO_INDEX):
+                return False
+            coll = conn.execute(
+                sa.select(collections.c.index_type, collections.c.index_params, collections.c.state).where(
+                    collections.c.id == seg.collection_id
+                )
+            ).one()
+            if coll.state != LIVE or coll.index_type != int(index_type) or coll.index_params != text:
+                return False
+            conn.execute(
+                segments.update()
+                .where(segments.c.id == segment_id)
+                .values(state=int(SegmentState.INDEX), index_type=int(index_type), index_file=file,
+                        index_params=text, index_size=size, index_error="", updated_us=now_us())
+            )
+            return True
+
+    def fail_index(self, epoch: int, segment_id: int, error: str) -> None:
+        """A build failed: the segment stays searchable as RAW and remembers why."""
+        with self._write(epoch) as conn:
+            conn.execute(
+                segments.update()
+                .where(segments.c.id == segment_id, segments.c.state == int(SegmentState.TO_INDEX))
+                .values(state=int(SegmentState.RAW), index_error=error[:4000], updated_us=now_us())
             )
 
     def create_partition(self, epoch: int, collection_id: int, tag: str) -> int:

@@ -132,6 +132,10 @@ class Segment:
     index_type: IndexType
     delete_version: int
     created_us: int
+    index_file: str = ""  # built index in the segment folder ('' = none)
+    index_params: str = "{}"
+    index_size: int = 0
+    index_error: str = ""  # why the last build failed ('' = it did not)
 
     @property
     def live_count(self) -> int:

@@ -64,13 +64,33 @@ class Commands:
         if cmd == "requests":
             return json.dumps({"requests": []})
         if cmd == "get_system_info":
-            return json.dumps({"cache_used_bytes": self.engine.cache.used_bytes, "mode": "CPU"})
+            return json.dumps(self.system_info(), sort_keys=True)
         if cmd[:10] == "get_config":
             return self._get(cmd)
         if cmd[:10] == "set_config":
             self._set(cmd)
             return ""
         return UNKNOWN
+
+    def system_info(self) -> dict[str, object]:
+        """Node state worth watching: cache use and hit rate, index builds, buffered rows."""
+        cache = self.engine.cache
+        lookups = cache.hits + cache.misses
+        builds = self.engine.builds
+        return {
+            "mode": "CPU",
+            "role": self.engine.settings.role,
+            "cache_capacity_bytes": cache.capacity_bytes,
+            "cache_used_bytes": cache.used_bytes,
+            "cache_segments": len(cache),
+            "cache_hits": cache.hits,
+            "cache_misses": cache.misses,
+            "cache_hit_rate": round(cache.hits / lookups, 4) if lookups else 0.0,
+            "cache_evictions": cache.evictions,
+            "index_builds_done": builds.built if builds else 0,
+            "index_builds_failed": builds.failed if builds else 0,
+            "catalog_revision": self.engine.snapshot().revision,
+        }
 
     def _entry(self, key: str) -> ConfigEntry:
         entry = self.entries.get(key)

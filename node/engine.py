@@ -10,7 +10,9 @@ import logging
 import os
 import socket
 import threading
+import time
 from concurrent.futures import Future
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -38,6 +40,9 @@ from node.segment_cache import SegmentCache
 from node.settings import NodeSettings
 from node.storage import SegmentStore
 from node.wal import DeleteRecord, InsertRecord, Record, WriteAheadLog
+
+if TYPE_CHECKING:
+    from node.index_builds import IndexBuilds
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +72,7 @@ class Engine:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._background: threading.Thread | None = None
+        self.builds: IndexBuilds | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -82,8 +88,11 @@ class Engine:
         if self.writable:
             from node import maintenance
 
+            from node.index_builds import IndexBuilds
+
             maintenance.remove_orphans(self)
             self._open_wal()
+            self.builds = IndexBuilds(self, self.settings.index_build_threads)
             self._background = threading.Thread(target=self._run_background, name="maintenance", daemon=True)
             self._background.start()
 
@@ -109,6 +118,8 @@ class Engine:
         self._wake.set()
         if self._background is not None:
             self._background.join(timeout=60)
+        if self.builds is not None:
+            self.builds.close()
         if self.wal is not None:
             if flush:
                 from node import maintenance
@@ -123,6 +134,7 @@ class Engine:
     def _run_background(self) -> None:
         from node import maintenance
 
+        last_sweep = time.monotonic()
         while not self._stop.is_set():
             interval = self.auto_flush_interval
             self._wake.wait(timeout=interval if interval > 0 else 1.0)
@@ -133,7 +145,12 @@ class Engine:
                 if interval > 0 or self._buffers_over_limit():
                     maintenance.flush(self, None)
                 maintenance.merge_all(self)
+                if self.builds is not None:
+                    self.builds.tick()
                 maintenance.collect_garbage(self)
+                if time.monotonic() - last_sweep >= self.settings.file_cleanup_timeout:
+                    maintenance.remove_stale_index_files(self)
+                    last_sweep = time.monotonic()
             except Exception:
                 log.exception("background maintenance failed; retrying at the next interval")
 
@@ -225,12 +242,20 @@ class Engine:
                 snap = self.refresh()
             self.cache.retain(set(snap.segments_by_id))
 
-    def set_index(self, name: str, kind: IndexType, params: dict[str, object]) -> None:
-        self.require_writable("CreateIndex")
+    def set_index(self, name: str, kind: IndexType, params: dict[str, object]) -> list[str]:
+        """Set the collection's index and, unless it is FLAT, build it on every eligible segment.
+
+        Blocks until the builds end (Milvus semantics); returns the errors of failed builds.
+        """
+        self.require_writable("CreateIndex" if kind is not IndexType.FLAT else "DropIndex")
         with self._ddl_lock:
             coll = self.collection(name, self.refresh())
-            self.catalog.set_index(self.epoch, coll.id, kind, params)
+            with self.maintenance_lock(coll.id):
+                self.catalog.set_index(self.epoch, coll.id, kind, params)
             self.refresh()
+        if kind is IndexType.FLAT or self.builds is None:
+            return []
+        return self.builds.build_collection(coll.id)
 
     # -- writes --------------------------------------------------------------------------------
 

@@ -214,6 +214,20 @@ def collect_garbage(engine: Engine) -> None:
     engine.cache.retain(set(snap.segments_by_id))
 
 
+def remove_stale_index_files(engine: Engine) -> int:
+    """Delete index files that no segment uses any more (rebuilt or dropped indexes), after the grace period."""
+    cutoff = time.time() - engine.settings.file_cleanup_timeout
+    removed = 0
+    snap = engine.snapshot()
+    for seg in snap.segments_by_id.values():
+        if seg.collection_id not in snap.collections_by_id or seg.state is SegmentState.TO_DELETE:
+            continue
+        for path in engine.store.stale_index_files(seg.collection_id, seg.name, seg.index_file, cutoff):
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
 def remove_orphans(engine: Engine) -> None:
     """At writer start: delete folders the catalog does not know (left by a crash mid-write)."""
     snap = engine.snapshot()

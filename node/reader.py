@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Sequence
@@ -12,9 +13,11 @@ import regex
 
 from coordinator.catalog import CatalogSnapshot
 from coordinator.errors import UnexpectedError
-from coordinator.model import SEARCHABLE_STATES, Collection, Partition, Segment
+from coordinator.model import SEARCHABLE_STATES, Collection, IndexType, Partition, Segment, SegmentState
 from node.engine import Engine
-from node.kernels import LiveMask, exact_index
+from node.indexes import build_index, load_index
+from node.kernels import LiveMask
+from node.params import SearchParams
 from node.segment_cache import LoadedSegment
 from node.topk import NO_ID, TopK, merge
 
@@ -86,12 +89,18 @@ class Reader:
             ids = store.ids(coll.id, seg.name)
             vectors = store.vectors(coll.id, seg.name)
             live = LiveMask.build(int(ids.shape[0]), store.deletes(coll.id, seg.name, seg.delete_version))
-            return LoadedSegment(seg.id, ids, exact_index(vectors, coll.metric), live, seg.delete_version)
+            if seg.state is SegmentState.INDEX and seg.index_file:
+                path = store.index_path(coll.id, seg.name, seg.index_file)
+                index = load_index(seg.index_type, path, vectors, coll.metric, json.loads(seg.index_params))
+            else:
+                index = build_index(IndexType.FLAT, vectors, coll.metric, {})
+            return LoadedSegment(seg.id, ids, index, live, seg.delete_version, seg.index_file)
 
         def reload_deletes(item: LoadedSegment) -> LiveMask:
             return LiveMask.build(item.live.rows, store.deletes(coll.id, seg.name, seg.delete_version))
 
-        return self.engine.cache.get(seg.id, seg.delete_version, load, reload_deletes, force)
+        index_file = seg.index_file if seg.state is SegmentState.INDEX else ""
+        return self.engine.cache.get(seg.id, seg.delete_version, index_file, load, reload_deletes, force)
 
     def preload(self, coll: Collection, segs: Sequence[Segment]) -> None:
         for seg in segs:
@@ -102,28 +111,31 @@ class Reader:
 
     # -- search --------------------------------------------------------------------------------
 
-    def search(self, coll: Collection, segs: Sequence[Segment], queries: np.ndarray, topk: int) -> TopK:
+    def search(self, coll: Collection, segs: Sequence[Segment], queries: np.ndarray, topk: int,
+               params: SearchParams | None = None) -> TopK:
         """Exact top-k over ``segs``; width ``min(topk, live rows)``, -1 holes only past the live rows."""
         live_rows = sum(s.live_count for s in segs)
         width = min(topk, live_rows)
         hib = coll.metric.higher_is_better
         if width <= 0:
             return TopK.empty(queries.shape[0], 0, hib)
+        sp = params or SearchParams()
         if len(segs) == 1:
-            only = self._search_one(coll, segs[0], queries, width)
+            only = self._search_one(coll, segs[0], queries, width, sp)
             if only.k == width:
                 return only  # already sorted, holes last: nothing to merge
             return merge([only], width, hib)
-        parts = list(self.pool.map(lambda s: self._search_one(coll, s, queries, width), segs))
+        parts = list(self.pool.map(lambda s: self._search_one(coll, s, queries, width, sp), segs))
         return merge(parts, width, hib)
 
-    def _search_one(self, coll: Collection, seg: Segment, queries: np.ndarray, width: int) -> TopK:
+    def _search_one(self, coll: Collection, seg: Segment, queries: np.ndarray, width: int,
+                    params: SearchParams) -> TopK:
         self.engine.omp_threads.apply()
         item = self.loaded(coll, seg)
         k = min(width, item.live.live)
         if k <= 0:
             return TopK.empty(queries.shape[0], 0, coll.metric.higher_is_better)
-        res = item.index.search(queries, k, item.live)
+        res = item.index.search(queries, k, item.live, params)
         offs = res.ids
         ids = np.where(offs >= 0, np.asarray(item.ids)[np.maximum(offs, 0)], NO_ID)
         return TopK(ids.astype(np.int64, copy=False), res.distances)

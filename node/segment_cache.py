@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from node.kernels import BinaryFlat, FloatFlat, LiveMask
+from node.indexes import SegmentIndex
+from node.kernels import LiveMask
 
 log = logging.getLogger(__name__)
 
@@ -19,9 +20,10 @@ log = logging.getLogger(__name__)
 class LoadedSegment:
     segment_id: int
     ids: np.ndarray  # int64, mmapped from the segment folder
-    index: FloatFlat | BinaryFlat
+    index: SegmentIndex
     live: LiveMask
     delete_version: int
+    index_file: str  # the built index in use ('' = exact search over the raw rows)
     _lookup: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
 
     @property
@@ -62,11 +64,19 @@ class SegmentCache:
         self.misses = 0
         self.evictions = 0
 
-    def get(self, segment_id: int, delete_version: int, load: Callable[[], LoadedSegment],
+    def get(self, segment_id: int, delete_version: int, index_file: str, load: Callable[[], LoadedSegment],
             reload_deletes: Callable[[LoadedSegment], LiveMask], force: bool = False) -> LoadedSegment:
-        """The loaded segment, loading it (once, even under concurrency) on a miss."""
+        """The loaded segment, loading it (once, even under concurrency) on a miss.
+
+        An entry loaded with another index file (the index was built, rebuilt or dropped since) is
+        replaced; one with another delete-log version only reloads its live mask.
+        """
         with self._lock:
             item = self._items.get(segment_id)
+            if item is not None and item.index_file != index_file:
+                self._items.pop(segment_id)
+                self.used_bytes -= item.nbytes
+                item = None
             if item is not None:
                 self._items.move_to_end(segment_id)
                 self.hits += 1
@@ -77,7 +87,7 @@ class SegmentCache:
             with key_lock:
                 with self._lock:
                     item = self._items.get(segment_id)
-                if item is None:
+                if item is None or item.index_file != index_file:
                     item = load()
                     self._put(item, force)
         if item.delete_version != delete_version:

@@ -17,6 +17,7 @@ import grpc
 import numpy as np
 
 from coordinator.errors import (
+    BuildIndexError,
     CollectionNotFound,
     IllegalArgument,
     IllegalVectorId,
@@ -141,7 +142,7 @@ class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):
             mine = [s for s in segs if s.partition_id == part.id]
             seg_info = [
                 {
-                    "data_size": s.data_size,
+                    "data_size": s.data_size + s.index_size,
                     "index_name": INDEX_NAMES.get(s.index_type, "Unknow"),
                     "name": s.name,
                     "row_count": s.live_count,
@@ -161,7 +162,7 @@ class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):
         self.engine.drop_collection(request.collection_name)
         return convert.OK
 
-    # -- indexes (stored and validated; segments are searched exactly) -------------------------
+    # -- indexes -------------------------------------------------------------------------------
 
     @rpc(status_pb2.Status)
     def CreateIndex(self, request: Any) -> Any:
@@ -169,7 +170,9 @@ class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):
         kind = params.index_type(request.index_type, coll.metric)
         raw = params.parse_extra_params(request.extra_params, "index params")
         stored = params.build_params(kind, raw, coll.dimension)
-        self.engine.set_index(coll.name, kind, stored)
+        errors = self.engine.set_index(coll.name, kind, stored)
+        if errors:
+            raise BuildIndexError("; ".join(sorted(set(errors))))
         return convert.OK
 
     @rpc(milvus_pb2.IndexParam)
@@ -286,28 +289,30 @@ class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):
 
     # -- search --------------------------------------------------------------------------------
 
-    def _search_setup(self, name: str, topk: int, tags: Any, extra: Any) -> tuple[Collection, list[Segment]]:
-        """Validation in Milvus order: name, topk, tags, existence, params."""
+    def _search_setup(
+        self, name: str, topk: int, tags: Any, extra: Any
+    ) -> tuple[Collection, list[Segment], params.SearchParams]:
+        """Validation in Milvus order: name, topk, tags, existence, params (against the collection's index)."""
         validation.collection_name(name)
         validation.topk(topk)
         clean = [validation.partition_tag(t) for t in tags]
         coll = self.engine.collection(name)
-        params.search_params(coll.index_type, params.parse_extra_params(extra, "search params"), topk)
+        sp = params.search_params(coll.index_type, params.parse_extra_params(extra, "search params"), topk)
         snap = self.engine.snapshot()
         segs = self.reader.searchable(snap, coll, self.reader.partitions(snap, coll, clean))
-        return coll, segs
+        return coll, segs, sp
 
     @rpc(milvus_pb2.TopKQueryResult)
     def Search(self, request: Any) -> Any:
-        coll, segs = self._search_setup(
+        coll, segs, sp = self._search_setup(
             request.collection_name, request.topk, request.partition_tag_array, request.extra_params
         )
         queries = convert.vectors(request.query_record_array, coll)
-        return convert.topk_result(self.reader.search(coll, segs, queries, request.topk))
+        return convert.topk_result(self.reader.search(coll, segs, queries, request.topk, sp))
 
     @rpc(milvus_pb2.TopKQueryResult)
     def SearchByID(self, request: Any) -> Any:
-        coll, segs = self._search_setup(
+        coll, segs, sp = self._search_setup(
             request.collection_name, request.topk, request.partition_tag_array, request.extra_params
         )
         if len(request.id_array) == 0:
@@ -321,7 +326,7 @@ class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):
             width = min(request.topk, sum(s.live_count for s in segs))
             return convert.topk_result(TopK.empty(len(found), width, hib))
         queries = np.stack([found[i] for i in present])  # type: ignore[misc]
-        part = self.reader.search(coll, segs, queries, request.topk)
+        part = self.reader.search(coll, segs, queries, request.topk, sp)
         if len(present) == len(found):
             return convert.topk_result(part)
         full = TopK.empty(len(found), part.k, hib)
@@ -332,7 +337,7 @@ class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):
     @rpc(milvus_pb2.TopKQueryResult)
     def SearchInFiles(self, request: Any) -> Any:
         sp = request.search_param
-        coll, _ = self._search_setup(sp.collection_name, sp.topk, [], sp.extra_params)
+        coll, _, search_params = self._search_setup(sp.collection_name, sp.topk, [], sp.extra_params)
         if len(request.file_id_array) == 0 or len(request.file_id_array) > MAX_SEARCH_FILES:
             raise UnexpectedError("Invalid file id")
         snap = self.engine.snapshot()
@@ -347,7 +352,7 @@ class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):
                 seen.add(seg.id)
                 segs.append(seg)
         queries = convert.vectors(sp.query_record_array, coll)
-        return convert.topk_result(self.reader.search(coll, segs, queries, sp.topk))
+        return convert.topk_result(self.reader.search(coll, segs, queries, sp.topk, search_params))
 
     # -- maintenance and cache -----------------------------------------------------------------
 

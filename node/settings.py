@@ -28,6 +28,7 @@ class NodeSettings:
     file_cleanup_timeout: float = 10.0  # seconds before retired segment files are removed
     wal_file_size: str = "64MB"
     search_threads: int = 2  # segments searched in parallel per request
+    index_build_threads: int = 1  # index builds running at once
     omp_threads: int = 1  # faiss / OpenMP threads per search
     grpc_workers: int = 32
     ready_file: str = ""  # when set, the bound address is written here once serving
@@ -42,7 +43,7 @@ class NodeSettings:
             raise ValueError(f"auto_flush_interval must be >= 0 and <= {threading.TIMEOUT_MAX:.0f} seconds")
         for name in ("cache_size", "insert_buffer_size", "wal_file_size"):
             parse_size(getattr(self, name))
-        if self.search_threads < 1 or self.omp_threads < 1 or self.grpc_workers < 1:
+        if min(self.search_threads, self.omp_threads, self.grpc_workers, self.index_build_threads) < 1:
             raise ValueError("thread counts must be >= 1")
 
     @property

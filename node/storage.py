@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -97,6 +98,39 @@ class SegmentStore:
             _fsync_dir(folder)
         except OSError as exc:
             raise StorageError(f"Cannot write the delete log of segment {name}: {exc}") from exc
+
+    def index_path(self, collection_id: int, name: str, file: str) -> Path:
+        if not (file.startswith("index-") and file.replace("-", "").replace(".", "").isalnum()):
+            raise StorageError(f"Invalid index file name: {file!r}")
+        return self.segment_dir(collection_id, name) / file
+
+    def write_index(self, collection_id: int, name: str, file: str, save: Callable[[Path], None]) -> int:
+        """Write an index file next to its segment atomically; returns its size in bytes."""
+        final = self.index_path(collection_id, name, file)
+        tmp = final.with_name(f".tmp-{file}")
+        try:
+            save(tmp)
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+            size = tmp.stat().st_size
+            os.replace(tmp, final)
+            _fsync_dir(final.parent)
+            return size
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise StorageError(f"Cannot write the index of segment {name}: {exc}") from exc
+
+    def stale_index_files(self, collection_id: int, name: str, current: str, older_than: float) -> list[Path]:
+        """Index files of a segment other than ``current`` last modified before ``older_than``."""
+        folder = self.segment_dir(collection_id, name)
+        out = []
+        for path in folder.glob("index-*"):
+            try:
+                if path.name != current and path.stat().st_mtime < older_than:
+                    out.append(path)
+            except FileNotFoundError:
+                continue
+        return out
 
     def _load(self, path: Path, mmap: bool) -> np.ndarray:
         try:
