@@ -87,7 +87,6 @@ class Engine:
         self.refresh()
         if self.writable:
             from node import maintenance
-
             from node.index_builds import IndexBuilds
 
             maintenance.remove_orphans(self)
