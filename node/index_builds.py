@@ -17,6 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 import numpy as np
 
+from coordinator.errors import BuildIndexError
 from coordinator.model import MB, Collection, IndexType, Segment, SegmentState
 from node import maintenance
 from node.engine import Engine
@@ -144,12 +145,13 @@ class IndexBuilds:
                 return
         except Exception as exc:
             self.failed += 1
-            log.warning("index build of segment %s (%s) failed: %s", seg.name, kind.name, exc)
+            reason = f"{kind.name} build of segment {seg.name} failed: {exc}"
+            log.warning("%s", reason)
             if file:
                 engine.store.index_path(coll.id, seg.name, file).unlink(missing_ok=True)
-            engine.catalog.fail_index(engine.epoch, seg.id, f"{kind.name} build failed: {exc}")
+            engine.catalog.fail_index(engine.epoch, seg.id, reason)
             engine.refresh()
-            raise
+            raise BuildIndexError(reason) from exc
         self.built += 1
         self.build_seconds_total += time.perf_counter() - started
         log.info("built %s index of segment %s (%d rows) in %.2fs", kind.name, seg.name, seg.row_count,

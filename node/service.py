@@ -11,7 +11,7 @@ import json
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar, cast
+from typing import Any
 
 import grpc
 import numpy as np
@@ -43,13 +43,14 @@ from node.topk import TopK
 
 log = logging.getLogger(__name__)
 
-F = TypeVar("F", bound=Callable[..., Any])
+Handler = Callable[[Any, Any], Any]  # (self, request) -> reply
+GrpcMethod = Callable[[Any, Any, Any], Any]  # (self, request, context) -> reply
 
 
-def rpc(reply_type: Any) -> Callable[[F], F]:
+def rpc(reply_type: Any) -> Callable[[Handler], GrpcMethod]:
     """Map every error of a handler to a ``reply_type`` carrying the Milvus status; never raise."""
 
-    def wrap(fn: F) -> F:
+    def wrap(fn: Handler) -> GrpcMethod:
         @functools.wraps(fn)
         def handler(self: Any, request: Any, context: Any) -> Any:
             try:
@@ -61,7 +62,7 @@ def rpc(reply_type: Any) -> Callable[[F], F]:
                 log.exception("%s failed unexpectedly", fn.__name__)
                 return convert.error_reply(reply_type, UnexpectedError(f"Internal error: {exc}"))
 
-        return cast(F, handler)
+        return handler
 
     return wrap
 
