@@ -29,6 +29,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--search-threads", type=int, help="segments searched in parallel per request")
     p.add_argument("--omp-threads", type=int, help="faiss OpenMP threads")
     p.add_argument("--grpc-workers", type=int, help="gRPC worker threads")
+    p.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port (0: off, -1: any free)")
     p.add_argument("--ready-file", help="write the bound address here once serving")
     p.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR")
     return p.parse_args(argv)

@@ -17,6 +17,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from milvus_wire import milvus_pb2, status_pb2, wire_fastpath_pb2
 from node.engine import Engine
+from node.metrics import NodeMetrics
 from node.service import MilvusService
 from node.settings import NodeSettings
 
@@ -61,10 +62,10 @@ def milvus_handler(servicer: Any) -> grpc.GenericRpcHandler:
     return grpc.method_handlers_generic_handler(SERVICE, handlers)
 
 
-def write_ready_file(path: str, address: str) -> None:
+def write_ready_file(path: str, address: str, metrics_port: int = 0) -> None:
     target = Path(path)
     tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(json.dumps({"address": address, "pid": os.getpid()}))
+    tmp.write_text(json.dumps({"address": address, "pid": os.getpid(), "metrics_port": metrics_port}))
     os.replace(tmp, target)
 
 
@@ -78,12 +79,15 @@ class NodeServer:
             options=GRPC_OPTIONS,
         )
         self.health = health.HealthServicer()
+        self.metrics = NodeMetrics(self.engine) if settings.metrics_port else None
+        self.metrics_port = 0
         self.port = 0
         self._stopped = threading.Event()
 
     def start(self) -> str:
         self.engine.open()
-        self.server.add_generic_rpc_handlers((milvus_handler(MilvusService(self.engine, self.search_pool)),))
+        service = MilvusService(self.engine, self.search_pool, self.metrics)
+        self.server.add_generic_rpc_handlers((milvus_handler(service),))
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         self.port = self.server.add_insecure_port(f"{self.settings.host}:{self.settings.port}")
         if self.port == 0:
@@ -92,11 +96,13 @@ class NodeServer:
         self.server.start()
         self.health.set("", health_pb2.HealthCheckResponse.SERVING)
         self.health.set("milvus.grpc.MilvusService", health_pb2.HealthCheckResponse.SERVING)
+        if self.metrics is not None:
+            self.metrics_port = self.metrics.serve(self.settings.host, max(0, self.settings.metrics_port))
         address = f"{self.settings.host}:{self.port}"
         log.info("node (%s) serving MilvusService on %s, storage %s", self.settings.role, address,
                  self.settings.storage_path)
         if self.settings.ready_file:
-            write_ready_file(self.settings.ready_file, address)
+            write_ready_file(self.settings.ready_file, address, self.metrics_port)
         return address
 
     def stop(self, grace: float = 5.0) -> None:
@@ -107,6 +113,8 @@ class NodeServer:
         self.server.stop(grace).wait()
         self.search_pool.shutdown(wait=True)
         self.engine.close()
+        if self.metrics is not None:
+            self.metrics.close()
         log.info("node stopped")
 
     def serve_forever(self) -> None:

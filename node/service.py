@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -19,6 +20,7 @@ import numpy as np
 from coordinator.errors import (
     BuildIndexError,
     CollectionNotFound,
+    ErrorCode,
     IllegalArgument,
     IllegalVectorId,
     MilvusError,
@@ -38,6 +40,7 @@ from milvus_wire import milvus_pb2, milvus_pb2_grpc, status_pb2
 from node import convert, maintenance, params, validation
 from node.commands import Commands
 from node.engine import Engine
+from node.metrics import NodeMetrics
 from node.reader import Reader
 from node.topk import TopK
 
@@ -53,14 +56,21 @@ def rpc(reply_type: Any) -> Callable[[Handler], GrpcMethod]:
     def wrap(fn: Handler) -> GrpcMethod:
         @functools.wraps(fn)
         def handler(self: Any, request: Any, context: Any) -> Any:
+            started = time.perf_counter()
+            code = ErrorCode.SUCCESS
             try:
                 return fn(self, request)
             except MilvusError as err:
                 log.debug("%s failed: %s", fn.__name__, err.reason)
+                code = err.code
                 return convert.error_reply(reply_type, err)
             except Exception as exc:
                 log.exception("%s failed unexpectedly", fn.__name__)
+                code = ErrorCode.UNEXPECTED_ERROR
                 return convert.error_reply(reply_type, UnexpectedError(f"Internal error: {exc}"))
+            finally:
+                if self.metrics is not None:
+                    self.metrics.observe(fn.__name__, int(code), time.perf_counter() - started)
 
         return handler
 
@@ -68,8 +78,9 @@ def rpc(reply_type: Any) -> Callable[[Handler], GrpcMethod]:
 
 
 class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):
-    def __init__(self, engine: Engine, search_pool: ThreadPoolExecutor) -> None:
+    def __init__(self, engine: Engine, search_pool: ThreadPoolExecutor, metrics: NodeMetrics | None = None) -> None:
         self.engine = engine
+        self.metrics = metrics
         self.reader = Reader(engine, search_pool)
         self.commands = Commands(engine)
 

@@ -31,14 +31,15 @@ class NodeSettings:
     index_build_threads: int = 1  # index builds running at once
     omp_threads: int = 1  # faiss / OpenMP threads per search
     grpc_workers: int = 32
+    metrics_port: int = 0  # Prometheus /metrics on this port (0: off)
     ready_file: str = ""  # when set, the bound address is written here once serving
     log_level: str = "INFO"
 
     def __post_init__(self) -> None:
         if self.role not in ROLES:
             raise ValueError(f"role must be one of {', '.join(ROLES)}, not {self.role!r}")
-        if not 0 <= self.port <= 65535:
-            raise ValueError(f"port out of range: {self.port}")
+        if not 0 <= self.port <= 65535 or not -1 <= self.metrics_port <= 65535:
+            raise ValueError(f"port out of range: {self.port} / metrics {self.metrics_port}")
         if not 0 <= self.auto_flush_interval <= threading.TIMEOUT_MAX:  # NaN / inf would kill maintenance
             raise ValueError(f"auto_flush_interval must be >= 0 and <= {threading.TIMEOUT_MAX:.0f} seconds")
         for name in ("cache_size", "insert_buffer_size", "wal_file_size"):

@@ -47,6 +47,7 @@ class NodeProcess:
         self.env = env or {}
         self.proc: subprocess.Popen[bytes] | None = None
         self.address = ""
+        self.metrics_port = 0
         self._channel: grpc.Channel | None = None
         self._log_fh: Any = None
         self.starts = 0
@@ -80,7 +81,9 @@ class NodeProcess:
             return ready.exists()
 
         poll_for(is_ready, timeout, what=f"node ready file {ready}")
-        self.address = json.loads(ready.read_text())["address"]
+        info = json.loads(ready.read_text())
+        self.address = info["address"]
+        self.metrics_port = int(info.get("metrics_port", 0))
         self._channel = grpc.insecure_channel(self.address, options=CHANNEL_OPTIONS)
         return self
 
