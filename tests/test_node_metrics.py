@@ -47,7 +47,8 @@ def test_metrics_follow_requests_cache_and_index_builds(tmp_path: Path) -> None:
             assert s.Search(query).status.error_code == 0
         assert s.Search(milvus_pb2.SearchParam(collection_name="m", topk=0)).status.error_code == 10
         params = [milvus_pb2.KeyValuePair(key="params", value=json.dumps({"nlist": 8}))]
-        assert s.CreateIndex(milvus_pb2.IndexParam(collection_name="m", index_type=2, extra_params=params)).error_code == 0
+        index = milvus_pb2.IndexParam(collection_name="m", index_type=2, extra_params=params)
+        assert s.CreateIndex(index).error_code == 0
 
         text = _scrape(node.metrics_port)
         assert _value(text, "mishards_node_request_seconds_count", 'code="0",method="Search"') == 3
