@@ -29,6 +29,7 @@ GRPC_OPTIONS = [
     # pymilvus pings every 55 s during long calls; accept client pings without data in flight.
     ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
     ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_ping_strikes", 0),  # never answer client keepalives with GOAWAY during long calls
     ("grpc.so_reuseport", 0),
 ]
 
