@@ -908,7 +908,14 @@ def _kind(kind: IndexType, metric: MetricType) -> IndexKind:
 
 
 def build_index(kind: IndexType, vectors: np.ndarray, metric: MetricType, params: Mapping[str, Any]) -> SegmentIndex:
-    """Build the index of one segment's rows (row offsets become the index ids)."""
+    """Build the index of one segment's rows (row offsets become the index ids).
+
+    k-means training computes distances through faiss' process-wide BLAS switch, which searches move
+    (see ``kernels.use_blas_from``); setting it for this dimension first makes a build not depend on
+    what was searched before it.
+    """
+    if not metric.is_binary and vectors.ndim == 2:
+        use_blas_from(int(vectors.shape[1]))
     return _kind(kind, metric).build(vectors, metric, params)
 
 

@@ -50,6 +50,10 @@ TOP_K = 10
 RTOL = 1e-4
 ATOL = 1e-4
 BINARY_METRICS = ("HAMMING", "JACCARD", "TANIMOTO", "SUBSTRUCTURE", "SUPERSTRUCTURE")
+# Collections of the index-type step: one segment big enough to be indexed (Milvus builds from 4,096 rows).
+TYPE_ROWS = 6000
+TYPE_QUERIES = 20
+TYPE_BIN_DIM = 128
 
 
 class CheckFailed(Exception):
@@ -230,6 +234,7 @@ class Scenario:
             self.segment_searches()
             self.deletes_and_compact()
             self.indexes()
+            self.index_types()
             self.cache_ops()
             self.drops()
             self.restore_config()
@@ -756,6 +761,118 @@ class Scenario:
                         descending=True)
         self.code(c.search(self.ip, TOP_K, rows(ip_queries), params={"ef": TOP_K - 1})[0], Status.ILLEGAL_ARGUMENT,
                   "search HNSW with ef < top_k")
+
+    def recall(self, what: str, result: Any, oracle: np.ndarray, row_ids: np.ndarray, k: int, floor: float,
+               exact_distances: bool, descending: bool = False) -> float:
+        """Check an approximate result and return its recall@k against the exact ``oracle`` (nq, n).
+
+        Every query must get ``k`` distinct ids of known rows in distance order; with
+        ``exact_distances`` (no quantisation) the distances must be those of the returned rows. A row
+        counts as found when it is at least as close as the exact k-th best (ties count).
+        """
+        id_rows, dist_rows = result.id_array, result.distance_array
+        nq = oracle.shape[0]
+        self.check(len(id_rows) == nq, f"{what}: expected {nq} result rows, got {len(id_rows)}")
+        col_of = {int(r): c for c, r in enumerate(row_ids)}
+        shares = []
+        for qi in range(nq):
+            ids = [int(x) for x in id_rows[qi]]
+            dists = np.asarray(dist_rows[qi], dtype=np.float64)
+            self.check(len(ids) == k and len(set(ids)) == k, f"{what} query {qi}: expected {k} distinct ids: {ids}")
+            unknown = [i for i in ids if i not in col_of]
+            self.check(not unknown, f"{what} query {qi}: unknown ids {unknown}")
+            steps = np.diff(dists)
+            self.check(bool(np.all(steps <= 1e-5)) if descending else bool(np.all(steps >= -1e-5)),
+                       f"{what} query {qi}: distances out of order {dists.tolist()}")
+            true = oracle[qi, [col_of[i] for i in ids]]
+            if exact_distances:
+                self.check(bool(np.allclose(dists, true, rtol=1e-3, atol=1e-3)),
+                           f"{what} query {qi}: distances {dists.tolist()} are not those of the ids {true.tolist()}")
+            score = -oracle[qi] if descending else oracle[qi]
+            kth = float(np.partition(score, k - 1)[k - 1])
+            mine = -true if descending else true
+            shares.append(min(k, int((mine <= kth + 1e-6 * max(1.0, abs(kth))).sum())) / k)
+        got = float(np.mean(shares))
+        self.check(got >= floor, f"{what}: recall@{k} {got:.3f} below {floor}")
+        return got
+
+    def index_types(self) -> None:
+        self.section("every index type: create_index / get_index_info / search params / drop_index")
+        c = self.client
+        rng = self.rng
+        float_name, bin_name = f"{self.prefix}_types", f"{self.prefix}_types_bin"
+        for name, dim, metric in ((float_name, DIM, MetricType.L2), (bin_name, TYPE_BIN_DIM, MetricType.JACCARD)):
+            self.ok(c.create_collection({"collection_name": name, "dimension": dim, "metric_type": metric,
+                                         "index_file_size": 1024}), f"create_collection({name})")
+        centers = rng.normal(0.0, 2.0, (30, DIM))
+        data = (centers[rng.integers(0, 30, TYPE_ROWS)] + rng.normal(0.0, 1.0, (TYPE_ROWS, DIM))).astype(np.float32)
+        queries = (centers[rng.integers(0, 30, TYPE_QUERIES)]
+                   + rng.normal(0.0, 1.0, (TYPE_QUERIES, DIM))).astype(np.float32)
+        bin_centers = rng.integers(0, 2, (60, TYPE_BIN_DIM), dtype=np.uint8)
+
+        def codes(n: int) -> np.ndarray:
+            bits = bin_centers[rng.integers(0, 60, n)] ^ (rng.random((n, TYPE_BIN_DIM)) < 0.2).astype(np.uint8)
+            return np.packbits(bits, axis=1)
+
+        bin_data, bin_queries = codes(TYPE_ROWS), codes(TYPE_QUERIES)
+        status, ids = c.insert(float_name, data)
+        self.ok(status, f"insert {TYPE_ROWS} rows into {float_name}")
+        float_ids = np.asarray(ids, dtype=np.int64)
+        status, ids = c.insert(bin_name, bin_rows(bin_data))
+        self.ok(status, f"insert {TYPE_ROWS} codes into {bin_name}")
+        bin_ids = np.asarray(ids, dtype=np.int64)
+        self.ok(c.flush([float_name, bin_name]), "flush the index-type collections")
+        float_truth = float_oracle("L2", data, queries)
+        bin_truth = binary_oracle("JACCARD", bin_data, bin_queries)
+        q, bq = rows(queries), bin_rows(bin_queries)
+
+        nsg = {"search_length": 45, "out_degree": 50, "candidate_pool_size": 300, "knng": 100}
+        # (collection, type, build params, search params, recall floor, name in the stats, lossless)
+        cases: list[tuple[str, Any, dict[str, int], dict[str, int], float, str, bool]] = [
+            (float_name, IndexType.IVF_FLAT, {"nlist": 64}, {"nprobe": 8}, 0.95, "IVFFLAT", True),
+            (float_name, IndexType.IVF_SQ8, {"nlist": 64}, {"nprobe": 8}, 0.9, "IVFSQ8", False),
+            (float_name, IndexType.IVF_PQ, {"nlist": 32, "m": 8}, {"nprobe": 8}, 0.7, "PQ", False),
+            (float_name, IndexType.HNSW, {"M": 16, "efConstruction": 100}, {"ef": 64}, 0.95, "HNSW", True),
+            (float_name, IndexType.RNSG, nsg, {"search_length": 128}, 0.9, "NSG", True),
+            (float_name, IndexType.ANNOY, {"n_trees": 8}, {"search_k": 2000}, 0.95, "ANNOY", True),
+            (bin_name, IndexType.IVF_FLAT, {"nlist": 64}, {"nprobe": 8}, 0.9, "IVFFLAT", True),
+        ]
+        for name, kind, build, search, floor, index_name, lossless in cases:
+            binary = name == bin_name
+            what = f"{kind.name}{' (binary)' if binary else ''}"
+            queries_of, truth, row_ids = (bq, bin_truth, bin_ids) if binary else (q, float_truth, float_ids)
+            self.ok(c.create_index(name, kind, build), f"create_index {what} {build}")
+            status, index = c.get_index_info(name)
+            self.ok(status, f"get_index_info {what}")
+            self.check(index.collection_name == name and index.index_type == kind and index.params == build,
+                       f"get_index_info {what}: expected {kind!r} {build}, got {index}")
+            status, stats = c.get_collection_stats(name)
+            self.ok(status, f"get_collection_stats {what}")
+            segs = [seg for part in stats["partitions"] for seg in part["segments"] or []]
+            self.check([(seg["index_name"], seg["row_count"]) for seg in segs] == [(index_name, TYPE_ROWS)],
+                       f"get_collection_stats {what}: expected one {index_name} segment, got {segs}")
+            result = self.search_ok(f"search {what} {search}", name, TOP_K, queries_of, params=search)
+            got = self.recall(f"search {what} {search}", result, truth, row_ids, TOP_K, floor, lossless)
+            print(f"   recall@{TOP_K} {what} {search}: {got:.3f}", flush=True)
+            (param,) = search
+            self.code(c.search(name, TOP_K, queries_of, params={})[0], Status.ILLEGAL_ARGUMENT,
+                      f"search {what} without {param}")
+            if kind == IndexType.IVF_FLAT:
+                # Every list probed is an exact search; one list of 64 is not: the index is in use.
+                result = self.search_ok(f"search {what} nprobe 64", name, TOP_K, queries_of, params={"nprobe": 64})
+                self.check_topk(f"search {what} nprobe 64", result, truth, row_ids, TOP_K)
+                result = self.search_ok(f"search {what} nprobe 1", name, TOP_K, queries_of, params={"nprobe": 1})
+                self.check(self.recall(f"search {what} nprobe 1", result, truth, row_ids, TOP_K, 0.0, True) < 1.0,
+                           f"search {what} nprobe 1: exact results, so the index was not used")
+            self.ok(c.drop_index(name), f"drop_index {what}")
+            status, index = c.get_index_info(name)
+            self.ok(status, f"get_index_info after drop_index {what}")
+            self.check(index.index_type == IndexType.FLAT and index.params == {},
+                       f"get_index_info after drop_index {what}: expected FLAT {{}}, got {index}")
+            result = self.search_ok(f"search after drop_index {what}", name, TOP_K, queries_of)
+            self.check_topk(f"search after drop_index {what}", result, truth, row_ids, TOP_K)
+        for name in (float_name, bin_name):
+            self.ok(c.drop_collection(name), f"drop_collection({name})")
 
     def cache_ops(self) -> None:
         self.section("load_collection / release_collection")
