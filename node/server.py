@@ -49,6 +49,16 @@ def _message_class(full_name: str) -> Any:
     return getattr(milvus_pb2, name, None) or getattr(status_pb2, name)
 
 
+def _serializer(reply_cls: Any) -> Any:
+    """Serialize reply messages; replies a handler built directly in the wire format pass through."""
+    serialize = reply_cls.SerializeToString
+
+    def to_bytes(reply: Any) -> bytes:
+        return reply if isinstance(reply, bytes) else serialize(reply)
+
+    return to_bytes
+
+
 def milvus_handler(servicer: Any) -> grpc.GenericRpcHandler:
     """The MilvusService method handlers, with the fast-path request types where they apply."""
     handlers = {}
@@ -58,7 +68,7 @@ def milvus_handler(servicer: Any) -> grpc.GenericRpcHandler:
         handlers[method.name] = grpc.unary_unary_rpc_method_handler(
             getattr(servicer, method.name),
             request_deserializer=request_cls.FromString,
-            response_serializer=reply_cls.SerializeToString,
+            response_serializer=_serializer(reply_cls),
         )
     return grpc.method_handlers_generic_handler(SERVICE, handlers)
 
