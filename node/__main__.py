@@ -26,6 +26,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--cache-size", help="segment cache capacity, e.g. 4GB")
     p.add_argument("--insert-buffer-size", help="insert buffer limit before a flush, e.g. 1GB")
     p.add_argument("--file-cleanup-timeout", type=float, help="seconds before retired files are deleted")
+    p.add_argument("--catalog-refresh-interval", type=float,
+                   help="read-only nodes: seconds between polls of the catalog revision (default 0.2)")
     p.add_argument("--search-threads", type=int, help="segments searched in parallel per request")
     p.add_argument("--omp-threads", type=int, help="faiss OpenMP threads")
     p.add_argument("--grpc-workers", type=int, help="gRPC worker threads")

@@ -94,6 +94,9 @@ class Engine:
             self.builds = IndexBuilds(self, self.settings.index_build_threads)
             self._background = threading.Thread(target=self._run_background, name="maintenance", daemon=True)
             self._background.start()
+        else:
+            self._background = threading.Thread(target=self._follow_catalog, name="catalog-follower", daemon=True)
+            self._background.start()
 
     def _open_wal(self) -> None:
         self.wal = WriteAheadLog(self.settings.storage / "wal", self._apply, self.settings.wal_file_bytes)
@@ -152,6 +155,20 @@ class Engine:
                     last_sweep = time.monotonic()
             except Exception:
                 log.exception("background maintenance failed; retrying at the next interval")
+
+    def _follow_catalog(self) -> None:
+        """Read-only role: reload the snapshot whenever the catalog revision moves (one cheap query per poll).
+
+        Segments that disappeared leave the cache at once; new delete-log versions and new index files are
+        picked up by the cache on the next search of the segment.
+        """
+        while not self._stop.wait(self.settings.catalog_refresh_interval):
+            try:
+                if self.catalog.revision() != self.snapshot().revision:
+                    snap = self.refresh()
+                    self.cache.retain(set(snap.segments_by_id))
+            except Exception as exc:
+                log.warning("catalog refresh failed (%s); serving the last snapshot", exc)
 
     def _buffers_over_limit(self) -> bool:
         with self._buf_lock:

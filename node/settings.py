@@ -26,6 +26,7 @@ class NodeSettings:
     cache_size: str = "4GB"
     insert_buffer_size: str = "1GB"
     file_cleanup_timeout: float = 10.0  # seconds before retired segment files are removed
+    catalog_refresh_interval: float = 0.2  # read-only nodes: seconds between catalog revision polls
     wal_file_size: str = "64MB"
     search_threads: int = 2  # segments searched in parallel per request
     index_build_threads: int = 1  # index builds running at once
@@ -42,6 +43,8 @@ class NodeSettings:
             raise ValueError(f"port out of range: {self.port} / metrics {self.metrics_port}")
         if not 0 <= self.auto_flush_interval <= threading.TIMEOUT_MAX:  # NaN / inf would kill maintenance
             raise ValueError(f"auto_flush_interval must be >= 0 and <= {threading.TIMEOUT_MAX:.0f} seconds")
+        if not 0 < self.catalog_refresh_interval <= 60:
+            raise ValueError("catalog_refresh_interval must be within (0, 60] seconds")
         for name in ("cache_size", "insert_buffer_size", "wal_file_size"):
             parse_size(getattr(self, name))
         if min(self.search_threads, self.omp_threads, self.grpc_workers, self.index_build_threads) < 1:

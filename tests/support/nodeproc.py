@@ -39,9 +39,9 @@ class NodeProcess:
         return leaked
 
     def __init__(self, workdir: Path, extra_args: Sequence[str] = (), meta_uri: str = "",
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, storage: Path | None = None) -> None:
         self.workdir = workdir
-        self.storage = workdir / "storage"
+        self.storage = storage or workdir / "storage"
         self.extra_args = list(extra_args)
         self.meta_uri = meta_uri
         self.env = env or {}
