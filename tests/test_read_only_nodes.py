@@ -80,9 +80,11 @@ def test_readers_follow_the_writer(cluster: Cluster) -> None:
     name = "shared"
     schema = milvus_pb2.CollectionSchema(collection_name=name, dimension=DIM, index_file_size=1, metric_type=1)
     assert w.CreateCollection(schema).error_code == 0
+    def has(stub: Any) -> bool:
+        return bool(stub.HasCollection(milvus_pb2.CollectionName(collection_name=name)).bool_reply)
+
     for r in readers:
-        poll_for(lambda r=r: r.HasCollection(milvus_pb2.CollectionName(collection_name=name)).bool_reply, 10,
-                 what="the collection to appear on a reader")
+        poll_for(lambda: has(r), 10, what="the collection to appear on a reader")  # noqa: B023
 
     rng = np.random.default_rng(9)
     base = rng.standard_normal((3000, DIM)).astype(np.float32)
@@ -93,7 +95,7 @@ def test_readers_follow_the_writer(cluster: Cluster) -> None:
         assert w.Flush(milvus_pb2.FlushParam(collection_name_array=[name])).error_code == 0
     # Data inserted through the writer becomes searchable on every reader (flush + catalog refresh).
     for r in readers:
-        poll_for(lambda r=r: _count(r, name) == 3000, 10, what="rows to reach a reader")
+        poll_for(lambda: _count(r, name) == 3000, 10, what="rows to reach a reader")  # noqa: B023
     q = base[:20]
     ref_ids, ref_dist = _search(w, name, q, 10)
     for r in readers:
@@ -116,7 +118,7 @@ def test_readers_follow_the_writer(cluster: Cluster) -> None:
     assert w.DeleteByID(milvus_pb2.DeleteByIDParam(collection_name=name, id_array=gone)).error_code == 0
     assert w.Flush(milvus_pb2.FlushParam()).error_code == 0
     for r in readers:
-        poll_for(lambda r=r: _count(r, name) == 3000 - len(set(gone)), 10, what="deletes to reach a reader")
+        poll_for(lambda: _count(r, name) == 3000 - len(set(gone)), 10, what="deletes to reach a reader")  # noqa: B023
         got_ids, _ = _search(r, name, q, 10)
         assert not np.isin(got_ids, gone).any()
 
@@ -131,8 +133,7 @@ def test_readers_follow_the_writer(cluster: Cluster) -> None:
     # Dropping the collection on the writer removes it from the readers.
     assert w.DropCollection(milvus_pb2.CollectionName(collection_name=name)).error_code == 0
     for r in readers:
-        poll_for(lambda r=r: not r.HasCollection(milvus_pb2.CollectionName(collection_name=name)).bool_reply, 10,
-                 what="the drop to reach a reader")
+        poll_for(lambda: not has(r), 10, what="the drop to reach a reader")  # noqa: B023
 
 
 def _segment_ids(cluster: Cluster, name: str) -> list[int]:
