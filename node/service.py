@@ -17,6 +17,7 @@ from typing import Any
 import grpc
 import numpy as np
 
+from coordinator.catalog import CatalogSnapshot
 from coordinator.errors import (
     BuildIndexError,
     CollectionNotFound,
@@ -352,19 +353,29 @@ class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):
         coll, _, search_params = self._search_setup(sp.collection_name, sp.topk, [], sp.extra_params)
         if len(request.file_id_array) == 0 or len(request.file_id_array) > MAX_SEARCH_FILES:
             raise UnexpectedError("Invalid file id")
-        snap = self.engine.snapshot()
+        segs = self._files(coll, request.file_id_array, self.engine.snapshot())
+        if segs is None and not self.engine.writable:
+            # A caller with a newer catalog view than ours (a segment just flushed or merged): catch up once.
+            segs = self._files(coll, request.file_id_array, self.engine.refresh())
+        if segs is None:
+            raise UnexpectedError("Invalid file id")
+        queries = convert.vectors(sp.query_record_array, coll)
+        return convert.topk_result(self.reader.search(coll, segs, queries, sp.topk, search_params))
+
+    @staticmethod
+    def _files(coll: Collection, file_ids: Any, snap: CatalogSnapshot) -> list[Segment] | None:
+        """The segments named by SearchInFiles file ids (deduplicated), or None if one is unknown."""
         segs: list[Segment] = []
         seen: set[int] = set()
-        for raw in request.file_id_array:
+        for raw in file_ids:
             text = raw.strip()
             seg = snap.segments_by_id.get(int(text)) if text.isdigit() else None
             if seg is None or seg.collection_id != coll.id:
-                raise UnexpectedError("Invalid file id")
+                return None
             if seg.id not in seen:
                 seen.add(seg.id)
                 segs.append(seg)
-        queries = convert.vectors(sp.query_record_array, coll)
-        return convert.topk_result(self.reader.search(coll, segs, queries, sp.topk, search_params))
+        return segs
 
     # -- maintenance and cache -----------------------------------------------------------------
 

@@ -100,7 +100,8 @@ def test_readers_follow_the_writer(cluster: Cluster) -> None:
     ref_ids, ref_dist = _search(w, name, q, 10)
     for r in readers:
         got_ids, got_dist = _search(r, name, q, 10)
-        assert np.array_equal(got_ids, ref_ids) and np.allclose(got_dist, ref_dist)
+        # Segments may differ in layout between snapshots (merges): distances agree to float rounding.
+        assert np.array_equal(got_ids, ref_ids) and np.allclose(got_dist, ref_dist, rtol=1e-5, atol=1e-4)
 
     # Each reader searches its share of the segments; merged, the shares equal the writer's answer.
     segment_ids = _segment_ids(cluster, name)
@@ -111,7 +112,7 @@ def test_readers_follow_the_writer(cluster: Cluster) -> None:
         if share:
             parts.append(_in_files(stub, name, share, q, 10))
     merged_ids, merged_dist = _merge(parts, 10)
-    assert np.array_equal(merged_ids, ref_ids) and np.allclose(merged_dist, ref_dist, rtol=1e-5)
+    assert np.array_equal(merged_ids, ref_ids) and np.allclose(merged_dist, ref_dist, rtol=1e-5, atol=1e-4)
 
     # Deletes disappear on the readers the same way.
     gone = [int(i) for i in ref_ids[:, 0]]
