@@ -57,7 +57,7 @@ class Engine:
         self.ids = IdGenerator()
         self.segment_names = SegmentNamer()
         self.epoch = 0
-        self.writable = settings.role in ("standalone", "rw")
+        self.writable = False  # True once this node holds the writer epoch (become_writer)
         self.bound_port = settings.port  # the real port once the server listens (``--port 0``)
         self.auto_flush_interval = settings.auto_flush_interval
         self.insert_buffer_bytes = settings.insert_buffer_bytes
@@ -72,6 +72,7 @@ class Engine:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._background: threading.Thread | None = None
+        self._follower: threading.Thread | None = None
         self.builds: IndexBuilds | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -80,23 +81,32 @@ class Engine:
         self.settings.storage.mkdir(parents=True, exist_ok=True)
         self.store.prepare()
         self.catalog.ensure_schema()
-        if self.writable:
+        self.refresh()
+        self._follower = threading.Thread(target=self._follow_catalog, name="catalog-follower", daemon=True)
+        self._follower.start()
+        if self.settings.role in ("standalone", "rw"):
+            self.become_writer()
+
+    def become_writer(self) -> int:
+        """Take over writing: bump the writer epoch (fencing every earlier writer), clean up what a crashed
+        writer left, replay the write-ahead log from storage, and start flushing, merging and indexing."""
+        from node import maintenance
+        from node.index_builds import IndexBuilds
+
+        with self._ddl_lock:
+            if self.writable:
+                return self.epoch
             writer_id = f"{socket.gethostname()}:{os.getpid()}"
             self.epoch = self.catalog.claim_writer(writer_id)
             log.info("writer epoch %d claimed by %s", self.epoch, writer_id)
-        self.refresh()
-        if self.writable:
-            from node import maintenance
-            from node.index_builds import IndexBuilds
-
+            self.refresh()
             maintenance.remove_orphans(self)
             self._open_wal()
             self.builds = IndexBuilds(self, self.settings.index_build_threads)
             self._background = threading.Thread(target=self._run_background, name="maintenance", daemon=True)
             self._background.start()
-        else:
-            self._background = threading.Thread(target=self._follow_catalog, name="catalog-follower", daemon=True)
-            self._background.start()
+            self.writable = True
+            return self.epoch
 
     def _open_wal(self) -> None:
         self.wal = WriteAheadLog(self.settings.storage / "wal", self._apply, self.settings.wal_file_bytes)
@@ -118,8 +128,9 @@ class Engine:
     def close(self, flush: bool = True) -> None:
         self._stop.set()
         self._wake.set()
-        if self._background is not None:
-            self._background.join(timeout=60)
+        for thread in (self._background, self._follower):
+            if thread is not None:
+                thread.join(timeout=60)
         if self.builds is not None:
             self.builds.close()
         if self.wal is not None:
@@ -163,6 +174,8 @@ class Engine:
         picked up by the cache on the next search of the segment.
         """
         while not self._stop.wait(self.settings.catalog_refresh_interval):
+            if self.writable:
+                continue  # the writer refreshes after each of its own commits
             try:
                 if self.catalog.revision() != self.snapshot().revision:
                     snap = self.refresh()
@@ -194,8 +207,11 @@ class Engine:
             return self._maint_locks.setdefault(collection_id, threading.Lock())
 
     def require_writable(self, what: str) -> None:
-        if not self.writable:
-            raise ReadOnlyRole(f"{what} is not allowed on a read-only ({self.settings.role}) node")
+        if self.writable:
+            return
+        if self.settings.role == "ro":
+            raise ReadOnlyRole(f"{what} is not allowed on a read-only (ro) node")
+        raise ReadOnlyRole(f"{what} is not allowed: this node is a standby writer, not the elected one")
 
     def collection(self, name: str, snap: CatalogSnapshot | None = None) -> Collection:
         coll = (snap or self.snapshot()).collection(name)
