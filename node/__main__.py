@@ -32,6 +32,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--omp-threads", type=int, help="faiss OpenMP threads")
     p.add_argument("--grpc-workers", type=int, help="gRPC worker threads")
     p.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port (0: off, -1: any free)")
+    p.add_argument("--membership", help="static://HOST:PORT=ROLE,..., etcd://HOST:PORT/PREFIX or "
+                   "k8s://NAMESPACE?selector=LABELS")
+    p.add_argument("--advertise", help="HOST:PORT other members use to reach this node")
+    p.add_argument("--node-id", help="this node's id in membership (default: the advertised address)")
+    p.add_argument("--replication", type=int, help="replicas per segment across read-only nodes (0: automatic)")
     p.add_argument("--ready-file", help="write the bound address here once serving")
     p.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR")
     return p.parse_args(argv)

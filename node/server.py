@@ -15,9 +15,12 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from coordinator.membership import Member
 from milvus_wire import milvus_pb2, status_pb2, wire_fastpath_pb2
 from node.engine import Engine
 from node.metrics import NodeMetrics
+from node.presence import Presence
+from node.reader import Reader
 from node.service import MilvusService
 from node.settings import NodeSettings
 
@@ -92,6 +95,7 @@ class NodeServer:
         self.health = health.HealthServicer()
         self.metrics = NodeMetrics(self.engine) if settings.metrics_port else None
         self.metrics_port = 0
+        self.presence: Presence | None = None
         self.port = 0
         self._stopped = threading.Event()
 
@@ -106,9 +110,19 @@ class NodeServer:
         self.engine.bound_port = self.port
         self.server.start()
         self.health.set("", health_pb2.HealthCheckResponse.SERVING)
-        self.health.set("milvus.grpc.MilvusService", health_pb2.HealthCheckResponse.SERVING)
+        serving = health_pb2.HealthCheckResponse.SERVING
+        warming = self.settings.membership and self.settings.role == "ro"
+        self.health.set(SERVICE, health_pb2.HealthCheckResponse.NOT_SERVING if warming else serving)
         if self.metrics is not None:
             self.metrics_port = self.metrics.serve(self.settings.host, max(0, self.settings.metrics_port))
+        if self.settings.membership:
+            advertise = self.settings.advertise or f"{self.settings.host}:{self.port}"
+            me = Member(self.settings.node_id or advertise, advertise, self.settings.role, "warming")
+            self.presence = Presence(
+                self.engine, Reader(self.engine, self.search_pool), self.settings.membership, me,
+                self.settings.replication, lambda: self.health.set(SERVICE, serving),
+            )
+            self.presence.start()
         address = f"{self.settings.host}:{self.port}"
         log.info("node (%s) serving MilvusService on %s, storage %s", self.settings.role, address,
                  self.settings.storage_path)
@@ -121,6 +135,8 @@ class NodeServer:
             return
         self._stopped.set()
         self.health.enter_graceful_shutdown()
+        if self.presence is not None:
+            self.presence.stop()
         self.server.stop(grace).wait()
         self.search_pool.shutdown(wait=True)
         self.engine.close()

@@ -33,6 +33,10 @@ class NodeSettings:
     omp_threads: int = 1  # faiss / OpenMP threads per search
     grpc_workers: int = 32
     metrics_port: int = 0  # Prometheus /metrics on this port (0: off)
+    membership: str = ""  # static://..., etcd://HOST:PORT/PREFIX or k8s://NAMESPACE?selector=... ('' = none)
+    advertise: str = ""  # HOST:PORT other members use to reach this node ('' = host:bound port)
+    node_id: str = ""  # this node's id in membership and placement ('' = the advertised address)
+    replication: int = 0  # replicas per segment across read-only nodes (0 = 2 when >= 2 readers, else 1)
     ready_file: str = ""  # when set, the bound address is written here once serving
     log_level: str = "INFO"
 
@@ -47,6 +51,8 @@ class NodeSettings:
             raise ValueError("catalog_refresh_interval must be within (0, 60] seconds")
         for name in ("cache_size", "insert_buffer_size", "wal_file_size"):
             parse_size(getattr(self, name))
+        if self.replication < 0:
+            raise ValueError("replication must be >= 0")
         if min(self.search_threads, self.omp_threads, self.grpc_workers, self.index_build_threads) < 1:
             raise ValueError("thread counts must be >= 1")
 

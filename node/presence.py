@@ -1,0 +1,93 @@
+"""A node's place in the cluster: its membership record, and (read-only role) its warm share of segments.
+
+A read-only node computes its own share with the same pure placement function the proxy uses, over the
+read-only members it sees plus itself, and loads those segments into its cache in the background. It
+registers as ``warming`` and reports ``ready`` (membership record and gRPC health) once its share is loaded,
+so a newly joined node is warm before it is given traffic. The share is kept warm as segments are flushed,
+merged or indexed and as members come and go.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from coordinator.membership import Member, MembershipProvider, create_provider
+from coordinator.model import SEARCHABLE_STATES
+from coordinator.placement import Placement
+from node.engine import Engine
+from node.reader import Reader
+
+log = logging.getLogger(__name__)
+
+
+def share_members(view: tuple[Member, ...], me: Member) -> list[str]:
+    """Node ids that share the read load, as placement sees them: every read-only member, this one included."""
+    ids = {m.node_id for m in view if m.role == "ro"}
+    if me.role == "ro":
+        ids.add(me.node_id)
+    return sorted(ids)
+
+
+class Presence:
+    def __init__(self, engine: Engine, reader: Reader, membership_uri: str, me: Member, replication: int,
+                 on_ready: Callable[[], None]) -> None:
+        self.engine = engine
+        self.reader = reader
+        self.me = me
+        self.replication = replication
+        self.on_ready = on_ready
+        self.provider: MembershipProvider = create_provider(membership_uri)
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="presence", daemon=True)
+        self.ready = False
+        self.share_size = 0
+
+    def start(self) -> None:
+        self.provider.start()
+        self.provider.subscribe(lambda _view: self._wake.set())
+        self.provider.register(Member(self.me.node_id, self.me.address, self.me.role, "warming"))
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout=30)
+        try:
+            self.provider.unregister()
+        finally:
+            self.provider.stop()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.warm()
+                if not self.ready:
+                    self.ready = True
+                    self.provider.register(Member(self.me.node_id, self.me.address, self.me.role, "ready"))
+                    self.on_ready()
+                    log.info("node %s ready: %d segments of its share loaded", self.me.node_id, self.share_size)
+            except Exception as exc:
+                log.warning("warming the share failed (%s); retrying", exc)
+            self._wake.wait(timeout=self.engine.settings.catalog_refresh_interval * 5)
+            self._wake.clear()
+
+    def warm(self) -> None:
+        """Load every segment of this node's share that is not cached yet (read-only role only)."""
+        if self.me.role != "ro":
+            self.share_size = 0
+            return
+        snap = self.engine.snapshot()
+        nodes = share_members(self.provider.members(), self.me)
+        placement = Placement.of(nodes, r=self.replication or None)
+        total = 0
+        for coll in snap.collections_by_id.values():
+            segs = [s for s in snap.segments_of(coll.id) if s.state in SEARCHABLE_STATES]
+            mine = set(placement.share(self.me.node_id, [s.id for s in segs]))
+            for seg in segs:
+                if seg.id in mine and not self._stop.is_set():
+                    self.reader.loaded(coll, seg)
+                    total += 1
+        self.share_size = total
