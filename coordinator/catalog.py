@@ -285,6 +285,15 @@ class Catalog:
         except SQLAlchemyError as exc:
             raise MetaFailed(f"Cannot claim the writer epoch: {exc}") from exc
 
+    def writer_state(self) -> tuple[int, int, str]:
+        """``(revision, writer epoch, writer id)`` as the catalog records them."""
+        try:
+            with self.engine.connect() as conn:
+                row = conn.execute(sa.select(cluster_state)).one()
+        except SQLAlchemyError as exc:
+            raise MetaFailed(f"Catalog unavailable: {exc}") from exc
+        return int(row.revision), int(row.writer_epoch), str(row.writer_id)
+
     def revision(self) -> int:
         try:
             with self.engine.connect() as conn:

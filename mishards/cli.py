@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 COMMANDS = {
     "node": ("node", "run a node (roles standalone, rw, ro)"),
+    "status": ("coordinator.status", "show the cluster: members, health, writer, epoch, segments per node"),
 }
 
 USAGE = "usage: mishards <command> [options]\n\ncommands:\n" + "\n".join(

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from coordinator.catalog import Catalog
 from coordinator.placement import Placement
 from milvus_wire import milvus_pb2
-from tests.support.nodeproc import NodeProcess
+from tests.support.nodeproc import ROOT, NodeProcess
 from tests.support.waiting import free_port, poll_for
 
 
@@ -73,6 +76,22 @@ def test_readers_warm_their_share_then_report_ready(tmp_path: Path) -> None:
                 assert _system(r.stub())["cache_segments"] == expected
             shares = [len(placement.share(a, segment_ids)) for a in addrs[1:]]
             assert sum(shares) == 6  # replication 1: the shares partition the segments
+
+            # `mishards status` shows the same cluster.
+            res = subprocess.run(
+                [sys.executable, "-m", "mishards.cli", "status", "--membership", membership, "--meta-uri", uri,
+                 "--replication", "1"],
+                cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=60,
+            )
+            assert res.returncode == 0, res.stderr
+            out = res.stdout
+            assert "writer epoch 1" in out and "searchable segments: 6" in out
+            assert f"writer (membership): {addrs[0]}" in out
+            for addr, share in zip(addrs[1:], shares, strict=True):
+                [line] = [ln for ln in out.splitlines() if ln.startswith(addr)]
+                assert " ro " in line and "SERVING" in line and line.split()[-1] == str(share)
+            [wline] = [ln for ln in out.splitlines() if ln.startswith(addrs[0])]
+            assert " rw " in wline and "SERVING" in wline
         finally:
             for r in readers:
                 r.stop()
