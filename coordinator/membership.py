@@ -325,8 +325,15 @@ def _create_k8s(config: MembershipConfig, **kwargs: Any) -> MembershipProvider:
     return KubernetesMembership(config, **kwargs)
 
 
+def _create_etcd(config: MembershipConfig, **kwargs: Any) -> MembershipProvider:
+    from coordinator.membership_etcd import EtcdMembership  # imported on use: it loads the etcd client
+
+    return EtcdMembership(config, **kwargs)
+
+
 register_provider("static", StaticMembership)
 register_provider("k8s", _create_k8s)
+register_provider("etcd", _create_etcd)
 
 
 # ------------------------------------------------------------------------------------------------- helpers

@@ -1,0 +1,75 @@
+"""etcd membership with real node processes and a real etcd: join, warm up, leave on kill -9."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from coordinator.membership import Member, create_provider
+from milvus_wire import milvus_pb2
+from tests.support.etcd import EtcdServer
+from tests.support.nodeproc import NodeProcess
+from tests.support.waiting import poll_for
+
+
+@pytest.fixture(scope="module")
+def etcd() -> Iterator[EtcdServer]:
+    with EtcdServer() as server:
+        yield server
+
+
+def _rows(x: np.ndarray) -> list[Any]:
+    return [milvus_pb2.RowRecord(float_data=v) for v in x.tolist()]
+
+
+def test_readers_register_warm_up_and_vanish_when_killed(etcd: EtcdServer, tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'meta.sqlite'}"
+    storage = tmp_path / "shared"
+    membership = f"etcd://{etcd.endpoint}/cluster1"
+    writer = NodeProcess(tmp_path / "w", ["--role", "rw", "--auto-flush-interval", "0"], meta_uri=uri,
+                         storage=storage)
+    watcher = create_provider(membership)
+    watcher.start()
+    readers: list[NodeProcess] = []
+    try:
+        writer.start()
+        w = writer.stub()
+        schema = milvus_pb2.CollectionSchema(collection_name="c", dimension=8, index_file_size=1, metric_type=1)
+        assert w.CreateCollection(schema).error_code == 0
+        w.Insert(milvus_pb2.InsertParam(collection_name="c", row_record_array=_rows(
+            np.random.default_rng(0).standard_normal((2000, 8)).astype(np.float32))))
+        assert w.Flush(milvus_pb2.FlushParam()).error_code == 0
+
+        def ready_readers() -> dict[str, Member]:
+            return {m.address: m for m in watcher.members() if m.role == "ro" and m.state == "ready"}
+
+        for i in range(2):
+            node = NodeProcess(tmp_path / f"r{i}", ["--role", "ro", "--membership", membership], meta_uri=uri,
+                               storage=storage)
+            readers.append(node.start())
+        poll_for(lambda: set(ready_readers()) == {r.address for r in readers}, 30, what="both readers ready in etcd")
+
+        # A crashed reader leaves the member list within the lease TTL (5 s) ...
+        readers[0].kill()
+        poll_for(lambda: set(ready_readers()) == {readers[1].address}, 20, what="the killed reader to leave")
+        # ... and a new one joins, warms up, and reports ready.
+        newcomer = NodeProcess(tmp_path / "r2", ["--role", "ro", "--membership", membership], meta_uri=uri,
+                               storage=storage)
+        readers.append(newcomer.start())
+        poll_for(lambda: newcomer.address in ready_readers(), 30, what="the new reader to be ready")
+        res = newcomer.stub().Search(milvus_pb2.SearchParam(collection_name="c", topk=3, query_record_array=_rows(
+            np.zeros((1, 8), dtype=np.float32))))
+        assert res.status.error_code == 0 and res.row_num == 1
+
+        # A clean stop removes the record at once (no need to wait for the lease).
+        readers[1].stop()
+        poll_for(lambda: readers[1].address not in ready_readers(), 5, what="the stopped reader to leave")
+    finally:
+        for r in readers:
+            r.stop()
+        writer.stop()
+        watcher.stop()
