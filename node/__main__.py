@@ -37,6 +37,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--advertise", help="HOST:PORT other members use to reach this node")
     p.add_argument("--node-id", help="this node's id in membership (default: the advertised address)")
     p.add_argument("--replication", type=int, help="replicas per segment across read-only nodes (0: automatic)")
+    p.add_argument("--election-ttl", type=float, help="etcd lease TTL of the writer election (seconds)")
     p.add_argument("--ready-file", help="write the bound address here once serving")
     p.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR")
     return p.parse_args(argv)

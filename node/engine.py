@@ -58,6 +58,8 @@ class Engine:
         self.segment_names = SegmentNamer()
         self.epoch = 0
         self.writable = False  # True once this node holds the writer epoch (become_writer)
+        # An rw node in an etcd cluster waits to win the writer election; otherwise it writes from the start.
+        self.elects_writer = settings.role == "rw" and settings.membership.startswith("etcd://")
         self.bound_port = settings.port  # the real port once the server listens (``--port 0``)
         self.auto_flush_interval = settings.auto_flush_interval
         self.insert_buffer_bytes = settings.insert_buffer_bytes
@@ -84,7 +86,7 @@ class Engine:
         self.refresh()
         self._follower = threading.Thread(target=self._follow_catalog, name="catalog-follower", daemon=True)
         self._follower.start()
-        if self.settings.role in ("standalone", "rw"):
+        if self.settings.role == "standalone" or (self.settings.role == "rw" and not self.elects_writer):
             self.become_writer()
 
     def become_writer(self) -> int:

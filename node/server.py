@@ -96,6 +96,7 @@ class NodeServer:
         self.metrics = NodeMetrics(self.engine) if settings.metrics_port else None
         self.metrics_port = 0
         self.presence: Presence | None = None
+        self.election: Any = None
         self.port = 0
         self._stopped = threading.Event()
 
@@ -123,6 +124,8 @@ class NodeServer:
                 self.settings.replication, lambda: self.health.set(SERVICE, serving),
             )
             self.presence.start()
+            if self.engine.elects_writer:
+                self._campaign(me)
         address = f"{self.settings.host}:{self.port}"
         log.info("node (%s) serving MilvusService on %s, storage %s", self.settings.role, address,
                  self.settings.storage_path)
@@ -130,16 +133,40 @@ class NodeServer:
             write_ready_file(self.settings.ready_file, address, self.metrics_port)
         return address
 
+    def _campaign(self, me: Member) -> None:
+        """Stand for writer: the winner claims the epoch and replays the log; a deposed writer stops at once."""
+        from coordinator.election import WriterElection
+        from coordinator.membership import parse_membership_uri
+
+        assert self.presence is not None
+        client = self.presence.provider.client  # type: ignore[attr-defined]
+
+        def deposed() -> None:
+            if self._stopped.is_set():
+                return  # a clean stop hands the role over; it is not a deposition
+            # This node may have acknowledged nothing that a successor cannot replay, and must not write
+            # again: stop the process (fail-stop); a supervisor restarts it as a standby.
+            log.critical("lost the writer role; stopping so that a deposed writer never writes")
+            os._exit(75)
+
+        self.election = WriterElection(
+            client, parse_membership_uri(self.settings.membership).prefix, me.node_id, me.address,
+            ttl=self.settings.election_ttl, claim=self.engine.become_writer, on_deposed=deposed,
+        )
+        self.election.start()
+
     def stop(self, grace: float = 5.0) -> None:
         if self._stopped.is_set():
             return
         self._stopped.set()
         self.health.enter_graceful_shutdown()
         if self.presence is not None:
-            self.presence.stop()
+            self.presence.stop()  # leave the member list first: no new traffic
         self.server.stop(grace).wait()
         self.search_pool.shutdown(wait=True)
-        self.engine.close()
+        self.engine.close()  # flush and close the log while still the writer
+        if self.election is not None:
+            self.election.stop()  # only then hand the writer role over
         if self.metrics is not None:
             self.metrics.close()
         log.info("node stopped")

@@ -241,6 +241,7 @@ class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):
         if len(request.row_record_array) == 0:
             raise validation.IllegalRowRecord(validation.EMPTY_VECTORS)
         tag = validation.partition_tag(request.partition_tag) if request.partition_tag else ""
+        self.engine.require_writable("Insert")
         coll = self.engine.collection(request.collection_name)
         vectors = convert.vectors(request.row_record_array, coll)
         ids: np.ndarray | None = None
@@ -295,6 +296,7 @@ class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):
         validation.collection_name(request.collection_name)
         if len(request.id_array) == 0:
             raise IllegalArgument("No vector id specified")
+        self.engine.require_writable("DeleteByID")
         coll = self.engine.collection(request.collection_name)
         part = self._partition_for_write(coll, request.partition_tag) if request.partition_tag else None
         self.engine.delete(coll, part, np.asarray(request.id_array, dtype=np.int64))

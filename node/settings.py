@@ -37,6 +37,7 @@ class NodeSettings:
     advertise: str = ""  # HOST:PORT other members use to reach this node ('' = host:bound port)
     node_id: str = ""  # this node's id in membership and placement ('' = the advertised address)
     replication: int = 0  # replicas per segment across read-only nodes (0 = 2 when >= 2 readers, else 1)
+    election_ttl: float = 5.0  # etcd lease TTL of the writer election and of membership records
     ready_file: str = ""  # when set, the bound address is written here once serving
     log_level: str = "INFO"
 
