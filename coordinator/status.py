@@ -49,11 +49,26 @@ def segment_load(members: Sequence[Member], segment_ids: Sequence[int], replicat
     return {node: len(segs) for node, segs in assigned.items()}
 
 
+def elected_writer(provider: object, members: Sequence[Member]) -> Member | None:
+    """The writer: the etcd election's winner where one runs, else the rw member membership names."""
+    client = getattr(provider, "client", None)
+    config = getattr(provider, "config", None)
+    if client is None or config is None:
+        return writer(members)
+    from coordinator.election import parse_writer, writer_key
+
+    info = parse_writer(client.get(writer_key(config.prefix)))
+    if info is None:
+        return None
+    return next((m for m in members if m.node_id == info.get("node_id")),
+                Member(str(info.get("node_id")), str(info.get("address")), "rw"))
+
+
 def render(members: Sequence[MemberStatus], revision: int, epoch: int, writer_id: str, elected: Member | None,
            segments: int) -> str:
     lines = [
         f"catalog revision {revision}; writer epoch {epoch} (claimed by {writer_id or 'nobody yet'})",
-        f"writer (membership): {elected.node_id + ' at ' + elected.address if elected else 'none'}",
+        f"writer: {elected.node_id + ' at ' + elected.address if elected else 'none'}",
         f"searchable segments: {segments}",
         f"{'NODE':<28} {'ADDRESS':<24} {'ROLE':<11} {'STATE':<8} {'HEALTH':<22} SEGMENTS",
     ]
@@ -85,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         load = segment_load(members, segment_ids, args.replication or None)
         rows = [MemberStatus(m, probe_health(m.address), load.get(m.node_id) if m.role == "ro" else None)
                 for m in members]
-        print(render(rows, revision, epoch, writer_id, writer(members), len(segment_ids)))
+        print(render(rows, revision, epoch, writer_id, elected_writer(provider, members), len(segment_ids)))
     except Exception as exc:
         print(f"mishards status: {exc}", file=sys.stderr)
         return 1

@@ -86,7 +86,7 @@ def test_readers_warm_their_share_then_report_ready(tmp_path: Path) -> None:
             assert res.returncode == 0, res.stderr
             out = res.stdout
             assert "writer epoch 1" in out and "searchable segments: 6" in out
-            assert f"writer (membership): {addrs[0]}" in out
+            assert f"writer: {addrs[0]}" in out
             for addr, share in zip(addrs[1:], shares, strict=True):
                 [line] = [ln for ln in out.splitlines() if ln.startswith(addr)]
                 assert " ro " in line and "SERVING" in line and line.split()[-1] == str(share)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +20,8 @@ from coordinator.errors import ErrorCode
 from coordinator.etcd_client import EtcdClient
 from milvus_wire import milvus_pb2, milvus_pb2_grpc
 from tests.support.etcd import EtcdServer
-from tests.support.nodeproc import NodeProcess
+from tests.support.mariadb import MariaDBServer
+from tests.support.nodeproc import ROOT, NodeProcess
 from tests.support.waiting import poll_for
 
 DIM = 8
@@ -32,10 +37,20 @@ def _rows(x: np.ndarray) -> list[Any]:
     return [milvus_pb2.RowRecord(float_data=v) for v in x.tolist()]
 
 
-def test_standby_takes_over_without_losing_acknowledged_rows(etcd: EtcdServer, tmp_path: Path) -> None:
-    uri = f"sqlite:///{tmp_path / 'meta.sqlite'}"
+@pytest.fixture(params=["sqlite", "mariadb"])
+def catalog_uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'meta.sqlite'}"
+    server: MariaDBServer = request.getfixturevalue("mariadb")
+    return server.fresh_database(f"fo_{uuid.uuid4().hex[:12]}")
+
+
+def test_standby_takes_over_without_losing_acknowledged_rows(etcd: EtcdServer, tmp_path: Path,
+                                                             catalog_uri: str) -> None:
+    uri = catalog_uri
     storage = tmp_path / "shared"
-    membership = f"etcd://{etcd.endpoint}/fo"
+    prefix = f"/fo{uuid.uuid4().hex[:8]}"
+    membership = f"etcd://{etcd.endpoint}{prefix}"
     args = ["--role", "rw", "--membership", membership, "--election-ttl", "2", "--auto-flush-interval", "0.5"]
     nodes = [NodeProcess(tmp_path / f"rw{i}", args, meta_uri=uri, storage=storage) for i in range(2)]
     client = EtcdClient(etcd.endpoint)
@@ -44,7 +59,7 @@ def test_standby_takes_over_without_losing_acknowledged_rows(etcd: EtcdServer, t
             n.start()
 
         def elected() -> NodeProcess | None:
-            raw = client.get(writer_key("/fo"))
+            raw = client.get(writer_key(prefix))
             info = parse_writer(raw) if raw else None
             return next((n for n in nodes if info and info.get("address") == n.address), None)
 
@@ -106,6 +121,15 @@ def test_standby_takes_over_without_losing_acknowledged_rows(etcd: EtcdServer, t
             np.zeros((1, DIM), np.float32))))
         assert st.status.error_code == ErrorCode.PERMISSION_DENIED
         assert elected() is standby
+
+        # `mishards status` names the elected writer and the epoch it claimed.
+        res = subprocess.run(
+            [sys.executable, "-m", "mishards.cli", "status", "--membership", membership, "--meta-uri", uri],
+            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=60,
+        )
+        assert res.returncode == 0, res.stderr
+        assert f"writer: {standby.address} at {standby.address}" in res.stdout
+        assert "writer epoch 2" in res.stdout or "writer epoch 3" in res.stdout
     finally:
         client.close()
         for n in nodes:
