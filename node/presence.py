@@ -38,7 +38,9 @@ class Presence:
         self.me = me
         self.replication = replication
         self.on_ready = on_ready
-        self.provider: MembershipProvider = create_provider(membership_uri)
+        # etcd records live under a lease of the configured TTL; other providers take no options.
+        options = {"ttl": engine.settings.election_ttl} if membership_uri.startswith("etcd://") else {}
+        self.provider: MembershipProvider = create_provider(membership_uri, **options)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="presence", daemon=True)
