@@ -9,9 +9,9 @@ import numpy as np
 
 from coordinator.errors import ErrorCode, IllegalDimension, IllegalRowRecord, MilvusError
 from coordinator.model import MAX_INSERT_BYTES, Collection
+from coordinator.topk import TopK
 from milvus_wire import milvus_pb2, status_pb2
 from node import validation
-from node.topk import TopK
 
 
 def status(code: ErrorCode = ErrorCode.SUCCESS, reason: str = "") -> Any:

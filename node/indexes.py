@@ -82,9 +82,9 @@ import numpy as np
 
 from coordinator.errors import BuildIndexError, IllegalIndexType, StorageError
 from coordinator.model import IndexType, MetricType
+from coordinator.topk import NO_ID, TopK, hole_distance
 from node.kernels import _OVERSAMPLE_LIMIT, BinaryFlat, FloatFlat, LiveMask, _drop_deleted, exact_index, use_blas_from
 from node.params import SearchParams
-from node.topk import NO_ID, TopK, hole_distance
 
 SEED = 1234  # training-sample seed (faiss' own k-means seed is also fixed)
 ANNOY_SEED = 42

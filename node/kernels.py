@@ -16,7 +16,7 @@ import faiss
 import numpy as np
 
 from coordinator.model import MetricType
-from node.topk import NO_ID, TopK, hole_distance, merge
+from coordinator.topk import NO_ID, TopK, hole_distance, merge
 
 # Below this many deleted rows, searching k + deleted rows and dropping them afterwards is cheaper
 # than a faiss ID selector, which leaves the BLAS code path.

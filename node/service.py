@@ -37,13 +37,13 @@ from coordinator.model import (
     Partition,
     Segment,
 )
+from coordinator.topk import TopK
 from milvus_wire import milvus_pb2, milvus_pb2_grpc, status_pb2
 from node import convert, maintenance, params, validation
 from node.commands import Commands
 from node.engine import Engine
 from node.metrics import NodeMetrics
 from node.reader import Reader
-from node.topk import TopK
 
 log = logging.getLogger(__name__)
 

@@ -19,11 +19,11 @@ import pytest
 
 from coordinator.errors import IllegalIndexType, StorageError
 from coordinator.model import IndexType, MetricType
+from coordinator.topk import NO_ID, TopK, hole_distance
 from node import indexes
 from node.indexes import INDEX_KINDS, SegmentIndex, build_index, load_index
 from node.kernels import LiveMask, exact_index, use_blas_from
 from node.params import SearchParams
-from node.topk import NO_ID, TopK, hole_distance
 
 ROWS = 3000
 DIM = 32

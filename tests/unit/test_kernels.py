@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from coordinator.model import MetricType
+from coordinator.topk import NO_ID, TopK
 from node import kernels
 from node.kernels import LiveMask, exact_index
-from node.topk import NO_ID, TopK
 
 BINARY = [m for m in MetricType if m.is_binary]
 RTOL = 1e-5

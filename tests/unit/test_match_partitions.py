@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from coordinator.model import Partition
-from node.reader import match_partitions
+from coordinator.partitions import match_partitions
 
 TAGS = ["_default", "p1", "p2", "p10", "q1", "a+b", "[x", "p.1"]
 PARTS = [Partition(i + 1, 7, tag) for i, tag in enumerate(TAGS)]

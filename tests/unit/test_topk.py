@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from node.topk import NO_ID, TopK, hole_distance, merge
+from coordinator.topk import NO_ID, TopK, hole_distance, merge
 
 FMAX = float(np.finfo(np.float32).max)
 

@@ -6,9 +6,9 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from coordinator.topk import TopK
 from milvus_wire import milvus_pb2
 from node.convert import topk_result, varints
-from node.topk import TopK
 
 INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 
