@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 COMMANDS = {
     "node": ("node", "run a node (roles standalone, rw, ro)"),
+    "proxy": ("mishards", "run the proxy (forwards to the cluster's nodes)"),
     "status": ("coordinator.status", "show the cluster: members, health, writer, epoch, segments per node"),
 }
 

@@ -1,0 +1,45 @@
+"""``python -m mishards``: run the proxy."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from mishards import settings as proxy_settings
+from mishards.server import ProxyServer
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="mishards proxy", description="Run the Mishards proxy.")
+    p.add_argument("--config", help="YAML config file (keys as in ProxySettings, optionally under 'proxy:')")
+    p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="gRPC port (default 19530; 0 picks a free one)")
+    p.add_argument("--membership", help="static://HOST:PORT=ROLE,..., etcd://HOST:PORT/PREFIX or k8s://NS?selector=")
+    p.add_argument("--meta-uri", help="the cluster's catalog URI")
+    p.add_argument("--version-string", dest="version", help="version answered to Cmd('version')")
+    p.add_argument("--request-timeout", type=float, help="seconds for one forwarded call (0: none)")
+    p.add_argument("--grpc-workers", type=int, help="gRPC worker threads")
+    p.add_argument("--ready-file", help="write the bound address here once serving")
+    p.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR")
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    overrides: dict[str, Any] = {k: v for k, v in vars(args).items() if k != "config" and v is not None}
+    try:
+        settings = proxy_settings.load(args.config, os.environ, overrides)
+    except (ValueError, OSError) as exc:
+        print(f"mishards proxy: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    ProxyServer(settings).serve_forever()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

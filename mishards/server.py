@@ -1,0 +1,76 @@
+"""The proxy process: gRPC server lifecycle (start, ready file, drain on SIGTERM)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from types import FrameType
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from mishards.cluster import Cluster
+from mishards.service import Forwarder
+from mishards.settings import ProxySettings
+
+log = logging.getLogger(__name__)
+
+GRPC_OPTIONS = [
+    ("grpc.max_receive_message_length", -1),
+    ("grpc.max_send_message_length", -1),
+    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_ping_strikes", 0),
+]
+
+
+class ProxyServer:
+    def __init__(self, settings: ProxySettings) -> None:
+        self.settings = settings
+        self.cluster = Cluster(settings.membership)
+        self.server = grpc.server(ThreadPoolExecutor(max_workers=settings.grpc_workers, thread_name_prefix="proxy"),
+                                  options=GRPC_OPTIONS)
+        self.health = health.HealthServicer()
+        self.port = 0
+
+    def start(self) -> str:
+        self.cluster.start()
+        self.server.add_generic_rpc_handlers((Forwarder(self.settings, self.cluster).generic_handler(),))
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        self.port = self.server.add_insecure_port(f"{self.settings.host}:{self.settings.port}")
+        if self.port == 0:
+            raise OSError(f"cannot listen on {self.settings.host}:{self.settings.port}")
+        self.server.start()
+        self.health.set("", health_pb2.HealthCheckResponse.SERVING)
+        address = f"{self.settings.host}:{self.port}"
+        log.info("proxy serving MilvusService on %s (membership %s)", address, self.settings.membership)
+        if self.settings.ready_file:
+            target = Path(self.settings.ready_file)
+            tmp = target.with_name(target.name + ".tmp")
+            tmp.write_text(json.dumps({"address": address, "pid": os.getpid()}))
+            os.replace(tmp, target)
+        return address
+
+    def stop(self, grace: float = 5.0) -> None:
+        self.health.enter_graceful_shutdown()
+        self.server.stop(grace).wait()
+        self.cluster.stop()
+        log.info("proxy stopped")
+
+    def serve_forever(self) -> None:
+        done = threading.Event()
+
+        def on_signal(signum: int, _frame: FrameType | None) -> None:
+            log.info("signal %d received: draining", signum)
+            done.set()
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        self.start()
+        done.wait()
+        self.stop()

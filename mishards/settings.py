@@ -1,0 +1,60 @@
+"""The proxy's settings: defaults < YAML config file < environment (MISHARDS_PROXY_*) < command line."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+import yaml
+
+ENV_PREFIX = "MISHARDS_PROXY_"
+
+
+@dataclass(frozen=True, slots=True)
+class ProxySettings:
+    host: str = "127.0.0.1"
+    port: int = 19530
+    membership: str = ""  # static://HOST:PORT=ROLE,..., etcd://HOST:PORT/PREFIX or k8s://NAMESPACE?selector=...
+    meta_uri: str = ""  # the cluster's catalog (answers metadata reads while the writer is down)
+    version: str = "1.1.1"  # answer to Cmd("version")
+    request_timeout: float = 30.0  # seconds for one forwarded call (CreateIndex / Flush may take longer: 0 = none)
+    grpc_workers: int = 64
+    ready_file: str = ""
+    log_level: str = "INFO"
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port out of range: {self.port}")
+        if not self.membership:
+            raise ValueError("the proxy needs --membership (where are the nodes?)")
+        if self.request_timeout < 0 or self.grpc_workers < 1:
+            raise ValueError("request_timeout must be >= 0 and grpc_workers >= 1")
+
+
+def _coerce(name: str, raw: Any) -> Any:
+    kind = {f.name: f.type for f in fields(ProxySettings)}[name]
+    if kind == "int":
+        return int(raw)
+    if kind == "float":
+        return float(raw)
+    return str(raw)
+
+
+def load(config_file: str | None, env: Mapping[str, str], overrides: Mapping[str, Any]) -> ProxySettings:
+    known = {f.name for f in fields(ProxySettings)}
+    values: dict[str, Any] = {}
+    if config_file:
+        with open(config_file, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh) or {}
+        section = data.get("proxy", data) if isinstance(data, dict) else None
+        if not isinstance(section, dict):
+            raise ValueError(f"{config_file}: expected a mapping of settings")
+        values.update(section)
+    values.update({k[len(ENV_PREFIX):].lower(): v for k, v in env.items()
+                   if k.startswith(ENV_PREFIX) and k[len(ENV_PREFIX):].lower() in known})
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    unknown = set(values) - known
+    if unknown:
+        raise ValueError(f"unknown proxy settings: {', '.join(sorted(unknown))}")
+    return ProxySettings(**{k: _coerce(k, v) for k, v in values.items()})

@@ -1,0 +1,74 @@
+"""Run a real proxy process for tests: start on a free port, wait for its ready file, stop by PID."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from milvus_wire import milvus_pb2_grpc
+from tests.support.nodeproc import CHANNEL_OPTIONS, ROOT
+from tests.support.waiting import poll_for
+
+
+class ProxyProcess:
+    def __init__(self, workdir: Path, membership: str, extra_args: Sequence[str] = ()) -> None:
+        self.workdir = workdir
+        self.membership = membership
+        self.extra_args = list(extra_args)
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.address = ""
+        self._channel: grpc.Channel | None = None
+        self._log: Any = None
+
+    def start(self, timeout: float = 60.0) -> ProxyProcess:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        ready = self.workdir / "proxy-ready.json"
+        ready.unlink(missing_ok=True)
+        args = [sys.executable, "-m", "mishards", "--port", "0", "--membership", self.membership,
+                "--ready-file", str(ready), *self.extra_args]
+        env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        self._log = open(self.workdir / "proxy.log", "wb")  # noqa: SIM115 - open for the child's lifetime
+        self.proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+
+        def is_ready() -> bool:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"proxy exited with {self.proc.returncode}:\n{self.log_tail()}")
+            return ready.exists()
+
+        poll_for(is_ready, timeout, what="proxy ready file")
+        self.address = json.loads(ready.read_text())["address"]
+        self._channel = grpc.insecure_channel(self.address, options=CHANNEL_OPTIONS)
+        return self
+
+    def stub(self) -> Any:
+        assert self._channel is not None
+        return milvus_pb2_grpc.MilvusServiceStub(self._channel)
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join((self.workdir / "proxy.log").read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=30)
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None

@@ -1,0 +1,51 @@
+"""The proxy in front of a single node: the real pymilvus 1.1.2 scenario passes through it unchanged."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+
+from milvus_wire import milvus_pb2
+from tests.support.nodeproc import NodeProcess
+from tests.support.proxyproc import ProxyProcess
+from tests.test_pymilvus_compat import SCENARIO, _client_env, _require_pymilvus
+
+
+def test_pymilvus_scenario_through_the_proxy(tmp_path: Path) -> None:
+    _require_pymilvus()
+    node = NodeProcess(tmp_path / "node", ["--auto-flush-interval", "0"])
+    with node:
+        proxy = ProxyProcess(tmp_path / "proxy", f"static://{node.address}=standalone")
+        proxy.start()
+        try:
+            host, _, port = proxy.address.rpartition(":")
+            res = subprocess.run([sys.executable, str(SCENARIO), "--host", host, "--port", port], env=_client_env(),
+                                 cwd=tmp_path, capture_output=True, text=True, timeout=300)
+            assert res.returncode == 0, f"{res.stdout[-4000:]}\n{res.stderr[-2000:]}\n{proxy.log_tail()}"
+            assert "checks passed" in res.stdout.strip().splitlines()[-1]
+        finally:
+            proxy.stop()
+
+
+def test_proxy_answers_version_and_fails_fast_without_a_writer(tmp_path: Path) -> None:
+    proxy = ProxyProcess(tmp_path / "proxy", "static://127.0.0.1:1=ro", ["--version-string", "1.1.9"])
+    proxy.start()
+    try:
+        s = proxy.stub()
+        reply = s.Cmd(milvus_pb2.Command(cmd="version"), timeout=10)
+        assert reply.status.error_code == 0 and reply.string_reply == "1.1.9"
+        st = s.Insert(milvus_pb2.InsertParam(collection_name="c", row_record_array=[
+            milvus_pb2.RowRecord(float_data=np.zeros(4, np.float32).tolist())]), timeout=10)
+        assert st.status.error_code == 2 and "No writable node" in st.status.reason
+        with pytest.raises(grpc.RpcError) as info:
+            s.HybridSearch(milvus_pb2.HSearchParam(), timeout=10)
+        assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    finally:
+        proxy.stop()
+    assert os.path.exists(tmp_path / "proxy" / "proxy.log")
