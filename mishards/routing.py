@@ -1,0 +1,146 @@
+"""Search routing (pure): which segments a search covers, and which ro node searches each of them.
+
+``searchable_segments`` reads the cached catalog snapshot; ``plan`` spreads the segments over their replicas
+(from ``coordinator.placement``) by load; ``reroute`` / ``replan`` move the segments of a node that failed
+mid-request to their other replicas. Nothing here does I/O or reads a clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from coordinator.catalog import CatalogSnapshot
+from coordinator.errors import CollectionNotFound, UnexpectedError
+from coordinator.model import SEARCHABLE_STATES, Collection, Segment
+from coordinator.partitions import match_partitions
+from coordinator.placement import NodeRef, Placement
+
+NO_PARTITION = "The specified partition does not exist"
+
+
+def searchable_segments(
+    snap: CatalogSnapshot, collection_name: str, tags: Sequence[str]
+) -> tuple[Collection, list[Segment]]:
+    """The collection and its searchable segments (RAW, TO_INDEX, INDEX) in the partitions ``tags`` select.
+
+    No tags selects every partition; a tag selects the partitions whose tag equals it or fully matches it
+    as a regex (``coordinator.partitions.match_partitions``). Raises ``CollectionNotFound`` for an unknown
+    collection and ``UnexpectedError`` when tags are given but select no partition.
+    """
+    coll = snap.collection(collection_name)
+    if coll is None:
+        raise CollectionNotFound(collection_name)
+    partitions = snap.partitions_of(coll.id)
+    if tags:
+        selected = match_partitions(partitions, tags)
+        if not selected:
+            raise UnexpectedError(NO_PARTITION)
+        wanted = {p.id for p in selected}
+    else:
+        wanted = {p.id for p in partitions}
+    segs = [s for s in snap.segments_of(coll.id) if s.partition_id in wanted and s.state in SEARCHABLE_STATES]
+    return coll, segs
+
+
+@dataclass(frozen=True)
+class RoutePlan:
+    """Segments per node (in the order they were asked for), and the segments no allowed replica serves."""
+
+    by_node: dict[NodeRef, tuple[int, ...]]
+    unplaced: tuple[int, ...]
+
+    @property
+    def segment_count(self) -> int:
+        """How many segments the plan places."""
+        return sum(len(segs) for segs in self.by_node.values())
+
+    def node_of(self, segment_id: int) -> NodeRef | None:
+        """The node a segment is routed to, or None when it is unplaced (or not in the plan)."""
+        for node, segs in self.by_node.items():
+            if segment_id in segs:
+                return node
+        return None
+
+
+def _assign(
+    segment_ids: Iterable[int],
+    placement: Placement,
+    inflight: Mapping[NodeRef, int],
+    exclude: frozenset[NodeRef],
+    load: dict[NodeRef, int],
+) -> tuple[dict[NodeRef, list[int]], list[int]]:
+    """Least-loaded allowed replica per segment; ``load`` (choices made so far) is updated in place."""
+    ids = list(dict.fromkeys(segment_ids))
+    replica_map = placement.replica_map(ids)
+    by_node: dict[NodeRef, list[int]] = {}
+    unplaced: list[int] = []
+    for seg in ids:
+        best: NodeRef | None = None
+        best_load = 0
+        # Replicas come primary first, and only a strictly smaller load displaces the current choice, so
+        # ties go to placement order.
+        for node in replica_map[seg]:
+            if node in exclude:
+                continue
+            node_load = inflight.get(node, 0) + load.get(node, 0)
+            if best is None or node_load < best_load:
+                best, best_load = node, node_load
+        if best is None:
+            unplaced.append(seg)
+            continue
+        load[best] = load.get(best, 0) + 1
+        by_node.setdefault(best, []).append(seg)
+    return by_node, unplaced
+
+
+def plan(
+    segment_ids: Iterable[int],
+    placement: Placement,
+    inflight: Mapping[NodeRef, int],
+    exclude: frozenset[NodeRef] = frozenset(),
+) -> RoutePlan:
+    """Route each segment to the replica, among those not in ``exclude``, with the least load.
+
+    A node's load is its in-flight request count (``inflight``, missing = 0) plus the segments this plan has
+    already given it, so the segments of one search spread over their replicas; ties go to placement order
+    (primary first). Duplicate segment ids count once. Segments whose replicas are all excluded (or that
+    have none: no ro nodes) are returned in ``unplaced``.
+    """
+    by_node, unplaced = _assign(segment_ids, placement, inflight, exclude, {})
+    return RoutePlan({node: tuple(segs) for node, segs in by_node.items()}, tuple(unplaced))
+
+
+def reroute(
+    failed_node: NodeRef,
+    route: RoutePlan,
+    placement: Placement,
+    inflight: Mapping[NodeRef, int],
+    exclude: frozenset[NodeRef] = frozenset(),
+) -> RoutePlan:
+    """Only the retry: the segments ``route`` gave ``failed_node``, on their other replicas.
+
+    ``exclude`` holds the nodes that already failed in this search; ``failed_node`` is excluded too. The
+    choice follows ``plan`` (least loaded, ties in placement order); segments left without an allowed
+    replica come back in ``unplaced``.
+    """
+    return plan(route.by_node.get(failed_node, ()), placement, inflight, exclude | {failed_node})
+
+
+def replan(
+    failed_node: NodeRef,
+    route: RoutePlan,
+    placement: Placement,
+    inflight: Mapping[NodeRef, int],
+    exclude: frozenset[NodeRef] = frozenset(),
+) -> RoutePlan:
+    """The whole plan after ``failed_node`` failed: its segments moved (as by ``reroute``), the rest unchanged.
+
+    Moved segments are appended to their new node's list; those without an allowed replica join
+    ``unplaced``.
+    """
+    moved = reroute(failed_node, route, placement, inflight, exclude)
+    by_node = {node: segs for node, segs in route.by_node.items() if node != failed_node}
+    for node, segs in moved.by_node.items():
+        by_node[node] = by_node.get(node, ()) + segs
+    return RoutePlan(by_node, route.unplaced + moved.unplaced)

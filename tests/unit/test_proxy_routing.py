@@ -1,0 +1,259 @@
+"""Proxy routing: searchable segments of a search, and their spread over the replicas by load."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from coordinator.catalog import CatalogSnapshot
+from coordinator.errors import CollectionNotFound, ErrorCode, MilvusError
+from coordinator.model import (
+    DEFAULT_PARTITION,
+    Collection,
+    IdMode,
+    IndexType,
+    MetricType,
+    Partition,
+    Segment,
+    SegmentState,
+)
+from coordinator.placement import Placement
+from mishards.routing import RoutePlan, plan, replan, reroute, searchable_segments
+
+NODES = ("ro-a", "ro-b", "ro-c", "ro-d")
+
+
+def _collection(cid: int, name: str) -> Collection:
+    return Collection(cid, name, 4, MetricType.L2, 1024, IndexType.FLAT, "{}", IdMode.AUTO, 0, 0)
+
+
+def _segment(sid: int, cid: int, pid: int, state: SegmentState = SegmentState.RAW) -> Segment:
+    return Segment(sid, f"seg{sid}", cid, pid, state, 10, 0, 160, IndexType.FLAT, 0, 0)
+
+
+def _snapshot() -> CatalogSnapshot:
+    c1, c2 = _collection(1, "c1"), _collection(2, "c2")
+    parts = {
+        1: tuple(Partition(10 + i, 1, tag) for i, tag in enumerate([DEFAULT_PARTITION, "p1", "p2", "q10"])),
+        2: (Partition(20, 2, DEFAULT_PARTITION),),
+    }
+    segs = {
+        1: (
+            _segment(100, 1, 10),
+            _segment(101, 1, 11, SegmentState.INDEX),
+            _segment(102, 1, 11, SegmentState.NEW),  # not searchable yet
+            _segment(103, 1, 12, SegmentState.TO_INDEX),
+            _segment(104, 1, 13),
+            _segment(105, 1, 12, SegmentState.NEW_INDEX),
+            _segment(106, 1, 10, SegmentState.BACKUP),
+        ),
+        2: (_segment(200, 2, 20),),
+    }
+    return CatalogSnapshot(
+        revision=1,
+        collections={"c1": c1, "c2": c2},
+        collections_by_id={1: c1, 2: c2},
+        partitions=parts,
+        segments=segs,
+    )
+
+
+def _ids(tags: list[str], name: str = "c1") -> list[int]:
+    coll, segs = searchable_segments(_snapshot(), name, tags)
+    assert coll.name == name
+    return [s.id for s in segs]
+
+
+# -- searchable_segments ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("tags", "expected"),
+    [
+        ([], [100, 101, 103, 104]),
+        ([DEFAULT_PARTITION], [100]),
+        (["p1"], [101]),
+        (["p\\d"], [101, 103]),
+        (["p.*", "_default"], [100, 101, 103]),
+        (["q1"], None),  # full match: q1 does not select q10
+        (["q1\\d*"], [104]),
+        (["p1", "nope"], [101]),
+    ],
+)
+def test_searchable_segments_by_tags(tags: list[str], expected: list[int] | None) -> None:
+    if expected is None:
+        with pytest.raises(MilvusError) as info:
+            _ids(tags)
+        assert info.value.code == ErrorCode.UNEXPECTED_ERROR
+        assert info.value.reason == "The specified partition does not exist"
+    else:
+        assert _ids(tags) == expected
+
+
+def test_searchable_segments_only_of_that_collection() -> None:
+    assert _ids([], "c2") == [200]
+
+
+def test_unknown_collection() -> None:
+    with pytest.raises(CollectionNotFound) as info:
+        searchable_segments(_snapshot(), "nope", [])
+    assert info.value.code == ErrorCode.COLLECTION_NOT_EXISTS
+
+
+def test_collection_without_segments() -> None:
+    c = _collection(3, "empty")
+    snap = CatalogSnapshot(1, {"empty": c}, {3: c}, {3: (Partition(30, 3, DEFAULT_PARTITION),)}, {})
+    assert searchable_segments(snap, "empty", []) == (c, [])
+    assert searchable_segments(snap, "empty", ["_default"]) == (c, [])
+
+
+# -- plan --------------------------------------------------------------------------------------
+
+
+def test_plan_without_load_spreads_segments_evenly() -> None:
+    placement = Placement.of(NODES[:2], r=2)  # every segment on both nodes
+    route = plan(range(10), placement, {})
+    assert sorted(route.by_node) == ["ro-a", "ro-b"]
+    assert [len(v) for v in route.by_node.values()] == [5, 5]
+    assert route.unplaced == ()
+    assert route.segment_count == 10
+
+
+def test_plan_ties_follow_placement_order() -> None:
+    placement = Placement.of(NODES, r=2)
+    route = plan([7], placement, {})
+    assert route.by_node == {placement.replicas(7)[0]: (7,)}
+
+
+def test_plan_prefers_least_loaded_replica() -> None:
+    placement = Placement.of(NODES[:2], r=2)
+    route = plan(range(6), placement, {"ro-a": 4})
+    # ro-b takes segments until its load reaches ro-a's, then they alternate.
+    assert len(route.by_node["ro-b"]) == 5
+    assert len(route.by_node["ro-a"]) == 1
+    route = plan(range(6), placement, {"ro-a": 100})
+    assert route.by_node == {"ro-b": tuple(range(6))}
+
+
+def test_plan_never_uses_excluded_nodes_and_reports_unplaced() -> None:
+    placement = Placement.of(NODES[:3], r=2)
+    route = plan(range(30), placement, {}, frozenset({"ro-a"}))
+    assert "ro-a" not in route.by_node
+    # Segments replicated on ro-a and one other node went to the other; none was on ro-a twice.
+    assert route.unplaced == ()
+    route = plan(range(30), placement, {}, frozenset({"ro-a", "ro-b"}))
+    assert set(route.by_node) == {"ro-c"}
+    assert sorted(route.unplaced) == [s for s in range(30) if "ro-c" not in placement.replicas(s)]
+
+
+def test_plan_without_nodes_places_nothing() -> None:
+    route = plan([1, 2, 3], Placement.of([], r=1), {})
+    assert route == RoutePlan({}, (1, 2, 3))
+
+
+def test_plan_keeps_input_order_and_drops_duplicate_ids() -> None:
+    placement = Placement.of(NODES[:1], r=1)
+    assert plan([5, 3, 5, 9], placement, {}).by_node == {"ro-a": (5, 3, 9)}
+
+
+@st.composite
+def plan_cases(draw: st.DrawFn) -> tuple[Placement, list[int], dict[str, int], frozenset[str]]:
+    nodes = draw(st.lists(st.sampled_from(NODES), min_size=0, max_size=4, unique=True))
+    placement = Placement.of(nodes, r=draw(st.integers(1, 3)))
+    segments = draw(st.lists(st.integers(-5, 10_000), max_size=40, unique=True))
+    inflight = draw(st.dictionaries(st.sampled_from(NODES), st.integers(0, 20)))
+    exclude = frozenset(draw(st.lists(st.sampled_from(NODES), max_size=3)))
+    return placement, segments, inflight, exclude
+
+
+@settings(max_examples=200, deadline=None)
+@given(plan_cases())
+def test_plan_properties(case: tuple[Placement, list[int], dict[str, int], frozenset[str]]) -> None:
+    placement, segments, inflight, exclude = case
+    route = plan(segments, placement, inflight, exclude)
+    placed = [s for segs in route.by_node.values() for s in segs]
+    # Every segment exactly once, placed or not.
+    assert sorted(placed + list(route.unplaced)) == sorted(segments)
+    for node, segs in route.by_node.items():
+        assert node not in exclude
+        assert segs
+        for s in segs:
+            assert node in placement.replicas(s)
+    for s in route.unplaced:
+        assert all(n in exclude for n in placement.replicas(s))
+    # Replaying the choices in input order: each went to an allowed replica of least load (in-flight plus
+    # the choices before it), the first such one in placement order.
+    node_of = {s: n for n, segs in route.by_node.items() for s in segs}
+    load = Counter(inflight)
+    for s in segments:
+        if s not in node_of:
+            continue
+        allowed = [n for n in placement.replicas(s) if n not in exclude]
+        least = min(load[n] for n in allowed)
+        assert node_of[s] == next(n for n in allowed if load[n] == least)
+        load[node_of[s]] += 1
+
+
+def test_plan_spreads_load_over_many_segments() -> None:
+    placement = Placement.of(NODES, r=2)
+    route = plan(range(400), placement, {})
+    counts = [len(route.by_node[n]) for n in NODES]
+    assert max(counts) - min(counts) <= 2
+
+
+# -- reroute / replan ---------------------------------------------------------------------------
+
+
+def test_replan_moves_only_the_failed_nodes_segments() -> None:
+    placement = Placement.of(NODES, r=2)
+    route = plan(range(100), placement, {})
+    failed = "ro-b"
+    moved = reroute(failed, route, placement, {})
+    assert sorted(s for segs in moved.by_node.values() for s in segs) == sorted(route.by_node[failed])
+    assert failed not in moved.by_node
+    for node, segs in moved.by_node.items():
+        for s in segs:
+            assert node in placement.replicas(s)
+    new = replan(failed, route, placement, {})
+    assert failed not in new.by_node
+    for node, segs in route.by_node.items():
+        if node != failed:
+            assert new.by_node[node][: len(segs)] == segs  # unchanged, retries appended
+    assert new.segment_count == route.segment_count
+    assert new.unplaced == ()
+
+
+def test_replan_with_a_second_failure_excludes_both() -> None:
+    placement = Placement.of(NODES[:2], r=2)
+    route = plan(range(10), placement, {})
+    first = replan("ro-a", route, placement, {})
+    assert first.by_node == {"ro-b": route.by_node["ro-b"] + route.by_node["ro-a"]}
+    second = replan("ro-b", first, placement, {}, frozenset({"ro-a"}))
+    assert second.by_node == {}
+    assert sorted(second.unplaced) == list(range(10))
+
+
+def test_reroute_with_r1_has_no_other_replica() -> None:
+    placement = Placement.of(NODES, r=1)
+    route = plan(range(20), placement, {})
+    node = next(iter(route.by_node))
+    moved = reroute(node, route, placement, {})
+    assert moved.by_node == {}
+    assert moved.unplaced == route.by_node[node]
+
+
+def test_reroute_of_a_node_not_in_the_plan_moves_nothing() -> None:
+    placement = Placement.of(NODES, r=2)
+    route = plan([1], placement, {})
+    assert reroute("elsewhere", route, placement, {}) == RoutePlan({}, ())
+
+
+def test_reroute_prefers_least_loaded_remaining_replica() -> None:
+    placement = Placement.of(NODES[:3], r=3)
+    route = plan(range(9), placement, {})
+    assert {len(v) for v in route.by_node.values()} == {3}
+    moved = reroute("ro-a", route, placement, {"ro-b": 10})
+    assert set(moved.by_node) == {"ro-c"}
