@@ -23,6 +23,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--version-string", dest="version", help="version answered to Cmd('version')")
     p.add_argument("--request-timeout", type=float, help="seconds for one forwarded call (0: none)")
     p.add_argument("--grpc-workers", type=int, help="gRPC worker threads")
+    p.add_argument("--replication", type=int, help="replicas per segment across read nodes (0: automatic)")
     p.add_argument("--ready-file", help="write the bound address here once serving")
     p.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR")
     return p.parse_args(argv)

@@ -14,7 +14,9 @@ from types import FrameType
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from mishards.catalog_view import CatalogView
 from mishards.cluster import Cluster
+from mishards.fanout import Fanout
 from mishards.service import Forwarder
 from mishards.settings import ProxySettings
 
@@ -36,11 +38,17 @@ class ProxyServer:
         self.server = grpc.server(ThreadPoolExecutor(max_workers=settings.grpc_workers, thread_name_prefix="proxy"),
                                   options=GRPC_OPTIONS)
         self.health = health.HealthServicer()
+        self.view: CatalogView | None = None
         self.port = 0
 
     def start(self) -> str:
         self.cluster.start()
-        self.server.add_generic_rpc_handlers((Forwarder(self.settings, self.cluster).generic_handler(),))
+        fanout = None
+        if self.settings.meta_uri:
+            self.view = CatalogView(self.settings.meta_uri)
+            self.view.start()
+            fanout = Fanout(self.cluster, self.view, self.settings.request_timeout, self.settings.replication)
+        self.server.add_generic_rpc_handlers((Forwarder(self.settings, self.cluster, fanout).generic_handler(),))
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         self.port = self.server.add_insecure_port(f"{self.settings.host}:{self.settings.port}")
         if self.port == 0:
@@ -60,6 +68,8 @@ class ProxyServer:
         self.health.enter_graceful_shutdown()
         self.server.stop(grace).wait()
         self.cluster.stop()
+        if self.view is not None:
+            self.view.stop()
         log.info("proxy stopped")
 
     def serve_forever(self) -> None:

@@ -16,6 +16,7 @@ import grpc
 from coordinator.errors import ErrorCode
 from milvus_wire import milvus_pb2, status_pb2
 from mishards.cluster import Cluster
+from mishards.fanout import Failed, Fanout
 from mishards.settings import ProxySettings
 
 log = logging.getLogger(__name__)
@@ -42,9 +43,10 @@ def error_bytes(reply_cls: Any, code: ErrorCode, reason: str) -> bytes:
 
 
 class Forwarder:
-    def __init__(self, settings: ProxySettings, cluster: Cluster) -> None:
+    def __init__(self, settings: ProxySettings, cluster: Cluster, fanout: Fanout | None = None) -> None:
         self.settings = settings
         self.cluster = cluster
+        self.fanout = fanout
 
     def handler(self, method: str, reply_cls: Any) -> Callable[[bytes, grpc.ServicerContext], bytes]:
         path = f"/{SERVICE}/{method}"
@@ -53,6 +55,13 @@ class Forwarder:
         def forward(request: bytes, context: grpc.ServicerContext) -> bytes:
             if method in HYBRID:
                 context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{method} is not implemented (as in Milvus 1.1)")
+            if method == "Search" and self.fanout is not None:
+                try:
+                    merged = self.fanout.search(request)
+                except Failed as exc:
+                    return error_bytes(reply_cls, exc.code, exc.reason)
+                if merged is not None:
+                    return merged
             if method == "Cmd":
                 cmd = milvus_pb2.Command.FromString(request).cmd
                 if cmd == "version":

@@ -19,6 +19,7 @@ class ProxySettings:
     meta_uri: str = ""  # the cluster's catalog (answers metadata reads while the writer is down)
     version: str = "1.1.1"  # answer to Cmd("version")
     request_timeout: float = 30.0  # seconds for one forwarded call (CreateIndex / Flush may take longer: 0 = none)
+    replication: int = 0  # replicas per segment across read nodes, as the nodes use (0 = automatic)
     grpc_workers: int = 64
     ready_file: str = ""
     log_level: str = "INFO"
