@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,10 @@ def test_fanout_equals_exact_search_and_survives_a_killed_reader(tmp_path: Path)
                 _, ref_ids, ref_dist = _search(w, name, q, k)
                 assert np.allclose(dist, ref_dist, rtol=1e-5, atol=1e-4)
                 assert (ids == ref_ids).mean() > 0.99  # equal up to ties
+        # The searches were served by the read nodes (the writer only answers when there are none).
+        for r in readers:
+            info = json.loads(r.stub().Cmd(milvus_pb2.Command(cmd="get_system_info")).string_reply)
+            assert info["cache_hits"] > 0
         # Errors still read as Milvus statuses through the fan-out path.
         assert _search(s, "l2", q, 0)[0] == 10
         assert _search(s, "nope", q, 5)[0] == 4
