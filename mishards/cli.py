@@ -9,6 +9,7 @@ from collections.abc import Sequence
 COMMANDS = {
     "node": ("node", "run a node (roles standalone, rw, ro)"),
     "proxy": ("mishards", "run the proxy (forwards to the cluster's nodes)"),
+    "up": ("mishards.up", "run a local cluster: proxy, writer and read-only nodes on embedded defaults"),
     "status": ("coordinator.status", "show the cluster: members, health, writer, epoch, segments per node"),
 }
 
