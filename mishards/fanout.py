@@ -18,10 +18,11 @@ import grpc
 from coordinator.errors import ErrorCode, MilvusError
 from coordinator.placement import Placement
 from coordinator.topk import TopK
+from coordinator.wire import encode_topk, field
 from milvus_wire import wire_fastpath_pb2
 from mishards.catalog_view import CatalogView
 from mishards.cluster import Cluster
-from mishards.results import _field, decode_topk, encode_topk, merge_node_results
+from mishards.results import decode_topk, merge_node_results
 from mishards.routing import RoutePlan, plan, reroute, searchable_segments
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ SEARCH_IN_FILES = "/milvus.grpc.MilvusService/SearchInFiles"
 
 def search_in_files_request(file_ids: tuple[int, ...], search_param: bytes) -> bytes:
     """A serialized SearchInFilesParam around an already serialized SearchParam."""
-    return b"".join(_field(1, str(f).encode()) for f in file_ids) + _field(2, search_param)
+    return b"".join(field(1, str(f).encode()) for f in file_ids) + field(2, search_param)
 
 
 class Failed(Exception):

@@ -10,6 +10,7 @@ import numpy as np
 from coordinator.errors import ErrorCode, IllegalDimension, IllegalRowRecord, MilvusError
 from coordinator.model import MAX_INSERT_BYTES, Collection
 from coordinator.topk import TopK
+from coordinator.wire import encode_topk, varint
 from milvus_wire import milvus_pb2, status_pb2
 from node import validation
 
@@ -29,18 +30,6 @@ def error_reply(reply_type: Any, err: MilvusError) -> Any:
     return reply_type(status=st)
 
 
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
 def _bulk_decode(raw: Sequence[bytes], coll: Collection) -> np.ndarray | None:
     """Decode raw RowRecord bytes in one numpy operation when every record has the canonical shape.
 
@@ -53,7 +42,7 @@ def _bulk_decode(raw: Sequence[bytes], coll: Collection) -> np.ndarray | None:
         dtype, payload, tag = np.uint8, coll.dimension // 8, 0x12
     else:
         dtype, payload, tag = np.float32, coll.dimension * 4, 0x0A
-    prefix = bytes([tag]) + _varint(payload)
+    prefix = bytes([tag]) + varint(payload)
     width = len(prefix) + payload
     if any(len(r) != width for r in raw):
         return None
@@ -99,43 +88,9 @@ def vectors(records: Sequence[Any], coll: Collection) -> np.ndarray:
     return out
 
 
-def varints(values: np.ndarray) -> bytes:
-    """Protobuf varint encoding of int64 values (two's complement for negatives), vectorised."""
-    v = np.ascontiguousarray(values, dtype=np.int64).view(np.uint64)
-    if v.size == 0:
-        return b""
-    bits = np.zeros(v.shape, dtype=np.int64)
-    rest = v.copy()
-    while rest.any():
-        nz = rest != 0
-        bits[nz] += 1
-        rest >>= np.uint64(7)
-    sizes = np.maximum(bits, 1)
-    starts = np.cumsum(sizes) - sizes
-    out = np.zeros(int(sizes.sum()), dtype=np.uint8)
-    for j in range(int(sizes.max())):
-        has = sizes > j
-        chunk = ((v[has] >> np.uint64(7 * j)) & np.uint64(0x7F)).astype(np.uint8)
-        more = (sizes[has] > j + 1).astype(np.uint8) << 7
-        out[starts[has] + j] = chunk | more
-    return out.tobytes()
-
-
-def _field(number: int, payload: bytes) -> bytes:
-    return bytes([number << 3 | 2]) + _varint(len(payload)) + payload
-
-
-def topk_result(result: TopK) -> Any:
-    """A rectangular TopKQueryResult, already serialized; an all-empty result has row_num 0 (as Milvus 1.1).
-
-    Built directly in the wire format (status omitted: an absent status reads as SUCCESS), which is
-    much cheaper than filling repeated protobuf fields element by element for large nq x topk.
-    """
-    if result.k == 0:
-        return b""
-    ids = varints(result.ids.ravel())
-    distances = np.ascontiguousarray(result.distances.ravel(), dtype="<f4").tobytes()
-    return b"".join((b"\x10", _varint(result.nq), _field(3, ids), _field(4, distances)))
+def topk_result(result: TopK) -> bytes:
+    """A rectangular TopKQueryResult, already serialized; an all-empty result has row_num 0 (as Milvus 1.1)."""
+    return encode_topk(result)
 
 
 def row_record(vector: np.ndarray | None, binary: bool) -> Any:

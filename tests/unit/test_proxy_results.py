@@ -9,8 +9,9 @@ from hypothesis import strategies as st
 
 from coordinator.errors import ErrorCode, MilvusError
 from coordinator.topk import NO_ID, TopK, hole_distance
+from coordinator.wire import encode_topk
 from milvus_wire import milvus_pb2, status_pb2
-from mishards.results import decode_topk, encode_topk, merge_node_results
+from mishards.results import decode_topk, merge_node_results
 
 
 def exact_search(distances: np.ndarray, ids: np.ndarray, k: int, higher_is_better: bool) -> TopK:

@@ -7,8 +7,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from coordinator.topk import TopK
+from coordinator.wire import varints
 from milvus_wire import milvus_pb2
-from node.convert import topk_result, varints
+from node.convert import topk_result
 
 INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 
