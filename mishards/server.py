@@ -5,15 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from types import FrameType
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from coordinator.lifecycle import serve_until_signalled
 from mishards.catalog_view import CatalogView
 from mishards.cluster import Cluster
 from mishards.fanout import Fanout
@@ -73,14 +71,4 @@ class ProxyServer:
         log.info("proxy stopped")
 
     def serve_forever(self) -> None:
-        done = threading.Event()
-
-        def on_signal(signum: int, _frame: FrameType | None) -> None:
-            log.info("signal %d received: draining", signum)
-            done.set()
-
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
-        self.start()
-        done.wait()
-        self.stop()
+        serve_until_signalled(self.start, self.stop)

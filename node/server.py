@@ -5,16 +5,15 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from coordinator.lifecycle import serve_until_signalled
 from coordinator.membership import Member
 from milvus_wire import milvus_pb2, status_pb2, wire_fastpath_pb2
 from node.engine import Engine
@@ -172,14 +171,4 @@ class NodeServer:
         log.info("node stopped")
 
     def serve_forever(self) -> None:
-        done = threading.Event()
-
-        def on_signal(signum: int, _frame: FrameType | None) -> None:
-            log.info("signal %d received: draining", signum)
-            done.set()
-
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
-        self.start()
-        done.wait()
-        self.stop()
+        serve_until_signalled(self.start, self.stop)
