@@ -1,0 +1,74 @@
+"""With one replica per segment, losing a read node fails searches fast and clearly; they recover with it."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from coordinator.catalog import Catalog
+from coordinator.placement import Placement
+from milvus_wire import milvus_pb2
+from tests.support.nodeproc import NodeProcess
+from tests.support.proxyproc import ProxyProcess
+from tests.support.waiting import free_port, poll_for
+
+
+def _rows(x: np.ndarray) -> list[Any]:
+    return [milvus_pb2.RowRecord(float_data=v) for v in x.tolist()]
+
+
+def test_a_segment_without_live_replica_fails_fast_and_recovers(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'meta.sqlite'}"
+    storage = tmp_path / "shared"
+    ports = [free_port() for _ in range(3)]
+    addrs = [f"127.0.0.1:{p}" for p in ports]
+    membership = f"static://{addrs[0]}=rw,{addrs[1]}=ro,{addrs[2]}=ro"
+    writer = NodeProcess(tmp_path / "w", ["--role", "rw", "--port", str(ports[0]), "--auto-flush-interval", "0"],
+                         meta_uri=uri, storage=storage)
+    readers = [NodeProcess(tmp_path / f"r{i}", ["--role", "ro", "--port", str(ports[i + 1])], meta_uri=uri,
+                           storage=storage) for i in range(2)]
+    proxy = ProxyProcess(tmp_path / "p", membership, ["--meta-uri", uri, "--replication", "1"])
+    try:
+        for p in (writer, *readers):
+            p.start()
+        proxy.start()
+        s = proxy.stub()
+        schema = milvus_pb2.CollectionSchema(collection_name="c", dimension=8, index_file_size=1, metric_type=1)
+        assert s.CreateCollection(schema).error_code == 0
+        rng = np.random.default_rng(5)
+        for _ in range(6):  # six segments of 20,000 rows (over half of index_file_size: none merge)
+            s.Insert(milvus_pb2.InsertParam(collection_name="c", row_record_array=_rows(
+                rng.standard_normal((20000, 8)).astype(np.float32))))
+            assert s.Flush(milvus_pb2.FlushParam()).error_code == 0
+        query = milvus_pb2.SearchParam(collection_name="c", topk=5, query_record_array=_rows(
+            rng.standard_normal((2, 8)).astype(np.float32)))
+
+        def ok() -> bool:
+            res = s.Search(query, timeout=30)
+            return res.status.error_code == 0 and res.row_num == 2
+
+        poll_for(ok, 30, what="searches through the proxy")
+        catalog = Catalog(uri)
+        try:
+            snap = catalog.snapshot()
+            segment_ids = [seg.id for seg in snap.segments_of(snap.collections["c"].id)]
+        finally:
+            catalog.close()
+        placement = Placement.of(addrs[1:], r=1)
+        # Kill a reader that serves at least one segment (one of the two must).
+        victim = next(i for i in range(2) if placement.share(addrs[i + 1], segment_ids))
+        readers[victim].kill()
+        started = time.monotonic()
+        res = s.Search(query, timeout=30)
+        assert time.monotonic() - started < 5, "a search must fail fast, not hang"
+        assert res.status.error_code == 1 and "have no live replica" in res.status.reason
+
+        readers[victim].start()  # same port: it comes back under the same id
+        poll_for(ok, 30, what="searches to recover")
+    finally:
+        proxy.stop()
+        for p in (*readers, writer):
+            p.stop()
