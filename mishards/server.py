@@ -46,7 +46,8 @@ class ProxyServer:
             self.view = CatalogView(self.settings.meta_uri)
             self.view.start()
             fanout = Fanout(self.cluster, self.view, self.settings.request_timeout, self.settings.replication)
-        self.server.add_generic_rpc_handlers((Forwarder(self.settings, self.cluster, fanout).generic_handler(),))
+        forwarder = Forwarder(self.settings, self.cluster, fanout, self.view)
+        self.server.add_generic_rpc_handlers((forwarder.generic_handler(),))
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         self.port = self.server.add_insecure_port(f"{self.settings.host}:{self.settings.port}")
         if self.port == 0:

@@ -15,8 +15,10 @@ import grpc
 
 from coordinator.errors import ErrorCode
 from milvus_wire import milvus_pb2, status_pb2
+from mishards.catalog_view import CatalogView
 from mishards.cluster import Cluster
 from mishards.fanout import Failed, Fanout
+from mishards.metadata_answers import ANSWERS, answer
 from mishards.settings import ProxySettings
 
 log = logging.getLogger(__name__)
@@ -43,10 +45,12 @@ def error_bytes(reply_cls: Any, code: ErrorCode, reason: str) -> bytes:
 
 
 class Forwarder:
-    def __init__(self, settings: ProxySettings, cluster: Cluster, fanout: Fanout | None = None) -> None:
+    def __init__(self, settings: ProxySettings, cluster: Cluster, fanout: Fanout | None = None,
+                 view: CatalogView | None = None) -> None:
         self.settings = settings
         self.cluster = cluster
         self.fanout = fanout
+        self.view = view
 
     def handler(self, method: str, reply_cls: Any) -> Callable[[bytes, grpc.ServicerContext], bytes]:
         path = f"/{SERVICE}/{method}"
@@ -68,6 +72,8 @@ class Forwarder:
                     return bytes(milvus_pb2.StringReply(string_reply=self.settings.version).SerializeToString())
             target = self.cluster.writer()
             if target is None:
+                if method in ANSWERS and self.view is not None:
+                    return answer(method, self.view.snapshot(), request, reply_cls)
                 return error_bytes(reply_cls, ErrorCode.CONNECT_FAILED, "No writable node is available right now")
             call = self.cluster.channel(target.address).unary_unary(path)
             try:
@@ -77,6 +83,8 @@ class Forwarder:
                 if code == grpc.StatusCode.UNIMPLEMENTED:
                     context.abort(code, exc.details())
                 log.warning("%s to %s failed: %s", method, target.address, code)
+                if method in ANSWERS and self.view is not None:
+                    return answer(method, self.view.snapshot(), request, reply_cls)  # the cached catalog answers
                 return error_bytes(reply_cls, ErrorCode.CONNECT_FAILED,
                                    f"Node {target.node_id} could not be reached: {code.name}")
 

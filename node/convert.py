@@ -7,12 +7,12 @@ from typing import Any, cast
 
 import numpy as np
 
+from coordinator import validation
 from coordinator.errors import ErrorCode, IllegalDimension, IllegalRowRecord, MilvusError
 from coordinator.model import MAX_INSERT_BYTES, Collection
 from coordinator.topk import TopK
 from coordinator.wire import encode_topk, varint
 from milvus_wire import milvus_pb2, status_pb2
-from node import validation
 
 
 def status(code: ErrorCode = ErrorCode.SUCCESS, reason: str = "") -> Any:

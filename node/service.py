@@ -7,7 +7,6 @@ The hybrid RPCs are not overridden, so they answer gRPC UNIMPLEMENTED like Milvu
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -17,6 +16,7 @@ from typing import Any
 import grpc
 import numpy as np
 
+from coordinator import metadata, validation
 from coordinator.catalog import CatalogSnapshot
 from coordinator.errors import (
     BuildIndexError,
@@ -29,7 +29,6 @@ from coordinator.errors import (
 )
 from coordinator.model import (
     DEFAULT_PARTITION,
-    INDEX_NAMES,
     MAX_GET_IDS,
     MAX_SEARCH_FILES,
     Collection,
@@ -39,7 +38,7 @@ from coordinator.model import (
 )
 from coordinator.topk import TopK
 from milvus_wire import milvus_pb2, milvus_pb2_grpc, status_pb2
-from node import convert, maintenance, params, validation
+from node import convert, maintenance, params
 from node.commands import Commands
 from node.engine import Engine
 from node.metrics import NodeMetrics
@@ -137,7 +136,7 @@ class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):
     @rpc(milvus_pb2.CollectionRowCount)
     def CountCollection(self, request: Any) -> Any:
         coll = self._collection(request.collection_name)
-        rows = sum(s.live_count for s in self.engine.snapshot().segments_of(coll.id))
+        rows = metadata.row_count(self.engine.snapshot(), coll)
         return milvus_pb2.CollectionRowCount(status=convert.OK, collection_row_count=rows)
 
     @rpc(milvus_pb2.CollectionNameList)
@@ -148,25 +147,7 @@ class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):
     @rpc(milvus_pb2.CollectionInfo)
     def ShowCollectionInfo(self, request: Any) -> Any:
         coll = self._collection(request.collection_name)
-        snap = self.engine.snapshot()
-        segs = snap.segments_of(coll.id)
-        parts = []
-        for part in snap.partitions_of(coll.id):
-            mine = [s for s in segs if s.partition_id == part.id]
-            seg_info = [
-                {
-                    "data_size": s.data_size + s.index_size,
-                    "index_name": INDEX_NAMES.get(s.index_type, "Unknow"),
-                    "name": s.name,
-                    "row_count": s.live_count,
-                }
-                for s in mine
-            ]
-            parts.append(
-                {"row_count": sum(s.live_count for s in mine), "segments": seg_info or None, "tag": part.tag}
-            )
-        info = {"partitions": parts, "row_count": sum(s.live_count for s in segs)}
-        text = json.dumps(info, separators=(",", ":"), sort_keys=True)
+        text = metadata.collection_info(self.engine.snapshot(), coll)
         return milvus_pb2.CollectionInfo(status=convert.OK, json_info=text)
 
     @rpc(status_pb2.Status)

@@ -1,4 +1,5 @@
-"""With one replica per segment, losing a read node fails searches fast and clearly; they recover with it."""
+"""With one replica per segment, losing a read node fails searches fast and clearly; they recover with it.
+With the writer down, metadata reads and searches keep working through the proxy."""
 
 from __future__ import annotations
 
@@ -68,6 +69,24 @@ def test_a_segment_without_live_replica_fails_fast_and_recovers(tmp_path: Path) 
 
         readers[victim].start()  # same port: it comes back under the same id
         poll_for(ok, 30, what="searches to recover")
+
+        # With the writer down, metadata reads come from the proxy's cached catalog and searches from the
+        # read nodes; writes fail fast with a clear status.
+        writer.kill()
+        name = milvus_pb2.CollectionName(collection_name="c")
+        assert s.CountCollection(name, timeout=10).collection_row_count == 120000
+        assert s.HasCollection(name, timeout=10).bool_reply
+        assert s.DescribeCollection(name, timeout=10).dimension == 8
+        assert s.ShowCollections(milvus_pb2.Command(cmd=""), timeout=10).collection_names == ["c"]
+        assert list(s.ShowPartitions(name, timeout=10).partition_tag_array) == ["_default"]
+        assert s.DescribeIndex(name, timeout=10).extra_params[0].key == "params"
+        assert '"row_count":120000' in s.ShowCollectionInfo(name, timeout=10).json_info
+        missing = s.DescribeCollection(milvus_pb2.CollectionName(collection_name="nope"), timeout=10)
+        assert missing.status.error_code == 4
+        assert ok()
+        st = s.Insert(milvus_pb2.InsertParam(collection_name="c", row_record_array=_rows(
+            np.zeros((1, 8), np.float32))), timeout=10)
+        assert st.status.error_code == 2 and "could not be reached" in st.status.reason
     finally:
         proxy.stop()
         for p in (*readers, writer):

@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from coordinator import validation
 from coordinator.errors import ErrorCode, MilvusError
 from coordinator.model import MetricType
-from node import validation
 
 NAME_TOO_LONG = "The length of a collection name must be less than 255 characters."
 BAD_FIRST = "The first character of a collection name must be an underscore or letter."
