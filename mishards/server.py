@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from coordinator.lifecycle import serve_until_signalled
+from coordinator.lifecycle import serve_until_signalled, write_ready_file
 from mishards.catalog_view import CatalogView
 from mishards.cluster import Cluster
 from mishards.fanout import Fanout
@@ -57,10 +54,7 @@ class ProxyServer:
         address = f"{self.settings.host}:{self.port}"
         log.info("proxy serving MilvusService on %s (membership %s)", address, self.settings.membership)
         if self.settings.ready_file:
-            target = Path(self.settings.ready_file)
-            tmp = target.with_name(target.name + ".tmp")
-            tmp.write_text(json.dumps({"address": address, "pid": os.getpid()}))
-            os.replace(tmp, target)
+            write_ready_file(self.settings.ready_file, address)
         return address
 
     def stop(self, grace: float = 5.0) -> None:

@@ -8,6 +8,8 @@ from typing import Any
 
 import yaml
 
+from coordinator.lifecycle import coerce_setting
+
 ENV_PREFIX = "MISHARDS_PROXY_"
 
 
@@ -34,12 +36,7 @@ class ProxySettings:
 
 
 def _coerce(name: str, raw: Any) -> Any:
-    kind = {f.name: f.type for f in fields(ProxySettings)}[name]
-    if kind == "int":
-        return int(raw)
-    if kind == "float":
-        return float(raw)
-    return str(raw)
+    return coerce_setting(ProxySettings, name, raw)
 
 
 def load(config_file: str | None, env: Mapping[str, str], overrides: Mapping[str, Any]) -> ProxySettings:

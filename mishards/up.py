@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
+from coordinator.lifecycle import write_ready_file
+
 
 def _free_port(host: str) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -90,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"mishards up: proxy on {address} (writer {addrs[0]}, readers {', '.join(addrs[1:]) or 'none'}); "
               f"data in {data}, logs in {logs}. Ctrl-C stops.", flush=True)
         if args.ready_file:
-            Path(args.ready_file).write_text(json.dumps({"address": address, "pid": os.getpid()}))
+            write_ready_file(args.ready_file, address)
         while not stop.wait(0.5):
             for name, proc in children:
                 if proc.poll() is not None:

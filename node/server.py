@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from coordinator.lifecycle import serve_until_signalled
+from coordinator.lifecycle import serve_until_signalled, write_ready_file
 from coordinator.membership import Member
 from milvus_wire import milvus_pb2, status_pb2, wire_fastpath_pb2
 from node.engine import Engine
@@ -75,13 +73,6 @@ def milvus_handler(servicer: Any) -> grpc.GenericRpcHandler:
     return grpc.method_handlers_generic_handler(SERVICE, handlers)
 
 
-def write_ready_file(path: str, address: str, metrics_port: int = 0) -> None:
-    target = Path(path)
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(json.dumps({"address": address, "pid": os.getpid(), "metrics_port": metrics_port}))
-    os.replace(tmp, target)
-
-
 class NodeServer:
     def __init__(self, settings: NodeSettings) -> None:
         self.settings = settings
@@ -129,7 +120,7 @@ class NodeServer:
         log.info("node (%s) serving MilvusService on %s, storage %s", self.settings.role, address,
                  self.settings.storage_path)
         if self.settings.ready_file:
-            write_ready_file(self.settings.ready_file, address, self.metrics_port)
+            write_ready_file(self.settings.ready_file, address, metrics_port=self.metrics_port)
         return address
 
     def _campaign(self, me: Member) -> None:

@@ -10,6 +10,8 @@ from typing import Any
 
 import yaml
 
+from coordinator.lifecycle import coerce_setting
+
 ROLES = ("standalone", "rw", "ro")
 ENV_PREFIX = "MISHARDS_NODE_"
 
@@ -100,12 +102,7 @@ def parse_size(text: str) -> int:
 
 
 def _coerce(name: str, raw: Any) -> Any:
-    kind = {f.name: f.type for f in fields(NodeSettings)}[name]
-    if kind == "int":
-        return int(raw)
-    if kind == "float":
-        return float(raw)
-    return str(raw)
+    return coerce_setting(NodeSettings, name, raw)
 
 
 def _field_names() -> set[str]:
