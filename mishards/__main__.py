@@ -24,6 +24,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--request-timeout", type=float, help="seconds for one forwarded call (0: none)")
     p.add_argument("--grpc-workers", type=int, help="gRPC worker threads")
     p.add_argument("--replication", type=int, help="replicas per segment across read nodes (0: automatic)")
+    p.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port (0: off, -1: any free)")
+    p.add_argument("--otlp-endpoint", help="export OpenTelemetry traces over OTLP/gRPC to this URL ('' = off)")
     p.add_argument("--ready-file", help="write the bound address here once serving")
     p.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR")
     return p.parse_args(argv)

@@ -40,10 +40,14 @@ class CatalogView:
                 self._snapshot = snap
             return self._snapshot
 
+    def catch_up(self) -> CatalogSnapshot:
+        """The newest snapshot: reloaded now if the catalog revision moved (one cheap query otherwise)."""
+        snap = self.snapshot()
+        return self.refresh() if self.catalog.revision() != snap.revision else snap
+
     def _follow(self) -> None:
         while not self._stop.wait(self.interval):
             try:
-                if self.catalog.revision() != self.snapshot().revision:
-                    self.refresh()
+                self.catch_up()
             except Exception as exc:
                 log.warning("catalog refresh failed (%s); serving the last view", exc)

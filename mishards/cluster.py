@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Callable
 
 import grpc
 
 from coordinator.membership import Member, MembershipProvider, create_provider, readers, writer
+from mishards.failures import FailureTracker
 
 log = logging.getLogger(__name__)
 
@@ -19,11 +22,21 @@ CHANNEL_OPTIONS = [
 
 
 class Cluster:
-    """Members, the current writer, and one long-lived gRPC channel per node address."""
+    """Members, the current writer, recent node failures, and one long-lived gRPC channel per node address.
 
-    def __init__(self, membership_uri: str) -> None:
+    Where an etcd election names the writer, the answer is cached for ``writer_cache_seconds`` (a lookup
+    per forwarded call would add an etcd round trip to every write); ``forget_writer`` drops it at once
+    when a call to the writer fails.
+    """
+
+    def __init__(self, membership_uri: str, writer_cache_seconds: float = 0.5,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.uri = membership_uri
         self.provider: MembershipProvider = create_provider(membership_uri)
+        self.failures = FailureTracker(clock=clock)
+        self.writer_cache_seconds = writer_cache_seconds
+        self.clock = clock
+        self._writer: tuple[float, Member | None] | None = None
         self._channels: dict[str, grpc.Channel] = {}
         self._lock = threading.Lock()
 
@@ -47,17 +60,25 @@ class Cluster:
         config = getattr(self.provider, "config", None)
         members = self.members()
         if client is not None and config is not None:
+            cached = self._writer
+            now = self.clock()
+            if cached is not None and now - cached[0] < self.writer_cache_seconds:
+                return cached[1]
             from coordinator.election import parse_writer, writer_key
 
             info = parse_writer(client.get(writer_key(config.prefix)))
-            if info is None:
-                return None
-            return next((m for m in members if m.node_id == info.get("node_id")),
-                        Member(str(info.get("node_id")), str(info.get("address")), "rw"))
+            elected = None if info is None else next(
+                (m for m in members if m.node_id == info.get("node_id")),
+                Member(str(info.get("node_id")), str(info.get("address")), "rw"))
+            self._writer = (now, elected)
+            return elected
         chosen = writer(members)
         if chosen is None:
             chosen = next((m for m in members if m.role == "standalone"), None)
         return chosen
+
+    def forget_writer(self) -> None:
+        self._writer = None
 
     def readers(self) -> tuple[Member, ...]:
         return readers(self.members())

@@ -8,6 +8,7 @@ read-only nodes is built on top of this edge.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -17,7 +18,7 @@ from coordinator.errors import ErrorCode
 from milvus_wire import milvus_pb2, status_pb2
 from mishards.catalog_view import CatalogView
 from mishards.cluster import Cluster
-from mishards.fanout import Failed, Fanout
+from mishards.fanout import MIN_REVISION_HEADER, Failed, Fanout
 from mishards.metadata_answers import ANSWERS, answer
 from mishards.settings import ProxySettings
 
@@ -31,6 +32,13 @@ HYBRID = frozenset({
 })
 # Calls that block until work is done (Milvus semantics): no deadline of ours.
 LONG_CALLS = frozenset({"CreateIndex", "Flush", "Compact", "PreloadCollection", "DropIndex"})
+# Calls that change what searches see: the proxy's catalog view catches up before answering.
+CHANGES_CATALOG = frozenset({"CreateCollection", "DropCollection", "CreatePartition", "DropPartition", "CreateIndex",
+                             "DropIndex", "Flush", "Compact"})
+# Cache calls every node must see: the writer first, then every read node (each acts on its own share).
+BROADCAST = frozenset({"PreloadCollection", "ReleaseCollection", "ReloadSegments"})
+# Reads any node answers from the shared catalog and storage (used when the writer is down).
+READABLE_ANYWHERE = frozenset({"GetVectorsByID", "GetVectorIDs", "SearchInFiles", "Search", "SearchByID"})
 
 
 def _message_class(full_name: str) -> Any:
@@ -55,13 +63,15 @@ class Forwarder:
     def handler(self, method: str, reply_cls: Any) -> Callable[[bytes, grpc.ServicerContext], bytes]:
         path = f"/{SERVICE}/{method}"
         timeout = None if method in LONG_CALLS or not self.settings.request_timeout else self.settings.request_timeout
+        fanned = {"Search": self.fanout.search, "SearchByID": self.fanout.search_by_id} if self.fanout else {}
+        fan_out = fanned.get(method)
 
         def forward(request: bytes, context: grpc.ServicerContext) -> bytes:
             if method in HYBRID:
                 context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{method} is not implemented (as in Milvus 1.1)")
-            if method == "Search" and self.fanout is not None:
+            if fan_out is not None:
                 try:
-                    merged = self.fanout.search(request)
+                    merged = fan_out(request)
                 except Failed as exc:
                     return error_bytes(reply_cls, exc.code, exc.reason)
                 if merged is not None:
@@ -72,23 +82,75 @@ class Forwarder:
                     return bytes(milvus_pb2.StringReply(string_reply=self.settings.version).SerializeToString())
             target = self.cluster.writer()
             if target is None:
-                if method in ANSWERS and self.view is not None:
-                    return answer(method, self.view.snapshot(), request, reply_cls)
-                return error_bytes(reply_cls, ErrorCode.CONNECT_FAILED, "No writable node is available right now")
+                return self._without_writer(method, request, reply_cls, path, timeout)
             call = self.cluster.channel(target.address).unary_unary(path)
             try:
-                return bytes(call(request, timeout=timeout))
+                reply = bytes(call(request, timeout=timeout))
             except grpc.RpcError as exc:
                 code = exc.code()
                 if code == grpc.StatusCode.UNIMPLEMENTED:
                     context.abort(code, exc.details())
                 log.warning("%s to %s failed: %s", method, target.address, code)
-                if method in ANSWERS and self.view is not None:
-                    return answer(method, self.view.snapshot(), request, reply_cls)  # the cached catalog answers
+                self.cluster.forget_writer()
+                if method in ANSWERS or method in BROADCAST or method in READABLE_ANYWHERE:
+                    return self._without_writer(method, request, reply_cls, path, timeout)
                 return error_bytes(reply_cls, ErrorCode.CONNECT_FAILED,
                                    f"Node {target.node_id} could not be reached: {code.name}")
+            if method in CHANGES_CATALOG and self.view is not None:
+                self._catch_up()
+            if method in BROADCAST:
+                return self._broadcast(request, path, timeout, reply)
+            return reply
 
         return forward
+
+    def _catch_up(self) -> None:
+        """After a change through this proxy, route from a view that includes it (read-your-writes)."""
+        assert self.view is not None
+        try:
+            self.view.catch_up()
+        except Exception as exc:  # the reply is the writer's; the view follows on its next poll
+            log.warning("catalog view refresh failed: %s", exc)
+
+    def _broadcast(self, request: bytes, path: str, timeout: float | None, writer_reply: bytes) -> bytes:
+        """Send a cache call (Preload/Release/ReloadSegments) to every read node too; the first error wins.
+
+        A read node that cannot be reached is skipped: it loads its share when it comes back.
+        """
+        if status_pb2.Status.FromString(writer_reply).error_code:
+            return writer_reply
+        readers = self.cluster.readers()
+        revision = self.view.snapshot().revision if self.view is not None else 0
+        header = ((MIN_REVISION_HEADER, str(revision)),)
+        calls = [(m, self.cluster.channel(m.address).unary_unary(path).future(request, timeout=timeout,
+                                                                              metadata=header))
+                 for m in readers]
+        for member, fut in calls:
+            try:
+                reply = bytes(fut.result())
+            except grpc.RpcError as exc:
+                log.warning("%s on read node %s failed: %s", path.rpartition("/")[2], member.node_id, exc.code())
+                continue
+            if status_pb2.Status.FromString(reply).error_code:
+                return reply
+        return writer_reply
+
+    def _without_writer(self, method: str, request: bytes, reply_cls: Any, path: str, timeout: float | None) -> bytes:
+        """Answers that do not need the writer: metadata from the cached catalog, reads and cache calls from
+        the read nodes; anything else fails fast."""
+        if method in ANSWERS and self.view is not None:
+            return answer(method, self.view.snapshot(), request, reply_cls)
+        readers = self.cluster.readers()
+        if readers and method in BROADCAST:
+            return self._broadcast(request, path, timeout, error_bytes(status_pb2.Status, ErrorCode.SUCCESS, ""))
+        if readers and method in READABLE_ANYWHERE and self.fanout is not None:
+            revision = self.view.snapshot().revision if self.view is not None else 0
+            deadline = time.monotonic() + (timeout or 60.0)
+            try:
+                return self.fanout.any_node(readers, path, request, revision, deadline, writer_last=False)
+            except Failed as exc:
+                return error_bytes(reply_cls, exc.code, exc.reason)
+        return error_bytes(reply_cls, ErrorCode.CONNECT_FAILED, "No writable node is available right now")
 
     def generic_handler(self) -> grpc.GenericRpcHandler:
         handlers = {}

@@ -23,12 +23,14 @@ class ProxySettings:
     request_timeout: float = 30.0  # seconds for one forwarded call (CreateIndex / Flush may take longer: 0 = none)
     replication: int = 0  # replicas per segment across read nodes, as the nodes use (0 = automatic)
     grpc_workers: int = 64
+    metrics_port: int = 0  # Prometheus /metrics on this port (0: off, -1: any free port)
+    otlp_endpoint: str = ""  # OpenTelemetry traces exported over OTLP/gRPC here, e.g. http://jaeger:4317 ('' = off)
     ready_file: str = ""
     log_level: str = "INFO"
 
     def __post_init__(self) -> None:
-        if not 0 <= self.port <= 65535:
-            raise ValueError(f"port out of range: {self.port}")
+        if not 0 <= self.port <= 65535 or not -1 <= self.metrics_port <= 65535:
+            raise ValueError(f"port out of range: {self.port} / metrics {self.metrics_port}")
         if not self.membership:
             raise ValueError("the proxy needs --membership (where are the nodes?)")
         if self.request_timeout < 0 or self.grpc_workers < 1:

@@ -197,6 +197,12 @@ class Engine:
             return self.refresh()
         return snap
 
+    def catch_up(self, revision: int) -> None:
+        """Reload the snapshot now if it is older than ``revision`` (a caller's newer view of the catalog)."""
+        snap = self._snapshot
+        if revision and (snap is None or snap.revision < revision):
+            self.cache.retain(set(self.refresh().segments_by_id))
+
     def refresh(self) -> CatalogSnapshot:
         with self._snap_lock:
             snap = self.catalog.snapshot()

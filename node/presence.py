@@ -76,18 +76,21 @@ class Presence:
             self._wake.wait(timeout=self.engine.settings.catalog_refresh_interval * 5)
             self._wake.clear()
 
+    def share_of(self, segment_ids: list[int]) -> set[int]:
+        """The ids among ``segment_ids`` that placement gives this node (as the proxy computes it)."""
+        nodes = share_members(self.provider.members(), self.me)
+        return set(Placement.of(nodes, r=self.replication or None).share(self.me.node_id, segment_ids))
+
     def warm(self) -> None:
         """Load every segment of this node's share that is not cached yet (read-only role only)."""
         if self.me.role != "ro":
             self.share_size = 0
             return
         snap = self.engine.snapshot()
-        nodes = share_members(self.provider.members(), self.me)
-        placement = Placement.of(nodes, r=self.replication or None)
         total = 0
         for coll in snap.collections_by_id.values():
             segs = [s for s in snap.segments_of(coll.id) if s.state in SEARCHABLE_STATES]
-            mine = set(placement.share(self.me.node_id, [s.id for s in segs]))
+            mine = self.share_of([s.id for s in segs])
             for seg in segs:
                 if seg.id in mine and not self._stop.is_set():
                     self.reader.loaded(coll, seg)

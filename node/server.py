@@ -114,6 +114,8 @@ class NodeServer:
                 self.settings.replication, lambda: self.health.set(SERVICE, serving),
             )
             self.presence.start()
+            if self.settings.role == "ro":
+                service.share = self.presence.share_of
             if self.engine.elects_writer:
                 self._campaign(me)
         address = f"{self.settings.host}:{self.port}"

@@ -48,6 +48,15 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[Any, Any], Any]  # (self, request) -> reply
 GrpcMethod = Callable[[Any, Any, Any], Any]  # (self, request, context) -> reply
+# A caller (the proxy) that has seen catalog revision N asks a read-only node to answer from N or newer.
+MIN_REVISION_HEADER = "mishards-min-revision"
+
+
+def _min_revision(context: Any) -> int:
+    for key, value in context.invocation_metadata() or ():
+        if key == MIN_REVISION_HEADER:
+            return int(value) if str(value).isdigit() else 0
+    return 0
 
 
 def rpc(reply_type: Any) -> Callable[[Handler], GrpcMethod]:
@@ -59,6 +68,8 @@ def rpc(reply_type: Any) -> Callable[[Handler], GrpcMethod]:
             started = time.perf_counter()
             code = ErrorCode.SUCCESS
             try:
+                if context is not None and not self.engine.writable:
+                    self.engine.catch_up(_min_revision(context))
                 return fn(self, request)
             except MilvusError as err:
                 log.debug("%s failed: %s", fn.__name__, err.reason)
@@ -83,6 +94,8 @@ class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):
         self.metrics = metrics
         self.reader = Reader(engine, search_pool)
         self.commands = Commands(engine)
+        # Read-only node in a cluster: which of these segment ids are this node's placement share.
+        self.share: Callable[[list[int]], set[int]] | None = None
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -387,7 +400,11 @@ class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):
     @rpc(status_pb2.Status)
     def PreloadCollection(self, request: Any) -> Any:
         coll = self._collection(request.collection_name)
-        self.reader.preload(coll, self._scope(coll, request.partition_tag_array))
+        segs = self._scope(coll, request.partition_tag_array)
+        if self.share is not None:  # a reader warms its own share; the proxy asks every reader
+            mine = self.share([s.id for s in segs])
+            segs = [s for s in segs if s.id in mine]
+        self.reader.preload(coll, segs)
         return convert.OK
 
     @rpc(status_pb2.Status)

@@ -34,7 +34,8 @@ class NodeSettings:
     index_build_threads: int = 1  # index builds running at once
     omp_threads: int = 1  # faiss / OpenMP threads per search
     grpc_workers: int = 32
-    metrics_port: int = 0  # Prometheus /metrics on this port (0: off)
+    metrics_port: int = 0  # Prometheus /metrics on this port (0: off, -1: any free port)
+    otlp_endpoint: str = ""  # OpenTelemetry traces exported over OTLP/gRPC here, e.g. http://jaeger:4317 ('' = off)
     membership: str = ""  # static://..., etcd://HOST:PORT/PREFIX or k8s://NAMESPACE?selector=... ('' = none)
     advertise: str = ""  # HOST:PORT other members use to reach this node ('' = host:bound port)
     node_id: str = ""  # this node's id in membership and placement ('' = the advertised address)

@@ -58,6 +58,13 @@ class ProxyProcess:
         except OSError:
             return ""
 
+    def kill(self) -> None:
+        """SIGKILL: the proxy vanishes mid-request (it holds no state, so nothing may be lost)."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=30)
+        self.stop()
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGTERM)
