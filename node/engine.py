@@ -27,12 +27,14 @@ from coordinator.errors import (
 from coordinator.model import (
     DEFAULT_PARTITION,
     MAX_PARTITIONS,
+    SEARCHABLE_STATES,
     Collection,
     IdMode,
     IndexType,
     MetricType,
     Partition,
 )
+from coordinator.snapshots import SnapshotHolder
 from node.idgen import IdGenerator, SegmentNamer
 from node.kernels import OmpThreads
 from node.membuffer import ALL_PARTITIONS, MemBuffer
@@ -63,8 +65,9 @@ class Engine:
         self.bound_port = settings.port  # the real port once the server listens (``--port 0``)
         self.auto_flush_interval = settings.auto_flush_interval
         self.insert_buffer_bytes = settings.insert_buffer_bytes
-        self._snapshot: CatalogSnapshot | None = None
-        self._snap_lock = threading.Lock()
+        # Segments no longer searchable in a newer snapshot (merged away, dropped) leave the cache at once.
+        self.snapshots = SnapshotHolder(self.catalog, on_reload=lambda s: self.cache.retain(
+            {seg.id for seg in s.segments_by_id.values() if seg.state in SEARCHABLE_STATES}))
         self._ddl_lock = threading.RLock()
         self._buf_lock = threading.Lock()
         self.buffers: dict[int, MemBuffer] = {}
@@ -170,20 +173,12 @@ class Engine:
                 log.exception("background maintenance failed; retrying at the next interval")
 
     def _follow_catalog(self) -> None:
-        """Read-only role: reload the snapshot whenever the catalog revision moves (one cheap query per poll).
+        """Not the writer: reload the snapshot whenever the catalog revision moves (one cheap query per poll).
 
         Segments that disappeared leave the cache at once; new delete-log versions and new index files are
-        picked up by the cache on the next search of the segment.
+        picked up by the cache on the next search of the segment. The writer refreshes after its own commits.
         """
-        while not self._stop.wait(self.settings.catalog_refresh_interval):
-            if self.writable:
-                continue  # the writer refreshes after each of its own commits
-            try:
-                if self.catalog.revision() != self.snapshot().revision:
-                    snap = self.refresh()
-                    self.cache.retain(set(snap.segments_by_id))
-            except Exception as exc:
-                log.warning("catalog refresh failed (%s); serving the last snapshot", exc)
+        self.snapshots.follow(self.settings.catalog_refresh_interval, self._stop, paused=lambda: self.writable)
 
     def _buffers_over_limit(self) -> bool:
         with self._buf_lock:
@@ -192,23 +187,14 @@ class Engine:
     # -- catalog snapshot ----------------------------------------------------------------------
 
     def snapshot(self) -> CatalogSnapshot:
-        snap = self._snapshot
-        if snap is None:
-            return self.refresh()
-        return snap
+        return self.snapshots.snapshot()
 
     def catch_up(self, revision: int) -> None:
         """Reload the snapshot now if it is older than ``revision`` (a caller's newer view of the catalog)."""
-        snap = self._snapshot
-        if revision and (snap is None or snap.revision < revision):
-            self.cache.retain(set(self.refresh().segments_by_id))
+        self.snapshots.catch_up_to(revision)
 
     def refresh(self) -> CatalogSnapshot:
-        with self._snap_lock:
-            snap = self.catalog.snapshot()
-            if self._snapshot is None or snap.revision >= self._snapshot.revision:
-                self._snapshot = snap
-            return self._snapshot
+        return self.snapshots.refresh()
 
     def maintenance_lock(self, collection_id: int) -> threading.Lock:
         with self._buf_lock:

@@ -410,7 +410,11 @@ class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):
     @rpc(status_pb2.Status)
     def ReleaseCollection(self, request: Any) -> Any:
         coll = self._collection(request.collection_name)
-        self.reader.release(self._scope(coll, request.partition_tag_array))
+        clean = [validation.partition_tag(t) for t in request.partition_tag_array]
+        snap = self.engine.snapshot()
+        wanted = {p.id for p in self.reader.partitions(snap, coll, clean)}
+        # Every segment of the scope, searchable or not (a merged-away segment may still be cached).
+        self.reader.release([s for s in snap.segments_of(coll.id) if s.partition_id in wanted])
         return convert.OK
 
     @rpc(status_pb2.Status)
