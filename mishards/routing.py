@@ -70,8 +70,14 @@ def _assign(
     exclude: frozenset[NodeRef],
     load: dict[NodeRef, int],
 ) -> tuple[dict[NodeRef, list[int]], list[int]]:
-    """Least-loaded allowed replica per segment; ``load`` (choices made so far) is updated in place."""
+    """Least-loaded allowed replica per segment; ``load`` (choices made so far) is updated in place.
+
+    A request in flight on a node weighs as much as this whole search (``len(ids)`` segments), so an idle
+    cluster spreads one search over its replicas (parallel work, lower latency) while a busy one sends each
+    search whole to its least busy replica (fewer sub-requests, more throughput).
+    """
     ids = list(dict.fromkeys(segment_ids))
+    weight = max(1, len(ids))
     replica_map = placement.replica_map(ids)
     by_node: dict[NodeRef, list[int]] = {}
     unplaced: list[int] = []
@@ -83,7 +89,7 @@ def _assign(
         for node in replica_map[seg]:
             if node in exclude:
                 continue
-            node_load = inflight.get(node, 0) + load.get(node, 0)
+            node_load = inflight.get(node, 0) * weight + load.get(node, 0)
             if best is None or node_load < best_load:
                 best, best_load = node, node_load
         if best is None:
@@ -102,8 +108,9 @@ def plan(
 ) -> RoutePlan:
     """Route each segment to the replica, among those not in ``exclude``, with the least load.
 
-    A node's load is its in-flight request count (``inflight``, missing = 0) plus the segments this plan has
-    already given it, so the segments of one search spread over their replicas; ties go to placement order
+    A node's load is its in-flight request count (``inflight``, missing = 0) times the number of segments of
+    this search, plus the segments this plan has already given it: on idle replicas the segments of one search
+    spread over them; a busy replica gets none while an idle one has them; ties go to placement order
     (primary first). Duplicate segment ids count once. Segments whose replicas are all excluded (or that
     have none: no ro nodes) are returned in ``unplaced``.
     """

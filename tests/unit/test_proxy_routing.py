@@ -130,10 +130,14 @@ def test_plan_ties_follow_placement_order() -> None:
 
 def test_plan_prefers_least_loaded_replica() -> None:
     placement = Placement.of(NODES[:2], r=2)
-    route = plan(range(6), placement, {"ro-a": 4})
-    # ro-b takes segments until its load reaches ro-a's, then they alternate.
-    assert len(route.by_node["ro-b"]) == 5
-    assert len(route.by_node["ro-a"]) == 1
+    # A request in flight weighs a whole search: ro-b takes every segment while ro-a is busy.
+    route = plan(range(6), placement, {"ro-a": 1})
+    assert route.by_node == {"ro-b": tuple(range(6))}
+    route = plan(range(12), placement, {"ro-a": 2, "ro-b": 1})
+    assert route.by_node == {"ro-b": tuple(range(12))}
+    # Equally busy: the search spreads as on idle nodes.
+    route = plan(range(12), placement, {"ro-a": 2, "ro-b": 2})
+    assert sorted(len(v) for v in route.by_node.values()) == [6, 6]
     route = plan(range(6), placement, {"ro-a": 100})
     assert route.by_node == {"ro-b": tuple(range(6))}
 
@@ -187,7 +191,8 @@ def test_plan_properties(case: tuple[Placement, list[int], dict[str, int], froze
     # Replaying the choices in input order: each went to an allowed replica of least load (in-flight plus
     # the choices before it), the first such one in placement order.
     node_of = {s: n for n, segs in route.by_node.items() for s in segs}
-    load = Counter(inflight)
+    weight = max(1, len(set(segments)))
+    load = Counter({n: c * weight for n, c in inflight.items()})
     for s in segments:
         if s not in node_of:
             continue
