@@ -253,19 +253,25 @@ class Catalog:
 
     # -- schema and writer epoch -------------------------------------------------------------
 
-    def ensure_schema(self) -> None:
-        try:
-            metadata.create_all(self.engine, checkfirst=True)
-            with self.engine.begin() as conn:
-                if conn.execute(sa.select(cluster_state.c.id)).first() is None:
-                    conn.execute(
-                        cluster_state.insert().values(id=1, revision=0, writer_epoch=0, writer_id="")
-                    )
-        except IntegrityError:
-            # Another process created the state row between our check and insert.
-            pass
-        except SQLAlchemyError as exc:
-            raise MetaFailed(f"Cannot prepare the catalog at {self._safe_uri()}: {exc}") from exc
+    def ensure_schema(self, attempts: int = 5) -> None:
+        """Create the tables and the state row if missing. Nodes of a new cluster may start at once: one
+        that loses a race to create a table (``already exists``) looks again instead of failing."""
+        for attempt in range(1, attempts + 1):
+            try:
+                metadata.create_all(self.engine, checkfirst=True)
+                with self.engine.begin() as conn:
+                    if conn.execute(sa.select(cluster_state.c.id)).first() is None:
+                        conn.execute(
+                            cluster_state.insert().values(id=1, revision=0, writer_epoch=0, writer_id="")
+                        )
+                return
+            except IntegrityError:
+                return  # another process created the state row between our check and insert
+            except SQLAlchemyError as exc:
+                if attempt == attempts:
+                    raise MetaFailed(f"Cannot prepare the catalog at {self._safe_uri()}: {exc}") from exc
+                log.info("preparing the catalog raced with another process (%s); looking again", exc)
+                time.sleep(0.05 * attempt)  # a short back-off before the next attempt (startup only)
 
     def claim_writer(self, writer_id: str) -> int:
         """Become the writer: bump the epoch, which fences every earlier writer. Returns the new epoch."""

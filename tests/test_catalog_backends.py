@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -95,3 +97,19 @@ def test_node_serves_and_restarts_on_the_catalog(catalog_uri: str, tmp_path: Pat
         res = s.Search(milvus_pb2.SearchParam(collection_name="c", topk=1, query_record_array=_rows(x[:5])))
         assert res.status.error_code == 0, res.status.reason
         assert list(res.ids) == list(ids[:5])
+
+
+def test_many_processes_prepare_a_new_catalog_at_once(catalog_uri: str) -> None:
+    """A new cluster starts every node together: all of them prepare the empty catalog at the same moment."""
+    script = ("import sys; from coordinator.catalog import Catalog; c = Catalog(sys.argv[1]); c.ensure_schema(); "
+              "print(c.revision()); c.close()")
+    procs = [subprocess.Popen([sys.executable, "-c", script, catalog_uri], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(6)]
+    outcomes = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 6, [err for _, err in outcomes]
+    assert {out.strip() for out, _ in outcomes} == {"0"}
+    cat = Catalog(catalog_uri)
+    try:
+        assert cat.writer_state() == (0, 0, "")  # one state row, untouched
+    finally:
+        cat.close()
