@@ -40,9 +40,11 @@ def test_a_segment_without_live_replica_fails_fast_and_recovers(tmp_path: Path) 
         schema = milvus_pb2.CollectionSchema(collection_name="c", dimension=8, index_file_size=1, metric_type=1)
         assert s.CreateCollection(schema).error_code == 0
         rng = np.random.default_rng(5)
+        first_ids: list[int] = []
         for _ in range(6):  # six segments of 20,000 rows (over half of index_file_size: none merge)
-            s.Insert(milvus_pb2.InsertParam(collection_name="c", row_record_array=_rows(
+            reply = s.Insert(milvus_pb2.InsertParam(collection_name="c", row_record_array=_rows(
                 rng.standard_normal((20000, 8)).astype(np.float32))))
+            first_ids.append(reply.vector_id_array[0])
             assert s.Flush(milvus_pb2.FlushParam()).error_code == 0
         query = milvus_pb2.SearchParam(collection_name="c", topk=5, query_record_array=_rows(
             rng.standard_normal((2, 8)).astype(np.float32)))
@@ -84,6 +86,15 @@ def test_a_segment_without_live_replica_fails_fast_and_recovers(tmp_path: Path) 
         missing = s.DescribeCollection(milvus_pb2.CollectionName(collection_name="nope"), timeout=10)
         assert missing.status.error_code == 4
         assert ok()
+        # Reads any node can serve come from a read node; cache calls reach the read nodes.
+        got = s.GetVectorsByID(milvus_pb2.VectorsIdentity(collection_name="c", id_array=first_ids[:2]), timeout=10)
+        assert got.status.error_code == 0 and [len(v.float_data) for v in got.vectors_data] == [8, 8]
+        by_id = s.SearchByID(milvus_pb2.SearchByIDParam(collection_name="c", id_array=first_ids[:1], topk=3),
+                             timeout=10)
+        assert by_id.status.error_code == 0 and by_id.ids[0] == first_ids[0]
+        param = milvus_pb2.PreloadCollectionParam(collection_name="c")
+        assert s.ReleaseCollection(param, timeout=10).error_code == 0
+        assert s.PreloadCollection(param, timeout=30).error_code == 0
         st = s.Insert(milvus_pb2.InsertParam(collection_name="c", row_record_array=_rows(
             np.zeros((1, 8), np.float32))), timeout=10)
         assert st.status.error_code == 2 and "could not be reached" in st.status.reason
