@@ -17,11 +17,13 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from typing import TYPE_CHECKING, Any
 
 import grpc
 
+from coordinator import tracing as spans
 from coordinator.errors import ErrorCode, MilvusError
 from coordinator.membership import Member
 from coordinator.model import MAX_GET_IDS, MAX_TOPK, Collection, Segment
@@ -34,6 +36,10 @@ from mishards.catalog_view import CatalogView
 from mishards.cluster import Cluster
 from mishards.results import decode_topk, merge_node_results
 from mishards.routing import RoutePlan, plan, reroute, searchable_segments
+
+if TYPE_CHECKING:
+    from coordinator.tracing import Metadata, Tracing
+    from mishards.metrics import ProxyMetrics
 
 log = logging.getLogger(__name__)
 
@@ -76,11 +82,14 @@ class Failed(Exception):
 
 
 class Fanout:
-    def __init__(self, cluster: Cluster, view: CatalogView, timeout: float, replication: int = 0) -> None:
+    def __init__(self, cluster: Cluster, view: CatalogView, timeout: float, replication: int = 0,
+                 metrics: ProxyMetrics | None = None, tracing: Tracing | None = None) -> None:
         self.cluster = cluster
         self.view = view
         self.timeout = timeout or 60.0
         self.replication = replication
+        self.metrics = metrics
+        self.tracing = tracing
         self._inflight: Counter[str] = Counter()
         self._lock = threading.Lock()
 
@@ -99,9 +108,14 @@ class Fanout:
             return None  # the writer answers with Milvus' exact status
         if not segs:
             return None
+        if self.tracing is not None:
+            self.tracing.annotate({spans.COLLECTION: coll.name, spans.NQ: len(param.query_record_array),
+                                   spans.TOPK: int(param.topk), spans.SEGMENTS: len(segs)})
         deadline = time.monotonic() + self.timeout
-        merged = self._search(coll, segs, readers, request, int(param.topk), snap.revision, deadline)
-        return encode_topk(merged)
+        parts = self._search(coll, segs, readers, request, snap.revision, deadline)
+        if len(parts) == 1:
+            return parts[0][0]  # one node searched every segment: its reply is the answer, byte for byte
+        return encode_topk(self._merge([p[1] for p in parts], int(param.topk), coll.metric.higher_is_better))
 
     def search_by_id(self, request: bytes) -> bytes | None:
         """SearchByID over the read nodes, or None when the writer should answer."""
@@ -119,6 +133,9 @@ class Fanout:
             return None
         if not segs:
             return None
+        if self.tracing is not None:
+            self.tracing.annotate({spans.COLLECTION: coll.name, spans.NQ: len(param.id_array),
+                                   spans.TOPK: int(param.topk), spans.SEGMENTS: len(segs)})
         deadline = time.monotonic() + self.timeout
         scopes = [p.tag for p in match_partitions(snap.partitions_of(coll.id), tags)] if tags else [""]
         records = self._vectors(coll, scopes, list(param.id_array), readers, snap.revision, deadline)
@@ -127,13 +144,15 @@ class Fanout:
             return None  # nothing to search: the writer answers (all holes, or its own error wording)
         hib = coll.metric.higher_is_better
         query = search_param_for_ids(param, [records[i] for i in found])
-        part = self._search(coll, segs, readers, query, int(param.topk), snap.revision, deadline)
+        parts = self._search(coll, segs, readers, query, snap.revision, deadline)
+        part = self._merge([p[1] for p in parts], int(param.topk), hib)
         return encode_topk(fill_rows(found, len(records), part, hib))
 
     # -- search ----------------------------------------------------------------------------------
 
     def _search(self, coll: Collection, segs: list[Segment], readers: tuple[Member, ...], request: bytes,
-                topk: int, revision: int, deadline: float) -> TopK:
+                revision: int, deadline: float) -> list[tuple[bytes, TopK]]:
+        """Each answering node's reply (serialized and decoded), together covering ``segs`` once."""
         placement = Placement.of([m.node_id for m in readers], r=self.replication or None)
         addresses = {m.node_id: m.address for m in readers}
         with self._lock:
@@ -148,28 +167,33 @@ class Fanout:
             route = RoutePlan(by_node, last_resort.unplaced)
         if route.unplaced:
             raise Failed(ErrorCode.UNEXPECTED_ERROR, f"Segments {list(route.unplaced)[:5]} have no live replica")
-        parts = self._gather(route, placement, addresses, request, revision, deadline)
-        return merge_node_results(parts, topk, coll.metric.higher_is_better)
+        if self.metrics is not None:
+            self.metrics.fanout_width.observe(len(route.by_node))
+        return self._gather(route, placement, addresses, request, revision, deadline)
+
+    def _merge(self, parts: list[TopK], topk: int, higher_is_better: bool) -> TopK:
+        started = time.perf_counter()
+        merged = merge_node_results(parts, topk, higher_is_better)
+        if self.metrics is not None:
+            self.metrics.merge_seconds.observe(time.perf_counter() - started)
+        return merged
 
     def _gather(self, route: RoutePlan, placement: Placement, addresses: dict[str, str], request: bytes,
-                revision: int, deadline: float) -> list[TopK]:
+                revision: int, deadline: float) -> list[tuple[bytes, TopK]]:
         failed: set[str] = set()
-        parts: list[TopK] = []
+        parts: list[tuple[bytes, TopK]] = []
         pending = dict(route.by_node)
         while pending:
-            calls = {node: self._call(addresses[node], node, segs, request, revision, deadline)
-                     for node, segs in pending.items()}
+            outcomes = self._call_all(pending, addresses, request, revision, deadline)
             retry: dict[str, list[int]] = {}
-            for node, fut in calls.items():
-                try:
-                    data = fut.result()
-                except grpc.RpcError as exc:
+            for node, outcome in outcomes.items():
+                if isinstance(outcome, grpc.RpcError):
+                    exc = outcome
                     if time.monotonic() >= deadline:
                         raise Failed(ErrorCode.UNEXPECTED_ERROR,
                                      "Search timed out waiting for the read nodes") from None
                     log.warning("read node %s failed (%s); retrying its segments on other replicas", node, exc.code())
-                    if exc.code() in NODE_DOWN:
-                        self.cluster.failures.failed(node)
+                    self._node_failed(node, exc.code())
                     failed.add(node)
                     again = reroute(node, RoutePlan({node: pending[node]}, ()), placement, {}, frozenset(failed))
                     if again.unplaced:
@@ -178,28 +202,89 @@ class Fanout:
                     for other, segs in again.by_node.items():
                         retry.setdefault(other, []).extend(segs)
                     continue
+                data = outcome
                 self.cluster.failures.succeeded(node)
                 code, _, result = decode_topk(data)
                 if code != 0:
                     raise Failed(ErrorCode(code), _status_reason(data))
-                parts.append(result)
+                parts.append((data, result))
             pending = {node: tuple(segs) for node, segs in retry.items()}
         return parts
 
-    def _call(self, address: str, node: str, segs: tuple[int, ...], request: bytes, revision: int,
-              deadline: float) -> Any:
+    def _call_all(self, pending: dict[str, tuple[int, ...]], addresses: dict[str, str], request: bytes,
+                  revision: int, deadline: float) -> dict[str, bytes | grpc.RpcError]:
+        """One SearchInFiles per node, in parallel: every call but the last as a future, the last in this
+        thread (a lone call never pays for the future's helper thread)."""
+        items = list(pending.items())
+        metadata: Metadata = ((MIN_REVISION_HEADER, str(revision)),)
         with self._lock:
-            self._inflight[node] += 1
-        call = self.cluster.channel(address).unary_unary(SEARCH_IN_FILES)
-        fut = call.future(search_in_files_request(segs, request), timeout=max(0.001, deadline - time.monotonic()),
-                          metadata=((MIN_REVISION_HEADER, str(revision)),))
-
-        def done(_f: Any) -> None:
+            for node, _ in items:
+                self._inflight[node] += 1
+        futures = []
+        try:
+            for node, segs in items[:-1]:
+                call = self.cluster.channel(addresses[node]).unary_unary(SEARCH_IN_FILES)
+                sent, finish = self._sub_request(node, segs, metadata)
+                fut = call.future(search_in_files_request(segs, request),
+                                  timeout=max(0.001, deadline - time.monotonic()), metadata=sent)
+                if finish is not None:
+                    fut.add_done_callback(lambda f, finish=finish: finish(f.exception()))
+                futures.append((node, fut))
+            node, segs = items[-1]
+            call = self.cluster.channel(addresses[node]).unary_unary(SEARCH_IN_FILES)
+            outcomes: dict[str, bytes | grpc.RpcError] = {}
+            sent, finish = self._sub_request(node, segs, metadata)
+            try:
+                outcomes[node] = bytes(call(search_in_files_request(segs, request),
+                                            timeout=max(0.001, deadline - time.monotonic()), metadata=sent))
+            except grpc.RpcError as exc:
+                outcomes[node] = exc
+            if finish is not None:
+                last = outcomes[node]
+                finish(last if isinstance(last, grpc.RpcError) else None)
+            for other, fut in futures:
+                try:
+                    outcomes[other] = bytes(fut.result())
+                except grpc.RpcError as exc:
+                    outcomes[other] = exc
+            return outcomes
+        finally:
             with self._lock:
-                self._inflight[node] -= 1
+                for node, _ in items:
+                    self._inflight[node] -= 1
 
-        fut.add_done_callback(done)
-        return fut
+    def _sub_request(self, node: str, segs: tuple[int, ...], metadata: Metadata
+                     ) -> tuple[Metadata, Callable[[BaseException | None], None] | None]:
+        """The metadata to send with one SearchInFiles to ``node`` and what to call when it ends (None when
+        neither metrics nor tracing is on): its latency is observed and its client span ended."""
+        if self.metrics is None and self.tracing is None:
+            return metadata, None
+        span = None
+        if self.tracing is not None:
+            span, metadata = self.tracing.start_client(SEARCH_IN_FILES, node, metadata, {spans.SEGMENTS: len(segs)})
+        started = time.perf_counter()
+
+        def finish(error: BaseException | None) -> None:
+            if self.metrics is not None:
+                self.metrics.subrequest("SearchInFiles", node, time.perf_counter() - started)
+            if span is not None and self.tracing is not None:
+                self.tracing.end_client(span, error)
+
+        return metadata, finish
+
+    def _node_failed(self, node: str, code: grpc.StatusCode) -> None:
+        """A call to ``node`` failed and its work moves on: suspect the node if it looks down; count it."""
+        down = code in NODE_DOWN
+        if down:
+            self.cluster.failures.failed(node)
+        if self.metrics is not None:
+            self.metrics.node_failed(node, down)
+
+    def _traced(self, path: str, node: str, metadata: Metadata) -> AbstractContextManager[Metadata]:
+        """A client span around one blocking call to ``node`` when tracing is on; yields the metadata to send."""
+        if self.tracing is None:
+            return nullcontext(metadata)
+        return self.tracing.client(path, node, metadata)
 
     # -- vectors by id -----------------------------------------------------------------------------
 
@@ -240,15 +325,18 @@ class Fanout:
             if time.monotonic() >= deadline:
                 break
             call = self.cluster.channel(member.address).unary_unary(method)
+            started = time.perf_counter()
             try:
-                data = bytes(call(request, timeout=max(0.001, deadline - time.monotonic()),
-                                  metadata=((MIN_REVISION_HEADER, str(revision)),)))
+                with self._traced(method, member.node_id, ((MIN_REVISION_HEADER, str(revision)),)) as metadata:
+                    data = bytes(call(request, timeout=max(0.001, deadline - time.monotonic()), metadata=metadata))
             except grpc.RpcError as exc:
                 log.warning("%s on %s failed (%s); trying another node", method.rpartition("/")[2], member.node_id,
                             exc.code())
-                if exc.code() in NODE_DOWN:
-                    self.cluster.failures.failed(member.node_id)
+                self._node_failed(member.node_id, exc.code())
                 continue
+            finally:
+                if self.metrics is not None:
+                    self.metrics.subrequest(method.rpartition("/")[2], member.node_id, time.perf_counter() - started)
             self.cluster.failures.succeeded(member.node_id)
             return data
         raise Failed(ErrorCode.UNEXPECTED_ERROR, "No node could serve the request in time")

@@ -1,4 +1,5 @@
-"""The proxy process: gRPC server lifecycle (start, ready file, drain on SIGTERM)."""
+"""The proxy process: gRPC server lifecycle (start, ready file, drain on SIGTERM), Prometheus ``/metrics``
+(``--metrics-port``) and OpenTelemetry tracing (``--otlp-endpoint``)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from coordinator.lifecycle import serve_until_signalled, write_ready_file
+from coordinator.tracing import configure_tracing
 from mishards.catalog_view import CatalogView
 from mishards.cluster import Cluster
 from mishards.fanout import Fanout
+from mishards.metrics import ProxyMetrics
 from mishards.service import Forwarder
 from mishards.settings import ProxySettings
 
@@ -30,8 +33,12 @@ class ProxyServer:
     def __init__(self, settings: ProxySettings) -> None:
         self.settings = settings
         self.cluster = Cluster(settings.membership)
+        self.metrics = ProxyMetrics() if settings.metrics_port else None
+        self.metrics_port = 0
+        self.tracing = configure_tracing(settings.otlp_endpoint, "mishards-proxy")
+        interceptors = [self.tracing.server_interceptor()] if self.tracing is not None else None
         self.server = grpc.server(ThreadPoolExecutor(max_workers=settings.grpc_workers, thread_name_prefix="proxy"),
-                                  options=GRPC_OPTIONS)
+                                  options=GRPC_OPTIONS, interceptors=interceptors)
         self.health = health.HealthServicer()
         self.view: CatalogView | None = None
         self.port = 0
@@ -42,8 +49,9 @@ class ProxyServer:
         if self.settings.meta_uri:
             self.view = CatalogView(self.settings.meta_uri)
             self.view.start()
-            fanout = Fanout(self.cluster, self.view, self.settings.request_timeout, self.settings.replication)
-        forwarder = Forwarder(self.settings, self.cluster, fanout, self.view)
+            fanout = Fanout(self.cluster, self.view, self.settings.request_timeout, self.settings.replication,
+                            self.metrics, self.tracing)
+        forwarder = Forwarder(self.settings, self.cluster, fanout, self.view, self.metrics, self.tracing)
         self.server.add_generic_rpc_handlers((forwarder.generic_handler(),))
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         self.port = self.server.add_insecure_port(f"{self.settings.host}:{self.settings.port}")
@@ -51,10 +59,13 @@ class ProxyServer:
             raise OSError(f"cannot listen on {self.settings.host}:{self.settings.port}")
         self.server.start()
         self.health.set("", health_pb2.HealthCheckResponse.SERVING)
+        if self.metrics is not None:
+            self.metrics.watch(self.cluster, self.view)
+            self.metrics_port = self.metrics.serve(self.settings.host, max(0, self.settings.metrics_port))
         address = f"{self.settings.host}:{self.port}"
         log.info("proxy serving MilvusService on %s (membership %s)", address, self.settings.membership)
         if self.settings.ready_file:
-            write_ready_file(self.settings.ready_file, address)
+            write_ready_file(self.settings.ready_file, address, metrics_port=self.metrics_port)
         return address
 
     def stop(self, grace: float = 5.0) -> None:
@@ -63,6 +74,10 @@ class ProxyServer:
         self.cluster.stop()
         if self.view is not None:
             self.view.stop()
+        if self.metrics is not None:
+            self.metrics.close()
+        if self.tracing is not None:
+            self.tracing.shutdown()  # export the spans still queued
         log.info("proxy stopped")
 
     def serve_forever(self) -> None:

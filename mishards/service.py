@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 
@@ -21,6 +21,10 @@ from mishards.cluster import Cluster
 from mishards.fanout import MIN_REVISION_HEADER, Failed, Fanout
 from mishards.metadata_answers import ANSWERS, answer
 from mishards.settings import ProxySettings
+
+if TYPE_CHECKING:
+    from coordinator.tracing import Tracing
+    from mishards.metrics import ProxyMetrics
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +58,14 @@ def error_bytes(reply_cls: Any, code: ErrorCode, reason: str) -> bytes:
 
 class Forwarder:
     def __init__(self, settings: ProxySettings, cluster: Cluster, fanout: Fanout | None = None,
-                 view: CatalogView | None = None) -> None:
+                 view: CatalogView | None = None, metrics: ProxyMetrics | None = None,
+                 tracing: Tracing | None = None) -> None:
         self.settings = settings
         self.cluster = cluster
         self.fanout = fanout
         self.view = view
+        self.metrics = metrics
+        self.tracing = tracing
 
     def handler(self, method: str, reply_cls: Any) -> Callable[[bytes, grpc.ServicerContext], bytes]:
         path = f"/{SERVICE}/{method}"
@@ -85,7 +92,11 @@ class Forwarder:
                 return self._without_writer(method, request, reply_cls, path, timeout)
             call = self.cluster.channel(target.address).unary_unary(path)
             try:
-                reply = bytes(call(request, timeout=timeout))
+                if self.tracing is None:
+                    reply = bytes(call(request, timeout=timeout))
+                else:
+                    with self.tracing.client(path, target.node_id) as metadata:
+                        reply = bytes(call(request, timeout=timeout, metadata=metadata))
             except grpc.RpcError as exc:
                 code = exc.code()
                 if code == grpc.StatusCode.UNIMPLEMENTED:
@@ -102,6 +113,8 @@ class Forwarder:
                 return self._broadcast(request, path, timeout, reply)
             return reply
 
+        if self.metrics is not None:
+            return self.metrics.timed(method, reply_cls is status_pb2.Status, forward)
         return forward
 
     def _catch_up(self) -> None:

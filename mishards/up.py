@@ -2,6 +2,10 @@
 
 One writer and N read-only nodes (child processes) sharing a SQLite catalog and a storage folder, static
 membership, and the proxy in front; logs in one folder; Ctrl-C (or SIGTERM) stops everything cleanly.
+
+Every child serves Prometheus ``/metrics`` on a free port of its own (``--no-metrics`` turns that off); the
+ports are printed once everything serves and recorded in each child's ready file under ``<data>/run``.
+``--otlp-endpoint`` turns tracing on in every child.
 """
 
 from __future__ import annotations
@@ -46,6 +50,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--data-dir", default="./mishards-data", help="catalog, storage and logs")
     p.add_argument("--readers", type=int, default=2, help="read-only nodes")
     p.add_argument("--ready-file", help="write the proxy address here once everything serves")
+    p.add_argument("--metrics", action=argparse.BooleanOptionalAction, default=True,
+                   help="every process serves Prometheus /metrics on a free port of its own (default: on)")
+    p.add_argument("--otlp-endpoint", default="",
+                   help="export OpenTelemetry traces of every process over OTLP/gRPC, e.g. http://127.0.0.1:4317")
     return p.parse_args(argv)
 
 
@@ -79,20 +87,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         children.append((name, proc))
         return _wait_ready(proc, ready, name)
 
+    # Each child binds a free metrics port itself (-1) and reports it in its ready file: no port races.
+    observe = [*(["--metrics-port", "-1"] if args.metrics else []),
+               *(["--otlp-endpoint", args.otlp_endpoint] if args.otlp_endpoint else [])]
+    metrics_ports: dict[str, int] = {}
     code = 0
     try:
         node_args = ["--host", args.host, "--storage-path", str(data / "storage"), "--meta-uri", meta,
-                     "--membership", membership]
-        spawn("writer", "node", ["--role", "rw", "--port", str(ports[0]), *node_args])
+                     "--membership", membership, *observe]
+        started = spawn("writer", "node", ["--role", "rw", "--port", str(ports[0]), *node_args])
+        metrics_ports["writer"] = int(str(started.get("metrics_port", 0)))
         for i in range(args.readers):
-            spawn(f"reader-{i + 1}", "node", ["--role", "ro", "--port", str(ports[i + 1]), *node_args])
+            started = spawn(f"reader-{i + 1}", "node", ["--role", "ro", "--port", str(ports[i + 1]), *node_args])
+            metrics_ports[f"reader-{i + 1}"] = int(str(started.get("metrics_port", 0)))
         info = spawn("proxy", "mishards", ["--host", args.host, "--port", str(args.port), "--membership", membership,
-                                           "--meta-uri", meta])
+                                           "--meta-uri", meta, *observe])
+        metrics_ports["proxy"] = int(str(info.get("metrics_port", 0)))
         address = str(info["address"])
         print(f"mishards up: proxy on {address} (writer {addrs[0]}, readers {', '.join(addrs[1:]) or 'none'}); "
               f"data in {data}, logs in {logs}. Ctrl-C stops.", flush=True)
+        if args.metrics:
+            print("mishards up: metrics " + ", ".join(f"{name} http://{args.host}:{port}/metrics"
+                                                      for name, port in metrics_ports.items()), flush=True)
         if args.ready_file:
-            write_ready_file(args.ready_file, address)
+            write_ready_file(args.ready_file, address, metrics_ports=metrics_ports)
         while not stop.wait(0.5):
             for name, proc in children:
                 if proc.poll() is not None:

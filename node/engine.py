@@ -45,13 +45,15 @@ from node.wal import DeleteRecord, InsertRecord, Record, WriteAheadLog
 
 if TYPE_CHECKING:
     from node.index_builds import IndexBuilds
+    from node.metrics import NodeMetrics
 
 log = logging.getLogger(__name__)
 
 
 class Engine:
-    def __init__(self, settings: NodeSettings) -> None:
+    def __init__(self, settings: NodeSettings, metrics: NodeMetrics | None = None) -> None:
         self.settings = settings
+        self.metrics = metrics  # WAL fsyncs, flushes and index builds observe their durations here
         self.catalog = Catalog(settings.catalog_uri)
         self.store = SegmentStore(settings.storage)
         self.cache = SegmentCache(settings.cache_bytes)
@@ -114,7 +116,8 @@ class Engine:
             return self.epoch
 
     def _open_wal(self) -> None:
-        self.wal = WriteAheadLog(self.settings.storage / "wal", self._apply, self.settings.wal_file_bytes)
+        self.wal = WriteAheadLog(self.settings.storage / "wal", self._apply, self.settings.wal_file_bytes,
+                                 on_fsync=self.metrics.wal_fsync_seconds.observe if self.metrics is not None else None)
         snap = self.snapshot()
         flushed = {c.id: c.flushed_lsn for c in snap.collections_by_id.values()}
         replayed = 0

@@ -145,6 +145,8 @@ class IndexBuilds:
                 return
         except Exception as exc:
             self.failed += 1
+            if engine.metrics is not None:
+                engine.metrics.index_build_seconds.observe(time.perf_counter() - started)
             reason = f"{kind.name} build of segment {seg.name} failed: {exc}"
             log.warning("%s", reason)
             if file:
@@ -154,6 +156,8 @@ class IndexBuilds:
             raise BuildIndexError(reason) from exc
         self.built += 1
         self.build_seconds_total += time.perf_counter() - started
+        if engine.metrics is not None:
+            engine.metrics.index_build_seconds.observe(time.perf_counter() - started)
         log.info("built %s index of segment %s (%d rows) in %.2fs", kind.name, seg.name, seg.row_count,
                  time.perf_counter() - started)
         engine.refresh()

@@ -59,6 +59,7 @@ def flush_collection(engine: Engine, collection_id: int) -> None:
         buf = engine.take_buffer(collection_id)
         if buf is None:
             return
+        started = time.perf_counter()
         written: list[str] = []
         try:
             snap = engine.snapshot()
@@ -80,6 +81,8 @@ def flush_collection(engine: Engine, collection_id: int) -> None:
         finally:
             engine.done_flushing(collection_id)
         engine.refresh()
+        if engine.metrics is not None:
+            engine.metrics.flush_seconds.observe(time.perf_counter() - started)
 
 
 def _write_buffered_rows(engine: Engine, coll: Collection, buf: MemBuffer, written: list[str]) -> list[NewSegment]:

@@ -1,31 +1,38 @@
 """Prometheus metrics of a node, on a private registry served at ``/metrics`` (``--metrics-port``).
 
-Request counts and latencies are recorded by the servicer edge; everything else (cache, segments, WAL,
-index builds, buffers) is read from the engine when scraped, so nothing in the hot path updates it.
+Request counts and latencies and the in-flight gauge are recorded by the servicer edge; WAL fsyncs, flushes
+and index builds observe a histogram each where they happen (one observation per group commit, flush or
+build). Everything else (cache, segments, rows, buffers, catalog, membership) is read from the engine when
+scraped, so the request path does no extra work for it.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Gauge, Histogram, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
+    from coordinator.membership import Member
     from node.engine import Engine
 
 log = logging.getLogger(__name__)
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 120)
+FSYNC_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
+WORK_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 
 
 class EngineCollector(Collector):
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, members: Callable[[], Callable[[], tuple[Member, ...]] | None]) -> None:
         self.engine = engine
+        self.members = members
 
     def collect(self) -> Iterator[Any]:
         e = self.engine
@@ -39,6 +46,13 @@ class EngineCollector(Collector):
         snap = e.snapshot()
         yield GaugeMetricFamily("mishards_node_catalog_revision", "Catalog revision of the node's snapshot",
                                 snap.revision)
+        checked = e.snapshots.checked_at
+        # The writer's snapshot moves with its own commits (nobody else writes): it never lags.
+        lag = 0.0 if e.writable or not checked else max(0.0, time.time() - checked)
+        yield GaugeMetricFamily("mishards_node_catalog_refresh_lag_seconds",
+                                "Seconds since the node last checked the catalog revision (0 on the writer)", lag)
+        yield GaugeMetricFamily("mishards_node_writable", "1 when this node holds the writer epoch",
+                                1 if e.writable else 0)
         yield GaugeMetricFamily("mishards_node_collections", "Collections", len(snap.collections))
         states: Counter[str] = Counter()
         rows = 0
@@ -53,24 +67,30 @@ class EngineCollector(Collector):
         yield GaugeMetricFamily("mishards_node_rows", "Live rows in flushed segments", rows)
         with e._buf_lock:
             buffered = sum(b.nbytes for b in e.buffers.values())
+            buffered_rows = sum(int(c.alive.sum()) for b in e.buffers.values() for c in b.chunks)
         yield GaugeMetricFamily("mishards_node_buffered_bytes", "Bytes of inserted rows not yet flushed", buffered)
+        yield GaugeMetricFamily("mishards_node_buffered_rows", "Inserted rows not yet flushed (deleted ones excluded)",
+                                buffered_rows)
         if e.wal is not None:
             yield CounterMetricFamily("mishards_node_wal_fsyncs", "WAL fsyncs (group commits)", e.wal.fsyncs)
-            yield CounterMetricFamily("mishards_node_wal_fsync_seconds", "Time spent in WAL fsyncs",
-                                      e.wal.fsync_seconds_total)
         if e.builds is not None:
             builds = CounterMetricFamily("mishards_node_index_builds", "Index builds by result", labels=["result"])
             builds.add_metric(["ok"], e.builds.built)
             builds.add_metric(["failed"], e.builds.failed)
             yield builds
-            yield CounterMetricFamily("mishards_node_index_build_seconds", "Time spent building indexes",
-                                      e.builds.build_seconds_total)
+        source = self.members()
+        if source is not None:
+            counts: Counter[tuple[str, str]] = Counter((m.role, m.state) for m in source())
+            members = GaugeMetricFamily("mishards_node_members", "Cluster members this node sees, by role and state",
+                                        labels=["role", "state"])
+            for (role, state), n in sorted(counts.items()):
+                members.add_metric([role, state], n)
+            yield members
 
 
 class NodeMetrics:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.registry.register(EngineCollector(engine))
         self.requests = Histogram(
             "mishards_node_request_seconds",
             "Milvus RPCs handled by the node, by method and Milvus status code",
@@ -78,9 +98,31 @@ class NodeMetrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.inflight = Gauge("mishards_node_inflight_requests", "Milvus RPCs being handled by the node",
+                              registry=self.registry)
+        self.wal_fsync_seconds = Histogram(
+            "mishards_node_wal_fsync_seconds", "Duration of one WAL fsync (one group commit)",
+            buckets=FSYNC_BUCKETS, registry=self.registry)
+        self.flush_seconds = Histogram(
+            "mishards_node_flush_seconds", "Duration of one committed flush of a collection's buffer",
+            buckets=WORK_BUCKETS, registry=self.registry)
+        self.index_build_seconds = Histogram(
+            "mishards_node_index_build_seconds", "Duration of one segment's index build (succeeded or failed)",
+            buckets=WORK_BUCKETS, registry=self.registry)
+        # Set once the node knows its membership view (a cluster member); read when scraped.
+        self.members: Callable[[], tuple[Member, ...]] | None = None
         self.server: Any = None
 
+    def watch(self, engine: Engine) -> None:
+        """Report the engine's state (cache, catalog, segments, buffers, WAL, builds) and membership when scraped."""
+        self.registry.register(EngineCollector(engine, lambda: self.members))
+
+    def begin(self) -> None:
+        """A request starts (the in-flight gauge); :meth:`observe` ends it."""
+        self.inflight.inc()
+
     def observe(self, method: str, code: int, seconds: float) -> None:
+        self.inflight.dec()
         self.requests.labels(method, str(code)).observe(seconds)
 
     def serve(self, host: str, port: int) -> int:

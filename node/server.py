@@ -1,18 +1,22 @@
-"""The node process: gRPC server lifecycle (start, ready file, graceful drain on SIGTERM)."""
+"""The node process: gRPC server lifecycle (start, ready file, graceful drain on SIGTERM), Prometheus
+``/metrics`` (``--metrics-port``) and OpenTelemetry tracing (``--otlp-endpoint``)."""
 
 from __future__ import annotations
 
 import logging
 import os
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from coordinator import tracing as spans
 from coordinator.lifecycle import serve_until_signalled, write_ready_file
 from coordinator.membership import Member
+from coordinator.tracing import Tracing, configure_tracing
 from milvus_wire import milvus_pb2, status_pb2, wire_fastpath_pb2
 from node.engine import Engine
 from node.metrics import NodeMetrics
@@ -59,14 +63,45 @@ def _serializer(reply_cls: Any) -> Any:
     return to_bytes
 
 
-def milvus_handler(servicer: Any) -> grpc.GenericRpcHandler:
-    """The MilvusService method handlers, with the fast-path request types where they apply."""
+def request_attributes(method: str, request: Any) -> dict[str, spans.AttributeValue]:
+    """What a request is about, for its span: the collection, and nq and topk of searches."""
+    if method == "SearchInFiles":
+        param = request.search_param
+        return {spans.COLLECTION: param.collection_name, spans.NQ: len(param.query_record_array),
+                spans.TOPK: int(param.topk)}
+    if method == "Search":
+        return {spans.COLLECTION: request.collection_name, spans.NQ: len(request.query_record_array),
+                spans.TOPK: int(request.topk)}
+    if method == "SearchByID":
+        return {spans.COLLECTION: request.collection_name, spans.NQ: len(request.id_array),
+                spans.TOPK: int(request.topk)}
+    name = getattr(request, "collection_name", None)
+    return {spans.COLLECTION: name} if isinstance(name, str) and name else {}
+
+
+def _traced(method: str, behavior: Any, tracing: Tracing, node: Callable[[], str]) -> Any:
+    """``behavior`` tagging the call's server span (opened by the tracing interceptor) before it runs."""
+
+    def handler(request: Any, context: Any) -> Any:
+        tracing.annotate({spans.NODE: node(), **request_attributes(method, request)})
+        return behavior(request, context)
+
+    return handler
+
+
+def milvus_handler(servicer: Any, tracing: Tracing | None = None,
+                   node: Callable[[], str] = lambda: "") -> grpc.GenericRpcHandler:
+    """The MilvusService method handlers, with the fast-path request types where they apply (and, with
+    tracing on, each call's span tagged with the node and what the request is about)."""
     handlers = {}
     for method in milvus_pb2.DESCRIPTOR.services_by_name["MilvusService"].methods:
         request_cls: Any = FAST_REQUESTS.get(method.name) or _message_class(method.input_type.full_name)
         reply_cls = _message_class(method.output_type.full_name)
+        behavior = getattr(servicer, method.name)
+        if tracing is not None:
+            behavior = _traced(method.name, behavior, tracing, node)
         handlers[method.name] = grpc.unary_unary_rpc_method_handler(
-            getattr(servicer, method.name),
+            behavior,
             request_deserializer=request_cls.FromString,
             response_serializer=_serializer(reply_cls),
         )
@@ -76,15 +111,20 @@ def milvus_handler(servicer: Any) -> grpc.GenericRpcHandler:
 class NodeServer:
     def __init__(self, settings: NodeSettings) -> None:
         self.settings = settings
-        self.engine = Engine(settings)
+        self.metrics = NodeMetrics() if settings.metrics_port else None
+        self.metrics_port = 0
+        self.engine = Engine(settings, self.metrics)
+        if self.metrics is not None:
+            self.metrics.watch(self.engine)
+        self.tracing = configure_tracing(settings.otlp_endpoint, f"mishards-node-{settings.role}",
+                                         settings.node_id or settings.advertise)
         self.search_pool = ThreadPoolExecutor(max_workers=settings.search_threads, thread_name_prefix="search")
         self.server = grpc.server(
             ThreadPoolExecutor(max_workers=settings.grpc_workers, thread_name_prefix="grpc"),
             options=GRPC_OPTIONS,
+            interceptors=[self.tracing.server_interceptor()] if self.tracing is not None else None,
         )
         self.health = health.HealthServicer()
-        self.metrics = NodeMetrics(self.engine) if settings.metrics_port else None
-        self.metrics_port = 0
         self.presence: Presence | None = None
         self.election: Any = None
         self.port = 0
@@ -92,8 +132,8 @@ class NodeServer:
 
     def start(self) -> str:
         self.engine.open()
-        service = MilvusService(self.engine, self.search_pool, self.metrics)
-        self.server.add_generic_rpc_handlers((milvus_handler(service),))
+        service = MilvusService(self.engine, self.search_pool, self.metrics, self.tracing)
+        self.server.add_generic_rpc_handlers((milvus_handler(service, self.tracing, self.node_name),))
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         self.port = self.server.add_insecure_port(f"{self.settings.host}:{self.settings.port}")
         if self.port == 0:
@@ -114,6 +154,8 @@ class NodeServer:
                 self.settings.replication, lambda: self.health.set(SERVICE, serving),
             )
             self.presence.start()
+            if self.metrics is not None:
+                self.metrics.members = self.presence.provider.members
             if self.settings.role == "ro":
                 service.share = self.presence.share_of
             if self.engine.elects_writer:
@@ -161,7 +203,13 @@ class NodeServer:
             self.election.stop()  # only then hand the writer role over
         if self.metrics is not None:
             self.metrics.close()
+        if self.tracing is not None:
+            self.tracing.shutdown()  # export the spans still queued
         log.info("node stopped")
+
+    def node_name(self) -> str:
+        """This node as membership names it: its id, else its advertised (or bound) address."""
+        return self.settings.node_id or self.settings.advertise or f"{self.settings.host}:{self.port}"
 
     def serve_forever(self) -> None:
         serve_until_signalled(self.start, self.stop)

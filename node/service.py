@@ -11,12 +11,13 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import numpy as np
 
 from coordinator import metadata, validation
+from coordinator import tracing as spans
 from coordinator.catalog import CatalogSnapshot
 from coordinator.errors import (
     BuildIndexError,
@@ -44,6 +45,9 @@ from node.engine import Engine
 from node.metrics import NodeMetrics
 from node.reader import Reader
 
+if TYPE_CHECKING:
+    from coordinator.tracing import Tracing
+
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Any, Any], Any]  # (self, request) -> reply
@@ -67,6 +71,8 @@ def rpc(reply_type: Any) -> Callable[[Handler], GrpcMethod]:
         def handler(self: Any, request: Any, context: Any) -> Any:
             started = time.perf_counter()
             code = ErrorCode.SUCCESS
+            if self.metrics is not None:
+                self.metrics.begin()
             try:
                 if context is not None and not self.engine.writable:
                     self.engine.catch_up(_min_revision(context))
@@ -89,9 +95,11 @@ def rpc(reply_type: Any) -> Callable[[Handler], GrpcMethod]:
 
 
 class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):
-    def __init__(self, engine: Engine, search_pool: ThreadPoolExecutor, metrics: NodeMetrics | None = None) -> None:
+    def __init__(self, engine: Engine, search_pool: ThreadPoolExecutor, metrics: NodeMetrics | None = None,
+                 tracing: Tracing | None = None) -> None:
         self.engine = engine
         self.metrics = metrics
+        self.tracing = tracing  # when set, searches tag the current span with the segments they cover
         self.reader = Reader(engine, search_pool)
         self.commands = Commands(engine)
         # Read-only node in a cluster: which of these segment ids are this node's placement share.
@@ -316,6 +324,8 @@ class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):
         coll, segs, sp = self._search_setup(
             request.collection_name, request.topk, request.partition_tag_array, request.extra_params
         )
+        if self.tracing is not None:
+            self.tracing.annotate({spans.SEGMENTS: len(segs)})
         queries = convert.vectors(request.query_record_array, coll)
         return convert.topk_result(self.reader.search(coll, segs, queries, request.topk, sp))
 
@@ -326,6 +336,8 @@ class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):
         )
         if len(request.id_array) == 0:
             raise IllegalArgument("No vector id specified")
+        if self.tracing is not None:
+            self.tracing.annotate({spans.SEGMENTS: len(segs)})
         wanted = np.asarray(request.id_array, dtype=np.int64)
         found = self.reader.vectors_by_id(coll, segs, wanted) if segs else [None] * len(wanted)
         present = [i for i, v in enumerate(found) if v is not None]
@@ -355,6 +367,8 @@ class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):
             segs = self._files(coll, request.file_id_array, self.engine.refresh())
         if segs is None:
             raise UnexpectedError("Invalid file id")
+        if self.tracing is not None:
+            self.tracing.annotate({spans.SEGMENTS: len(segs)})
         queries = convert.vectors(sp.query_record_array, coll)
         return convert.topk_result(self.reader.search(coll, segs, queries, sp.topk, search_params))
 

@@ -137,10 +137,12 @@ class WriteAheadLog:
         folder: Path,
         apply: Callable[[int, Record], None],
         file_bytes: int = 64 * 1024 * 1024,
+        on_fsync: Callable[[float], None] | None = None,
     ) -> None:
         self.folder = folder
         self._apply = apply
         self._file_bytes = file_bytes
+        self._on_fsync = on_fsync  # told each group commit's fsync duration (seconds), e.g. a histogram
         self._files: list[_LogFile] = []
         self._cond = threading.Condition()
         self._pending: list[tuple[int, Record, bytes, Future[int]]] = []
@@ -230,8 +232,11 @@ class WriteAheadLog:
                     view = view[written:]
                 t0 = time.perf_counter()
                 os.fsync(self._fd)
-                self.fsync_seconds_total += time.perf_counter() - t0
+                took = time.perf_counter() - t0
+                self.fsync_seconds_total += took
                 self.fsyncs += 1
+                if self._on_fsync is not None:
+                    self._on_fsync(took)
                 self._size += len(data)
                 self._files[-1].last_lsn = batch[-1][0]
             except OSError as exc:

@@ -41,6 +41,10 @@ def test_metrics_follow_requests_cache_and_index_builds(tmp_path: Path) -> None:
         assert s.CreateCollection(schema).error_code == 0
         x = np.random.default_rng(0).standard_normal((5000, 8)).astype(np.float32)
         s.Insert(milvus_pb2.InsertParam(collection_name="m", row_record_array=_rows(x)))
+        buffered = _scrape(node.metrics_port)
+        assert _value(buffered, "mishards_node_buffered_rows") == 5000
+        assert _value(buffered, "mishards_node_wal_fsync_seconds_count") >= 1
+        assert _value(buffered, "mishards_node_flush_seconds_count") == 0
         s.Flush(milvus_pb2.FlushParam())
         query = milvus_pb2.SearchParam(collection_name="m", topk=2, query_record_array=_rows(x[:3]))
         for _ in range(3):
@@ -62,3 +66,11 @@ def test_metrics_follow_requests_cache_and_index_builds(tmp_path: Path) -> None:
         assert _value(text, "mishards_node_index_builds_total", 'result="ok"') == 1
         assert _value(text, "mishards_node_wal_fsyncs_total") >= 1
         assert _value(text, "mishards_node_catalog_revision") > 0
+        assert _value(text, "mishards_node_buffered_rows") == 0
+        assert _value(text, "mishards_node_flush_seconds_count") >= 1
+        assert _value(text, "mishards_node_index_build_seconds_count") == 1
+        assert _value(text, "mishards_node_index_build_seconds_sum") > 0
+        assert _value(text, "mishards_node_inflight_requests") == 0
+        assert _value(text, "mishards_node_writable") == 1
+        assert _value(text, "mishards_node_catalog_refresh_lag_seconds") == 0  # the writer never lags
+        assert "mishards_node_members" not in text  # not a cluster member

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import grpc
@@ -39,7 +40,17 @@ def test_up_runs_a_local_cluster_and_stops_cleanly(tmp_path: Path) -> None:
             return ready.exists()
 
         poll_for(started, 120, what="the local cluster")
-        address = json.loads(ready.read_text())["address"]
+        info = json.loads(ready.read_text())
+        address = info["address"]
+        # Metrics are on by default: every child on a port of its own.
+        metrics_ports = info["metrics_ports"]
+        assert sorted(metrics_ports) == ["proxy", "reader-1", "reader-2", "writer"]
+        assert len(set(metrics_ports.values())) == 4 and all(p > 0 for p in metrics_ports.values())
+        for name, port in metrics_ports.items():
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
+                text = resp.read().decode()
+            prefix = "mishards_proxy_" if name == "proxy" else "mishards_node_"
+            assert prefix + "request_seconds" in text, name
         with grpc.insecure_channel(address) as channel:
             s = milvus_pb2_grpc.MilvusServiceStub(channel)
             assert s.Cmd(milvus_pb2.Command(cmd="version"), timeout=10).string_reply == "1.1.1"
@@ -64,5 +75,7 @@ def test_up_runs_a_local_cluster_and_stops_cleanly(tmp_path: Path) -> None:
         out, _ = proc.communicate(timeout=90)
     assert proc.returncode == 0, out.decode()
     assert b"mishards up: stopped" in out
+    for name, port in metrics_ports.items():
+        assert f"{name} http://127.0.0.1:{port}/metrics".encode() in out
     for pid in children:
         assert not _alive(pid), f"child {pid} still running"

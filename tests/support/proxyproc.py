@@ -25,6 +25,7 @@ class ProxyProcess:
         self.extra_args = list(extra_args)
         self.proc: subprocess.Popen[bytes] | None = None
         self.address = ""
+        self.metrics_port = 0
         self._channel: grpc.Channel | None = None
         self._log: Any = None
 
@@ -44,7 +45,9 @@ class ProxyProcess:
             return ready.exists()
 
         poll_for(is_ready, timeout, what="proxy ready file")
-        self.address = json.loads(ready.read_text())["address"]
+        info = json.loads(ready.read_text())
+        self.address = info["address"]
+        self.metrics_port = int(info.get("metrics_port", 0))
         self._channel = grpc.insecure_channel(self.address, options=CHANNEL_OPTIONS)
         return self
 
