@@ -91,6 +91,7 @@ class Fanout:
         self.metrics = metrics
         self.tracing = tracing
         self._inflight: Counter[str] = Counter()
+        self._placements: tuple[tuple[str, ...], Placement] | None = None
         self._lock = threading.Lock()
 
     # -- entry points ----------------------------------------------------------------------------
@@ -153,7 +154,7 @@ class Fanout:
     def _search(self, coll: Collection, segs: list[Segment], readers: tuple[Member, ...], request: bytes,
                 revision: int, deadline: float) -> list[tuple[bytes, TopK]]:
         """Each answering node's reply (serialized and decoded), together covering ``segs`` once."""
-        placement = Placement.of([m.node_id for m in readers], r=self.replication or None)
+        placement = self._placement(readers)
         addresses = {m.node_id: m.address for m in readers}
         with self._lock:
             inflight = dict(self._inflight)
@@ -177,6 +178,15 @@ class Fanout:
         if self.metrics is not None:
             self.metrics.merge_seconds.observe(time.perf_counter() - started)
         return merged
+
+    def _placement(self, readers: tuple[Member, ...]) -> Placement:
+        """Placement over these readers, kept while they do not change (it caches replicas per segment)."""
+        key = tuple(sorted(m.node_id for m in readers))
+        cached = self._placements
+        if cached is None or cached[0] != key:
+            cached = (key, Placement.of(key, r=self.replication or None))
+            self._placements = cached
+        return cached[1]
 
     def _gather(self, route: RoutePlan, placement: Placement, addresses: dict[str, str], request: bytes,
                 revision: int, deadline: float) -> list[tuple[bytes, TopK]]:

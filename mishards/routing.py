@@ -70,28 +70,29 @@ def _assign(
     exclude: frozenset[NodeRef],
     load: dict[NodeRef, int],
 ) -> tuple[dict[NodeRef, list[int]], list[int]]:
-    """Least-loaded allowed replica per segment; ``load`` (choices made so far) is updated in place.
+    """One allowed replica per segment; ``load`` (segments given to each node so far) is updated in place.
 
-    A request in flight on a node weighs as much as this whole search (``len(ids)`` segments), so an idle
-    cluster spreads one search over its replicas (parallel work, lower latency) while a busy one sends each
-    search whole to its least busy replica (fewer sub-requests, more throughput).
+    Idle replicas (nothing in flight on any allowed node): each segment goes to the replica given the fewest
+    segments so far, so one search spreads over the replicas (parallel work, lower latency). Busy replicas:
+    each segment goes to the replica with the fewest requests in flight, preferring a node this search
+    already uses, so a search goes whole to the least busy node (fewer sub-requests, more throughput).
+    Remaining ties go to placement order (primary first).
     """
     ids = list(dict.fromkeys(segment_ids))
-    weight = max(1, len(ids))
     replica_map = placement.replica_map(ids)
+    busy = any(inflight.get(n, 0) > 0 for n in placement.nodes if n not in exclude)
     by_node: dict[NodeRef, list[int]] = {}
     unplaced: list[int] = []
     for seg in ids:
         best: NodeRef | None = None
-        best_load = 0
-        # Replicas come primary first, and only a strictly smaller load displaces the current choice, so
-        # ties go to placement order.
+        best_key: tuple[int, int] = (0, 0)
+        # Only a strictly smaller key displaces the current choice, so ties keep placement order.
         for node in replica_map[seg]:
             if node in exclude:
                 continue
-            node_load = inflight.get(node, 0) * weight + load.get(node, 0)
-            if best is None or node_load < best_load:
-                best, best_load = node, node_load
+            key = (inflight.get(node, 0), 0 if node in by_node else 1) if busy else (load.get(node, 0), 0)
+            if best is None or key < best_key:
+                best, best_key = node, key
         if best is None:
             unplaced.append(seg)
             continue
@@ -108,9 +109,9 @@ def plan(
 ) -> RoutePlan:
     """Route each segment to the replica, among those not in ``exclude``, with the least load.
 
-    A node's load is its in-flight request count (``inflight``, missing = 0) times the number of segments of
-    this search, plus the segments this plan has already given it: on idle replicas the segments of one search
-    spread over them; a busy replica gets none while an idle one has them; ties go to placement order
+    On idle replicas the segments of one search spread evenly over them; on busy ones (``inflight``: requests
+    in flight per node, missing = 0) a search goes whole to the least busy replica that holds its segments
+    (``_assign``); ties go to placement order
     (primary first). Duplicate segment ids count once. Segments whose replicas are all excluded (or that
     have none: no ro nodes) are returned in ``unplaced``.
     """

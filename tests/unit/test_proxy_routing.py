@@ -135,9 +135,9 @@ def test_plan_prefers_least_loaded_replica() -> None:
     assert route.by_node == {"ro-b": tuple(range(6))}
     route = plan(range(12), placement, {"ro-a": 2, "ro-b": 1})
     assert route.by_node == {"ro-b": tuple(range(12))}
-    # Equally busy: the search spreads as on idle nodes.
+    # Equally busy: the whole search goes to one node (no extra sub-request on a busy cluster).
     route = plan(range(12), placement, {"ro-a": 2, "ro-b": 2})
-    assert sorted(len(v) for v in route.by_node.values()) == [6, 6]
+    assert [len(v) for v in route.by_node.values()] == [12]
     route = plan(range(6), placement, {"ro-a": 100})
     assert route.by_node == {"ro-b": tuple(range(6))}
 
@@ -188,18 +188,25 @@ def test_plan_properties(case: tuple[Placement, list[int], dict[str, int], froze
             assert node in placement.replicas(s)
     for s in route.unplaced:
         assert all(n in exclude for n in placement.replicas(s))
-    # Replaying the choices in input order: each went to an allowed replica of least load (in-flight plus
-    # the choices before it), the first such one in placement order.
+    # Replaying the choices in input order: on idle replicas each went to the allowed replica given the fewest
+    # segments before it; on busy ones to the one with the fewest requests in flight, preferring a node
+    # already used by this search; remaining ties to the first in placement order.
     node_of = {s: n for n, segs in route.by_node.items() for s in segs}
-    weight = max(1, len(set(segments)))
-    load = Counter({n: c * weight for n, c in inflight.items()})
+    busy = any(inflight.get(n, 0) > 0 for n in placement.nodes if n not in exclude)
+    used: set[str] = set()
+    load: Counter[str] = Counter()
     for s in segments:
         if s not in node_of:
             continue
         allowed = [n for n in placement.replicas(s) if n not in exclude]
-        least = min(load[n] for n in allowed)
-        assert node_of[s] == next(n for n in allowed if load[n] == least)
+
+        def key(n: str) -> tuple[int, int]:
+            return (inflight.get(n, 0), 0 if n in used else 1) if busy else (load[n], 0)
+
+        least = min(key(n) for n in allowed)
+        assert node_of[s] == next(n for n in allowed if key(n) == least)
         load[node_of[s]] += 1
+        used.add(node_of[s])
 
 
 def test_plan_spreads_load_over_many_segments() -> None:
