@@ -11,9 +11,11 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+from coordinator.metrics_endpoint import MetricsEndpoint
 
 if TYPE_CHECKING:
     import grpc
@@ -115,7 +117,7 @@ class ProxyMetrics:
         self.suspicions = Counter(
             "mishards_proxy_node_suspicions", "Times a node was suspected (down or unreachable), by node",
             ["node"], registry=self.registry)
-        self.server: Any = None
+        self.endpoint = MetricsEndpoint(self.registry)
         self._sub_children: dict[tuple[str, str], Any] = {}
 
     def watch(self, cluster: Cluster, view: CatalogView | None) -> None:
@@ -159,12 +161,7 @@ class ProxyMetrics:
 
     def serve(self, host: str, port: int) -> int:
         """Serve ``/metrics``; returns the bound port."""
-        self.server, _thread = start_http_server(port, addr=host, registry=self.registry)
-        bound = int(self.server.server_port)
-        log.info("metrics on http://%s:%d/metrics", host, bound)
-        return bound
+        return self.endpoint.serve(host, port)
 
     def close(self) -> None:
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
+        self.endpoint.close()

@@ -14,9 +14,11 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+from coordinator.metrics_endpoint import MetricsEndpoint
 
 if TYPE_CHECKING:
     from coordinator.membership import Member
@@ -111,7 +113,7 @@ class NodeMetrics:
             buckets=WORK_BUCKETS, registry=self.registry)
         # Set once the node knows its membership view (a cluster member); read when scraped.
         self.members: Callable[[], tuple[Member, ...]] | None = None
-        self.server: Any = None
+        self.endpoint = MetricsEndpoint(self.registry)
 
     def watch(self, engine: Engine) -> None:
         """Report the engine's state (cache, catalog, segments, buffers, WAL, builds) and membership when scraped."""
@@ -127,12 +129,7 @@ class NodeMetrics:
 
     def serve(self, host: str, port: int) -> int:
         """Serve ``/metrics``; returns the bound port."""
-        self.server, _thread = start_http_server(port, addr=host, registry=self.registry)
-        bound = int(self.server.server_port)
-        log.info("metrics on http://%s:%d/metrics", host, bound)
-        return bound
+        return self.endpoint.serve(host, port)
 
     def close(self) -> None:
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
+        self.endpoint.close()
