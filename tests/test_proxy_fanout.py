@@ -10,9 +10,8 @@ from typing import Any
 import numpy as np
 
 from milvus_wire import milvus_pb2
-from tests.support.nodeproc import NodeProcess
-from tests.support.proxyproc import ProxyProcess
-from tests.support.waiting import free_port, poll_for
+from tests.support.cluster import LocalCluster
+from tests.support.waiting import poll_for
 
 DIM = 16
 
@@ -29,22 +28,9 @@ def _search(stub: Any, name: str, q: np.ndarray, k: int) -> tuple[int, np.ndarra
 
 
 def test_fanout_equals_exact_search_and_survives_a_killed_reader(tmp_path: Path) -> None:
-    uri = f"sqlite:///{tmp_path / 'meta.sqlite'}"
-    storage = tmp_path / "shared"
-    ports = [free_port() for _ in range(3)]
-    addrs = [f"127.0.0.1:{p}" for p in ports]
-    membership = f"static://{addrs[0]}=rw,{addrs[1]}=ro,{addrs[2]}=ro"
-    writer = NodeProcess(tmp_path / "w", ["--role", "rw", "--port", str(ports[0]), "--auto-flush-interval", "0"],
-                         meta_uri=uri, storage=storage)
-    readers = [NodeProcess(tmp_path / f"r{i}", ["--role", "ro", "--port", str(ports[i + 1])], meta_uri=uri,
-                           storage=storage) for i in range(2)]
-    proxy = ProxyProcess(tmp_path / "p", membership, ["--meta-uri", uri, "--replication", "2"])
-    procs = [writer, *readers]
-    try:
-        for p in procs:
-            p.start()
-        proxy.start()
-        w, s = writer.stub(), proxy.stub()
+    with LocalCluster(tmp_path, readers=2, replication=2, membership_on_nodes=False) as cluster:
+        readers = cluster.readers
+        w, s = cluster.writer.stub(), cluster.stub()
         rng = np.random.default_rng(11)
         for name, metric in (("l2", 1), ("ip", 2)):
             schema = milvus_pb2.CollectionSchema(collection_name=name, dimension=DIM, index_file_size=1,
@@ -97,7 +83,3 @@ def test_fanout_equals_exact_search_and_survives_a_killed_reader(tmp_path: Path)
             stop.set()
             worker.join(timeout=60)
         assert failures == []
-    finally:
-        proxy.stop()
-        for p in procs:
-            p.stop()

@@ -12,9 +12,8 @@ import numpy as np
 from coordinator.catalog import Catalog
 from coordinator.placement import Placement
 from milvus_wire import milvus_pb2
-from tests.support.nodeproc import NodeProcess
-from tests.support.proxyproc import ProxyProcess
-from tests.support.waiting import free_port, poll_for
+from tests.support.cluster import LocalCluster
+from tests.support.waiting import poll_for
 
 
 def _rows(x: np.ndarray) -> list[Any]:
@@ -22,21 +21,9 @@ def _rows(x: np.ndarray) -> list[Any]:
 
 
 def test_a_segment_without_live_replica_fails_fast_and_recovers(tmp_path: Path) -> None:
-    uri = f"sqlite:///{tmp_path / 'meta.sqlite'}"
-    storage = tmp_path / "shared"
-    ports = [free_port() for _ in range(3)]
-    addrs = [f"127.0.0.1:{p}" for p in ports]
-    membership = f"static://{addrs[0]}=rw,{addrs[1]}=ro,{addrs[2]}=ro"
-    writer = NodeProcess(tmp_path / "w", ["--role", "rw", "--port", str(ports[0]), "--auto-flush-interval", "0"],
-                         meta_uri=uri, storage=storage)
-    readers = [NodeProcess(tmp_path / f"r{i}", ["--role", "ro", "--port", str(ports[i + 1])], meta_uri=uri,
-                           storage=storage) for i in range(2)]
-    proxy = ProxyProcess(tmp_path / "p", membership, ["--meta-uri", uri, "--replication", "1"])
-    try:
-        for p in (writer, *readers):
-            p.start()
-        proxy.start()
-        s = proxy.stub()
+    with LocalCluster(tmp_path, readers=2, replication=1, membership_on_nodes=False) as cluster:
+        writer, readers, addrs, uri = cluster.writer, cluster.readers, cluster.addresses, cluster.meta_uri
+        s = cluster.stub()
         schema = milvus_pb2.CollectionSchema(collection_name="c", dimension=8, index_file_size=1, metric_type=1)
         assert s.CreateCollection(schema).error_code == 0
         rng = np.random.default_rng(5)
@@ -98,7 +85,3 @@ def test_a_segment_without_live_replica_fails_fast_and_recovers(tmp_path: Path) 
         st = s.Insert(milvus_pb2.InsertParam(collection_name="c", row_record_array=_rows(
             np.zeros((1, 8), np.float32))), timeout=10)
         assert st.status.error_code == 2 and "could not be reached" in st.status.reason
-    finally:
-        proxy.stop()
-        for p in (*readers, writer):
-            p.stop()
