@@ -270,8 +270,14 @@ class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):
         if n > MAX_GET_IDS:
             raise IllegalArgument(f"Input id array size cannot exceed: {MAX_GET_IDS}")
         coll = self.engine.collection(request.collection_name)
-        tags = [request.partition_tag] if request.partition_tag else []
-        segs = self._scope(coll, tags)
+        if request.partition_tag:  # one partition, named exactly (not a pattern as in searches)
+            snap = self.engine.snapshot()
+            part = snap.partition(coll.id, validation.partition_tag(request.partition_tag))
+            if part is None:
+                raise UnexpectedError("The specified partition does not exist")
+            segs = self.reader.searchable(snap, coll, [part])
+        else:
+            segs = self._scope(coll, [])
         if not segs:
             raise UnexpectedError("Collection or partition is empty")
         wanted = np.asarray(request.id_array, dtype=np.int64)

@@ -484,6 +484,9 @@ def test_get_vectors_by_id_found_missing_and_by_partition(api: Any) -> None:
     np.testing.assert_array_equal(in_part[1], part[1])
     assert_status(get_vectors(api, name, [1], tag="nope"), UNEXPECTED_ERROR,
                   "The specified partition does not exist")
+    # The tag names one partition exactly: unlike search tags it is not a pattern.
+    assert_status(get_vectors(api, name, [15], tag="p|_default"), UNEXPECTED_ERROR,
+                  "The specified partition does not exist")
     # Exactly 1000 ids is allowed.
     assert len(ok(get_vectors(api, name, range(1000))).vectors_data) == 1000
 
