@@ -4,6 +4,7 @@ Prometheus configuration compose mounts. Commands go through the project's real 
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import subprocess
@@ -145,6 +146,19 @@ def _settings(name: str, service: dict[str, Any]) -> Any:
     env = {str(k): str(v) for k, v in (service.get("environment") or {}).items()}
     overrides = {k: v for k, v in vars(ns).items() if k != "config" and v is not None}
     return load(None, env, overrides)
+
+
+def test_compose_file_follows_the_compose_specification(compose: dict[str, Any]) -> None:
+    """Checked by a strict Compose model (``compose-spec``; anchors and merge keys already resolved by YAML)."""
+    from compose_spec import PyCompose
+
+    parsed = PyCompose.from_json(json.dumps(compose))
+    assert sorted(parsed.service_names()) == sorted(compose["services"])
+    # The checker does refuse what Docker Compose refuses (so its silence above means something).
+    for broken in ({"image": "x", "restart": "sometimes"}, {"image": "x", "ports": 5}, {"imagee": "x"},
+                   {"image": "x", "depends_on": {"y": {"condition": "bogus"}}}):
+        with pytest.raises(ValueError):
+            PyCompose.from_json(json.dumps({"services": {"a": broken}}))
 
 
 def test_compose_has_the_whole_cluster(compose: dict[str, Any]) -> None:
