@@ -36,6 +36,7 @@ _KEY_PERSON = b"mishards-hrw-v1"
 
 # Bulk lookups with at least this many uncached segments take the numpy path.
 _VECTOR_MIN = 32
+CACHE_LIMIT = 1_000_000  # cached segment answers per placement (about 100 MB at most)
 # Rows per numpy block (a block holds rows x nodes 64-bit weights).
 _VECTOR_BLOCK = 1 << 16
 
@@ -157,8 +158,14 @@ class Placement:
         found = self._cache.get(segment_id)
         if found is None:
             found = _rank(segment_id, self.nodes, self._keys, self.r)
-            self._cache[segment_id] = found
+            self._remember(segment_id, found)
         return found
+
+    def _remember(self, segment_id: int, replicas: tuple[NodeRef, ...]) -> None:
+        """Cache one answer; a long-lived placement (segments come and go for months) forgets all at a bound."""
+        if len(self._cache) >= CACHE_LIMIT:
+            self._cache.clear()
+        self._cache[segment_id] = replicas
 
     def replica_map(self, segment_ids: Iterable[int]) -> dict[int, tuple[NodeRef, ...]]:
         """``replicas`` of many segments at once (numpy for large uncached batches)."""
@@ -168,7 +175,7 @@ class Placement:
             cols = _rank_many(missing, self._key_array, self.r)
             names = self.nodes
             for s, row in zip(missing, cols.tolist(), strict=True):
-                self._cache[s] = tuple(names[c] for c in row)
+                self._remember(s, tuple(names[c] for c in row))
         return {s: self.replicas(s) for s in ids}
 
     def assignments(self, segment_ids: Iterable[int]) -> dict[NodeRef, list[int]]:

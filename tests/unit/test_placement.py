@@ -300,3 +300,15 @@ def test_replicas_are_pinned() -> None:
     ids = [*PINNED_REPLICAS, *range(10**6, 10**6 + 40)]  # enough for the numpy path
     table = Placement.of(PINNED_NODES, 3).replica_map(ids)
     assert {s: table[s] for s in PINNED_REPLICAS} == PINNED_REPLICAS
+
+
+def test_the_replica_cache_is_bounded_and_answers_do_not_change(monkeypatch: pytest.MonkeyPatch) -> None:
+    import coordinator.placement as placement_module
+
+    fresh = Placement.of(["a", "b", "c"], r=2)
+    expected = {s: fresh.replicas(s) for s in range(100)}
+    monkeypatch.setattr(placement_module, "CACHE_LIMIT", 10)
+    bounded = Placement.of(["a", "b", "c"], r=2)
+    assert {s: bounded.replicas(s) for s in range(100)} == expected
+    assert bounded.replica_map(range(100, 200)) == {s: fresh.replicas(s) for s in range(100, 200)}
+    assert len(bounded._cache) <= 10
