@@ -26,6 +26,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--replication", type=int, help="replicas per segment across read nodes (0: automatic)")
     p.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port (0: off, -1: any free)")
     p.add_argument("--otlp-endpoint", help="export OpenTelemetry traces over OTLP/gRPC to this URL ('' = off)")
+    p.add_argument("--consistency", choices=["strong", "session"],
+                   help="strong: each search checks the catalog revision first (default); session: a polled view")
+    p.add_argument("--catalog-refresh-interval", type=float, help="seconds between polls of the catalog revision")
     p.add_argument("--ready-file", help="write the bound address here once serving")
     p.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR")
     return p.parse_args(argv)

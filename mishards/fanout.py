@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 
 from coordinator import tracing as spans
+from coordinator.catalog import CatalogSnapshot
 from coordinator.errors import ErrorCode, MilvusError
 from coordinator.membership import Member
 from coordinator.model import MAX_GET_IDS, MAX_TOPK, Collection, Segment
@@ -83,13 +84,14 @@ class Failed(Exception):
 
 class Fanout:
     def __init__(self, cluster: Cluster, view: CatalogView, timeout: float, replication: int = 0,
-                 metrics: ProxyMetrics | None = None, tracing: Tracing | None = None) -> None:
+                 metrics: ProxyMetrics | None = None, tracing: Tracing | None = None, strong: bool = False) -> None:
         self.cluster = cluster
         self.view = view
         self.timeout = timeout or 60.0
         self.replication = replication
         self.metrics = metrics
         self.tracing = tracing
+        self.strong = strong  # check the catalog revision before each search (no stale read across proxies)
         self._inflight: Counter[str] = Counter()
         self._placements: tuple[tuple[str, ...], Placement] | None = None
         self._lock = threading.Lock()
@@ -102,7 +104,7 @@ class Fanout:
         if not readers:
             return None
         param = wire_fastpath_pb2.SearchParamRaw.FromString(request)
-        snap = self.view.snapshot()
+        snap = self._snapshot()
         try:
             coll, segs = searchable_segments(snap, param.collection_name, list(param.partition_tag_array))
         except MilvusError:
@@ -126,7 +128,7 @@ class Fanout:
         param = milvus_pb2.SearchByIDParam.FromString(request)
         if not param.id_array or not 0 < param.topk <= MAX_TOPK:
             return None  # the writer words the error
-        snap = self.view.snapshot()
+        snap = self._snapshot()
         tags = list(param.partition_tag_array)
         try:
             coll, segs = searchable_segments(snap, param.collection_name, tags)
@@ -178,6 +180,16 @@ class Fanout:
         if self.metrics is not None:
             self.metrics.merge_seconds.observe(time.perf_counter() - started)
         return merged
+
+    def _snapshot(self) -> CatalogSnapshot:
+        """The catalog view a search routes from: checked against the catalog first when ``strong``."""
+        if not self.strong:
+            return self.view.snapshot()
+        try:
+            return self.view.catch_up()
+        except Exception as exc:  # the catalog is unreachable: route from the last view rather than fail
+            log.warning("catalog revision check failed (%s); searching the last view", exc)
+            return self.view.snapshot()
 
     def _placement(self, readers: tuple[Member, ...]) -> Placement:
         """Placement over these readers, kept while they do not change (it caches replicas per segment)."""

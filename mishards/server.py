@@ -47,10 +47,10 @@ class ProxyServer:
         self.cluster.start()
         fanout = None
         if self.settings.meta_uri:
-            self.view = CatalogView(self.settings.meta_uri)
+            self.view = CatalogView(self.settings.meta_uri, self.settings.catalog_refresh_interval)
             self.view.start()
             fanout = Fanout(self.cluster, self.view, self.settings.request_timeout, self.settings.replication,
-                            self.metrics, self.tracing)
+                            self.metrics, self.tracing, strong=self.settings.consistency == "strong")
         forwarder = Forwarder(self.settings, self.cluster, fanout, self.view, self.metrics, self.tracing)
         self.server.add_generic_rpc_handlers((forwarder.generic_handler(),))
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)

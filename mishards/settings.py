@@ -11,6 +11,7 @@ import yaml
 from coordinator.lifecycle import coerce_setting
 
 ENV_PREFIX = "MISHARDS_PROXY_"
+CONSISTENCY = ("strong", "session")
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +23,10 @@ class ProxySettings:
     version: str = "1.1.1"  # answer to Cmd("version")
     request_timeout: float = 30.0  # seconds for one forwarded call (CreateIndex / Flush may take longer: 0 = none)
     replication: int = 0  # replicas per segment across read nodes, as the nodes use (0 = automatic)
+    # strong: every search first checks the catalog revision (sees what any proxy flushed); session: searches use
+    # the view polled every catalog_refresh_interval (sees this proxy's own changes at once, others' within it)
+    consistency: str = "strong"
+    catalog_refresh_interval: float = 0.2
     grpc_workers: int = 64
     metrics_port: int = 0  # Prometheus /metrics on this port (0: off, -1: any free port)
     otlp_endpoint: str = ""  # OpenTelemetry traces exported over OTLP/gRPC here, e.g. http://jaeger:4317 ('' = off)
@@ -33,6 +38,10 @@ class ProxySettings:
             raise ValueError(f"port out of range: {self.port} / metrics {self.metrics_port}")
         if not self.membership:
             raise ValueError("the proxy needs --membership (where are the nodes?)")
+        if self.consistency not in CONSISTENCY:
+            raise ValueError(f"consistency must be one of {', '.join(CONSISTENCY)}, not {self.consistency!r}")
+        if not 0 < self.catalog_refresh_interval <= 60:
+            raise ValueError("catalog_refresh_interval must be within (0, 60] seconds")
         if self.request_timeout < 0 or self.grpc_workers < 1:
             raise ValueError("request_timeout must be >= 0 and grpc_workers >= 1")
 
