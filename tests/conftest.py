@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.etcd import EtcdServer
 from tests.support.mariadb import MariaDBServer
 from tests.support.nodeproc import NodeProcess
 
@@ -23,6 +24,13 @@ def no_leaked_nodes() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def mariadb() -> Iterator[MariaDBServer]:
     with MariaDBServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def etcd() -> Iterator[EtcdServer]:
+    """A real etcd (Debian's etcd-server) on free ports in a temporary folder, shared by the run."""
+    with EtcdServer() as server:
         yield server
 
 

@@ -34,12 +34,6 @@ TTL = 1.0  # asked; etcd grants 2 s
 ClientFactory = Callable[..., EtcdClient]
 
 
-@pytest.fixture(scope="module")
-def etcd() -> Iterator[EtcdServer]:
-    with EtcdServer() as server:
-        yield server
-
-
 @pytest.fixture
 def prefix() -> str:
     return f"/mishards-test-{uuid.uuid4().hex[:8]}"

@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
 
 from coordinator.membership import Member, create_provider
 from milvus_wire import milvus_pb2
 from tests.support.etcd import EtcdServer
 from tests.support.nodeproc import NodeProcess
 from tests.support.waiting import poll_for
-
-
-@pytest.fixture(scope="module")
-def etcd() -> Iterator[EtcdServer]:
-    with EtcdServer() as server:
-        yield server
 
 
 def _rows(x: np.ndarray) -> list[Any]:
