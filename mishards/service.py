@@ -134,19 +134,28 @@ class Forwarder:
             return writer_reply
         readers = self.cluster.readers()
         revision = self.view.snapshot().revision if self.view is not None else 0
-        header = ((MIN_REVISION_HEADER, str(revision)),)
-        calls = [(m, self.cluster.channel(m.address).unary_unary(path).future(request, timeout=timeout,
-                                                                              metadata=header))
-                 for m in readers]
-        for member, fut in calls:
+        header: tuple[tuple[str, str], ...] = ((MIN_REVISION_HEADER, str(revision)),)
+        calls = []
+        for member in readers:
+            span, metadata = (None, header) if self.tracing is None else \
+                self.tracing.start_client(path, member.node_id, header)
+            fut = self.cluster.channel(member.address).unary_unary(path).future(request, timeout=timeout,
+                                                                                metadata=metadata)
+            calls.append((member, fut, span))
+        first_error: bytes | None = None
+        for member, fut, span in calls:
             try:
                 reply = bytes(fut.result())
             except grpc.RpcError as exc:
                 log.warning("%s on read node %s failed: %s", path.rpartition("/")[2], member.node_id, exc.code())
+                if span is not None and self.tracing is not None:
+                    self.tracing.end_client(span, exc)
                 continue
-            if status_pb2.Status.FromString(reply).error_code:
-                return reply
-        return writer_reply
+            if span is not None and self.tracing is not None:
+                self.tracing.end_client(span)
+            if first_error is None and status_pb2.Status.FromString(reply).error_code:
+                first_error = reply
+        return first_error if first_error is not None else writer_reply
 
     def _without_writer(self, method: str, request: bytes, reply_cls: Any, path: str, timeout: float | None) -> bytes:
         """Answers that do not need the writer: metadata from the cached catalog, reads and cache calls from

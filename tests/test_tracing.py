@@ -160,6 +160,25 @@ def test_a_search_is_one_trace_from_the_proxy_through_every_node(
         assert on_writer is not None
         assert on_writer.service == "mishards-node-rw" and on_writer.trace_id == create.trace_id
         assert on_writer.attributes["mishards.collection"] == "traced"
+        # A cache call goes to the writer and to every reader: one client span each, each with its node's span.
+        preload = milvus_pb2.PreloadCollectionParam(collection_name="traced")
+        assert cluster.stub().PreloadCollection(preload, timeout=60).error_code == 0
+
+        def preload_trace() -> tuple[SpanRecord, list[SpanRecord], list[SpanRecord]] | None:
+            spans = sink.spans()
+            root = next((s for s in spans if s.service == "mishards-proxy" and s.kind == SERVER
+                         and s.name.endswith("/PreloadCollection")), None)
+            if root is None:
+                return None
+            clients = [s for s in spans if s.parent_id == root.span_id]
+            below = [s for s in spans if s.parent_id in {c.span_id for c in clients}]
+            return (root, clients, below) if len(clients) == 3 and len(below) == 3 else None
+
+        traced = poll_for(preload_trace, 30, what="the preload's spans from the proxy, the writer and both readers")
+        assert traced is not None
+        _, clients, below = traced
+        assert {c.attributes["mishards.node"] for c in clients} == readers | {writer}
+        assert sorted(b.service for b in below) == ["mishards-node-ro", "mishards-node-ro", "mishards-node-rw"]
         # Health checks are not traced.
         assert not any("grpc.health" in s.name for s in sink.spans())
 
