@@ -61,6 +61,25 @@ cluster_state = sa.Table(
     **_TABLE_KW,
 )
 
+# Who may write, where no etcd election runs (``election: catalog``): one row, a lease on the database's clock.
+writer_lease = sa.Table(
+    "writer_lease",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("holder", sa.String(255), nullable=False),
+    sa.Column("address", sa.String(255), nullable=False),
+    sa.Column("expires_at", sa.Double, nullable=False),  # seconds since the epoch, the database's clock
+    **_TABLE_KW,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class WriterLease:
+    holder: str
+    address: str
+    remaining: float  # seconds until it expires (<= 0: expired)
+
+
 collections = sa.Table(
     "collections",
     metadata,
@@ -289,6 +308,70 @@ class Catalog:
                     raise MetaFailed(f"Cannot prepare the catalog at {self._safe_uri()}: {exc}") from exc
                 log.info("preparing the catalog raced with another process (%s); looking again", exc)
                 time.sleep(0.05 * attempt)  # a short back-off before the next attempt (startup only)
+
+    # -- writer lease (election through the catalog) -------------------------------------------------
+
+    def _db_now(self) -> Any:
+        """The database's clock in seconds since the epoch, as an SQL expression: every candidate compares
+        against the same clock, whatever the clocks of the machines they run on."""
+        if self.engine.dialect.name == "sqlite":
+            return sa.literal_column("((julianday('now') - 2440587.5) * 86400.0)")
+        return sa.literal_column("UNIX_TIMESTAMP(NOW(6))")
+
+    def acquire_writer_lease(self, holder: str, address: str, ttl: float) -> bool:
+        """Take (or keep) the writer lease for ``ttl`` seconds if it is free, expired or already ``holder``'s."""
+        now = self._db_now()
+        try:
+            with self.engine.begin() as conn:
+                taken = conn.execute(
+                    writer_lease.update()
+                    .where(writer_lease.c.id == 1)
+                    .where(sa.or_(writer_lease.c.holder == holder, writer_lease.c.expires_at < now))
+                    .values(holder=holder, address=address, expires_at=now + ttl)
+                ).rowcount
+                if taken == 1:
+                    return True
+                if conn.execute(sa.select(writer_lease.c.id)).first() is not None:
+                    return False
+                conn.execute(writer_lease.insert().values(id=1, holder=holder, address=address,
+                                                          expires_at=now + ttl))
+                return True
+        except IntegrityError:
+            return False  # another candidate created the row first
+        except SQLAlchemyError as exc:
+            raise MetaFailed(f"Catalog unavailable: {exc}") from exc
+
+    def renew_writer_lease(self, holder: str, ttl: float) -> bool:
+        """Extend ``holder``'s lease by ``ttl`` seconds from now; False if it expired or someone else holds it."""
+        now = self._db_now()
+        try:
+            with self.engine.begin() as conn:
+                return bool(conn.execute(
+                    writer_lease.update()
+                    .where(writer_lease.c.id == 1, writer_lease.c.holder == holder, writer_lease.c.expires_at >= now)
+                    .values(expires_at=now + ttl)
+                ).rowcount == 1)
+        except SQLAlchemyError as exc:
+            raise MetaFailed(f"Catalog unavailable: {exc}") from exc
+
+    def release_writer_lease(self, holder: str) -> None:
+        """Give the lease up at once (a clean stop), so that a standby need not wait for it to expire."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(writer_lease.update().where(writer_lease.c.id == 1, writer_lease.c.holder == holder)
+                             .values(expires_at=0.0))
+        except SQLAlchemyError as exc:
+            raise MetaFailed(f"Catalog unavailable: {exc}") from exc
+
+    def writer_lease(self) -> WriterLease | None:
+        """The current lease, or None if none was ever taken."""
+        try:
+            with self.engine.connect() as conn:
+                row = conn.execute(sa.select(writer_lease.c.holder, writer_lease.c.address,
+                                             (writer_lease.c.expires_at - self._db_now()).label("remaining"))).first()
+        except SQLAlchemyError as exc:
+            raise MetaFailed(f"Catalog unavailable: {exc}") from exc
+        return None if row is None else WriterLease(str(row.holder), str(row.address), float(row.remaining))
 
     def claim_writer(self, writer_id: str) -> int:
         """Become the writer: bump the epoch, which fences every earlier writer. Returns the new epoch."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from coordinator.catalog import Catalog
+from coordinator.catalog import Catalog, WriterLease
 from coordinator.membership import Member, create_provider, readers, writer
 from coordinator.model import SEARCHABLE_STATES
 from coordinator.placement import Placement
@@ -49,11 +49,17 @@ def segment_load(members: Sequence[Member], segment_ids: Sequence[int], replicat
     return {node: len(segs) for node, segs in assigned.items()}
 
 
-def elected_writer(provider: object, members: Sequence[Member]) -> Member | None:
-    """The writer: the etcd election's winner where one runs, else the rw member membership names."""
+def elected_writer(provider: object, members: Sequence[Member], lease: WriterLease | None = None) -> Member | None:
+    """The writer: the etcd election's winner where one runs, else the holder of a live catalog lease
+    (``election: catalog``), else the rw member membership names."""
     client = getattr(provider, "client", None)
     config = getattr(provider, "config", None)
     if client is None or config is None:
+        if lease is not None:
+            if lease.remaining <= 0:
+                return None
+            return next((m for m in members if m.address == lease.address),
+                        Member(lease.holder, lease.address, "rw"))
         return writer(members)
     from coordinator.election import parse_writer, writer_key
 
@@ -100,7 +106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         load = segment_load(members, segment_ids, args.replication or None)
         rows = [MemberStatus(m, probe_health(m.address), load.get(m.node_id) if m.role == "ro" else None)
                 for m in members]
-        print(render(rows, revision, epoch, writer_id, elected_writer(provider, members), len(segment_ids)))
+        elected = elected_writer(provider, members, catalog.writer_lease())
+        print(render(rows, revision, epoch, writer_id, elected, len(segment_ids)))
     except Exception as exc:
         print(f"mishards status: {exc}", file=sys.stderr)
         return 1

@@ -9,6 +9,8 @@ from collections.abc import Callable
 
 import grpc
 
+from coordinator.catalog import WriterLease
+from coordinator.errors import MetaFailed
 from coordinator.membership import Member, MembershipProvider, create_provider, readers, writer
 from mishards.failures import FailureTracker
 
@@ -37,6 +39,8 @@ class Cluster:
         self.writer_cache_seconds = writer_cache_seconds
         self.clock = clock
         self._writer: tuple[float, Member | None] | None = None
+        # The catalog's writer lease, where rw nodes elect through the catalog (set by the proxy server).
+        self.lease: Callable[[], WriterLease | None] | None = None
         self._channels: dict[str, grpc.Channel] = {}
         self._lock = threading.Lock()
 
@@ -72,10 +76,40 @@ class Cluster:
                 Member(str(info.get("node_id")), str(info.get("address")), "rw"))
             self._writer = (now, elected)
             return elected
+        if self.lease is not None:
+            cached = self._writer
+            now = self.clock()
+            if cached is not None and now - cached[0] < self.writer_cache_seconds:
+                return cached[1]
+            leased = self._leased_writer(members)
+            self._writer = (now, leased)
+            return leased
+        return self._membership_writer(members)
+
+    @staticmethod
+    def _membership_writer(members: tuple[Member, ...]) -> Member | None:
         chosen = writer(members)
         if chosen is None:
             chosen = next((m for m in members if m.role == "standalone"), None)
         return chosen
+
+    def _leased_writer(self, members: tuple[Member, ...]) -> Member | None:
+        """The holder of the catalog's writer lease (``election: catalog``). Without a lease row no election
+        runs: membership decides. With an expired lease, the only rw member if there is one, else nobody
+        until a standby takes the lease."""
+        assert self.lease is not None
+        try:
+            lease = self.lease()
+        except MetaFailed as exc:  # the catalog is unreachable: fall back to what membership says
+            log.warning("reading the writer lease failed: %s", exc)
+            return self._membership_writer(members)
+        if lease is None:
+            return self._membership_writer(members)
+        if lease.remaining > 0:
+            return next((m for m in members if m.address == lease.address or m.node_id == lease.holder),
+                        Member(lease.holder, lease.address, "rw"))
+        rw = [m for m in members if m.role == "rw"]
+        return rw[0] if len(rw) == 1 else None
 
     def forget_writer(self) -> None:
         self._writer = None

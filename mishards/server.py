@@ -49,6 +49,7 @@ class ProxyServer:
         if self.settings.meta_uri:
             self.view = CatalogView(self.settings.meta_uri, self.settings.catalog_refresh_interval)
             self.view.start()
+            self.cluster.lease = self.view.catalog.writer_lease
             fanout = Fanout(self.cluster, self.view, self.settings.request_timeout, self.settings.replication,
                             self.metrics, self.tracing, strong=self.settings.consistency == "strong")
         forwarder = Forwarder(self.settings, self.cluster, fanout, self.view, self.metrics, self.tracing)

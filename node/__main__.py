@@ -33,6 +33,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--grpc-workers", type=int, help="gRPC worker threads")
     p.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port (0: off, -1: any free)")
     p.add_argument("--otlp-endpoint", help="export OpenTelemetry traces over OTLP/gRPC to this URL ('' = off)")
+    p.add_argument("--election", choices=["", "catalog"],
+                   help="writer election: '' = through etcd with etcd membership; 'catalog' = a lease in the catalog")
     p.add_argument("--membership", help="static://HOST:PORT=ROLE,..., etcd://HOST:PORT/PREFIX or "
                    "k8s://NAMESPACE?selector=LABELS")
     p.add_argument("--advertise", help="HOST:PORT other members use to reach this node")

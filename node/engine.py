@@ -63,7 +63,8 @@ class Engine:
         self.epoch = 0
         self.writable = False  # True once this node holds the writer epoch (become_writer)
         # An rw node in an etcd cluster waits to win the writer election; otherwise it writes from the start.
-        self.elects_writer = settings.role == "rw" and settings.membership.startswith("etcd://")
+        self.elects_writer = settings.role == "rw" and (
+            settings.membership.startswith("etcd://") or settings.election == "catalog")
         self.bound_port = settings.port  # the real port once the server listens (``--port 0``)
         self.auto_flush_interval = settings.auto_flush_interval
         self.insert_buffer_bytes = settings.insert_buffer_bytes

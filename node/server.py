@@ -127,6 +127,7 @@ class NodeServer:
         self.health = health.HealthServicer()
         self.presence: Presence | None = None
         self.election: Any = None
+        self._lease_catalog: Any = None
         self.port = 0
         self._stopped = threading.Event()
 
@@ -158,8 +159,10 @@ class NodeServer:
                 self.metrics.members = self.presence.provider.members
             if self.settings.role == "ro":
                 service.share = self.presence.share_of
-            if self.engine.elects_writer:
+            if self.engine.elects_writer and self.settings.election != "catalog":
                 self._campaign(me)
+        if self.engine.elects_writer and self.settings.election == "catalog":
+            self._campaign_in_catalog()
         address = f"{self.settings.host}:{self.port}"
         log.info("node (%s) serving MilvusService on %s, storage %s", self.settings.role, address,
                  self.settings.storage_path)
@@ -189,6 +192,26 @@ class NodeServer:
         )
         self.election.start()
 
+    def _campaign_in_catalog(self) -> None:
+        """Stand for writer through a lease in the catalog (no etcd): the winner claims the epoch and replays
+        the log; a deposed writer stops at once."""
+        from coordinator.catalog import Catalog
+        from coordinator.catalog_election import CatalogElection
+
+        def deposed(reason: str) -> None:
+            if self._stopped.is_set():
+                return
+            log.critical("lost the writer lease (%s); stopping so that a deposed writer never writes", reason)
+            os._exit(75)
+
+        advertise = self.settings.advertise or f"{self.settings.host}:{self.port}"
+        self._lease_catalog = Catalog(self.settings.catalog_uri)  # outlives the engine's: released after close
+        self.election = CatalogElection(
+            self._lease_catalog, self.settings.node_id or advertise, advertise, self.settings.election_ttl,
+            claim=self.engine.become_writer, on_deposed=deposed,
+        )
+        self.election.start()
+
     def stop(self, grace: float = 5.0) -> None:
         if self._stopped.is_set():
             return
@@ -201,6 +224,8 @@ class NodeServer:
         self.engine.close()  # flush and close the log while still the writer
         if self.election is not None:
             self.election.stop()  # only then hand the writer role over
+        if self._lease_catalog is not None:
+            self._lease_catalog.close()
         if self.metrics is not None:
             self.metrics.close()
         if self.tracing is not None:

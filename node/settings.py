@@ -40,6 +40,9 @@ class NodeSettings:
     advertise: str = ""  # HOST:PORT other members use to reach this node ('' = host:bound port)
     node_id: str = ""  # this node's id in membership and placement ('' = the advertised address)
     replication: int = 0  # replicas per segment across read-only nodes (0 = 2 when >= 2 readers, else 1)
+    # writer election: '' = through etcd when membership is etcd, else none (an rw node writes at once);
+    # 'catalog' = rw nodes campaign for a lease in the catalog (no etcd needed)
+    election: str = ""
     election_ttl: float = 5.0  # etcd lease TTL of the writer election and of membership records
     ready_file: str = ""  # when set, the bound address is written here once serving
     log_level: str = "INFO"
@@ -55,6 +58,8 @@ class NodeSettings:
             raise ValueError("catalog_refresh_interval must be within (0, 60] seconds")
         for name in ("cache_size", "insert_buffer_size", "wal_file_size"):
             parse_size(getattr(self, name))
+        if self.election not in ("", "catalog"):
+            raise ValueError(f"election must be '' or 'catalog', not {self.election!r}")
         if self.replication < 0:
             raise ValueError("replication must be >= 0")
         if min(self.search_threads, self.omp_threads, self.grpc_workers, self.index_build_threads) < 1:

@@ -17,6 +17,7 @@ from coordinator.model import IndexType, MetricType
 from milvus_wire import milvus_pb2
 from tests.support.mariadb import MariaDBServer
 from tests.support.nodeproc import NodeProcess
+from tests.support.waiting import poll_for
 
 
 @pytest.fixture(params=["sqlite", "mariadb"])
@@ -113,3 +114,53 @@ def test_many_processes_prepare_a_new_catalog_at_once(catalog_uri: str) -> None:
         assert cat.writer_state() == (0, 0, "")  # one state row, untouched
     finally:
         cat.close()
+
+
+def test_writer_lease_is_exclusive_expires_on_the_database_clock_and_can_be_released(catalog: Catalog) -> None:
+    assert catalog.writer_lease() is None
+    assert catalog.acquire_writer_lease("a", "10.0.0.1:19530", ttl=0.5)
+    assert not catalog.acquire_writer_lease("b", "10.0.0.2:19530", ttl=0.5)  # held by a
+    assert catalog.acquire_writer_lease("a", "10.0.0.1:19530", ttl=0.5)  # a may take it again
+    lease = catalog.writer_lease()
+    assert lease is not None and (lease.holder, lease.address) == ("a", "10.0.0.1:19530")
+    assert 0 < lease.remaining <= 0.5
+    assert catalog.renew_writer_lease("a", ttl=0.5)
+    assert not catalog.renew_writer_lease("b", ttl=0.5)
+    # Not renewed: it runs out on the database's clock and b takes it; a can no longer renew.
+    poll_for(lambda: catalog.acquire_writer_lease("b", "10.0.0.2:19530", ttl=30), 10, what="a's lease to expire")
+    assert not catalog.renew_writer_lease("a", ttl=0.5)
+    lease = catalog.writer_lease()
+    assert lease is not None and lease.holder == "b" and lease.remaining > 25
+    # A clean stop hands it over at once.
+    catalog.release_writer_lease("b")
+    assert catalog.acquire_writer_lease("a", "10.0.0.1:19530", ttl=30)
+
+
+def test_a_writer_whose_lease_was_taken_over_is_deposed(catalog: Catalog) -> None:
+    from coordinator.catalog_election import CatalogElection
+
+    claimed: list[str] = []
+    deposed: list[str] = []
+
+    def claim(who: str) -> int:
+        claimed.append(who)
+        return len(claimed)
+
+    first = CatalogElection(catalog, "a", "10.0.0.1:19530", ttl=0.6, claim=lambda: claim("a"),
+                            on_deposed=deposed.append)
+    second = CatalogElection(catalog, "b", "10.0.0.2:19530", ttl=0.6, claim=lambda: claim("b"),
+                             on_deposed=deposed.append)
+    first.start()
+    try:
+        poll_for(lambda: claimed == ["a"] and first.is_leader, 10, what="a to win")
+        second.start()
+        assert not second.is_leader
+        # Someone expires a's lease behind its back (as a stalled writer would find): b wins, a is deposed.
+        with catalog.engine.begin() as conn:
+            conn.exec_driver_sql("UPDATE writer_lease SET expires_at = 0")
+        poll_for(lambda: claimed == ["a", "b"] and second.is_leader, 10, what="b to win")
+        poll_for(lambda: deposed != [], 10, what="a to be deposed")
+        assert not first.is_leader and "taken over" in deposed[0]
+    finally:
+        first.stop()
+        second.stop()
