@@ -87,6 +87,7 @@ VARIANTS = {
     "bare": ["--set", "metrics.enabled=false", "--set", "storage.keep=false", "--set", "podAntiAffinity=",
              "--set", "mysql.persistence.enabled=false", "--set", "serviceAccount.create=false",
              "--set", "rbac.create=false"],
+    "catalog-standby": ["--set", "writer.standby=true"],
     "etcd-in-release": ["--set", "membership.type=etcd", "--set", "writer.standby=true",
                         "--set", "etcd.persistence.enabled=true", "--set", "podDisruptionBudget.enabled=true",
                         "--set", "podAntiAffinity=hard", "--set", "metrics.serviceMonitor.enabled=true"],
@@ -396,8 +397,18 @@ def test_etcd_deployed_by_the_chart(helm: Path) -> None:
     assert f"{RELEASE}-etcd:2379" in ",".join(waits)
 
 
-def test_a_standby_writer_needs_etcd(helm: Path) -> None:
-    assert "writer.standby needs membership.type=etcd" in render_error(helm, "--set", "writer.standby=true")
+def test_a_standby_writer_without_etcd_elects_through_the_catalog(helm: Path) -> None:
+    manifests = render(helm, "--set", "writer.standby=true")
+    writer = one(manifests, "StatefulSet", f"{RELEASE}-writer")
+    assert writer["spec"]["replicas"] == 2
+    args = writer["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[args.index("--election") + 1] == "catalog"
+    reader = one(manifests, "Deployment", f"{RELEASE}-reader")["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--election" not in reader
+    # With etcd membership the election runs in etcd: no catalog election flag.
+    etcd = render(helm, "--set", "membership.type=etcd", "--set", "writer.standby=true")
+    assert "--election" not in one(etcd, "StatefulSet", f"{RELEASE}-writer")["spec"]["template"]["spec"][
+        "containers"][0]["args"]
 
 
 def test_rbac_is_get_list_watch_on_pods_only(default_manifests: list[Manifest]) -> None:

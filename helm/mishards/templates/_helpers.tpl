@@ -234,6 +234,10 @@ spec:
         - /etc/mishards/node.yaml
         - --role
         - {{ .role }}
+        {{- if and (eq .role "rw") $v.writer.standby (ne $v.membership.type "etcd") }}
+        - --election
+        - catalog
+        {{- end }}
         {{- range $v.node.extraArgs }}
         - {{ . | quote }}
         {{- end }}
