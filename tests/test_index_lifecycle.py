@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from milvus_wire import milvus_pb2
+from node.index_builds import BUILD_INDEX_THRESHOLD
 from tests.support.nodeproc import NodeProcess
 from tests.support.waiting import poll_for
 
@@ -80,7 +81,10 @@ def test_create_index_builds_searches_survives_restart_and_drops(node: NodeProce
     desc = s.DescribeIndex(milvus_pb2.CollectionName(collection_name=name))
     assert desc.index_type == IVF_FLAT and json.loads(desc.extra_params[0].value) == {"nlist": 64}
     segs = [seg for p in _info(s, name)["partitions"] for seg in p["segments"] or []]
-    assert {seg["index_name"] for seg in segs} == {"IVFFLAT"}
+    # Every segment big enough to index is indexed. A remainder under the threshold stays raw (it appears when
+    # all rows arrive within one auto-flush: 16,384 rows fill a 1 MB segment, the other 3,616 stay exact); its
+    # index name is the collection's type at the time it was flushed, as in Milvus.
+    assert {seg["index_name"] for seg in segs if seg["row_count"] >= BUILD_INDEX_THRESHOLD} == {"IVFFLAT"}
 
     st, _ = _search(s, name, q, 10, None)
     assert st.error_code == 5 and st.reason == "Parameter list must contain: nprobe"
