@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,15 @@ def no_leaked_nodes() -> Iterator[None]:
 def mariadb() -> Iterator[MariaDBServer]:
     with MariaDBServer() as server:
         yield server
+
+
+@pytest.fixture(params=["sqlite", "mariadb"])
+def catalog_uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The test runs twice: on a SQLite catalog file, and on a fresh database of the run's real MariaDB."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'meta.sqlite'}"
+    server: MariaDBServer = request.getfixturevalue("mariadb")
+    return server.fresh_database(f"t_{uuid.uuid4().hex[:12]}")
 
 
 @pytest.fixture(scope="session")

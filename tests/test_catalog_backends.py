@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,17 +14,8 @@ import pytest
 from coordinator.catalog import Catalog, Fenced, NewSegment
 from coordinator.model import IndexType, MetricType
 from milvus_wire import milvus_pb2
-from tests.support.mariadb import MariaDBServer
 from tests.support.nodeproc import NodeProcess
 from tests.support.waiting import poll_for
-
-
-@pytest.fixture(params=["sqlite", "mariadb"])
-def catalog_uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'meta.sqlite'}"
-    server: MariaDBServer = request.getfixturevalue("mariadb")
-    return server.fresh_database(f"t_{uuid.uuid4().hex[:12]}")
 
 
 @pytest.fixture

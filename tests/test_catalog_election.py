@@ -8,17 +8,14 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-import uuid
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
 
 from coordinator.catalog import Catalog
 from coordinator.errors import ErrorCode
 from milvus_wire import milvus_pb2
-from tests.support.mariadb import MariaDBServer
 from tests.support.nodeproc import ROOT, NodeProcess
 from tests.support.proxyproc import ProxyProcess
 from tests.support.waiting import free_port, poll_for
@@ -29,14 +26,6 @@ BATCH = 200
 
 def _rows(x: np.ndarray) -> list[Any]:
     return [milvus_pb2.RowRecord(float_data=v) for v in x.tolist()]
-
-
-@pytest.fixture(params=["sqlite", "mariadb"])
-def catalog_uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'meta.sqlite'}"
-    server: MariaDBServer = request.getfixturevalue("mariadb")
-    return server.fresh_database(f"ce_{uuid.uuid4().hex[:12]}")
 
 
 def test_standby_takes_the_catalog_lease_and_the_proxy_follows(catalog_uri: str, tmp_path: Path) -> None:

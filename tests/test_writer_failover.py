@@ -12,14 +12,12 @@ from typing import Any
 
 import grpc
 import numpy as np
-import pytest
 
 from coordinator.election import parse_writer, writer_key
 from coordinator.errors import ErrorCode
 from coordinator.etcd_client import EtcdClient
 from milvus_wire import milvus_pb2, milvus_pb2_grpc
 from tests.support.etcd import EtcdServer
-from tests.support.mariadb import MariaDBServer
 from tests.support.nodeproc import ROOT, NodeProcess
 from tests.support.waiting import poll_for
 
@@ -28,14 +26,6 @@ DIM = 8
 
 def _rows(x: np.ndarray) -> list[Any]:
     return [milvus_pb2.RowRecord(float_data=v) for v in x.tolist()]
-
-
-@pytest.fixture(params=["sqlite", "mariadb"])
-def catalog_uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'meta.sqlite'}"
-    server: MariaDBServer = request.getfixturevalue("mariadb")
-    return server.fresh_database(f"fo_{uuid.uuid4().hex[:12]}")
 
 
 def test_standby_takes_over_without_losing_acknowledged_rows(etcd: EtcdServer, tmp_path: Path,
