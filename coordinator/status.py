@@ -14,10 +14,11 @@ from dataclasses import dataclass
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from coordinator.catalog import Catalog, WriterLease
-from coordinator.membership import Member, create_provider, readers, writer
+from coordinator.catalog import Catalog
+from coordinator.membership import Member, create_provider, readers
 from coordinator.model import SEARCHABLE_STATES
 from coordinator.placement import Placement
+from coordinator.writer_lookup import current_writer
 
 SERVICE = "milvus.grpc.MilvusService"
 
@@ -49,25 +50,6 @@ def segment_load(members: Sequence[Member], segment_ids: Sequence[int], replicat
     return {node: len(segs) for node, segs in assigned.items()}
 
 
-def elected_writer(provider: object, members: Sequence[Member], lease: WriterLease | None = None) -> Member | None:
-    """The writer: the etcd election's winner where one runs, else the holder of a live catalog lease
-    (``election: catalog``), else the rw member membership names."""
-    client = getattr(provider, "client", None)
-    config = getattr(provider, "config", None)
-    if client is None or config is None:
-        if lease is not None:
-            if lease.remaining <= 0:
-                return None
-            return next((m for m in members if m.address == lease.address),
-                        Member(lease.holder, lease.address, "rw"))
-        return writer(members)
-    from coordinator.election import parse_writer, writer_key
-
-    info = parse_writer(client.get(writer_key(config.prefix)))
-    if info is None:
-        return None
-    return next((m for m in members if m.node_id == info.get("node_id")),
-                Member(str(info.get("node_id")), str(info.get("address")), "rw"))
 
 
 def render(members: Sequence[MemberStatus], revision: int, epoch: int, writer_id: str, elected: Member | None,
@@ -106,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         load = segment_load(members, segment_ids, args.replication or None)
         rows = [MemberStatus(m, probe_health(m.address), load.get(m.node_id) if m.role == "ro" else None)
                 for m in members]
-        elected = elected_writer(provider, members, catalog.writer_lease())
+        elected = current_writer(provider, members, catalog.writer_lease)
         print(render(rows, revision, epoch, writer_id, elected, len(segment_ids)))
     except Exception as exc:
         print(f"mishards status: {exc}", file=sys.stderr)

@@ -9,9 +9,9 @@ from collections.abc import Callable
 
 import grpc
 
+from coordinator import writer_lookup
 from coordinator.catalog import WriterLease
-from coordinator.errors import MetaFailed
-from coordinator.membership import Member, MembershipProvider, create_provider, readers, writer
+from coordinator.membership import Member, MembershipProvider, create_provider, readers
 from mishards.failures import FailureTracker
 
 log = logging.getLogger(__name__)
@@ -58,58 +58,19 @@ class Cluster:
         return self.provider.members()
 
     def writer(self) -> Member | None:
-        """The node that takes writes: the etcd election's winner where one runs, else membership's rw
-        member, else a standalone member."""
-        client = getattr(self.provider, "client", None)
-        config = getattr(self.provider, "config", None)
+        """The node that takes writes (``coordinator.writer_lookup``): the etcd election's winner, else the
+        holder of a live catalog lease, else membership's rw (or standalone) member. A lookup that reads etcd
+        or the catalog is cached for ``writer_cache_seconds``."""
         members = self.members()
-        if client is not None and config is not None:
-            cached = self._writer
-            now = self.clock()
-            if cached is not None and now - cached[0] < self.writer_cache_seconds:
-                return cached[1]
-            from coordinator.election import parse_writer, writer_key
-
-            info = parse_writer(client.get(writer_key(config.prefix)))
-            elected = None if info is None else next(
-                (m for m in members if m.node_id == info.get("node_id")),
-                Member(str(info.get("node_id")), str(info.get("address")), "rw"))
-            self._writer = (now, elected)
-            return elected
-        if self.lease is not None:
-            cached = self._writer
-            now = self.clock()
-            if cached is not None and now - cached[0] < self.writer_cache_seconds:
-                return cached[1]
-            leased = self._leased_writer(members)
-            self._writer = (now, leased)
-            return leased
-        return self._membership_writer(members)
-
-    @staticmethod
-    def _membership_writer(members: tuple[Member, ...]) -> Member | None:
-        chosen = writer(members)
-        if chosen is None:
-            chosen = next((m for m in members if m.role == "standalone"), None)
-        return chosen
-
-    def _leased_writer(self, members: tuple[Member, ...]) -> Member | None:
-        """The holder of the catalog's writer lease (``election: catalog``). Without a lease row no election
-        runs: membership decides. With an expired lease, the only rw member if there is one, else nobody
-        until a standby takes the lease."""
-        assert self.lease is not None
-        try:
-            lease = self.lease()
-        except MetaFailed as exc:  # the catalog is unreachable: fall back to what membership says
-            log.warning("reading the writer lease failed: %s", exc)
-            return self._membership_writer(members)
-        if lease is None:
-            return self._membership_writer(members)
-        if lease.remaining > 0:
-            return next((m for m in members if m.address == lease.address or m.node_id == lease.holder),
-                        Member(lease.holder, lease.address, "rw"))
-        rw = [m for m in members if m.role == "rw"]
-        return rw[0] if len(rw) == 1 else None
+        if not writer_lookup.elects(self.provider, self.lease):
+            return writer_lookup.from_membership(members)
+        cached = self._writer
+        now = self.clock()
+        if cached is not None and now - cached[0] < self.writer_cache_seconds:
+            return cached[1]
+        elected = writer_lookup.current_writer(self.provider, members, self.lease)
+        self._writer = (now, elected)
+        return elected
 
     def forget_writer(self) -> None:
         self._writer = None
