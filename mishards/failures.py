@@ -4,7 +4,7 @@ Membership from etcd or Kubernetes drops a dead node within its TTL, but a stati
 forever; without this every search would first try it and pay a failed connection. A node that fails is
 *suspected* for a back-off that doubles on each consecutive failure (``base`` up to ``cap`` seconds); one
 success clears it. Suspects are only avoided, never excluded: when every replica of a segment is suspected
-the search still tries one (``mishards.routing.plan`` with the suspects excluded, then without).
+the search still tries one (``mishards.routing.plan_avoiding``).
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ from milvus_wire import milvus_pb2, wire_fastpath_pb2
 from mishards.catalog_view import CatalogView
 from mishards.cluster import Cluster
 from mishards.results import decode_topk, merge_node_results
-from mishards.routing import RoutePlan, plan, reroute, searchable_segments
+from mishards.routing import RoutePlan, plan_avoiding, reroute, searchable_segments
 
 if TYPE_CHECKING:
     from coordinator.tracing import Metadata, Tracing
@@ -160,14 +160,7 @@ class Fanout:
         addresses = {m.node_id: m.address for m in readers}
         with self._lock:
             inflight = dict(self._inflight)
-        suspects = self.cluster.failures.suspects()
-        route = plan([s.id for s in segs], placement, inflight, suspects)
-        if route.unplaced and suspects:  # every replica suspected: try them anyway
-            last_resort = plan(route.unplaced, placement, inflight)
-            by_node = dict(route.by_node)
-            for node, ids in last_resort.by_node.items():
-                by_node[node] = by_node.get(node, ()) + ids
-            route = RoutePlan(by_node, last_resort.unplaced)
+        route = plan_avoiding([s.id for s in segs], placement, inflight, self.cluster.failures.suspects())
         if route.unplaced:
             raise Failed(ErrorCode.UNEXPECTED_ERROR, f"Segments {list(route.unplaced)[:5]} have no live replica")
         if self.metrics is not None:

@@ -1,7 +1,8 @@
 """Search routing (pure): which segments a search covers, and which ro node searches each of them.
 
 ``searchable_segments`` reads the cached catalog snapshot; ``plan`` spreads the segments over their replicas
-(from ``coordinator.placement``) by load; ``reroute`` / ``replan`` move the segments of a node that failed
+(from ``coordinator.placement``) by load, ``plan_avoiding`` keeps off recently failed nodes while it can;
+``reroute`` / ``replan`` move the segments of a node that failed
 mid-request to their other replicas. Nothing here does I/O or reads a clock.
 """
 
@@ -148,7 +149,28 @@ def replan(
     ``unplaced``.
     """
     moved = reroute(failed_node, route, placement, inflight, exclude)
-    by_node = {node: segs for node, segs in route.by_node.items() if node != failed_node}
-    for node, segs in moved.by_node.items():
+    kept = RoutePlan({node: segs for node, segs in route.by_node.items() if node != failed_node}, route.unplaced)
+    return _joined(kept, moved, kept.unplaced + moved.unplaced)
+
+
+def plan_avoiding(
+    segment_ids: Iterable[int],
+    placement: Placement,
+    inflight: Mapping[NodeRef, int],
+    suspects: frozenset[NodeRef],
+) -> RoutePlan:
+    """``plan`` keeping off the ``suspects`` (nodes that failed recently) while another replica exists;
+    segments whose every replica is suspected go to a suspect anyway, as a last resort."""
+    route = plan(segment_ids, placement, inflight, suspects)
+    if not route.unplaced or not suspects:
+        return route
+    last_resort = plan(route.unplaced, placement, inflight)
+    return _joined(route, last_resort, last_resort.unplaced)
+
+
+def _joined(base: RoutePlan, more: RoutePlan, unplaced: tuple[int, ...]) -> RoutePlan:
+    """``base`` with ``more``'s segments appended to their nodes' lists."""
+    by_node = dict(base.by_node)
+    for node, segs in more.by_node.items():
         by_node[node] = by_node.get(node, ()) + segs
-    return RoutePlan(by_node, route.unplaced + moved.unplaced)
+    return RoutePlan(by_node, unplaced)

@@ -10,7 +10,7 @@ from coordinator.topk import TopK
 from milvus_wire import milvus_pb2
 from mishards.failures import FailureTracker, Suspicion, next_suspicion
 from mishards.fanout import fill_rows, search_param_for_ids
-from mishards.routing import plan
+from mishards.routing import plan, plan_avoiding
 
 
 class Clock:
@@ -61,10 +61,18 @@ def test_routing_avoids_suspects_while_another_replica_exists() -> None:
     segments = list(range(40))
     route = plan(segments, placement, {}, frozenset({"a"}))
     assert "a" not in route.by_node and not route.unplaced
-    # Segments whose replicas are all suspected come back unplaced (the fan-out then tries them anyway).
+    # Segments whose replicas are all suspected come back unplaced from plan ...
     route = plan(segments, placement, {}, frozenset({"a", "b"}))
     both = [s for s in segments if set(placement.replicas(s)) == {"a", "b"}]
     assert sorted(route.unplaced) == both
+    # ... and plan_avoiding sends them to a suspect anyway, the others still off the suspects.
+    avoiding = plan_avoiding(segments, placement, {}, frozenset({"a", "b"}))
+    assert not avoiding.unplaced and sorted(s for segs in avoiding.by_node.values() for s in segs) == segments
+    for seg in segments:
+        node = avoiding.node_of(seg)
+        assert node in placement.replicas(seg)
+        assert node == "c" or seg in both
+    assert plan_avoiding(segments, placement, {}, frozenset({"a"})) == plan(segments, placement, {}, frozenset({"a"}))
 
 
 def test_fill_rows_puts_each_found_row_back_in_its_place() -> None:
