@@ -34,6 +34,7 @@ class CatalogElection:
         self.candidate_id = candidate_id
         self.address = address
         self.ttl = ttl
+        self.interval = max(ttl / 3.0, 0.05)  # between renewals (and between attempts to win)
         self.claim = claim
         self.on_deposed = on_deposed
         self.clock = clock
@@ -62,14 +63,13 @@ class CatalogElection:
                 log.warning("could not release the writer lease (%s); it expires within %.1f s", exc, self.ttl)
 
     def _run(self) -> None:
-        interval = max(self.ttl / 3.0, 0.05)
         while not self._stop.is_set():
             if self._leader:
                 if not self._renew():
                     return
             else:
                 self._try_to_win()
-            self._stop.wait(interval)
+            self._stop.wait(self.interval)
 
     def _try_to_win(self) -> None:
         sent = self.clock()
@@ -102,8 +102,7 @@ class CatalogElection:
         keeper.join()
 
     def _keep_while_claiming(self, done: threading.Event) -> None:
-        interval = max(self.ttl / 3.0, 0.05)
-        while not done.wait(interval) and not self._stop.is_set():
+        while not done.wait(self.interval) and not self._stop.is_set():
             if not self._renew():
                 return
 

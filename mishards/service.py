@@ -125,6 +125,10 @@ class Forwarder:
         except Exception as exc:  # the reply is the writer's; the view follows on its next poll
             log.warning("catalog view refresh failed: %s", exc)
 
+    def _revision(self) -> int:
+        """The revision of the proxy's catalog view, sent to the nodes as the least they must have seen."""
+        return self.view.snapshot().revision if self.view is not None else 0
+
     def _broadcast(self, request: bytes, path: str, timeout: float | None, writer_reply: bytes) -> bytes:
         """Send a cache call (Preload/Release/ReloadSegments) to every read node too; the first error wins.
 
@@ -133,7 +137,7 @@ class Forwarder:
         if status_pb2.Status.FromString(writer_reply).error_code:
             return writer_reply
         readers = self.cluster.readers()
-        revision = self.view.snapshot().revision if self.view is not None else 0
+        revision = self._revision()
         header: tuple[tuple[str, str], ...] = ((MIN_REVISION_HEADER, str(revision)),)
         calls = []
         for member in readers:
@@ -166,7 +170,7 @@ class Forwarder:
         if readers and method in BROADCAST:
             return self._broadcast(request, path, timeout, error_bytes(status_pb2.Status, ErrorCode.SUCCESS, ""))
         if readers and method in READABLE_ANYWHERE and self.fanout is not None:
-            revision = self.view.snapshot().revision if self.view is not None else 0
+            revision = self._revision()
             deadline = time.monotonic() + (timeout or 60.0)
             try:
                 return self.fanout.any_node(readers, path, request, revision, deadline, writer_last=False)
