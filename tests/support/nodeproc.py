@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
@@ -15,7 +14,7 @@ from typing import Any, ClassVar
 import grpc
 
 from milvus_wire import milvus_pb2_grpc
-from tests.support.waiting import poll_for
+from tests.support.waiting import wait_for_ready_file
 
 log = logging.getLogger(__name__)
 
@@ -75,13 +74,7 @@ class NodeProcess:
         self.proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=self._log_fh, stderr=subprocess.STDOUT)
         NodeProcess._running.add(self)
 
-        def is_ready() -> bool:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(f"node exited with {self.proc.returncode}:\n{self.log_tail()}")
-            return ready.exists()
-
-        poll_for(is_ready, timeout, what=f"node ready file {ready}")
-        info = json.loads(ready.read_text())
+        info = wait_for_ready_file(self.proc, ready, timeout, "node", self.log_tail)
         self.address = info["address"]
         self.metrics_port = int(info.get("metrics_port", 0))
         self._channel = grpc.insecure_channel(self.address, options=CHANNEL_OPTIONS)

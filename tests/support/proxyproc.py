@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -15,7 +14,7 @@ import grpc
 
 from milvus_wire import milvus_pb2_grpc
 from tests.support.nodeproc import CHANNEL_OPTIONS, ROOT
-from tests.support.waiting import poll_for
+from tests.support.waiting import wait_for_ready_file
 
 
 class ProxyProcess:
@@ -39,13 +38,7 @@ class ProxyProcess:
         self._log = open(self.workdir / "proxy.log", "wb")  # noqa: SIM115 - open for the child's lifetime
         self.proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT)
 
-        def is_ready() -> bool:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(f"proxy exited with {self.proc.returncode}:\n{self.log_tail()}")
-            return ready.exists()
-
-        poll_for(is_ready, timeout, what="proxy ready file")
-        info = json.loads(ready.read_text())
+        info = wait_for_ready_file(self.proc, ready, timeout, "proxy", self.log_tail)
         self.address = info["address"]
         self.metrics_port = int(info.get("metrics_port", 0))
         self._channel = grpc.insecure_channel(self.address, options=CHANNEL_OPTIONS)

@@ -5,6 +5,7 @@ Nothing in here sleeps for a fixed time: every wait is a poll with a deadline.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -13,7 +14,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,22 @@ def poll_for(predicate: Callable[[], T], timeout: float, interval: float = 0.02,
         if remaining <= 0:
             raise TimeoutError(f"timed out after {timeout:.1f}s waiting for {what or 'condition'}")
         time.sleep(min(interval, remaining))
+
+
+def wait_for_ready_file(proc: subprocess.Popen[bytes], ready: Path, timeout: float, name: str,
+                        log_tail: Callable[[], str]) -> dict[str, Any]:
+    """Wait until ``proc`` writes its ready file and return what it wrote (address, pid, metrics port, ...).
+
+    Raises RuntimeError, with the end of its log, as soon as the process exits instead.
+    """
+
+    def is_ready() -> bool:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited with {proc.returncode}:\n{log_tail()}")
+        return ready.exists()
+
+    poll_for(is_ready, timeout, what=f"{name} ready file {ready}")
+    return dict(json.loads(ready.read_text()))
 
 
 def free_port() -> int:
