@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
 import signal
+import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import fields
 from pathlib import Path
 from types import FrameType
 from typing import Any
+
+import yaml
 
 log = logging.getLogger(__name__)
 
@@ -47,3 +51,37 @@ def coerce_setting(settings_cls: type, name: str, raw: Any) -> Any:
     if kind == "float":
         return float(raw)
     return str(raw)
+
+
+def settings_sources(config_file: str | None, section: str, env: Mapping[str, str], env_prefix: str,
+                     known: set[str]) -> list[tuple[str, Mapping[str, Any]]]:
+    """The settings a YAML config file (its ``section``, or the whole file) and the environment
+    (``<env_prefix><NAME>`` of the ``known`` names) give, as ``(source, values)`` in increasing precedence."""
+    found: list[tuple[str, Mapping[str, Any]]] = []
+    if config_file:
+        with open(config_file, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh) or {}
+        values = data.get(section, data) if isinstance(data, dict) else None
+        if not isinstance(values, dict):
+            raise ValueError(f"{config_file}: expected a mapping of settings")
+        found.append((config_file, values))
+    found.append(("environment", {key[len(env_prefix):].lower(): value for key, value in env.items()
+                                  if key.startswith(env_prefix) and key[len(env_prefix):].lower() in known}))
+    return found
+
+
+def run_command(prog: str, argv: Sequence[str], parse_args: Callable[[Sequence[str]], argparse.Namespace],
+                load: Callable[[str | None, Mapping[str, str], Mapping[str, Any]], Any],
+                serve: Callable[[Any], None]) -> int:
+    """An entry point: parse the command line, load the settings (exit 2 on a bad one), configure logging
+    once, serve until signalled."""
+    args = parse_args(argv)
+    overrides = {k: v for k, v in vars(args).items() if k != "config" and v is not None}
+    try:
+        settings = load(args.config, os.environ, overrides)
+    except (ValueError, OSError) as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    serve(settings)
+    return 0

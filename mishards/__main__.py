@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import logging
-import os
 import sys
 from collections.abc import Sequence
-from typing import Any
 
+from coordinator.lifecycle import run_command
 from mishards import settings as proxy_settings
 from mishards.server import ProxyServer
 
@@ -35,16 +33,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
-    overrides: dict[str, Any] = {k: v for k, v in vars(args).items() if k != "config" and v is not None}
-    try:
-        settings = proxy_settings.load(args.config, os.environ, overrides)
-    except (ValueError, OSError) as exc:
-        print(f"mishards proxy: {exc}", file=sys.stderr)
-        return 2
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    ProxyServer(settings).serve_forever()
-    return 0
+    return run_command("mishards proxy", sys.argv[1:] if argv is None else argv, parse_args, proxy_settings.load,
+                       lambda settings: ProxyServer(settings).serve_forever())
 
 
 if __name__ == "__main__":

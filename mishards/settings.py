@@ -6,9 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-import yaml
-
-from coordinator.lifecycle import coerce_setting
+from coordinator.lifecycle import coerce_setting, settings_sources
 
 ENV_PREFIX = "MISHARDS_PROXY_"
 CONSISTENCY = ("strong", "session")
@@ -53,15 +51,8 @@ def _coerce(name: str, raw: Any) -> Any:
 def load(config_file: str | None, env: Mapping[str, str], overrides: Mapping[str, Any]) -> ProxySettings:
     known = {f.name for f in fields(ProxySettings)}
     values: dict[str, Any] = {}
-    if config_file:
-        with open(config_file, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh) or {}
-        section = data.get("proxy", data) if isinstance(data, dict) else None
-        if not isinstance(section, dict):
-            raise ValueError(f"{config_file}: expected a mapping of settings")
-        values.update(section)
-    values.update({k[len(ENV_PREFIX):].lower(): v for k, v in env.items()
-                   if k.startswith(ENV_PREFIX) and k[len(ENV_PREFIX):].lower() in known})
+    for _source, found in settings_sources(config_file, "proxy", env, ENV_PREFIX, known):
+        values.update(found)
     values.update({k: v for k, v in overrides.items() if v is not None})
     unknown = set(values) - known
     if unknown:

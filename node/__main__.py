@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import logging
-import os
 import sys
 from collections.abc import Sequence
-from typing import Any
 
+from coordinator.lifecycle import run_command
 from node import settings as node_settings
 from node.server import NodeServer
 
@@ -40,26 +38,15 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--advertise", help="HOST:PORT other members use to reach this node")
     p.add_argument("--node-id", help="this node's id in membership (default: the advertised address)")
     p.add_argument("--replication", type=int, help="replicas per segment across read-only nodes (0: automatic)")
-    p.add_argument("--election-ttl", type=float, help="etcd lease TTL of the writer election (seconds)")
+    p.add_argument("--election-ttl", type=float, help="lease TTL of the writer election, etcd or catalog (seconds)")
     p.add_argument("--ready-file", help="write the bound address here once serving")
     p.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR")
     return p.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
-    overrides: dict[str, Any] = {k: v for k, v in vars(args).items() if k != "config" and v is not None}
-    try:
-        settings = node_settings.load(args.config, os.environ, overrides)
-    except (ValueError, OSError) as exc:
-        print(f"mishards node: {exc}", file=sys.stderr)
-        return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    NodeServer(settings).serve_forever()
-    return 0
+    return run_command("mishards node", sys.argv[1:] if argv is None else argv, parse_args, node_settings.load,
+                       lambda settings: NodeServer(settings).serve_forever())
 
 
 if __name__ == "__main__":

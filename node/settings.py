@@ -8,9 +8,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from coordinator.lifecycle import coerce_setting
+from coordinator.lifecycle import coerce_setting, settings_sources
 
 ROLES = ("standalone", "rw", "ro")
 ENV_PREFIX = "MISHARDS_NODE_"
@@ -131,19 +129,8 @@ def from_mapping(base: NodeSettings, values: Mapping[str, Any], source: str) -> 
 def load(config_file: str | None, env: Mapping[str, str], overrides: Mapping[str, Any]) -> NodeSettings:
     """Build the settings from every source, in increasing precedence."""
     settings = NodeSettings()
-    if config_file:
-        with open(config_file, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh) or {}
-        if not isinstance(data, dict):
-            raise ValueError(f"{config_file}: expected a mapping of settings")
-        section = data.get("node", data)
-        settings = from_mapping(settings, section, config_file)
-    env_values = {
-        key[len(ENV_PREFIX) :].lower(): value
-        for key, value in env.items()
-        if key.startswith(ENV_PREFIX) and key[len(ENV_PREFIX) :].lower() in _field_names()
-    }
-    settings = from_mapping(settings, env_values, "environment")
+    for source, values in settings_sources(config_file, "node", env, ENV_PREFIX, _field_names()):
+        settings = from_mapping(settings, values, source)
     return from_mapping(settings, overrides, "command line")
 
 
