@@ -73,6 +73,18 @@ writer_lease = sa.Table(
 )
 
 
+# The write-ahead log's seals: after its replay, the writer of ``epoch`` records the last LSN it replayed;
+# records of older epochs past it are void (a deposed writer's late appends never count).
+wal_seals = sa.Table(
+    "wal_seals",
+    metadata,
+    sa.Column("epoch", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("sealed_lsn", sa.BigInteger, nullable=False),
+    sa.Column("sealed_us", sa.BigInteger, nullable=False),
+    **_TABLE_KW,
+)
+
+
 @dataclass(frozen=True, slots=True)
 class WriterLease:
     holder: str
@@ -390,6 +402,22 @@ class Catalog:
                 return int(row.writer_epoch)
         except SQLAlchemyError as exc:
             raise MetaFailed(f"Cannot claim the writer epoch: {exc}") from exc
+
+    def log_seals(self) -> list[tuple[int, int]]:
+        """Every seal of the write-ahead log as ``(epoch, sealed lsn)``, oldest epoch first."""
+        try:
+            with self.engine.connect() as conn:
+                rows = conn.execute(sa.select(wal_seals.c.epoch, wal_seals.c.sealed_lsn)
+                                    .order_by(wal_seals.c.epoch)).all()
+        except SQLAlchemyError as exc:
+            raise MetaFailed(f"Catalog unavailable: {exc}") from exc
+        return [(int(r.epoch), int(r.sealed_lsn)) for r in rows]
+
+    def seal_log(self, epoch: int, lsn: int) -> None:
+        """Record that the writer of ``epoch`` replayed the log up to ``lsn``: records of older epochs past it
+        are void. Fenced like every write, so only the current writer seals."""
+        with self._write(epoch) as conn:
+            conn.execute(wal_seals.insert().values(epoch=epoch, sealed_lsn=lsn, sealed_us=now_us()))
 
     def writer_state(self) -> tuple[int, int, str]:
         """``(revision, writer epoch, writer id)`` as the catalog records them."""

@@ -15,11 +15,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-import time
 from collections.abc import Callable
 
 from coordinator.catalog import Catalog
 from coordinator.errors import MetaFailed
+from coordinator.fencing import boottime
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 class CatalogElection:
     def __init__(self, catalog: Catalog, candidate_id: str, address: str, ttl: float,
                  claim: Callable[[], int], on_deposed: Callable[[str], None],
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = boottime) -> None:
         if ttl <= 0:
             raise ValueError("ttl must be > 0")
         self.catalog = catalog
@@ -47,6 +47,10 @@ class CatalogElection:
     @property
     def is_leader(self) -> bool:
         return self._leader and self.clock() < self._valid_until
+
+    def valid_until(self) -> float:
+        """The instant (on ``clock``) until which this candidate provably holds the lease (0: it does not)."""
+        return self._valid_until if self._leader else 0.0
 
     def start(self) -> None:
         self._thread.start()

@@ -134,6 +134,14 @@ class WriterElection:
         """How many times this candidate has won."""
         return self._terms
 
+    def valid_until(self) -> float:
+        """The boot-time instant until which this candidate provably holds the writer key (0: it does not):
+        its lease's last successful grant or refresh was sent then minus the TTL. For the writer's fence."""
+        lease, held = self._lease, self._held
+        if lease is None or held is None or not lease.alive:
+            return 0.0
+        return lease.valid_until
+
     def start(self) -> None:
         """Start campaigning in a background thread. Idempotent; an election cannot restart once stopped."""
         with self._lock:

@@ -119,3 +119,15 @@ class ReadOnlyRole(MilvusError):
     """A write reached a node whose role cannot accept it."""
 
     code = ErrorCode.PERMISSION_DENIED
+
+
+class NotWriter(ReadOnlyRole):
+    """This process lost (or never held) the writer role: the write was refused before anything was written,
+    so it is safe to send again to the current writer."""
+
+
+class WriteOutcomeUnknown(UnexpectedError):
+    """A write reached the log but could not be acknowledged: it may or may not take effect. Retrying the
+    same insert (same ids, or through the proxy, which retries with the request's idempotency key) is safe."""
+
+    PREFIX = "Write outcome unknown"

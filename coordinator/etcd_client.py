@@ -35,6 +35,8 @@ from typing import Any, Literal, TypeVar
 
 import aetcd
 
+from coordinator.fencing import boottime
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -163,6 +165,9 @@ class Lease:
         self._task: asyncio.Task[None] | None = None
         self._revoked = False
         self._lost_reason: str | None = None
+        # Boot-time instant until which the lease provably lives: when its last successful grant or refresh
+        # was *sent*, plus the TTL etcd answered (etcd stamped its expiry later than that).
+        self.valid_until = 0.0
 
     @property
     def alive(self) -> bool:
@@ -436,8 +441,10 @@ class EtcdClient:
         seconds = max(1, math.ceil(ttl))
 
         async def _grant(c: aetcd.Client) -> Lease:
+            sent = boottime()
             granted = await c.lease(seconds)
             lease = Lease(self, int(granted.id), int(granted.ttl), on_lost)
+            lease.valid_until = sent + lease.ttl
             self._leases[lease.id] = lease
             if keepalive:
                 lease._task = asyncio.get_running_loop().create_task(
@@ -680,6 +687,7 @@ class EtcdClient:
                 if time.monotonic() < next_refresh:
                     continue
                 sent = time.monotonic()
+                sent_boot = boottime()
                 try:
                     async with asyncio.timeout(max(0.05, min(interval, valid_until - sent))):
                         client = await self._aclient()
@@ -707,6 +715,7 @@ class EtcdClient:
                     log.info("refresh of etcd lease %x succeeded again after %d failures", lease.id, failures)
                 failures = 0
                 valid_until = sent + remaining
+                lease.valid_until = sent_boot + remaining
                 next_refresh = sent + interval
         except asyncio.CancelledError:
             return

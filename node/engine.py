@@ -24,6 +24,7 @@ from coordinator.errors import (
     ReadOnlyRole,
     UnexpectedError,
 )
+from coordinator.fencing import WriterFence
 from coordinator.model import (
     DEFAULT_PARTITION,
     MAX_PARTITIONS,
@@ -41,7 +42,7 @@ from node.membuffer import ALL_PARTITIONS, MemBuffer
 from node.segment_cache import SegmentCache
 from node.settings import NodeSettings
 from node.storage import SegmentStore
-from node.wal import DeleteRecord, InsertRecord, Record, WriteAheadLog
+from node.wal import DeleteRecord, InsertRecord, Record, Seal, WriteAheadLog
 
 if TYPE_CHECKING:
     from node.index_builds import IndexBuilds
@@ -61,6 +62,9 @@ class Engine:
         self.ids = IdGenerator()
         self.segment_names = SegmentNamer()
         self.epoch = 0
+        # Whether this process may still act as the writer: unbounded unless an election's lease bounds it
+        # (the server installs the election's fence before campaigning).
+        self.fence = WriterFence()
         self.writable = False  # True once this node holds the writer epoch (become_writer)
         # An rw node in an etcd cluster waits to win the writer election; otherwise it writes from the start.
         self.elects_writer = settings.role == "rw" and (
@@ -106,6 +110,7 @@ class Engine:
                 return self.epoch
             writer_id = f"{socket.gethostname()}:{os.getpid()}"
             self.epoch = self.catalog.claim_writer(writer_id)
+            self.segment_names = SegmentNamer(self.epoch)
             log.info("writer epoch %d claimed by %s", self.epoch, writer_id)
             self.refresh()
             maintenance.remove_orphans(self)
@@ -117,22 +122,29 @@ class Engine:
             return self.epoch
 
     def _open_wal(self) -> None:
+        """Replay the log (past each collection's flushed LSN, without the void records of deposed writers),
+        seal it at what was replayed, and open a file of this epoch."""
         self.wal = WriteAheadLog(self.settings.storage / "wal", self._apply, self.settings.wal_file_bytes,
-                                 on_fsync=self.metrics.wal_fsync_seconds.observe if self.metrics is not None else None)
+                                 on_fsync=self.metrics.wal_fsync_seconds.observe if self.metrics is not None else None,
+                                 fence=self.fence)
         snap = self.snapshot()
         flushed = {c.id: c.flushed_lsn for c in snap.collections_by_id.values()}
         replayed = 0
         max_flushed = max(flushed.values(), default=0)
-        for lsn, record in self.wal.replay():
-            if lsn <= flushed.get(record.collection_id, lsn):
+        seals = [Seal(epoch, lsn) for epoch, lsn in self.catalog.log_seals()]
+        for item in self.wal.replay(seals):
+            record = item.record
+            if item.lsn <= flushed.get(record.collection_id, item.lsn):
                 continue
-            self._apply(lsn, record)
+            self._apply(item.lsn, record)
             if isinstance(record, InsertRecord) and record.ids.size:
                 self.ids.observe(int(record.ids.max()))
             replayed += 1
-        self.wal.start(min_next_lsn=max_flushed + 1)
-        if replayed:
-            log.info("replayed %d write-ahead log records", replayed)
+        sealed = max(self.wal.last_replayed_lsn, max_flushed)
+        self.catalog.seal_log(self.epoch, sealed)
+        self.wal.start(min_next_lsn=sealed + 1, epoch=self.epoch)
+        log.info("write-ahead log replayed (%d records applied, %d void) and sealed at LSN %d for epoch %d",
+                 replayed, self.wal.voided, sealed, self.epoch)
 
     def close(self, flush: bool = True) -> None:
         self._stop.set()
@@ -206,6 +218,7 @@ class Engine:
 
     def require_writable(self, what: str) -> None:
         if self.writable:
+            self.fence.check(what)
             return
         if self.settings.role == "ro":
             raise ReadOnlyRole(f"{what} is not allowed on a read-only (ro) node")

@@ -139,6 +139,7 @@ class IndexBuilds:
             vectors = np.asarray(engine.store.vectors(coll.id, seg.name))
             index = build_index(kind, vectors, coll.metric, params)
             file = f"index-{engine.segment_names.next()}.bin"
+            engine.fence.check("Writing an index file")
             size = engine.store.write_index(coll.id, seg.name, file, index.save)
             if not engine.catalog.commit_index(engine.epoch, seg.id, kind, params, file, size):
                 engine.store.index_path(coll.id, seg.name, file).unlink(missing_ok=True)

@@ -12,6 +12,7 @@ import numpy as np
 from coordinator.catalog import DeleteUpdate, NewSegment, now_us
 from coordinator.model import MB, Collection, Segment, SegmentState
 from node.engine import Engine
+from node.idgen import next_delete_version
 from node.membuffer import MemBuffer
 
 log = logging.getLogger(__name__)
@@ -75,8 +76,9 @@ def flush_collection(engine: Engine, collection_id: int) -> None:
                 )
         except Exception:
             engine.restore_buffer(collection_id, buf)
-            for name in written:
-                engine.store.remove_segment(collection_id, name)
+            if engine.fence.valid():  # names are this epoch's own: no successor uses them
+                for name in written:
+                    engine.store.remove_segment(collection_id, name)
             raise
         finally:
             engine.done_flushing(collection_id)
@@ -95,6 +97,7 @@ def _write_buffered_rows(engine: Engine, coll: Collection, buf: MemBuffer, writt
             continue
         for start, stop in split_rows(int(ids.shape[0]), max_rows):
             name = engine.segment_names.next()
+            engine.fence.check("Writing a segment")
             size = engine.store.write_segment(coll.id, name, ids[start:stop], vectors[start:stop])
             written.append(name)
             added.append(NewSegment(name, pid, stop - start, 0, size, 0))
@@ -116,7 +119,8 @@ def _apply_deletes(engine: Engine, coll: Collection, segs: Sequence[Segment], bu
         new = np.union1d(old, hit).astype(np.int64)
         if new.size == old.size:
             continue
-        version = seg.delete_version + 1
+        version = next_delete_version(seg.delete_version, engine.epoch)
+        engine.fence.check("Writing a delete log")
         engine.store.write_deletes(coll.id, seg.name, version, new)
         updates.append(DeleteUpdate(seg.id, int(new.size), version))
     return updates
@@ -147,6 +151,7 @@ def _rewrite(engine: Engine, coll: Collection, partition_id: int, segs: Sequence
         max_rows = coll.index_file_size_mb * MB // coll.row_bytes
         for start, stop in split_rows(int(ids.shape[0]), max_rows):
             name = engine.segment_names.next()
+            engine.fence.check("Writing a segment")
             size = engine.store.write_segment(coll.id, name, ids[start:stop], vectors[start:stop])
             written.append(name)
             added.append(NewSegment(name, partition_id, stop - start, 0, size, 0))
@@ -154,8 +159,9 @@ def _rewrite(engine: Engine, coll: Collection, partition_id: int, segs: Sequence
             engine.epoch, coll.id, coll.index_type, added=added, removed=[s.id for s in segs]
         )
     except Exception:
-        for name in written:
-            engine.store.remove_segment(coll.id, name)
+        if engine.fence.valid():
+            for name in written:
+                engine.store.remove_segment(coll.id, name)
         raise
 
 
@@ -210,8 +216,10 @@ def collect_garbage(engine: Engine) -> None:
     if not segs and not colls:
         return
     for _, cid, name in segs:
+        engine.fence.check("Removing segment files")
         engine.store.remove_segment(cid, name)
     for cid in engine.catalog.purge(engine.epoch, [s[0] for s in segs], colls):
+        engine.fence.check("Removing collection files")
         engine.store.remove_collection(cid)
     snap = engine.refresh()
     engine.cache.retain(set(snap.segments_by_id))
@@ -226,6 +234,7 @@ def remove_stale_index_files(engine: Engine) -> int:
         if seg.collection_id not in snap.collections_by_id or seg.state is SegmentState.TO_DELETE:
             continue
         for path in engine.store.stale_index_files(seg.collection_id, seg.name, seg.index_file, cutoff):
+            engine.fence.check("Removing index files")
             path.unlink(missing_ok=True)
             removed += 1
     return removed
@@ -233,6 +242,7 @@ def remove_stale_index_files(engine: Engine) -> int:
 
 def remove_orphans(engine: Engine) -> None:
     """At writer start: delete folders the catalog does not know (left by a crash mid-write)."""
+    engine.fence.check("Removing orphaned folders")
     snap = engine.snapshot()
     known: dict[int, set[str]] = {}
     for seg in snap.segments_by_id.values():

@@ -14,6 +14,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from coordinator import tracing as spans
+from coordinator.fencing import WriterFence
 from coordinator.lifecycle import serve_until_signalled, write_ready_file
 from coordinator.membership import Member
 from coordinator.tracing import Tracing, configure_tracing
@@ -108,6 +109,12 @@ def milvus_handler(servicer: Any, tracing: Tracing | None = None,
     return grpc.method_handlers_generic_handler(SERVICE, handlers)
 
 
+def writer_fence(valid_until: Callable[[], float], ttl: float) -> WriterFence:
+    """The fence of an elected writer: its lease's provable deadline, less a margin for clock rate differences
+    between this machine and the one that keeps the lease (etcd or the catalog database)."""
+    return WriterFence(valid_until, margin=min(0.25, ttl * 0.05))
+
+
 class NodeServer:
     def __init__(self, settings: NodeSettings) -> None:
         self.settings = settings
@@ -190,6 +197,7 @@ class NodeServer:
             client, parse_membership_uri(self.settings.membership).prefix, me.node_id, me.address,
             ttl=self.settings.election_ttl, claim=self.engine.become_writer, on_deposed=deposed,
         )
+        self.engine.fence = writer_fence(self.election.valid_until, self.settings.election_ttl)
         self.election.start()
 
     def _campaign_in_catalog(self) -> None:
@@ -210,6 +218,7 @@ class NodeServer:
             self._lease_catalog, self.settings.node_id or advertise, advertise, self.settings.election_ttl,
             claim=self.engine.become_writer, on_deposed=deposed,
         )
+        self.engine.fence = writer_fence(self.election.valid_until, self.settings.election_ttl)
         self.election.start()
 
     def stop(self, grace: float = 5.0) -> None:

@@ -44,7 +44,7 @@ def test_concurrent_appends_are_group_committed_in_order(tmp_path: Path) -> None
 
     replayed = []
     again = WriteAheadLog(tmp_path / "wal", lambda lsn, _rec: None)
-    for lsn, rec in again.replay():
-        replayed.append(lsn)
-        assert isinstance(rec, InsertRecord | DeleteRecord)
+    for item in again.replay():
+        replayed.append(item.lsn)
+        assert isinstance(item.record, InsertRecord | DeleteRecord)
     assert replayed == list(range(1, total + 1))
