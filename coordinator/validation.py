@@ -17,7 +17,9 @@ from coordinator.model import (
     MAX_DIMENSION,
     MAX_INDEX_FILE_SIZE_MB,
     MAX_NAME_LENGTH,
+    MAX_SEARCH_RESULT_BYTES,
     MAX_TOPK,
+    RESULT_SLOT_BYTES,
     MetricType,
 )
 
@@ -76,6 +78,15 @@ def index_file_size(value: int) -> None:
 def topk(value: int) -> None:
     if value <= 0 or value > MAX_TOPK:
         raise IllegalTopk(f"Invalid topk: {value}. The topk must be within the range of 1 ~ {MAX_TOPK}.")
+
+
+def result_size(nq: int, topk_value: int) -> None:
+    """Milvus 1.1.1's result-size rule, checked right after topk: an id and a distance per result slot
+    (``nq * topk * 12`` bytes) must stay under :data:`MAX_SEARCH_RESULT_BYTES` (2 GiB)."""
+    if nq * topk_value * RESULT_SLOT_BYTES >= MAX_SEARCH_RESULT_BYTES:
+        raise IllegalTopk(
+            f"Invalid nq {nq} topk {topk_value}. The search result size may exceed the RPC transmission limit."
+        )
 
 
 def partition_tag(tag: str) -> str:

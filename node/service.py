@@ -313,11 +313,13 @@ class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):
     # -- search --------------------------------------------------------------------------------
 
     def _search_setup(
-        self, name: str, topk: int, tags: Any, extra: Any
+        self, name: str, topk: int, nq: int, tags: Any, extra: Any
     ) -> tuple[Collection, list[Segment], params.SearchParams]:
-        """Validation in Milvus order: name, topk, tags, existence, params (against the collection's index)."""
+        """Validation in Milvus order: name, topk, result size (nq x topk), tags, existence, params (against
+        the collection's index)."""
         validation.collection_name(name)
         validation.topk(topk)
+        validation.result_size(nq, topk)
         clean = [validation.partition_tag(t) for t in tags]
         coll = self.engine.collection(name)
         sp = params.search_params(coll.index_type, params.parse_extra_params(extra, "search params"), topk)
@@ -328,7 +330,8 @@ class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):
     @rpc(milvus_pb2.TopKQueryResult)
     def Search(self, request: Any) -> Any:
         coll, segs, sp = self._search_setup(
-            request.collection_name, request.topk, request.partition_tag_array, request.extra_params
+            request.collection_name, request.topk, len(request.query_record_array), request.partition_tag_array,
+            request.extra_params,
         )
         if self.tracing is not None:
             self.tracing.annotate({spans.SEGMENTS: len(segs)})
@@ -338,7 +341,8 @@ class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):
     @rpc(milvus_pb2.TopKQueryResult)
     def SearchByID(self, request: Any) -> Any:
         coll, segs, sp = self._search_setup(
-            request.collection_name, request.topk, request.partition_tag_array, request.extra_params
+            request.collection_name, request.topk, len(request.id_array), request.partition_tag_array,
+            request.extra_params,
         )
         if len(request.id_array) == 0:
             raise IllegalArgument("No vector id specified")
@@ -364,7 +368,8 @@ class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):
     @rpc(milvus_pb2.TopKQueryResult)
     def SearchInFiles(self, request: Any) -> Any:
         sp = request.search_param
-        coll, _, search_params = self._search_setup(sp.collection_name, sp.topk, [], sp.extra_params)
+        coll, _, search_params = self._search_setup(sp.collection_name, sp.topk, len(sp.query_record_array), [],
+                                                    sp.extra_params)
         if len(request.file_id_array) == 0 or len(request.file_id_array) > MAX_SEARCH_FILES:
             raise UnexpectedError("Invalid file id")
         segs = self._files(coll, request.file_id_array, self.engine.snapshot())

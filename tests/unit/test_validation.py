@@ -136,6 +136,19 @@ def test_topk_rejects(k: int) -> None:
     assert err.reason == f"Invalid topk: {k}. The topk must be within the range of 1 ~ 16384."
 
 
+@pytest.mark.parametrize(("nq", "k"), [(1, 1), (10_922, 16_384), (178_956_970, 1), (0, 10**9)])
+def test_result_size_accepts_results_under_2_gib(nq: int, k: int) -> None:
+    validation.result_size(nq, k)
+
+
+@pytest.mark.parametrize(("nq", "k"), [(12_000, 16_384), (10_923, 16_384), (178_956_971, 1), (2048, 1 << 20)])
+def test_result_size_refuses_2_gib_and_more(nq: int, k: int) -> None:
+    """nq * topk * 12 bytes >= 2 GiB: ILLEGAL_TOPK with 1.1.1's wording, for any topk (not only up to today's max)."""
+    err = _error(validation.result_size, nq, k)
+    assert err.code == ErrorCode.ILLEGAL_TOPK
+    assert err.reason == f"Invalid nq {nq} topk {k}. The search result size may exceed the RPC transmission limit."
+
+
 @pytest.mark.parametrize(
     ("raw", "trimmed"),
     [
