@@ -1,0 +1,149 @@
+"""One scenario run: create the collection, run the workload while faults happen, heal, check, and report the
+figures (printed, and written to ``results.json`` in the run's folder)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from e2e.analysis import rates, write_outages
+from e2e.checker import check_data
+from e2e.cluster import Cluster
+from e2e.nemesis import Fault, Nemesis
+from e2e.outcomes import ACKED, UNKNOWN, Op
+from e2e.supervisor import all_down, down_intervals
+from e2e.workload import Workload, WorkloadConfig
+from milvus_wire import milvus_pb2
+from tests.support.waiting import poll_for
+
+log = logging.getLogger(__name__)
+
+DIM = 16
+COLLECTION = "e2e"
+SEARCH_SUCCESS_MIN = 0.999
+
+
+@dataclass
+class Result:
+    name: str
+    figures: dict[str, Any]
+    problems: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        f = self.figures
+        return (f"{self.name}: acked {f['acked_rows']} rows, lost {f['lost']}, resurrected {f['resurrected']}, "
+                f"duplicates {f['duplicates']}, unknown {f['unknown_rows']}, applied-despite-refusal "
+                f"{f['applied_despite_refusal']}, longest write outage {f['write_outage_s']:.1f}s, "
+                f"search success {f['search_success']:.4f} ({f['search_failed']} failed)"
+                + (f"; PROBLEMS: {'; '.join(self.problems)}" if self.problems else ""))
+
+
+def create_collection(stub: Any, timeout: float = 60.0) -> None:
+    schema = milvus_pb2.CollectionSchema(collection_name=COLLECTION, dimension=DIM, index_file_size=1, metric_type=1)
+
+    def created() -> bool:
+        try:
+            return stub.CreateCollection(schema, timeout=10).error_code == 0
+        except Exception:
+            return False
+
+    poll_for(created, timeout, interval=0.3, what="CreateCollection through the proxy")
+
+
+def _windows_rel(windows: Sequence[tuple[float, float]], t0: float) -> list[list[float]]:
+    return [[round(a - t0, 2), round(b - t0, 2)] for a, b in windows]
+
+
+def run(name: str, cluster: Cluster, out_dir: Path, duration: float, *, seed: int = 0,
+        faults: Sequence[Fault] = (), action: Callable[[Cluster, float], dict[str, Any]] | None = None,
+        workload: WorkloadConfig | None = None, outage_limit: float | None = None,
+        excused: Callable[[float], list[tuple[float, float]]] | None = None) -> Result:
+    """Run ``duration`` seconds of load. ``faults`` go to a ``Nemesis``; ``action(cluster, t0)`` runs in this
+    thread meanwhile (infrastructure faults) and returns figures of its own. ``excused(t_end)`` adds windows in
+    which writes cannot succeed (e.g. the catalog database is down). ``outage_limit`` defaults to TTL + 2 s."""
+    ttl = cluster.spec.election_ttl
+    limit = ttl + 2.0 if outage_limit is None else outage_limit
+    stubs = cluster.proxy_stubs()
+    create_collection(stubs[0])
+    load = Workload(stubs, COLLECTION, DIM, workload or WorkloadConfig(), seed=seed)
+    nemesis = Nemesis(cluster, faults)
+    print(f"\n[{name}] seed {seed}, {duration:.0f}s, fault plan: " + ("; ".join(f.describe() for f in faults)
+                                                                      if faults else "(none)"))
+    t0 = time.monotonic()
+    load.start()
+    nemesis.start()
+    extra: dict[str, Any] = {}
+    try:
+        if action is not None:
+            extra = action(cluster, t0)
+        remaining = t0 + duration - time.monotonic()
+        if remaining > 0:
+            time.sleep(remaining)  # the load runs for the scenario's duration
+    finally:
+        nemesis.stop()
+        try:
+            cluster.heal()
+        finally:
+            load.stop()
+    t_end = time.monotonic()
+    ops = load.ops()
+    report = check_data(stubs, COLLECTION, DIM, ops, seed)
+    events = cluster.timeline.events()
+    writers_down = all_down([down_intervals(events, p.name, t_end) for p in cluster.writers])
+    more = excused(t_end) if excused is not None else []
+    acks = [op.done for op in ops if op.kind in ("insert", "delete") and op.outcome == ACKED]
+    outages = write_outages(acks, t0 + 1.0, t_end, [*writers_down, *more])
+    proxy_down = {i: down_intervals(events, p.name, t_end) for i, p in enumerate(cluster.proxies)}
+    searches = rates(ops, "search", proxy_down)
+    writes = rates(ops, "insert", proxy_down)
+    deletes = rates(ops, "delete", proxy_down)
+    figures: dict[str, Any] = {
+        "scenario": name, "seed": seed, "duration_s": round(t_end - t0, 1), "election_ttl": ttl,
+        **report.figures(),
+        "write_outage_s": round(outages[0].length, 2) if outages else 0.0,
+        "write_outage_limit_s": limit,
+        "write_outages": [{"from": round(w.start - t0, 2), "to": round(w.end - t0, 2), "excused": round(w.excused, 2),
+                           "length": round(w.length, 2)} for w in outages],
+        "no_writer_electable": _windows_rel(writers_down, t0),
+        "excused_windows": _windows_rel(more, t0),
+        "search_success": round(searches.success, 5), "searches": searches.total, "search_failed":
+            searches.total - searches.ok, "searches_excluded_proxy_down": searches.excluded,
+        "search_codes": searches.by_code, "insert_codes": writes.by_code, "delete_codes": deletes.by_code,
+        "inserts": writes.total, "deletes": deletes.total,
+        "unknown_outcomes": sum(op.outcome == UNKNOWN for op in ops),
+        "max_latency_s": _max_latency(ops),
+        "error_reasons": _reasons(ops),
+        "faults_applied": nemesis.applied, "faults_skipped": nemesis.skipped,
+        "restarts": {k: v for k, v in cluster.supervisor.restarts.items() if v},
+        "exit_codes": {k: v for k, v in cluster.supervisor.exit_codes.items() if v},
+        **extra,
+    }
+    problems = report.problems()
+    if figures["write_outage_s"] > limit:
+        problems.append(f"write outage {figures['write_outage_s']:.1f}s > {limit:.1f}s")
+    if searches.success < SEARCH_SUCCESS_MIN:
+        problems.append(f"search success {searches.success:.4f} < {SEARCH_SUCCESS_MIN}")
+    result = Result(name, figures, problems)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "results.json").write_text(json.dumps({**figures, "problems": problems}, indent=1, default=str))
+    print(json.dumps({**figures, "problems": problems}, indent=1, default=str))
+    print(result.summary())
+    return result
+
+
+def _max_latency(ops: Sequence[Op]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for op in ops:
+        out[op.kind] = round(max(out.get(op.kind, 0.0), op.done - op.sent), 2)
+    return out
+
+
+def _reasons(ops: Sequence[Op], top: int = 8) -> list[str]:
+    counts = Counter(f"{op.kind} {op.code} {op.reason[:100]}" for op in ops if op.outcome != ACKED)
+    return [f"{n}x {text}" for text, n in counts.most_common(top)]
