@@ -56,19 +56,26 @@ class DataReport:
             "search_oracle_mismatches": self.search_mismatches, "search_oracle_checked": self.search_checked,
         }
 
-    def problems(self) -> list[str]:
+    def problems(self) -> dict[str, str]:
+        """What is wrong, by kind (``lost``, ``resurrected``, ``count_over``...), each with its figures."""
         v = self.verdict
-        out = []
+        out: dict[str, str] = {}
         lo, hi = self.count_bounds
-        for name, n in (("acknowledged rows lost", len(v.lost)), ("acknowledged deletes resurrected",
-                        len(v.resurrected)), ("writes applied although refused", len(v.applied_despite_refusal)),
-                        ("rows never sent", len(v.phantoms)), ("rows with a wrong vector", len(v.wrong_vectors)),
-                        ("duplicate rows", self.duplicates), ("listed ids not found", self.listed_not_found),
-                        ("searches unlike the oracle", self.search_mismatches)):
+        for kind, n, text in (("lost", len(v.lost), "acknowledged rows lost"),
+                              ("resurrected", len(v.resurrected), "acknowledged deletes undone"),
+                              ("applied_despite_refusal", len(v.applied_despite_refusal),
+                               "writes applied although the answer said they failed"),
+                              ("phantoms", len(v.phantoms), "rows never sent"),
+                              ("wrong_vectors", len(v.wrong_vectors), "rows with a wrong vector"),
+                              ("duplicates", self.duplicates, "duplicate rows"),
+                              ("listed_not_found", self.listed_not_found, "listed ids GetVectorsByID does not find"),
+                              ("search_oracle", self.search_mismatches, "searches unlike the numpy oracle")):
             if n:
-                out.append(f"{n} {name}")
-        if not lo <= self.count <= hi:
-            out.append(f"count {self.count} outside [{lo}, {hi}]")
+                out[kind] = f"{n} {text}"
+        if self.count < lo:
+            out["count_under"] = f"count {self.count} < {lo} (acknowledged rows not deleted)"
+        if self.count > hi:
+            out["count_over"] = f"count {self.count} > {hi} (acknowledged or unknown-outcome rows not deleted)"
         return out
 
 

@@ -7,6 +7,7 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,13 +44,14 @@ class WorkloadConfig:
     deleters: int = 1
     searchers: int = 2
     batch: int = 50
-    insert_interval: float = 0.05
+    insert_interval: float = 0.1
     delete_batch: int = 10
-    delete_interval: float = 0.2
+    delete_interval: float = 0.25
     search_nq: int = 2
     topk: int = 10
     search_interval: float = 0.05
     deadline: float = 15.0  # the client's deadline for one call
+    max_inflight: int = 48  # calls of one worker awaiting an answer
 
 
 class Workload:
@@ -68,6 +70,7 @@ class Workload:
         self._chosen_for_delete: set[int] = set()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._inflight: set[Any] = set()
 
     # -- control -----------------------------------------------------------------------------
 
@@ -82,9 +85,17 @@ class Workload:
         return self
 
     def stop(self) -> None:
+        """Stop sending, then wait for every call in flight to end (each has the client's deadline)."""
         self._stop.set()
         for t in self._threads:
             t.join(timeout=self.config.deadline + 30)
+        deadline = time.monotonic() + self.config.deadline + 30
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not self._inflight:
+                    return
+            time.sleep(0.05)
+        raise TimeoutError("calls still in flight past their deadline")
 
     def ops(self) -> list[Op]:
         with self._lock:
@@ -107,16 +118,37 @@ class Workload:
             if op.kind == "insert" and op.outcome == ACKED:
                 self._acked_batches.append((op.first_id, op.count))
 
-    def _call(self, proxy: int, method: str, request: Any) -> tuple[Any, str | None]:
-        try:
-            return getattr(self.stubs[proxy], method)(request, timeout=self.config.deadline), None
-        except grpc.RpcError as exc:
-            return None, exc.code().name
+    def _send(self, proxy: int, method: str, request: Any, slots: threading.BoundedSemaphore,
+              finish: Callable[[float, Any, str | None], Op]) -> None:
+        """Send without waiting for the answer (a stuck call must not stop the load), at most ``slots`` calls of
+        one worker in flight; ``finish(sent, reply, grpc_code)`` makes the record when the answer comes."""
+        slots.acquire()
+        sent = time.monotonic()
+        future = getattr(self.stubs[proxy], method).future(request, timeout=self.config.deadline)
+
+        def done(f: Any) -> None:
+            try:
+                reply, code = f.result(), None
+            except grpc.RpcError as exc:
+                reply, code = None, exc.code().name
+            except Exception as exc:  # a cancelled future
+                reply, code = None, type(exc).__name__
+            try:
+                self._record(finish(sent, reply, code))
+            finally:
+                slots.release()
+                with self._lock:
+                    self._inflight.discard(f)
+
+        with self._lock:
+            self._inflight.add(future)
+        future.add_done_callback(done)
 
     # -- workers -----------------------------------------------------------------------------
 
     def _inserter(self, index: int) -> None:
         c = self.config
+        slots = threading.BoundedSemaphore(c.max_inflight)
         i = 0
         while not self._stop.wait(c.insert_interval):
             with self._lock:
@@ -127,17 +159,19 @@ class Workload:
             i += 1
             request = milvus_pb2.InsertParam(collection_name=self.collection, row_id_array=ids.tolist(),
                                              row_record_array=rows(vectors_for(ids, self.dim)))
-            sent = time.monotonic()
-            reply, grpc_code = self._call(proxy, "Insert", request)
-            done = time.monotonic()
-            code = None if reply is None else reply.status.error_code
-            reason = "" if reply is None else reply.status.reason
-            self._record(Op("insert", proxy, sent, done, classify_write(code, reason, grpc_code),
-                            code_label(code, grpc_code), reason, first_id=first, count=c.batch))
+
+            def finish(sent: float, reply: Any, grpc_code: str | None, proxy: int = proxy, first: int = first) -> Op:
+                code = None if reply is None else reply.status.error_code
+                reason = "" if reply is None else reply.status.reason
+                return Op("insert", proxy, sent, time.monotonic(), classify_write(code, reason, grpc_code),
+                          code_label(code, grpc_code), reason, first_id=first, count=c.batch)
+
+            self._send(proxy, "Insert", request, slots, finish)
 
     def _deleter(self, index: int) -> None:
         c = self.config
         rng = random.Random(self.seed * 1000 + 500 + index)
+        slots = threading.BoundedSemaphore(c.max_inflight)
         i = 0
         while not self._stop.wait(c.delete_interval):
             with self._lock:
@@ -151,18 +185,21 @@ class Workload:
                 continue
             proxy = (index + i) % len(self.stubs)
             i += 1
-            sent = time.monotonic()
-            reply, grpc_code = self._call(proxy, "DeleteByID", milvus_pb2.DeleteByIDParam(
-                collection_name=self.collection, id_array=chosen))
-            done = time.monotonic()
-            code = None if reply is None else reply.error_code
-            reason = "" if reply is None else reply.reason
-            self._record(Op("delete", proxy, sent, done, classify_write(code, reason, grpc_code),
-                            code_label(code, grpc_code), reason, ids=tuple(chosen)))
+
+            def finish(sent: float, reply: Any, grpc_code: str | None, proxy: int = proxy,
+                       chosen: tuple[int, ...] = tuple(chosen)) -> Op:
+                code = None if reply is None else reply.error_code
+                reason = "" if reply is None else reply.reason
+                return Op("delete", proxy, sent, time.monotonic(), classify_write(code, reason, grpc_code),
+                          code_label(code, grpc_code), reason, ids=chosen)
+
+            self._send(proxy, "DeleteByID", milvus_pb2.DeleteByIDParam(collection_name=self.collection,
+                                                                        id_array=chosen), slots, finish)
 
     def _searcher(self, index: int) -> None:
         c = self.config
         rng = random.Random(self.seed * 1000 + 900 + index)
+        slots = threading.BoundedSemaphore(c.max_inflight)
         i = 0
         while not self._stop.wait(c.search_interval):
             with self._lock:
@@ -172,10 +209,11 @@ class Workload:
             i += 1
             request = milvus_pb2.SearchParam(collection_name=self.collection, topk=c.topk,
                                              query_record_array=rows(vectors_for(ids, self.dim)))
-            sent = time.monotonic()
-            reply, grpc_code = self._call(proxy, "Search", request)
-            done = time.monotonic()
-            code = None if reply is None else reply.status.error_code
-            reason = "" if reply is None else reply.status.reason
-            self._record(Op("search", proxy, sent, done, classify_search(code, grpc_code), code_label(code, grpc_code),
-                            reason))
+
+            def finish(sent: float, reply: Any, grpc_code: str | None, proxy: int = proxy) -> Op:
+                code = None if reply is None else reply.status.error_code
+                reason = "" if reply is None else reply.status.reason
+                return Op("search", proxy, sent, time.monotonic(), classify_search(code, grpc_code),
+                          code_label(code, grpc_code), reason)
+
+            self._send(proxy, "Search", request, slots, finish)

@@ -39,6 +39,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--node-id", help="this node's id in membership (default: the advertised address)")
     p.add_argument("--replication", type=int, help="replicas per segment across read-only nodes (0: automatic)")
     p.add_argument("--election-ttl", type=float, help="lease TTL of the writer election, etcd or catalog (seconds)")
+    p.add_argument("--idempotency-window", type=float,
+                   help="seconds during which a retried insert is answered instead of applied twice (0: off)")
     p.add_argument("--ready-file", help="write the bound address here once serving")
     p.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR")
     return p.parse_args(argv)

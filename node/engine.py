@@ -36,6 +36,7 @@ from coordinator.model import (
     Partition,
 )
 from coordinator.snapshots import SnapshotHolder
+from node.idempotency import RecentWrites, content_key
 from node.idgen import IdGenerator, SegmentNamer
 from node.kernels import OmpThreads
 from node.membuffer import ALL_PARTITIONS, MemBuffer
@@ -81,6 +82,11 @@ class Engine:
         self._maint_locks: dict[int, threading.Lock] = {}
         self._flushing: dict[int, int] = {}  # collection id -> first LSN of a buffer being flushed
         self.wal: WriteAheadLog | None = None
+        # Keyed inserts and deletes of the idempotency window (replayed from the log by a new writer), and the
+        # keyed inserts still on their way to the log (a retry waits for the first attempt's outcome).
+        self.recent = RecentWrites(settings.idempotency_window, time.monotonic)
+        self._keys_lock = threading.Lock()
+        self._pending_keys: dict[bytes, Future[np.ndarray]] = {}
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._background: threading.Thread | None = None
@@ -135,6 +141,7 @@ class Engine:
         for item in self.wal.replay(seals):
             record = item.record
             if item.lsn <= flushed.get(record.collection_id, item.lsn):
+                self._remember(item.lsn, record)  # flushed already; its key still answers retries
                 continue
             self._apply(item.lsn, record)
             if isinstance(record, InsertRecord) and record.ids.size:
@@ -303,9 +310,44 @@ class Engine:
     # -- writes --------------------------------------------------------------------------------
 
     def insert(self, coll: Collection, partition: Partition, ids: np.ndarray | None,
-               vectors: np.ndarray) -> np.ndarray:
-        """Append rows durably; returns their ids once the WAL has them on disk."""
+               vectors: np.ndarray, request_key: bytes = b"") -> np.ndarray:
+        """Append rows durably; returns their ids once the WAL has them on disk.
+
+        A retry of an insert applied within the idempotency window (the same batch with explicit ids, or an
+        automatic-id batch under the same ``request_key``) is answered with the ids it got, not applied again.
+        """
         self.require_writable("Insert")
+        key = b""
+        if self.recent.enabled:
+            key = content_key(coll.id, partition.id, ids, vectors) if ids is not None else request_key
+        if not key:
+            return self._insert(coll, partition, ids, vectors, b"")
+        claimed: Future[np.ndarray] = Future()
+        with self._keys_lock:
+            done = self.recent.lookup(key)
+            earlier = self._pending_keys.get(key)
+            if done is None and earlier is None:
+                self._pending_keys[key] = claimed
+        if done is not None:
+            log.info("insert of %d rows into %s is a retry of one applied at LSN %d: not applied again",
+                     done.ids.size, coll.name, done.lsn)
+            return done.ids
+        if earlier is not None:
+            return earlier.result()  # the first attempt is still on its way: its outcome is the answer
+        try:
+            row_ids = self._insert(coll, partition, ids, vectors, key)
+        except BaseException as exc:
+            claimed.set_exception(exc)
+            raise
+        else:
+            claimed.set_result(row_ids)
+            return row_ids
+        finally:
+            with self._keys_lock:
+                self._pending_keys.pop(key, None)
+
+    def _insert(self, coll: Collection, partition: Partition, ids: np.ndarray | None, vectors: np.ndarray,
+                key: bytes) -> np.ndarray:
         n = int(vectors.shape[0])
         wanted = IdMode.USER if ids is not None else IdMode.AUTO
         with self._ddl_lock:
@@ -323,7 +365,7 @@ class Engine:
                     "Entities IDs are user-defined. Please provide IDs for all entities of the collection."
                 )
             row_ids = self.ids.take(n) if ids is None else ids
-            fut = self._append(InsertRecord(coll.id, partition.id, row_ids, vectors))
+            fut = self._append(InsertRecord(coll.id, partition.id, row_ids, vectors, key))
         fut.result()
         return row_ids
 
@@ -339,8 +381,16 @@ class Engine:
             self._wake.set()
         return fut
 
+    def _remember(self, lsn: int, record: Record) -> None:
+        """Keep what retries are recognised by: keyed inserts, and deletes that unmake them (in LSN order)."""
+        if isinstance(record, InsertRecord):
+            self.recent.inserted(record.key, record.collection_id, record.ids, lsn)
+        else:
+            self.recent.deleted(record.collection_id, record.ids, lsn)
+
     def _apply(self, lsn: int, record: Record) -> None:
         """Apply a durable WAL record to the insert buffers (called in LSN order)."""
+        self._remember(lsn, record)
         snap = self.snapshot()
         if record.collection_id not in snap.collections_by_id:
             return

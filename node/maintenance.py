@@ -52,7 +52,9 @@ def flush(engine: Engine, collection_ids: Iterable[int] | None) -> None:
     for cid in targets:
         flush_collection(engine, cid)
     if engine.wal is not None:
-        engine.wal.truncate(engine.oldest_unflushed_lsn() - 1)
+        engine.fence.check("Removing log files")
+        # Flushed files go once older than the idempotency window (their keys answer retries until then).
+        engine.wal.truncate(engine.oldest_unflushed_lsn() - 1, time.time() - engine.settings.idempotency_window)
 
 
 def flush_collection(engine: Engine, collection_id: int) -> None:

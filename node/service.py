@@ -10,6 +10,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +43,7 @@ from milvus_wire import milvus_pb2, milvus_pb2_grpc, status_pb2
 from node import convert, maintenance, params
 from node.commands import Commands
 from node.engine import Engine
+from node.idempotency import REQUEST_KEY_HEADER, parse_request_key
 from node.metrics import NodeMetrics
 from node.reader import Reader
 
@@ -63,6 +65,19 @@ def _min_revision(context: Any) -> int:
     return 0
 
 
+# The gRPC context of the call a handler thread is serving (handlers take only the request).
+_CALL: ContextVar[Any] = ContextVar("call", default=None)
+
+
+def _request_key() -> bytes:
+    """The idempotency key the proxy attached to this call (b"" if none)."""
+    context = _CALL.get()
+    for key, value in (context.invocation_metadata() or ()) if context is not None else ():
+        if key == REQUEST_KEY_HEADER:
+            return parse_request_key(str(value))
+    return b""
+
+
 def rpc(reply_type: Any) -> Callable[[Handler], GrpcMethod]:
     """Map every error of a handler to a ``reply_type`` carrying the Milvus status; never raise."""
 
@@ -73,6 +88,7 @@ def rpc(reply_type: Any) -> Callable[[Handler], GrpcMethod]:
             code = ErrorCode.SUCCESS
             if self.metrics is not None:
                 self.metrics.begin()
+            call = _CALL.set(context)
             try:
                 if context is not None and not self.engine.writable:
                     self.engine.catch_up(_min_revision(context))
@@ -86,6 +102,7 @@ def rpc(reply_type: Any) -> Callable[[Handler], GrpcMethod]:
                 code = ErrorCode.UNEXPECTED_ERROR
                 return convert.error_reply(reply_type, UnexpectedError(f"Internal error: {exc}"))
             finally:
+                _CALL.reset(call)
                 if self.metrics is not None:
                     self.metrics.observe(fn.__name__, int(code), time.perf_counter() - started)
 
@@ -258,7 +275,7 @@ class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):
                 "Entities IDs are user-defined. Please provide IDs for all entities of the collection."
             )
         part = self._partition_for_write(coll, tag)
-        row_ids = self.engine.insert(coll, part, ids, vectors)
+        row_ids = self.engine.insert(coll, part, ids, vectors, _request_key())
         return milvus_pb2.VectorIds(status=convert.OK, vector_id_array=row_ids.tolist())
 
     @rpc(milvus_pb2.VectorsData)

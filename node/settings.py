@@ -42,6 +42,9 @@ class NodeSettings:
     # 'catalog' = rw nodes campaign for a lease in the catalog (no etcd needed)
     election: str = ""
     election_ttl: float = 5.0  # etcd lease TTL of the writer election and of membership records
+    # seconds during which a retried insert (the same batch with explicit ids, or the proxy's retry of an
+    # auto-id batch) is answered instead of applied twice; the log keeps its files that long (0 = off)
+    idempotency_window: float = 60.0
     ready_file: str = ""  # when set, the bound address is written here once serving
     log_level: str = "INFO"
 
@@ -56,6 +59,8 @@ class NodeSettings:
             raise ValueError("catalog_refresh_interval must be within (0, 60] seconds")
         for name in ("cache_size", "insert_buffer_size", "wal_file_size"):
             parse_size(getattr(self, name))
+        if not 0 <= self.idempotency_window <= 86400:
+            raise ValueError("idempotency_window must be within [0, 86400] seconds")
         if self.election not in ("", "catalog"):
             raise ValueError(f"election must be '' or 'catalog', not {self.election!r}")
         if self.replication < 0:

@@ -229,6 +229,13 @@ def parse_file_name(name: str) -> tuple[int, int] | None:
     return int(first), int(epoch or 0)
 
 
+def _modified(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return 0.0
+
+
 def file_name(first_lsn: int, epoch: int) -> str:
     return f"{first_lsn:020d}-{epoch:010d}.wal"
 
@@ -415,13 +422,14 @@ class WriteAheadLog:
         for *_, fut in batch:
             fut.set_exception(error)
 
-    def truncate(self, durable_lsn: int) -> None:
-        """Delete closed log files whose valid records are all at or below ``durable_lsn``."""
+    def truncate(self, durable_lsn: int, keep_newer_than: float = float("inf")) -> None:
+        """Delete closed log files whose valid records are all at or below ``durable_lsn`` and that were last
+        written before ``keep_newer_than`` (wall-clock seconds: the log keeps the idempotency window's keys)."""
         with self._cond:
             keep: list[_LogFile] = []
             for i, f in enumerate(self._files):
                 is_current = i == len(self._files) - 1 and self._thread is not None
-                if not is_current and f.last_lsn <= durable_lsn:
+                if not is_current and f.last_lsn <= durable_lsn and _modified(f.path) < keep_newer_than:
                     f.path.unlink(missing_ok=True)
                 else:
                     keep.append(f)
