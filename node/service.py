@@ -10,8 +10,8 @@ import functools
 import logging
 import time
 from collections.abc import Callable
-from contextvars import ContextVar
 from concurrent.futures import ThreadPoolExecutor
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 import grpc
