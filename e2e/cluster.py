@@ -4,7 +4,6 @@ and two proxies, every one a ``mishards`` process on a fixed port, sharing a cat
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,7 +20,10 @@ from tests.support.waiting import free_port, poll_for
 
 log = logging.getLogger(__name__)
 
-CHANNEL_OPTIONS = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
+# A client reconnects quickly to a restarted process (gRPC's default back-off grows to minutes).
+CHANNEL_OPTIONS = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1),
+                   ("grpc.initial_reconnect_backoff_ms", 100), ("grpc.min_reconnect_backoff_ms", 100),
+                   ("grpc.max_reconnect_backoff_ms", 500)]
 
 
 @dataclass(frozen=True)
@@ -180,7 +182,3 @@ class Cluster:
         for p in self.processes:
             if p.alive():
                 yield p.name, p.pid
-
-
-def elapsed(since: float) -> float:
-    return time.monotonic() - since

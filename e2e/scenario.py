@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from e2e.analysis import rates, write_outages
+from e2e.analysis import in_windows, rates, write_outages
 from e2e.checker import check_data
 from e2e.cluster import Cluster
 from e2e.nemesis import Fault, Nemesis
@@ -46,15 +46,15 @@ class Result:
                 + (f"; PROBLEMS: {'; '.join(self.problems.values())}" if self.problems else ""))
 
     def expect(self, known: dict[str, frozenset[str]]) -> None:
-        """Pass when there is no problem; xfail when every problem is of the kinds a known, still open defect
-        explains (``known``: reason -> problem kinds); fail otherwise."""
+        """Pass when there is no problem; xfail when every problem is of the kinds that known, still open defects
+        explain (``known``: reason -> problem kinds), naming those defects; fail otherwise."""
         if not self.problems:
             return
-        kinds = set(self.problems)
-        for reason, allowed in known.items():
-            if kinds <= allowed:
-                pytest.xfail(f"{reason}: {self.summary()}")
-        raise AssertionError(self.summary())
+        unexplained = set(self.problems) - set().union(*known.values())
+        if unexplained:
+            raise AssertionError(self.summary())
+        reasons = [reason for reason, kinds in known.items() if kinds & set(self.problems)]
+        pytest.xfail(" + ".join(reasons) + f": {self.summary()}")
 
 
 def create_collection(stub: Any, timeout: float = 60.0) -> None:
@@ -133,6 +133,10 @@ def run(name: str, cluster: Cluster, out_dir: Path, duration: float, *, seed: in
         "unknown_outcomes": sum(op.outcome == UNKNOWN for op in ops),
         "max_latency_s": _max_latency(ops),
         "error_reasons": _reasons(ops),
+        "failed_searches": [f"t+{op.sent - t0:.2f}..{op.done - t0:.2f}s proxy{op.proxy} {op.code} {op.reason[:80]}"
+                            for op in ops if op.kind == "search" and op.outcome != ACKED
+                            and not in_windows(op, proxy_down.get(op.proxy, []))][:20],
+        "proxy_down": {f"proxy{i}": _windows_rel(w, t0) for i, w in proxy_down.items() if w},
         "faults_applied": nemesis.applied, "faults_skipped": nemesis.skipped,
         "restarts": {k: v for k, v in cluster.supervisor.restarts.items() if v},
         "exit_codes": {k: v for k, v in cluster.supervisor.exit_codes.items() if v},
