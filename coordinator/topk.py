@@ -65,3 +65,32 @@ def merge(parts: Sequence[TopK], k: int, higher_is_better: bool) -> TopK:
         out_dist = out_dist.copy()
         out_dist[holes] = hole_distance(higher_is_better)
     return TopK(ids=np.ascontiguousarray(out_ids), distances=np.ascontiguousarray(out_dist, dtype=np.float32))
+
+
+# Bound on the temporaries of one row block of :func:`merge_rows`: the concatenated ids and distances, the
+# float64 sort key, the hole mask and lexsort's int64 order, about 41 bytes per merged column and row.
+MERGE_BLOCK_BYTES = 32 * 1024 * 1024
+MERGE_BYTES_PER_CELL = 41
+
+
+def merge_rows(parts: Sequence[TopK], k: int, higher_is_better: bool, out: TopK | None = None,
+               block_bytes: int = MERGE_BLOCK_BYTES) -> TopK:
+    """:func:`merge`, a block of rows at a time, into ``out`` (allocated when None): the same result, but the
+    temporaries stay under ``block_bytes`` whatever nq and k are, so a wide merge costs its output and little
+    more. ``out`` may be one of ``parts`` (an accumulator folded into): each block is merged before it is written.
+    """
+    if not parts:
+        raise ValueError("nothing to merge")
+    nq = parts[0].nq
+    if out is None:
+        out = TopK.empty(nq, k, higher_is_better)
+    if out.nq != nq or out.k != k:
+        raise ValueError(f"output is {out.nq} x {out.k}, expected {nq} x {k}")
+    columns = max(1, sum(p.k for p in parts))
+    rows = max(1, block_bytes // (columns * MERGE_BYTES_PER_CELL))
+    for start in range(0, nq, rows):
+        block = slice(start, min(nq, start + rows))
+        merged = merge([TopK(p.ids[block], p.distances[block]) for p in parts], k, higher_is_better)
+        out.ids[block] = merged.ids
+        out.distances[block] = merged.distances
+    return out

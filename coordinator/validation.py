@@ -16,6 +16,7 @@ from coordinator.errors import (
 from coordinator.model import (
     MAX_DIMENSION,
     MAX_INDEX_FILE_SIZE_MB,
+    MAX_INSERT_BYTES,
     MAX_NAME_LENGTH,
     MAX_SEARCH_RESULT_BYTES,
     MAX_TOPK,
@@ -103,6 +104,12 @@ def partition_tag(tag: str) -> str:
 
 EMPTY_VECTORS = "The vector array is empty. Make sure you have entered vector records."
 WRONG_DIMENSION = "The vector dimension must be equal to the collection dimension."
+
+
+def vector_bytes(rows: int, row_bytes: int) -> None:
+    """1.1's 256 MB rule on the vectors of one request, from their count and size (before decoding them)."""
+    if rows * row_bytes > MAX_INSERT_BYTES:
+        raise IllegalRowRecord("The amount of data inserted each time cannot exceed 256 MB")
 
 
 def finite(vectors: np.ndarray) -> None:

@@ -24,26 +24,59 @@ def varint(value: int) -> bytes:
 SMALL = 64
 
 
-def varints(values: np.ndarray) -> bytes:
-    """Protobuf varints of int64 values (two's complement, so -1 takes 10 bytes), vectorised."""
+# Values encoded per pass of the vectorised varint writer: bounds its temporaries (about 40 bytes a value).
+VARINT_BLOCK = 1 << 20
+
+
+def varint_sizes(values: np.ndarray) -> np.ndarray:
+    """Bytes of the protobuf varint of each int64 value (1..10), as uint8."""
     v = np.ascontiguousarray(values, dtype=np.int64).view(np.uint64)
-    if v.size == 0:
-        return b""
-    if v.size <= SMALL:  # a few ids (nq=1 replies): a plain loop beats the array passes
-        return b"".join(varint(int(x)) for x in v.ravel().tolist())
-    sizes = np.ones(v.shape, dtype=np.int64)
+    sizes = np.ones(v.shape, dtype=np.uint8)
     rest = v >> np.uint64(7)
     while rest.any():
         sizes += rest != 0
         rest >>= np.uint64(7)
-    starts = np.cumsum(sizes) - sizes
-    out = np.zeros(int(sizes.sum()), dtype=np.uint8)
+    return sizes
+
+
+def _write_varints(values: np.ndarray, sizes: np.ndarray, out: np.ndarray) -> None:
+    """Write the varints of ``values`` (of the given ``sizes``) into the uint8 array ``out``, end to end."""
+    v = np.ascontiguousarray(values, dtype=np.int64).view(np.uint64)
+    wide = sizes.astype(np.int64)
+    starts = np.cumsum(wide) - wide
     for j in range(int(sizes.max())):
         has = sizes > j
         chunk = ((v[has] >> np.uint64(7 * j)) & np.uint64(0x7F)).astype(np.uint8)
         more = (sizes[has] > j + 1).astype(np.uint8) << 7
         out[starts[has] + j] = chunk | more
+
+
+def varints(values: np.ndarray) -> bytes:
+    """Protobuf varints of int64 values (two's complement, so -1 takes 10 bytes), vectorised."""
+    flat = np.ascontiguousarray(values, dtype=np.int64).ravel()
+    if flat.size == 0:
+        return b""
+    if flat.size <= SMALL:  # a few ids (nq=1 replies): a plain loop beats the array passes
+        return b"".join(varint(int(x)) for x in flat.view(np.uint64).tolist())
+    out = np.empty(_varints_length(flat), dtype=np.uint8)
+    _fill_varints(flat, out)
     return out.tobytes()
+
+
+def _varints_length(flat: np.ndarray) -> int:
+    return sum(int(varint_sizes(flat[i:i + VARINT_BLOCK]).sum(dtype=np.int64))
+               for i in range(0, flat.size, VARINT_BLOCK))
+
+
+def _fill_varints(flat: np.ndarray, out: np.ndarray) -> None:
+    """The varints of ``flat`` into ``out`` (exactly their length), a block of values at a time."""
+    pos = 0
+    for i in range(0, flat.size, VARINT_BLOCK):
+        block = flat[i:i + VARINT_BLOCK]
+        sizes = varint_sizes(block)
+        length = int(sizes.sum(dtype=np.int64))
+        _write_varints(block, sizes, out[pos:pos + length])
+        pos += length
 
 
 def field(number: int, payload: bytes) -> bytes:
@@ -56,10 +89,33 @@ def encode_topk(result: TopK) -> bytes:
 
     Written straight in the wire format, byte for byte what protobuf serializes for
     ``TopKQueryResult(row_num=nq, ids=..., distances=...)`` (an absent status reads as SUCCESS), and much
-    cheaper than filling the repeated fields element by element for large nq x topk.
+    cheaper than filling the repeated fields element by element for large nq x topk. Memory: the message is
+    built once in a buffer (the ids' varints a block at a time) and copied once into the returned bytes, so a
+    reply costs at most twice its own size (up to 14 bytes per result each) on top of the result.
     """
     if result.k == 0 or result.nq == 0:
         return b""
-    ids = varints(result.ids.ravel())
-    distances = np.ascontiguousarray(result.distances.ravel(), dtype="<f4").tobytes()
-    return b"".join((b"\x10", varint(result.nq), field(3, ids), field(4, distances)))
+    ids = np.ascontiguousarray(result.ids, dtype=np.int64).ravel()
+    distances = np.ascontiguousarray(result.distances, dtype="<f4").ravel()
+    ids_length = _varints_length(ids)
+    head = b"\x10" + varint(result.nq) + bytes([3 << 3 | 2]) + varint(ids_length)
+    middle = bytes([4 << 3 | 2]) + varint(distances.nbytes)
+    out = np.empty(len(head) + ids_length + len(middle) + distances.nbytes, dtype=np.uint8)
+    out[:len(head)] = np.frombuffer(head, dtype=np.uint8)
+    pos = len(head)
+    _fill_varints(ids, out[pos:pos + ids_length])
+    pos += ids_length
+    out[pos:pos + len(middle)] = np.frombuffer(middle, dtype=np.uint8)
+    pos += len(middle)
+    out[pos:] = distances.view(np.uint8)
+    return out.tobytes()
+
+
+def encode_vector_ids(ids: np.ndarray) -> bytes:
+    """A serialized ``VectorIds`` with an empty (success) status and ``ids`` packed, byte for byte what protobuf
+    writes for ``VectorIds(status=Status(), vector_id_array=ids)``, without a Python int per id."""
+    flat = np.ascontiguousarray(ids, dtype=np.int64).ravel()
+    status = b"\x0a\x00"
+    if flat.size == 0:
+        return status
+    return status + field(2, varints(flat))

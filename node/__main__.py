@@ -29,6 +29,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--search-threads", type=int, help="segments searched in parallel per request")
     p.add_argument("--omp-threads", type=int, help="faiss OpenMP threads")
     p.add_argument("--grpc-workers", type=int, help="gRPC worker threads")
+    p.add_argument("--request-memory",
+                   help="memory heavy requests in flight may hold, e.g. 4GB (default: a quarter of the machine's)")
+    p.add_argument("--max-searches", type=int, help="searches running at once (0: twice the CPUs, at least 4)")
+    p.add_argument("--queue-timeout", type=float,
+                   help="seconds a heavy request may wait for memory or a search slot before 'busy' (default 10)")
+    p.add_argument("--grpc-max-message-size", help="largest request on the wire (default 512MB)")
     p.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port (0: off, -1: any free)")
     p.add_argument("--otlp-endpoint", help="export OpenTelemetry traces over OTLP/gRPC to this URL ('' = off)")
     p.add_argument("--election", choices=["", "catalog"],

@@ -9,9 +9,9 @@ import numpy as np
 
 from coordinator import validation
 from coordinator.errors import ErrorCode, IllegalDimension, IllegalRowRecord, MilvusError
-from coordinator.model import MAX_INSERT_BYTES, Collection
+from coordinator.model import Collection
 from coordinator.topk import TopK
-from coordinator.wire import encode_topk, varint
+from coordinator.wire import encode_topk, encode_vector_ids, field, varint
 from milvus_wire import milvus_pb2, status_pb2
 
 
@@ -30,6 +30,10 @@ def error_reply(reply_type: Any, err: MilvusError) -> Any:
     return reply_type(status=st)
 
 
+# Bytes of records joined per pass of the bulk decoder.
+_DECODE_BLOCK_BYTES = 16 * 1024 * 1024
+
+
 def _bulk_decode(raw: Sequence[bytes], coll: Collection) -> np.ndarray | None:
     """Decode raw RowRecord bytes in one numpy operation when every record has the canonical shape.
 
@@ -46,10 +50,18 @@ def _bulk_decode(raw: Sequence[bytes], coll: Collection) -> np.ndarray | None:
     width = len(prefix) + payload
     if any(len(r) != width for r in raw):
         return None
-    rows = np.frombuffer(b"".join(raw), dtype=np.uint8).reshape(len(raw), width)
-    if not (rows[:, : len(prefix)] == np.frombuffer(prefix, dtype=np.uint8)).all():
-        return None
-    return np.ascontiguousarray(rows[:, len(prefix) :]).view(dtype)
+    n = len(raw)
+    expected = np.frombuffer(prefix, dtype=np.uint8)
+    out = np.empty((n, payload), dtype=np.uint8)
+    # A block of records at a time: joining them all at once would hold a bytes object per record alive.
+    step = max(1, _DECODE_BLOCK_BYTES // width)
+    for start in range(0, n, step):
+        block = raw[start:start + step]
+        rows = np.frombuffer(b"".join(block), dtype=np.uint8).reshape(len(block), width)
+        if not (rows[:, : len(prefix)] == expected).all():
+            return None
+        out[start:start + len(block)] = rows[:, len(prefix) :]
+    return out.view(dtype)
 
 
 def vectors(records: Sequence[Any], coll: Collection) -> np.ndarray:
@@ -60,9 +72,7 @@ def vectors(records: Sequence[Any], coll: Collection) -> np.ndarray:
     if len(records) == 0:
         raise IllegalRowRecord(validation.EMPTY_VECTORS)
     n = len(records)
-    row_bytes = coll.dimension // 8 if coll.is_binary else coll.dimension * 4
-    if n * row_bytes > MAX_INSERT_BYTES:
-        raise IllegalRowRecord("The amount of data inserted each time cannot exceed 256 MB")
+    validation.vector_bytes(n, coll.row_bytes)
     if isinstance(records[0], bytes):
         bulk = _bulk_decode(records, coll)
         if bulk is not None:
@@ -93,9 +103,19 @@ def topk_result(result: TopK) -> bytes:
     return encode_topk(result)
 
 
-def row_record(vector: np.ndarray | None, binary: bool) -> Any:
-    if vector is None:
-        return milvus_pb2.RowRecord()
-    if binary:
-        return milvus_pb2.RowRecord(binary_data=np.ascontiguousarray(vector, dtype=np.uint8).tobytes())
-    return milvus_pb2.RowRecord(float_data=np.asarray(vector, dtype=np.float32).tolist())
+def vector_ids(ids: np.ndarray) -> bytes:
+    """A successful VectorIds reply, already serialized (no Python int per id)."""
+    return encode_vector_ids(ids)
+
+
+def vectors_data(found: Sequence[np.ndarray | None], binary: bool) -> bytes:
+    """A successful VectorsData reply, already serialized: one RowRecord per id, empty where it was not found
+    (no Python float per component)."""
+    parts = [b"\x0a\x00"]
+    for vector in found:
+        if vector is None:
+            parts.append(b"\x12\x00")
+            continue
+        data = np.ascontiguousarray(vector, dtype=np.uint8 if binary else "<f4").tobytes()
+        parts.append(field(2, field(2 if binary else 1, data) if data else b""))
+    return b"".join(parts)

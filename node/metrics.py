@@ -22,6 +22,7 @@ from coordinator.metrics_endpoint import MetricsEndpoint
 
 if TYPE_CHECKING:
     from coordinator.membership import Member
+    from node.admission import AdmissionStats
     from node.engine import Engine
 
 log = logging.getLogger(__name__)
@@ -32,9 +33,11 @@ WORK_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 3
 
 
 class EngineCollector(Collector):
-    def __init__(self, engine: Engine, members: Callable[[], Callable[[], tuple[Member, ...]] | None]) -> None:
+    def __init__(self, engine: Engine, members: Callable[[], Callable[[], tuple[Member, ...]] | None],
+                 admission: Callable[[], Callable[[], AdmissionStats] | None] = lambda: None) -> None:
         self.engine = engine
         self.members = members
+        self.admission = admission
 
     def collect(self) -> Iterator[Any]:
         e = self.engine
@@ -80,6 +83,9 @@ class EngineCollector(Collector):
             builds.add_metric(["ok"], e.builds.built)
             builds.add_metric(["failed"], e.builds.failed)
             yield builds
+        stats_of = self.admission()
+        if stats_of is not None:
+            yield from admission_metrics(stats_of())
         source = self.members()
         if source is not None:
             counts: Counter[tuple[str, str]] = Counter((m.role, m.state) for m in source())
@@ -88,6 +94,23 @@ class EngineCollector(Collector):
             for (role, state), n in sorted(counts.items()):
                 members.add_metric([role, state], n)
             yield members
+
+
+def admission_metrics(a: AdmissionStats) -> Iterator[Any]:
+    """Heavy requests admitted against the node's memory budget (node/admission.py)."""
+    yield GaugeMetricFamily("mishards_node_request_memory_budget_bytes",
+                            "Memory heavy requests (searches, inserts) may hold at once", a.budget_bytes)
+    yield GaugeMetricFamily("mishards_node_request_memory_in_use_bytes",
+                            "Memory held by the heavy requests running (their estimates)", a.in_use_bytes)
+    yield GaugeMetricFamily("mishards_node_searches_running", "Searches running", a.running_searches)
+    yield GaugeMetricFamily("mishards_node_searches_max", "Searches that may run at once", a.max_searches)
+    yield GaugeMetricFamily("mishards_node_admission_queue_depth", "Heavy requests waiting to start", a.queued)
+    yield CounterMetricFamily("mishards_node_admitted", "Heavy requests started", a.admitted)
+    refused = CounterMetricFamily("mishards_node_admission_refused", "Heavy requests refused, by reason",
+                                  labels=["reason"])
+    refused.add_metric(["over_budget"], a.refused_over_budget)
+    refused.add_metric(["busy"], a.refused_busy)
+    yield refused
 
 
 class NodeMetrics:
@@ -113,11 +136,13 @@ class NodeMetrics:
             buckets=WORK_BUCKETS, registry=self.registry)
         # Set once the node knows its membership view (a cluster member); read when scraped.
         self.members: Callable[[], tuple[Member, ...]] | None = None
+        # Set by the servicer: its admission's figures, read when scraped.
+        self.admission: Callable[[], AdmissionStats] | None = None
         self.endpoint = MetricsEndpoint(self.registry)
 
     def watch(self, engine: Engine) -> None:
         """Report the engine's state (cache, catalog, segments, buffers, WAL, builds) and membership when scraped."""
-        self.registry.register(EngineCollector(engine, lambda: self.members))
+        self.registry.register(EngineCollector(engine, lambda: self.members, lambda: self.admission))
 
     def begin(self) -> None:
         """A request starts (the in-flight gauge); :meth:`observe` ends it."""

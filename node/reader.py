@@ -5,22 +5,37 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 import numpy as np
 
 from coordinator.catalog import CatalogSnapshot
 from coordinator.errors import UnexpectedError
+from coordinator.limits import FOLD_BYTES, SEARCH_BLOCK_BYTES, SEARCH_BYTES_PER_RESULT
 from coordinator.model import SEARCHABLE_STATES, Collection, IndexType, Partition, Segment, SegmentState
 from coordinator.partitions import match_partitions
-from coordinator.topk import NO_ID, TopK, merge
+from coordinator.topk import NO_ID, TopK, merge_rows
 from node.engine import Engine
 from node.indexes import build_index, load_index
-from node.kernels import LiveMask
+from node.kernels import _OVERSAMPLE_LIMIT, LiveMask
 from node.params import SearchParams
 from node.segment_cache import LoadedSegment
 
 log = logging.getLogger(__name__)
+
+
+
+def query_block(k: int) -> int:
+    """Queries searched per index call for results ``k`` wide (all of them for ordinary widths)."""
+    return max(1, SEARCH_BLOCK_BYTES // (max(1, k) * SEARCH_BYTES_PER_RESULT))
+
+
+def _row_ids(row_ids: np.ndarray, offsets: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Map row offsets (-1 holes) to row ids, into ``out`` (which may be ``offsets`` itself)."""
+    holes = offsets < 0
+    np.take(row_ids, np.maximum(offsets, 0), out=out)
+    out[holes] = NO_ID
+    return out
 
 
 class Reader:
@@ -74,7 +89,14 @@ class Reader:
 
     def search(self, coll: Collection, segs: Sequence[Segment], queries: np.ndarray, topk: int,
                params: SearchParams | None = None) -> TopK:
-        """Exact top-k over ``segs``; width ``min(topk, live rows)``, -1 holes only past the live rows."""
+        """Exact top-k over ``segs``; width ``min(topk, live rows)``, -1 holes only past the live rows.
+
+        Memory: at most ``search_threads`` segments are searched at once for one request, and their results are
+        folded into one accumulator as they arrive (a batch of small ones at a time), so a search holds its
+        result plus about one partial result per thread (see :func:`node.admission.search_cost`), not one per
+        segment. Finished results wait to be folded until FOLD_BYTES of them are there: small searches merge
+        once at the end, wide ones fold as they go.
+        """
         live_rows = sum(s.live_count for s in segs)
         width = min(topk, live_rows)
         hib = coll.metric.higher_is_better
@@ -85,21 +107,71 @@ class Reader:
             only = self._search_one(coll, segs[0], queries, width, sp)
             if only.k == width:
                 return only  # already sorted, holes last: nothing to merge
-            return merge([only], width, hib)
-        parts = list(self.pool.map(lambda s: self._search_one(coll, s, queries, width, sp), segs))
-        return merge(parts, width, hib)
+            return merge_rows([only], width, hib)
+        return self._fold(coll, segs, queries, width, sp)
+
+    def _fold(self, coll: Collection, segs: Sequence[Segment], queries: np.ndarray, width: int,
+              sp: SearchParams) -> TopK:
+        hib = coll.metric.higher_is_better
+        todo = list(segs)
+        window = max(1, min(self.engine.settings.search_threads, len(todo)))
+        running: set[Future[TopK]] = set()
+        done: list[TopK] = []  # finished parts not folded yet (less than FOLD_BYTES of them)
+        acc: TopK | None = None
+
+        def submit() -> None:
+            seg = todo.pop()
+            running.add(self.pool.submit(self._search_one, coll, seg, queries, width, sp))
+
+        try:
+            while todo and len(running) < window:
+                submit()
+            while running:
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    running.discard(fut)
+                    done.append(fut.result())
+                if sum(p.ids.nbytes + p.distances.nbytes for p in done) >= FOLD_BYTES:
+                    acc = merge_rows(done if acc is None else [acc, *done], width, hib, out=acc)
+                    done = []
+                while todo and len(running) < window:
+                    submit()
+        finally:
+            for fut in running:
+                fut.cancel()
+        if acc is None:
+            return merge_rows(done, width, hib)
+        return merge_rows([acc, *done], width, hib, out=acc) if done else acc
 
     def _search_one(self, coll: Collection, seg: Segment, queries: np.ndarray, width: int,
                     params: SearchParams) -> TopK:
+        """One segment's top ``min(width, live rows)`` of every query, row ids mapped from offsets.
+
+        Wide searches run a block of queries at a time (faiss keeps a working set of about twice its output
+        per call): the temporaries stay under SEARCH_BLOCK_BYTES, the result is written in place.
+        """
         self.engine.omp_threads.apply()
         item = self.loaded(coll, seg)
         k = min(width, item.live.live)
+        nq = queries.shape[0]
         if k <= 0:
-            return TopK.empty(queries.shape[0], 0, coll.metric.higher_is_better)
-        res = item.index.search(queries, k, item.live, params)
-        offs = res.ids
-        ids = np.where(offs >= 0, np.asarray(item.ids)[np.maximum(offs, 0)], NO_ID)
-        return TopK(ids.astype(np.int64, copy=False), res.distances)
+            return TopK.empty(nq, 0, coll.metric.higher_is_better)
+        row_ids = np.asarray(item.ids)
+        extra = item.live.deleted if item.live.deleted <= _OVERSAMPLE_LIMIT else 0  # oversampled searches
+        block = query_block(k + extra)
+        if block >= nq:
+            res = item.index.search(queries, k, item.live, params)
+            offsets = np.asarray(res.ids)
+            in_place = offsets.dtype == np.int64 and offsets.flags.writeable and offsets.flags.c_contiguous
+            ids = _row_ids(row_ids, offsets, offsets if in_place else np.empty(offsets.shape, dtype=np.int64))
+            return TopK(ids, np.asarray(res.distances, dtype=np.float32))
+        out = TopK(np.empty((nq, k), dtype=np.int64), np.empty((nq, k), dtype=np.float32))
+        for start in range(0, nq, block):
+            rows = slice(start, min(nq, start + block))
+            res = item.index.search(queries[rows], k, item.live, params)
+            _row_ids(row_ids, res.ids, out.ids[rows])
+            out.distances[rows] = res.distances
+        return out
 
     # -- point reads ---------------------------------------------------------------------------
 

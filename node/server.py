@@ -29,14 +29,20 @@ from node.settings import NodeSettings
 log = logging.getLogger(__name__)
 
 GRPC_OPTIONS = [
-    ("grpc.max_receive_message_length", -1),
-    ("grpc.max_send_message_length", -1),
     # pymilvus pings every 55 s during long calls; accept client pings without data in flight.
     ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.max_ping_strikes", 0),  # never answer client keepalives with GOAWAY during long calls
     ("grpc.so_reuseport", 0),
 ]
+
+
+def grpc_options(max_message_bytes: int) -> list[tuple[str, int]]:
+    """The server's channel options: requests up to ``max_message_bytes`` (a larger one is refused by gRPC with
+    RESOURCE_EXHAUSTED before it is read into memory), replies of any size (a search's is bounded by the
+    result-size rule and the memory budget), and a ping policy for long calls."""
+    return [("grpc.max_receive_message_length", max_message_bytes), ("grpc.max_send_message_length", -1),
+            *GRPC_OPTIONS]
 
 
 SERVICE = "milvus.grpc.MilvusService"
@@ -128,7 +134,7 @@ class NodeServer:
         self.search_pool = ThreadPoolExecutor(max_workers=settings.search_threads, thread_name_prefix="search")
         self.server = grpc.server(
             ThreadPoolExecutor(max_workers=settings.grpc_workers, thread_name_prefix="grpc"),
-            options=GRPC_OPTIONS,
+            options=grpc_options(settings.grpc_max_message_bytes),
             interceptors=[self.tracing.server_interceptor()] if self.tracing is not None else None,
         )
         self.health = health.HealthServicer()

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 import numpy as np
 
-from coordinator import metadata, validation
+from coordinator import limits, metadata, validation
 from coordinator import tracing as spans
 from coordinator.catalog import CatalogSnapshot
 from coordinator.errors import (
@@ -41,6 +41,8 @@ from coordinator.model import (
 from coordinator.topk import TopK
 from milvus_wire import milvus_pb2, milvus_pb2_grpc, status_pb2
 from node import convert, maintenance, params
+from node.admission import Admission
+from node.admission import from_settings as admission_from
 from node.commands import Commands
 from node.engine import Engine
 from node.idempotency import REQUEST_KEY_HEADER, parse_request_key
@@ -113,9 +115,13 @@ def rpc(reply_type: Any) -> Callable[[Handler], GrpcMethod]:
 
 class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):
     def __init__(self, engine: Engine, search_pool: ThreadPoolExecutor, metrics: NodeMetrics | None = None,
-                 tracing: Tracing | None = None) -> None:
+                 tracing: Tracing | None = None, admission: Admission | None = None) -> None:
         self.engine = engine
         self.metrics = metrics
+        # Heavy requests (searches, inserts, large reads) start only within the node's memory budget.
+        self.admission = admission or admission_from(engine.settings)
+        if metrics is not None:
+            metrics.admission = self.admission.stats
         self.tracing = tracing  # when set, searches tag the current span with the segments they cover
         self.reader = Reader(engine, search_pool)
         self.commands = Commands(engine)
@@ -262,6 +268,13 @@ class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):
         tag = validation.partition_tag(request.partition_tag) if request.partition_tag else ""
         self.engine.require_writable("Insert")
         coll = self.engine.collection(request.collection_name)
+        rows = len(request.row_record_array)
+        validation.vector_bytes(rows, coll.row_bytes)
+        cost = limits.insert_cost(rows, coll.row_bytes, len(request.row_id_array) > 0)
+        with self.admission.admit(f"An insert of {rows} vectors", cost, search=False):
+            return self._insert(request, coll, tag)
+
+    def _insert(self, request: Any, coll: Collection, tag: str) -> Any:
         vectors = convert.vectors(request.row_record_array, coll)
         ids: np.ndarray | None = None
         if len(request.row_id_array):
@@ -276,7 +289,7 @@ class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):
             )
         part = self._partition_for_write(coll, tag)
         row_ids = self.engine.insert(coll, part, ids, vectors, _request_key())
-        return milvus_pb2.VectorIds(status=convert.OK, vector_id_array=row_ids.tolist())
+        return convert.vector_ids(row_ids)
 
     @rpc(milvus_pb2.VectorsData)
     def GetVectorsByID(self, request: Any) -> Any:
@@ -298,10 +311,10 @@ class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):
         if not segs:
             raise UnexpectedError("Collection or partition is empty")
         wanted = np.asarray(request.id_array, dtype=np.int64)
-        found = self.reader.vectors_by_id(coll, segs, wanted)
-        return milvus_pb2.VectorsData(
-            status=convert.OK, vectors_data=[convert.row_record(v, coll.is_binary) for v in found]
-        )
+        cost = n * (coll.row_bytes * 3 + limits.QUERY_OBJECT_BYTES)  # the vectors, the reply buffer and bytes
+        with self.admission.admit(f"A read of {n} vectors", cost, search=False):
+            found = self.reader.vectors_by_id(coll, segs, wanted)
+            return convert.vectors_data(found, coll.is_binary)
 
     @rpc(milvus_pb2.VectorIds)
     def GetVectorIDs(self, request: Any) -> Any:
@@ -313,14 +326,16 @@ class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):
             raise UnexpectedError(
                 "Segment does not belong to this collection" if other else "Segment does not exist"
             )
-        ids = self.reader.live_ids(coll, seg)
-        return milvus_pb2.VectorIds(status=convert.OK, vector_id_array=ids.tolist())
+        cost = seg.row_count * limits.IDS_REPLY_BYTES_PER_ROW
+        with self.admission.admit(f"The ids of a segment of {seg.row_count} rows", cost, search=False):
+            return convert.vector_ids(self.reader.live_ids(coll, seg))
 
     @rpc(status_pb2.Status)
     def DeleteByID(self, request: Any) -> Any:
         validation.collection_name(request.collection_name)
         if len(request.id_array) == 0:
             raise IllegalArgument("No vector id specified")
+        limits.delete_ids(len(request.id_array))
         self.engine.require_writable("DeleteByID")
         coll = self.engine.collection(request.collection_name)
         part = self._partition_for_write(coll, request.partition_tag) if request.partition_tag else None
@@ -344,27 +359,44 @@ class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):
         segs = self.reader.searchable(snap, coll, self.reader.partitions(snap, coll, clean))
         return coll, segs, sp
 
+    def _admit_search(self, nq: int, topk: int, segs: list[Segment], query_bytes: int) -> Any:
+        return self.admission.search(nq, topk, segs, self.engine.settings.search_threads, query_bytes)
+
     @rpc(milvus_pb2.TopKQueryResult)
     def Search(self, request: Any) -> Any:
-        coll, segs, sp = self._search_setup(
-            request.collection_name, request.topk, len(request.query_record_array), request.partition_tag_array,
-            request.extra_params,
-        )
-        if self.tracing is not None:
-            self.tracing.annotate({spans.SEGMENTS: len(segs)})
-        queries = convert.vectors(request.query_record_array, coll)
-        return convert.topk_result(self.reader.search(coll, segs, queries, request.topk, sp))
+        def setup() -> tuple[Collection, list[Segment], params.SearchParams]:
+            return self._search_setup(request.collection_name, request.topk, len(request.query_record_array),
+                                      request.partition_tag_array, request.extra_params)
+
+        coll, segs, sp = setup()
+        nq = len(request.query_record_array)
+        validation.vector_bytes(nq, coll.row_bytes)
+        with self._admit_search(nq, request.topk, segs, nq * coll.row_bytes) as waited:
+            if waited:  # segments merged meanwhile may have lost their files: search what is there now
+                coll, segs, sp = setup()
+            if self.tracing is not None:
+                self.tracing.annotate({spans.SEGMENTS: len(segs)})
+            queries = convert.vectors(request.query_record_array, coll)
+            return convert.topk_result(self.reader.search(coll, segs, queries, request.topk, sp))
 
     @rpc(milvus_pb2.TopKQueryResult)
     def SearchByID(self, request: Any) -> Any:
-        coll, segs, sp = self._search_setup(
-            request.collection_name, request.topk, len(request.id_array), request.partition_tag_array,
-            request.extra_params,
-        )
+        def setup() -> tuple[Collection, list[Segment], params.SearchParams]:
+            return self._search_setup(request.collection_name, request.topk, len(request.id_array),
+                                      request.partition_tag_array, request.extra_params)
+
+        coll, segs, sp = setup()
         if len(request.id_array) == 0:
             raise IllegalArgument("No vector id specified")
-        if self.tracing is not None:
-            self.tracing.annotate({spans.SEGMENTS: len(segs)})
+        nq = len(request.id_array)
+        with self._admit_search(nq, request.topk, segs, nq * (coll.row_bytes + limits.QUERY_OBJECT_BYTES)) as waited:
+            if waited:
+                coll, segs, sp = setup()
+            if self.tracing is not None:
+                self.tracing.annotate({spans.SEGMENTS: len(segs)})
+            return self._search_by_id(request, coll, segs, sp)
+
+    def _search_by_id(self, request: Any, coll: Collection, segs: list[Segment], sp: params.SearchParams) -> Any:
         wanted = np.asarray(request.id_array, dtype=np.int64)
         found = self.reader.vectors_by_id(coll, segs, wanted) if segs else [None] * len(wanted)
         present = [i for i, v in enumerate(found) if v is not None]
@@ -389,16 +421,25 @@ class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):
                                                     sp.extra_params)
         if len(request.file_id_array) == 0 or len(request.file_id_array) > MAX_SEARCH_FILES:
             raise UnexpectedError("Invalid file id")
-        segs = self._files(coll, request.file_id_array, self.engine.snapshot())
+        segs = self._requested_files(coll, request.file_id_array)
+        nq = len(sp.query_record_array)
+        validation.vector_bytes(nq, coll.row_bytes)
+        with self._admit_search(nq, sp.topk, segs, nq * coll.row_bytes) as waited:
+            if waited:
+                segs = self._requested_files(coll, request.file_id_array)
+            if self.tracing is not None:
+                self.tracing.annotate({spans.SEGMENTS: len(segs)})
+            queries = convert.vectors(sp.query_record_array, coll)
+            return convert.topk_result(self.reader.search(coll, segs, queries, sp.topk, search_params))
+
+    def _requested_files(self, coll: Collection, file_ids: Any) -> list[Segment]:
+        segs = self._files(coll, file_ids, self.engine.snapshot())
         if segs is None and not self.engine.writable:
             # A caller with a newer catalog view than ours (a segment just flushed or merged): catch up once.
-            segs = self._files(coll, request.file_id_array, self.engine.refresh())
+            segs = self._files(coll, file_ids, self.engine.refresh())
         if segs is None:
             raise UnexpectedError("Invalid file id")
-        if self.tracing is not None:
-            self.tracing.annotate({spans.SEGMENTS: len(segs)})
-        queries = convert.vectors(sp.query_record_array, coll)
-        return convert.topk_result(self.reader.search(coll, segs, queries, sp.topk, search_params))
+        return segs
 
     @staticmethod
     def _files(coll: Collection, file_ids: Any, snap: CatalogSnapshot) -> list[Segment] | None:

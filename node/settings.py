@@ -11,6 +11,8 @@ from typing import Any
 from coordinator.lifecycle import coerce_setting, settings_sources
 
 ROLES = ("standalone", "rw", "ro")
+MIN_MESSAGE_BYTES = 4 << 20
+MAX_MESSAGE_BYTES = (2 << 30) - (1 << 20)
 ENV_PREFIX = "MISHARDS_NODE_"
 
 
@@ -32,6 +34,13 @@ class NodeSettings:
     index_build_threads: int = 1  # index builds running at once
     omp_threads: int = 1  # faiss / OpenMP threads per search
     grpc_workers: int = 32
+    # Admission of heavy requests (node/admission.py): memory that searches and inserts in flight may hold,
+    # estimated from their fields ('' = a quarter of the machine's memory or cgroup limit); searches running
+    # at once (0 = twice the CPUs, at least 4); seconds a request may wait in the queue before "busy".
+    request_memory: str = ""
+    max_searches: int = 0
+    queue_timeout: float = 10.0
+    grpc_max_message_size: str = "512MB"  # largest request on the wire (1.1's largest insert fits)
     metrics_port: int = 0  # Prometheus /metrics on this port (0: off, -1: any free port)
     otlp_endpoint: str = ""  # OpenTelemetry traces exported over OTLP/gRPC here, e.g. http://jaeger:4317 ('' = off)
     membership: str = ""  # static://..., etcd://HOST:PORT/PREFIX or k8s://NAMESPACE?selector=... ('' = none)
@@ -57,8 +66,14 @@ class NodeSettings:
             raise ValueError(f"auto_flush_interval must be >= 0 and <= {threading.TIMEOUT_MAX:.0f} seconds")
         if not 0 < self.catalog_refresh_interval <= 60:
             raise ValueError("catalog_refresh_interval must be within (0, 60] seconds")
-        for name in ("cache_size", "insert_buffer_size", "wal_file_size"):
+        for name in ("cache_size", "insert_buffer_size", "wal_file_size", "grpc_max_message_size"):
             parse_size(getattr(self, name))
+        if self.request_memory and parse_size(self.request_memory) <= 0:
+            raise ValueError("request_memory must be a positive size ('' = sized from the machine)")
+        if self.max_searches < 0 or not 0 <= self.queue_timeout <= 3600:
+            raise ValueError("max_searches must be >= 0 and queue_timeout within [0, 3600] seconds")
+        if not MIN_MESSAGE_BYTES <= parse_size(self.grpc_max_message_size) <= MAX_MESSAGE_BYTES:
+            raise ValueError("grpc_max_message_size must be within 4MB and 2047MB (gRPC's limit is 2 GiB)")
         if not 0 <= self.idempotency_window <= 86400:
             raise ValueError("idempotency_window must be within [0, 86400] seconds")
         if self.election not in ("", "catalog"):
@@ -89,6 +104,25 @@ class NodeSettings:
     @property
     def wal_file_bytes(self) -> int:
         return parse_size(self.wal_file_size)
+
+    @property
+    def grpc_max_message_bytes(self) -> int:
+        return parse_size(self.grpc_max_message_size)
+
+    def request_memory_bytes(self, machine_memory: int) -> int:
+        """The admission budget: the setting, else a quarter of ``machine_memory`` (at least 256 MB)."""
+        if self.request_memory:
+            return parse_size(self.request_memory)
+        return max(256 << 20, machine_memory // 4)
+
+    def max_searches_for(self, cpus: int) -> int:
+        """Searches running at once: the setting, else twice ``cpus`` (at least 4)."""
+        return self.max_searches or max(4, 2 * cpus)
+
+    @property
+    def max_queued(self) -> int:
+        """Heavy requests that may wait for admission (they hold gRPC workers): half of ``grpc_workers``."""
+        return max(1, self.grpc_workers // 2)
 
 
 _UNITS = {"": 1, "B": 1, "KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30, "TB": 1 << 40}

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from coordinator.topk import NO_ID, TopK, hole_distance, merge
+from coordinator.topk import NO_ID, TopK, hole_distance, merge, merge_rows
 
 FMAX = float(np.finfo(np.float32).max)
 
@@ -74,6 +74,36 @@ def test_merge_matches_oracle(case: tuple[list[TopK], int, bool]) -> None:
         d = out.distances[q, :n_real].astype(np.float64)
         assert (np.diff(d) <= 0).all() if hib else (np.diff(d) >= 0).all()
 
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(merge_cases(), st.integers(1, 400))
+def test_merge_rows_equals_merge_whatever_the_block(case: tuple[list[TopK], int, bool], block_bytes: int) -> None:
+    """A block of rows at a time (down to one row per block) gives exactly what one merge gives."""
+    parts, k, hib = case
+    want = merge(parts, k, hib)
+    got = merge_rows(parts, k, hib, block_bytes=block_bytes)
+    np.testing.assert_array_equal(got.ids, want.ids)
+    np.testing.assert_array_equal(got.distances, want.distances)
+
+
+@settings(max_examples=200, deadline=None, database=None)
+@given(merge_cases(), st.integers(1, 400))
+def test_folding_parts_into_an_accumulator_equals_one_merge(case: tuple[list[TopK], int, bool],
+                                                           block_bytes: int) -> None:
+    """Folding the parts one by one into an accumulator (written in place) gives what merging them at once gives."""
+    parts, k, hib = case
+    want = merge(parts, k, hib)
+    acc = merge_rows(parts[:1], k, hib, block_bytes=block_bytes)
+    for part in parts[1:]:
+        assert merge_rows([acc, part], k, hib, out=acc, block_bytes=block_bytes) is acc
+    np.testing.assert_array_equal(acc.ids, want.ids)
+    np.testing.assert_array_equal(acc.distances, want.distances)
+
+
+def test_merge_rows_checks_the_output_shape() -> None:
+    part = TopK.empty(3, 2, False)
+    with pytest.raises(ValueError, match="output is 2 x 2"):
+        merge_rows([part], 2, False, out=TopK.empty(2, 2, False))
 
 def test_hole_distance_is_the_worst_value() -> None:
     assert hole_distance(False) == FMAX
