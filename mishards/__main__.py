@@ -20,6 +20,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--meta-uri", help="the cluster's catalog URI")
     p.add_argument("--version-string", dest="version", help="version answered to Cmd('version')")
     p.add_argument("--request-timeout", type=float, help="seconds for one forwarded call (0: none)")
+    p.add_argument("--write-retry-timeout", type=float,
+                   help="seconds a write that did not reach a writer is sent again, waiting for a new one (0: none)")
     p.add_argument("--grpc-workers", type=int, help="gRPC worker threads")
     p.add_argument("--replication", type=int, help="replicas per segment across read nodes (0: automatic)")
     p.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port (0: off, -1: any free)")

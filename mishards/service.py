@@ -9,21 +9,33 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import grpc
 
 from coordinator.errors import ErrorCode
+from coordinator.headers import REQUEST_KEY_HEADER
+from coordinator.membership import Member
 from milvus_wire import milvus_pb2, status_pb2
 from mishards.catalog_view import CatalogView
 from mishards.cluster import Cluster
 from mishards.fanout import MIN_REVISION_HEADER, Failed, Fanout
 from mishards.metadata_answers import ANSWERS, answer
+from mishards.outcomes import reply_status
 from mishards.settings import ProxySettings
+from mishards.write_outcomes import (
+    NOT_APPLIED_REASON,
+    UNKNOWN_REASON,
+    WriteEnding,
+    after_error,
+    after_reply,
+    may_send_again,
+)
 
 if TYPE_CHECKING:
-    from coordinator.tracing import Tracing
+    from coordinator.tracing import Metadata, Tracing
     from mishards.metrics import ProxyMetrics
 
 log = logging.getLogger(__name__)
@@ -48,6 +60,15 @@ READABLE_ANYWHERE = frozenset({"GetVectorsByID", "GetVectorIDs", "SearchInFiles"
 def _message_class(full_name: str) -> Any:
     name = full_name.rpartition(".")[2]
     return getattr(milvus_pb2, name, None) or getattr(status_pb2, name)
+
+
+def reply_status_of(reply: bytes, reply_cls: Any) -> tuple[int, str]:
+    """``(error_code, reason)`` of a serialized reply (a ``Status``, or a message with its status as field 1,
+    read without decoding the rest)."""
+    if reply_cls is status_pb2.Status:
+        status = status_pb2.Status.FromString(reply)
+        return int(status.error_code), str(status.reason)
+    return reply_status(reply)
 
 
 def error_bytes(reply_cls: Any, code: ErrorCode, reason: str) -> bytes:
@@ -87,26 +108,20 @@ class Forwarder:
                 cmd = milvus_pb2.Command.FromString(request).cmd
                 if cmd == "version":
                     return bytes(milvus_pb2.StringReply(string_reply=self.settings.version).SerializeToString())
+            if method not in ANSWERS and method not in BROADCAST and method not in READABLE_ANYWHERE:
+                return self._to_writer(method, request, reply_cls, path, timeout, context)
             target = self.cluster.writer()
             if target is None:
                 return self._without_writer(method, request, reply_cls, path, timeout)
-            call = self.cluster.channel(target.address).unary_unary(path)
             try:
-                if self.tracing is None:
-                    reply = bytes(call(request, timeout=timeout))
-                else:
-                    with self.tracing.client(path, target.node_id) as metadata:
-                        reply = bytes(call(request, timeout=timeout, metadata=metadata))
+                reply = self._call_writer(target, path, request, timeout, ())
             except grpc.RpcError as exc:
                 code = exc.code()
                 if code == grpc.StatusCode.UNIMPLEMENTED:
                     context.abort(code, exc.details())
                 log.warning("%s to %s failed: %s", method, target.address, code)
                 self.cluster.forget_writer()
-                if method in ANSWERS or method in BROADCAST or method in READABLE_ANYWHERE:
-                    return self._without_writer(method, request, reply_cls, path, timeout)
-                return error_bytes(reply_cls, ErrorCode.CONNECT_FAILED,
-                                   f"Node {target.node_id} could not be reached: {code.name}")
+                return self._without_writer(method, request, reply_cls, path, timeout)
             if method in CHANGES_CATALOG and self.view is not None:
                 self._catch_up()
             if method in BROADCAST:
@@ -116,6 +131,61 @@ class Forwarder:
         if self.metrics is not None:
             return self.metrics.timed(method, reply_cls is status_pb2.Status, forward)
         return forward
+
+    def _call_writer(self, target: Member, path: str, request: bytes, timeout: float | None,
+                     metadata: Metadata) -> bytes:
+        if self.tracing is None:
+            return bytes(self.cluster.channel(target.address).unary_unary(path)(request, timeout=timeout,
+                                                                                metadata=metadata or None))
+        with self.tracing.client(path, target.node_id, metadata) as sent:
+            return bytes(self.cluster.channel(target.address).unary_unary(path)(request, timeout=timeout,
+                                                                                metadata=sent))
+
+    def _to_writer(self, method: str, request: bytes, reply_cls: Any, path: str, timeout: float | None,
+                   context: grpc.ServicerContext) -> bytes:
+        """A call only the writer can serve. What never reached a writer, or was refused before anything was
+        written, goes again to the current writer (waiting for one to be elected) for up to
+        ``write_retry_timeout``; so does a repeatable call whose outcome is unknown (an insert under the same
+        request key, recognised by the writer as a retry). Otherwise the client learns which it was."""
+        budget = self.settings.write_retry_timeout
+        remaining = context.time_remaining() if context is not None else None
+        if remaining is not None:
+            budget = min(budget, max(0.0, remaining - 0.25))
+        deadline = time.monotonic() + budget
+        metadata: Metadata = ((REQUEST_KEY_HEADER, uuid.uuid4().hex),) if method == "Insert" else ()
+        unknown = False
+        pause = 0.05
+        while True:
+            target = self.cluster.writer()
+            if target is not None:
+                try:
+                    reply = self._call_writer(target, path, request, timeout, metadata)
+                except grpc.RpcError as exc:
+                    code = exc.code()
+                    if code == grpc.StatusCode.UNIMPLEMENTED:
+                        context.abort(code, exc.details())
+                    ending = after_error(code, exc.details())
+                    log.warning("%s to the writer %s failed (%s): %s", method, target.address, code.name,
+                                ending.value)
+                else:
+                    ending = after_reply(*reply_status_of(reply, reply_cls))
+                    if ending is WriteEnding.APPLIED:
+                        if method in CHANGES_CATALOG and self.view is not None:
+                            self._catch_up()
+                        return reply
+                    log.info("%s refused by %s (%s); looking for the writer again", method, target.node_id,
+                             ending.value)
+                self.cluster.forget_writer()
+                unknown = unknown or ending is WriteEnding.UNKNOWN
+                if not may_send_again(method, ending):
+                    break
+            if time.monotonic() + pause >= deadline:
+                break
+            time.sleep(pause)  # a writer is being elected: look again shortly
+            pause = min(pause * 2, 0.5)
+        if unknown:
+            return error_bytes(reply_cls, ErrorCode.UNEXPECTED_ERROR, UNKNOWN_REASON)
+        return error_bytes(reply_cls, ErrorCode.CONNECT_FAILED, NOT_APPLIED_REASON.format(seconds=budget))
 
     def _catch_up(self) -> None:
         """After a change through this proxy, route from a view that includes it (read-your-writes)."""

@@ -25,6 +25,9 @@ class ProxySettings:
     # the view polled every catalog_refresh_interval (sees this proxy's own changes at once, others' within it)
     consistency: str = "strong"
     catalog_refresh_interval: float = 0.2
+    # seconds a write that did not reach a writer (or was refused by a deposed one), or a repeatable one whose
+    # outcome is unknown, is sent again to the current writer, waiting for one to be elected (0: no retries)
+    write_retry_timeout: float = 15.0
     grpc_workers: int = 64
     metrics_port: int = 0  # Prometheus /metrics on this port (0: off, -1: any free port)
     otlp_endpoint: str = ""  # OpenTelemetry traces exported over OTLP/gRPC here, e.g. http://jaeger:4317 ('' = off)
@@ -40,6 +43,8 @@ class ProxySettings:
             raise ValueError(f"consistency must be one of {', '.join(CONSISTENCY)}, not {self.consistency!r}")
         if not 0 < self.catalog_refresh_interval <= 60:
             raise ValueError("catalog_refresh_interval must be within (0, 60] seconds")
+        if not 0 <= self.write_retry_timeout <= 3600:
+            raise ValueError("write_retry_timeout must be within [0, 3600] seconds")
         if self.request_timeout < 0 or self.grpc_workers < 1:
             raise ValueError("request_timeout must be >= 0 and grpc_workers >= 1")
 

@@ -25,8 +25,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from coordinator.headers import REQUEST_KEY_HEADER
+
 KEY_BYTES = 16
-REQUEST_KEY_HEADER = "mishards-request-key"
+__all__ = ["KEY_BYTES", "REQUEST_KEY_HEADER", "RecentWrites", "content_key", "parse_request_key"]
 
 
 def content_key(collection_id: int, partition_id: int, ids: np.ndarray, vectors: np.ndarray) -> bytes:

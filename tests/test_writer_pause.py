@@ -164,7 +164,7 @@ def test_a_writer_paused_past_its_lease_never_acknowledges_what_its_successor_la
         try:
             delete_status: Any = delete.result(timeout=60)
         except grpc.RpcError:
-            delete_status = status_pb2.Status(error_code=ErrorCode.UNEXPECTED_ERROR)
+            delete_status = status_pb2.Status(error_code=int(ErrorCode.UNEXPECTED_ERROR))  # type: ignore[arg-type]
         channel.close()
         # The deposed writer stops: it must not write again.
         poll_for(lambda: first.proc is not None and first.proc.poll() is not None, 30,
