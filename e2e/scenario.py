@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 DIM = 16
 COLLECTION = "e2e"
 SEARCH_SUCCESS_MIN = 0.999
+RECOVERY_LIMIT = 30.0  # seconds from the end of an infrastructure fault to an acknowledged write
 
 
 @dataclass
@@ -75,11 +76,12 @@ def _windows_rel(windows: Sequence[tuple[float, float]], t0: float) -> list[list
 
 def run(name: str, cluster: Cluster, out_dir: Path, duration: float, *, seed: int = 0,
         faults: Sequence[Fault] = (), action: Callable[[Cluster, float], dict[str, Any]] | None = None,
-        workload: WorkloadConfig | None = None, outage_limit: float | None = None,
-        excused: Callable[[float], list[tuple[float, float]]] | None = None) -> Result:
+        workload: WorkloadConfig | None = None, outage_limit: float | None = None) -> Result:
     """Run ``duration`` seconds of load. ``faults`` go to a ``Nemesis``; ``action(cluster, t0)`` runs in this
-    thread meanwhile (infrastructure faults) and returns figures of its own. ``excused(t_end)`` adds windows in
-    which writes cannot succeed (e.g. the catalog database is down). ``outage_limit`` defaults to TTL + 2 s."""
+    thread meanwhile (infrastructure faults) and returns figures of its own, with under ``"windows"`` the
+    fault's windows (name -> (start, end), monotonic): writes are not expected to succeed within them (excused
+    from the outage), and each gets its own figures (what kept working, how fast it came back after).
+    ``outage_limit`` defaults to TTL + 2 s."""
     ttl = cluster.spec.election_ttl
     limit = ttl + 2.0 if outage_limit is None else outage_limit
     stubs = cluster.proxy_stubs()
@@ -110,7 +112,8 @@ def run(name: str, cluster: Cluster, out_dir: Path, duration: float, *, seed: in
     report = check_data(stubs, COLLECTION, DIM, ops, seed)
     events = cluster.timeline.events()
     writers_down = all_down([down_intervals(events, p.name, t_end) for p in cluster.writers])
-    more = excused(t_end) if excused is not None else []
+    windows: dict[str, tuple[float, float]] = extra.pop("windows", {})
+    more = list(windows.values())
     acks = [op.done for op in ops if op.kind in ("insert", "delete") and op.outcome == ACKED]
     outages = write_outages(acks, t0 + 1.0, t_end, [*writers_down, *more])
     proxy_down = {i: down_intervals(events, p.name, t_end) for i, p in enumerate(cluster.proxies)}
@@ -141,16 +144,26 @@ def run(name: str, cluster: Cluster, out_dir: Path, duration: float, *, seed: in
         "restarts": {k: v for k, v in cluster.supervisor.restarts.items() if v},
         "exit_codes": {k: v for k, v in cluster.supervisor.exit_codes.items() if v},
         **extra,
+        "fault_windows": {k: window_figures(ops, a, b, t0) for k, (a, b) in windows.items()},
     }
     problems = report.problems()
     if figures["write_outage_s"] > limit:
         problems["write_outage"] = f"write outage {figures['write_outage_s']:.1f}s > {limit:.1f}s"
+    for k, w in figures["fault_windows"].items():
+        if w["hung_calls"]:
+            problems["hung_calls"] = f"{w['hung_calls']} calls sent while {k} ran into the client's deadline"
+        if w["write_recovery_s"] is None or w["write_recovery_s"] > RECOVERY_LIMIT:
+            problems["slow_recovery"] = f"after {k}, the first write acknowledged after {w['write_recovery_s']}s"
+    escaped = sum(op.code in ("grpc:UNKNOWN", "grpc:INTERNAL") for op in ops)
+    if escaped:
+        problems["grpc_unknown"] = f"{escaped} calls answered a bare gRPC UNKNOWN/INTERNAL instead of a Milvus status"
     if searches.success < SEARCH_SUCCESS_MIN:
         problems["search_success"] = f"search success {searches.success:.4f} < {SEARCH_SUCCESS_MIN}"
     result = Result(name, figures, problems)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "results.json").write_text(json.dumps({**figures, "problems": problems}, indent=1, default=str))
     print(json.dumps({**figures, "problems": problems}, indent=1, default=str))
+    print(f"figures written to {out_dir / 'results.json'}")
     print(result.summary())
     return result
 
@@ -165,3 +178,19 @@ def _max_latency(ops: Sequence[Op]) -> dict[str, float]:
 def _reasons(ops: Sequence[Op], top: int = 8) -> list[str]:
     counts = Counter(f"{op.kind} {op.code} {op.reason[:100]}" for op in ops if op.outcome != ACKED)
     return [f"{n}x {text}" for text, n in counts.most_common(top)]
+
+
+def window_figures(ops: Sequence[Op], start: float, end: float, t0: float) -> dict[str, Any]:
+    """Operations sent within [start, end]: outcomes and codes by kind, the longest call, and after ``end`` how
+    long until the first write sent after it was acknowledged (recovery)."""
+    inside = [op for op in ops if start <= op.sent <= end]
+    by_kind: dict[str, dict[str, int]] = {}
+    for op in inside:
+        codes = by_kind.setdefault(op.kind, {})
+        label = "ok" if op.outcome == ACKED else f"{op.outcome}:{op.code}"
+        codes[label] = codes.get(label, 0) + 1
+    after = [op.done - end for op in ops if op.kind == "insert" and op.outcome == ACKED and op.sent >= end]
+    hung = sum(op.code == "grpc:DEADLINE_EXCEEDED" for op in inside)
+    return {"from": round(start - t0, 2), "to": round(end - t0, 2), "outcomes": by_kind, "hung_calls": hung,
+            "longest_call_s": round(max((op.done - op.sent for op in inside), default=0.0), 2),
+            "write_recovery_s": round(min(after), 2) if after else None}
