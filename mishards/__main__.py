@@ -22,6 +22,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--request-timeout", type=float, help="seconds for one forwarded call (0: none)")
     p.add_argument("--write-retry-timeout", type=float,
                    help="seconds a write that did not reach a writer is sent again, waiting for a new one (0: none)")
+    p.add_argument("--subrequest-timeout", type=float,
+                   help="seconds one read node may take for its part of a search (default 5; 0: request timeout)")
+    p.add_argument("--hedge-after", type=float,
+                   help="seconds before a slow sub-request is also sent to another replica (0: adaptive, <0: never)")
+    p.add_argument("--query-of-death-ttl", type=float,
+                   help="seconds a request that 2 read nodes died or timed out on stays refused (0: off)")
     p.add_argument("--grpc-workers", type=int, help="gRPC worker threads")
     p.add_argument("--replication", type=int, help="replicas per segment across read nodes (0: automatic)")
     p.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port (0: off, -1: any free)")

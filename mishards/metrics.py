@@ -117,6 +117,18 @@ class ProxyMetrics:
         self.suspicions = Counter(
             "mishards_proxy_node_suspicions", "Times a node was suspected (down or unreachable), by node",
             ["node"], registry=self.registry)
+        self.hedges_sent = Counter(
+            "mishards_proxy_hedges_sent", "Slow sub-requests whose segments were also sent to another replica, "
+            "by slow node", ["node"], registry=self.registry)
+        self.hedges_won = Counter(
+            "mishards_proxy_hedges_won", "Hedges that answered before the sub-request they hedged, by slow node",
+            ["node"], registry=self.registry)
+        self.subrequest_timeouts = Counter(
+            "mishards_proxy_subrequest_timeouts", "Calls to a node that ran out of their sub-request deadline, "
+            "by node", ["node"], registry=self.registry)
+        self.query_of_death_refusals = Counter(
+            "mishards_proxy_query_of_death_refusals", "Requests refused because read nodes died or timed out "
+            "serving them (query-of-death protection)", registry=self.registry)
         self.endpoint = MetricsEndpoint(self.registry)
         self._sub_children: dict[tuple[str, str], Any] = {}
 

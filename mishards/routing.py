@@ -1,9 +1,9 @@
 """Search routing (pure): which segments a search covers, and which ro node searches each of them.
 
 ``searchable_segments`` reads the cached catalog snapshot; ``plan`` spreads the segments over their replicas
-(from ``coordinator.placement``) by load, ``plan_avoiding`` keeps off recently failed nodes while it can;
-``reroute`` / ``replan`` move the segments of a node that failed
-mid-request to their other replicas. Nothing here does I/O or reads a clock.
+(from ``coordinator.placement``) by load; ``plan_in_tiers`` keeps off nodes (suspected, slow, failed) as
+long as another replica exists, which the fan-out uses for first routings, retries and hedges alike.
+Nothing here does I/O or reads a clock.
 """
 
 from __future__ import annotations
@@ -120,37 +120,26 @@ def plan(
     return RoutePlan({node: tuple(segs) for node, segs in by_node.items()}, tuple(unplaced))
 
 
-def reroute(
-    failed_node: NodeRef,
-    route: RoutePlan,
+def plan_in_tiers(
+    segment_ids: Iterable[int],
     placement: Placement,
     inflight: Mapping[NodeRef, int],
-    exclude: frozenset[NodeRef] = frozenset(),
+    tiers: Sequence[frozenset[NodeRef]],
 ) -> RoutePlan:
-    """Only the retry: the segments ``route`` gave ``failed_node``, on their other replicas.
+    """``plan`` with fallbacks: each segment goes to a replica outside the first exclusion set of ``tiers``
+    that leaves it one; segments that none leaves a replica are ``unplaced``.
 
-    ``exclude`` holds the nodes that already failed in this search; ``failed_node`` is excluded too. The
-    choice follows ``plan`` (least loaded, ties in placement order); segments left without an allowed
-    replica come back in ``unplaced``.
+    The fan-out's tiers are: keep off suspects and nodes slow or failed in this search; then off the slow
+    and failed ones only; then off the failed ones only (a node that failed is never asked again by the
+    same search). Segments routed by a later tier are appended to their node's list.
     """
-    return plan(route.by_node.get(failed_node, ()), placement, inflight, exclude | {failed_node})
-
-
-def replan(
-    failed_node: NodeRef,
-    route: RoutePlan,
-    placement: Placement,
-    inflight: Mapping[NodeRef, int],
-    exclude: frozenset[NodeRef] = frozenset(),
-) -> RoutePlan:
-    """The whole plan after ``failed_node`` failed: its segments moved (as by ``reroute``), the rest unchanged.
-
-    Moved segments are appended to their new node's list; those without an allowed replica join
-    ``unplaced``.
-    """
-    moved = reroute(failed_node, route, placement, inflight, exclude)
-    kept = RoutePlan({node: segs for node, segs in route.by_node.items() if node != failed_node}, route.unplaced)
-    return _joined(kept, moved, kept.unplaced + moved.unplaced)
+    route = RoutePlan({}, tuple(dict.fromkeys(segment_ids)))
+    for exclude in tiers:
+        if not route.unplaced:
+            break
+        more = plan(route.unplaced, placement, inflight, exclude)
+        route = _joined(RoutePlan(route.by_node, ()), more, more.unplaced)
+    return route
 
 
 def plan_avoiding(
@@ -161,11 +150,7 @@ def plan_avoiding(
 ) -> RoutePlan:
     """``plan`` keeping off the ``suspects`` (nodes that failed recently) while another replica exists;
     segments whose every replica is suspected go to a suspect anyway, as a last resort."""
-    route = plan(segment_ids, placement, inflight, suspects)
-    if not route.unplaced or not suspects:
-        return route
-    last_resort = plan(route.unplaced, placement, inflight)
-    return _joined(route, last_resort, last_resort.unplaced)
+    return plan_in_tiers(segment_ids, placement, inflight, (suspects, frozenset()))
 
 
 def _joined(base: RoutePlan, more: RoutePlan, unplaced: tuple[int, ...]) -> RoutePlan:

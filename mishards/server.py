@@ -13,7 +13,8 @@ from coordinator.lifecycle import serve_until_signalled, write_ready_file
 from coordinator.tracing import configure_tracing
 from mishards.catalog_view import CatalogView
 from mishards.cluster import Cluster
-from mishards.fanout import Fanout
+from mishards.fanout import Fanout, FanoutPolicy
+from mishards.liveness import NodeWatch
 from mishards.metrics import ProxyMetrics
 from mishards.service import Forwarder
 from mishards.settings import ProxySettings
@@ -41,6 +42,7 @@ class ProxyServer:
                                   options=GRPC_OPTIONS, interceptors=interceptors)
         self.health = health.HealthServicer()
         self.view: CatalogView | None = None
+        self.watch: NodeWatch | None = None
         self.port = 0
 
     def start(self) -> str:
@@ -51,7 +53,11 @@ class ProxyServer:
             self.view.start()
             self.cluster.lease = self.view.catalog.writer_lease
             fanout = Fanout(self.cluster, self.view, self.settings.request_timeout, self.settings.replication,
-                            self.metrics, self.tracing, strong=self.settings.consistency == "strong")
+                            self.metrics, self.tracing, strong=self.settings.consistency == "strong",
+                            policy=FanoutPolicy(self.settings.subrequest_timeout, self.settings.hedge_after,
+                                                self.settings.query_of_death_ttl))
+            self.watch = NodeWatch(self.cluster, self.metrics)
+            self.watch.start()
         forwarder = Forwarder(self.settings, self.cluster, fanout, self.view, self.metrics, self.tracing)
         self.server.add_generic_rpc_handlers((forwarder.generic_handler(),))
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
@@ -72,6 +78,8 @@ class ProxyServer:
     def stop(self, grace: float = 5.0) -> None:
         self.health.enter_graceful_shutdown()
         self.server.stop(grace).wait()
+        if self.watch is not None:
+            self.watch.stop()
         self.cluster.stop()
         if self.view is not None:
             self.view.stop()

@@ -28,6 +28,14 @@ class ProxySettings:
     # seconds a write that did not reach a writer (or was refused by a deposed one), or a repeatable one whose
     # outcome is unknown, is sent again to the current writer, waiting for one to be elected (0: no retries)
     write_retry_timeout: float = 15.0
+    # seconds one read node may take for its part of a search before its segments go to another replica
+    # (0: the whole request_timeout)
+    subrequest_timeout: float = 5.0
+    # seconds before a slow sub-request's segments are also sent to another replica (hedged request); 0: adaptive
+    # (the p95 of recent sub-requests, within [0.05 s, subrequest_timeout / 2]); negative: never hedge
+    hedge_after: float = 0.0
+    # seconds a request after which 2 read nodes died or timed out stays refused (query-of-death protection; 0: off)
+    query_of_death_ttl: float = 120.0
     grpc_workers: int = 64
     metrics_port: int = 0  # Prometheus /metrics on this port (0: off, -1: any free port)
     otlp_endpoint: str = ""  # OpenTelemetry traces exported over OTLP/gRPC here, e.g. http://jaeger:4317 ('' = off)
@@ -43,6 +51,8 @@ class ProxySettings:
             raise ValueError(f"consistency must be one of {', '.join(CONSISTENCY)}, not {self.consistency!r}")
         if not 0 < self.catalog_refresh_interval <= 60:
             raise ValueError("catalog_refresh_interval must be within (0, 60] seconds")
+        if self.subrequest_timeout < 0 or self.query_of_death_ttl < 0:
+            raise ValueError("subrequest_timeout and query_of_death_ttl must be >= 0")
         if not 0 <= self.write_retry_timeout <= 3600:
             raise ValueError("write_retry_timeout must be within [0, 3600] seconds")
         if self.request_timeout < 0 or self.grpc_workers < 1:

@@ -21,7 +21,7 @@ from coordinator.model import (
     SegmentState,
 )
 from coordinator.placement import Placement
-from mishards.routing import RoutePlan, plan, replan, reroute, searchable_segments
+from mishards.routing import RoutePlan, plan, plan_in_tiers, searchable_segments
 
 NODES = ("ro-a", "ro-b", "ro-c", "ro-d")
 
@@ -216,56 +216,45 @@ def test_plan_spreads_load_over_many_segments() -> None:
     assert max(counts) - min(counts) <= 2
 
 
-# -- reroute / replan ---------------------------------------------------------------------------
+# -- plan_in_tiers (first routings, retries and hedges of the fan-out) ----------------------------
 
 
-def test_replan_moves_only_the_failed_nodes_segments() -> None:
+def test_tiers_keep_off_a_failed_node_and_move_only_its_segments() -> None:
     placement = Placement.of(NODES, r=2)
     route = plan(range(100), placement, {})
     failed = "ro-b"
-    moved = reroute(failed, route, placement, {})
+    moved = plan_in_tiers(route.by_node[failed], placement, {}, (frozenset({failed}),))
     assert sorted(s for segs in moved.by_node.values() for s in segs) == sorted(route.by_node[failed])
-    assert failed not in moved.by_node
+    assert failed not in moved.by_node and moved.unplaced == ()
     for node, segs in moved.by_node.items():
         for s in segs:
             assert node in placement.replicas(s)
-    new = replan(failed, route, placement, {})
-    assert failed not in new.by_node
-    for node, segs in route.by_node.items():
-        if node != failed:
-            assert new.by_node[node][: len(segs)] == segs  # unchanged, retries appended
-    assert new.segment_count == route.segment_count
-    assert new.unplaced == ()
 
 
-def test_replan_with_a_second_failure_excludes_both() -> None:
+def test_tiers_fall_back_in_order_and_leave_unplaced_what_no_tier_allows() -> None:
     placement = Placement.of(NODES[:2], r=2)
-    route = plan(range(10), placement, {})
-    first = replan("ro-a", route, placement, {})
-    assert first.by_node == {"ro-b": route.by_node["ro-b"] + route.by_node["ro-a"]}
-    second = replan("ro-b", first, placement, {}, frozenset({"ro-a"}))
-    assert second.by_node == {}
-    assert sorted(second.unplaced) == list(range(10))
+    segs = list(range(10))
+    # Both suspected, ro-a failed: the second tier (off the failed only) sends everything to ro-b.
+    route = plan_in_tiers(segs, placement, {}, (frozenset({"ro-a", "ro-b"}), frozenset({"ro-a"})))
+    assert route.by_node == {"ro-b": tuple(segs)} and route.unplaced == ()
+    # Both failed: nothing is placed.
+    none = plan_in_tiers(segs, placement, {}, (frozenset({"ro-a", "ro-b"}),))
+    assert none.by_node == {} and sorted(none.unplaced) == segs
+    assert plan_in_tiers(segs, placement, {}, ()).unplaced == tuple(segs)
 
 
-def test_reroute_with_r1_has_no_other_replica() -> None:
+def test_tiers_with_r1_have_no_other_replica() -> None:
     placement = Placement.of(NODES, r=1)
     route = plan(range(20), placement, {})
     node = next(iter(route.by_node))
-    moved = reroute(node, route, placement, {})
+    moved = plan_in_tiers(route.by_node[node], placement, {}, (frozenset({node}),))
     assert moved.by_node == {}
     assert moved.unplaced == route.by_node[node]
 
 
-def test_reroute_of_a_node_not_in_the_plan_moves_nothing() -> None:
-    placement = Placement.of(NODES, r=2)
-    route = plan([1], placement, {})
-    assert reroute("elsewhere", route, placement, {}) == RoutePlan({}, ())
-
-
-def test_reroute_prefers_least_loaded_remaining_replica() -> None:
+def test_tiers_prefer_the_least_loaded_remaining_replica() -> None:
     placement = Placement.of(NODES[:3], r=3)
     route = plan(range(9), placement, {})
     assert {len(v) for v in route.by_node.values()} == {3}
-    moved = reroute("ro-a", route, placement, {"ro-b": 10})
+    moved = plan_in_tiers(route.by_node["ro-a"], placement, {"ro-b": 10}, (frozenset({"ro-a"}),))
     assert set(moved.by_node) == {"ro-c"}

@@ -1,0 +1,286 @@
+"""One search's sub-requests to the read nodes: sent in parallel, hedged when slow, retried elsewhere when a
+node fails, each within its own deadline, the losers cancelled (the I/O around ``mishards.coverage``).
+
+Every sub-request is a ``SearchInFiles`` future whose end is queued to the searching thread; that thread
+alone decides (``Coverage``). It wakes for an answer, for the next hedge due, or for the search's
+deadline, whichever comes first:
+
+- a good answer is accepted when none of its segments is answered yet; the sub-requests it makes useless
+  are cancelled (a hedge that won: its slow node is suspected when it answered nothing since);
+- an in-band status that is the node's trouble (``outcomes.node_fault``) sends the segments to another
+  replica; any other status is the request's and is final;
+- a gRPC error sends the segments to another replica; a node that looks down (unreachable, broken
+  connection, no answer within ``subrequest_timeout``) is suspected, and a node that died or timed out
+  while holding the request counts toward query-of-death protection (``mishards.querydeath``);
+- a sub-request still unanswered after the hedge delay (``mishards.hedging``) is sent to another replica
+  too, within the hedge budget.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeAlias
+
+import grpc
+
+from coordinator.errors import ErrorCode
+from coordinator.placement import Placement
+from coordinator.topk import TopK
+from milvus_wire import milvus_pb2
+from mishards.coverage import Attempt, Coverage
+from mishards.outcomes import Ending, blames_request, node_fault, rpc_ending, suspects_node
+from mishards.results import decode_topk
+from mishards.routing import RoutePlan, plan, plan_in_tiers
+from mishards.subrequests import (
+    MIN_REVISION_HEADER,
+    SEARCH_IN_FILES,
+    Failed,
+    SubRequests,
+    as_error_code,
+    search_in_files_request,
+    unplaced_error,
+)
+
+if TYPE_CHECKING:
+    from coordinator.tracing import Metadata
+
+log = logging.getLogger(__name__)
+
+DEADLINE_SLACK = 0.005  # seconds: a sub-request ending this close to the search's deadline ran out of it
+
+Outcome: TypeAlias = "bytes | BaseException | None"  # a reply, the call's error, or None: cancelled by the proxy
+
+
+def gather(shared: SubRequests, segments: list[int], placement: Placement, addresses: dict[str, str],
+           request: bytes, revision: int, deadline: float, key: Callable[[], bytes]) -> list[tuple[bytes, TopK]]:
+    """Each accepted reply (serialized and decoded), together covering ``segments`` once."""
+    return _Search(shared, placement, addresses, request, revision, deadline, key).run(segments)
+
+
+class _Search:
+    """The sub-requests of one search (used by one thread, once)."""
+
+    def __init__(self, shared: SubRequests, placement: Placement, addresses: dict[str, str], request: bytes,
+                 revision: int, deadline: float, key: Callable[[], bytes]) -> None:
+        self.shared = shared
+        self.placement = placement
+        self.addresses = addresses
+        self.request = request
+        self.metadata: Metadata = ((MIN_REVISION_HEADER, str(revision)),)
+        self.deadline = deadline
+        self.key = key
+        self.events: queue.SimpleQueue[tuple[Attempt, Outcome]] = queue.SimpleQueue()
+        self.calls: dict[int, grpc.Future] = {}
+        self.fault: Failed | None = None  # the last in-band status a node was blamed for
+        self.last_failure = ""  # the last gRPC failure, in words
+
+    def run(self, segments: list[int]) -> list[tuple[bytes, TopK]]:
+        cov = Coverage(segments)
+        parts: list[tuple[bytes, TopK]] = []
+        metrics = self.shared.metrics
+        try:
+            first = self._place(cov)
+            if metrics is not None:
+                metrics.fanout_width.observe(first)
+            while not cov.complete:
+                delay = self.shared.hedge_delay()
+                wake = self.deadline
+                due = cov.next_due(delay) if delay is not None else None
+                if due is not None and due < wake:
+                    wake = due
+                try:
+                    attempt, outcome = self.events.get(timeout=max(0.0, wake - time.monotonic()))
+                except queue.Empty:
+                    if time.monotonic() >= self.deadline:
+                        raise Failed(ErrorCode.UNEXPECTED_ERROR,
+                                     "Search timed out waiting for the read nodes") from None
+                    if delay is not None:
+                        for slow in cov.due(time.monotonic(), delay):
+                            self._hedge(cov, slow)
+                    continue
+                if attempt.id not in cov.inflight:
+                    continue  # cancelled by this search, or its answer is no longer needed
+                if isinstance(outcome, bytes):
+                    self._answered(cov, attempt, outcome, parts)
+                else:
+                    self._failed(cov, attempt, outcome)
+                if not cov.complete:
+                    self._place(cov)
+            return parts
+        finally:
+            for attempt in cov.retire_all():
+                call = self.calls.get(attempt.id)
+                if call is not None:
+                    call.cancel()
+
+    # -- sending -------------------------------------------------------------------------------------
+
+    def _place(self, cov: Coverage) -> int:
+        """Send the segments nobody holds (all of them at first) to their least loaded allowed replicas:
+        keeping off suspects and this search's slow nodes while another replica exists, never to a node
+        that failed in this search. Returns how many nodes they went to."""
+        orphans = cov.orphans()
+        if not orphans:
+            return 0
+        avoid = cov.avoid()
+        tiers = (avoid | self.shared.cluster.failures.suspects(), avoid, frozenset(cov.failed_nodes))
+        route = plan_in_tiers(orphans, self.placement, self.shared.inflight.snapshot(), tiers)
+        if route.unplaced:
+            raise self.fault if self.fault is not None else unplaced_error(route.unplaced, self.last_failure)
+        if not cov.inflight and len(route.by_node) == 1 and not self._hedgeable(route, avoid):
+            # One node and nowhere to hedge: a blocking call in this thread (a future would cost a hand-over
+            # between threads); its end is handled like any other, retries included.
+            node, segs = next(iter(route.by_node.items()))
+            self._send(cov, node, segs, None, inline=True)
+            return 1
+        for node, segs in route.by_node.items():
+            self._send(cov, node, segs, None)
+        return len(route.by_node)
+
+    def _hedgeable(self, route: RoutePlan, exclude: frozenset[str]) -> bool:
+        """Whether the segments ``route`` sends to one node could be hedged: hedging is on and another
+        replica holds them all."""
+        if self.shared.hedge_delay() is None:
+            return False
+        node, segs = next(iter(route.by_node.items()))
+        return not plan(segs, self.placement, {}, exclude | {node}).unplaced
+
+    def _send(self, cov: Coverage, node: str, segs: tuple[int, ...], hedge_of: int | None,
+              inline: bool = False) -> None:
+        shared = self.shared
+        attempt = cov.start(node, segs, time.monotonic(), hedge_of)
+        metadata, finish = shared.sub_request(node, segs, self.metadata)
+        events = self.events
+        inflight = shared.inflight
+        last_answer = shared.last_answer
+        inflight.add(node)
+        if hedge_of is None:
+            shared.budget.earn()
+
+        def done(fut: grpc.Future) -> None:
+            inflight.release(node)
+            outcome: Outcome
+            error: BaseException | None = None
+            if fut.cancelled():
+                outcome = None
+            else:
+                exc = fut.exception()
+                if exc is None:
+                    outcome = bytes(fut.result())
+                    last_answer[node] = time.monotonic()
+                else:
+                    outcome = error = exc
+            if finish is not None:
+                finish(error)
+            events.put((attempt, outcome))
+
+        call = shared.cluster.channel(self.addresses[node]).unary_unary(SEARCH_IN_FILES)
+        payload = search_in_files_request(segs, self.request)
+        if inline:
+            try:
+                reply = bytes(call(payload, timeout=shared.call_timeout(self.deadline), metadata=metadata))
+            except grpc.RpcError as exc:
+                inflight.release(node)
+                if finish is not None:
+                    finish(exc)
+                events.put((attempt, exc))
+                return
+            inflight.release(node)
+            last_answer[node] = time.monotonic()
+            if finish is not None:
+                finish(None)
+            events.put((attempt, reply))
+            return
+        fut = call.future(payload, timeout=shared.call_timeout(self.deadline), metadata=metadata)
+        self.calls[attempt.id] = fut
+        fut.add_done_callback(done)
+
+    def _hedge(self, cov: Coverage, slow: Attempt) -> None:
+        """Send ``slow``'s segments to other replicas too, when they exist and the budget allows."""
+        shared = self.shared
+        inflight = shared.inflight.snapshot()
+        exclude = cov.avoid() | {slow.node}
+        route = plan_in_tiers(slow.segments, self.placement, inflight,
+                              (exclude | shared.cluster.failures.suspects(), exclude))
+        if route.unplaced or not shared.budget.spend():
+            return  # no other replica holds them all (a partial hedge could not replace it), or over budget
+        log.info("read node %s has not answered in %.3f s; hedging its %d segments on %s", slow.node,
+                 time.monotonic() - slow.started, len(slow.segments), ", ".join(route.by_node))
+        cov.hedged(slow)
+        if shared.metrics is not None:
+            shared.metrics.hedges_sent.labels(slow.node).inc()
+        for node, segs in route.by_node.items():
+            self._send(cov, node, segs, slow.id)
+
+    # -- endings -------------------------------------------------------------------------------------
+
+    def _answered(self, cov: Coverage, attempt: Attempt, data: bytes, parts: list[tuple[bytes, TopK]]) -> None:
+        shared = self.shared
+        code, _, result = decode_topk(data)
+        if code != 0:
+            reason = _status_reason(data)
+            if not node_fault(code, reason):
+                raise Failed(as_error_code(code), reason)  # the request's own fault: every replica says so
+            log.warning("read node %s answered %d (%s); retrying its segments on other replicas",
+                        attempt.node, code, reason)
+            cov.failed(attempt.id)
+            self.fault = Failed(as_error_code(code), reason)
+            shared.node_failed(attempt.node, suspect=True)
+            return
+        shared.cluster.failures.succeeded(attempt.node)
+        shared.latencies.add(time.monotonic() - attempt.started)
+        accepted, retired = cov.answered(attempt.id)
+        if not accepted:
+            return
+        parts.append((data, result))
+        for loser in retired:
+            call = self.calls.get(loser.id)
+            if call is not None:
+                call.cancel()
+            if attempt.hedge_of == loser.id:
+                self._hedge_won(loser)
+
+    def _hedge_won(self, loser: Attempt) -> None:
+        """A hedge answered before the attempt it hedged: suspect that node if it answered nothing since."""
+        shared = self.shared
+        if shared.metrics is not None:
+            shared.metrics.hedges_won.labels(loser.node).inc()
+        if shared.last_answer.get(loser.node, 0.0) < loser.started:
+            log.warning("read node %s answered nothing for %.3f s; suspecting it", loser.node,
+                        time.monotonic() - loser.started)
+            shared.node_failed(loser.node, suspect=True)
+
+    def _failed(self, cov: Coverage, attempt: Attempt, outcome: BaseException | None) -> None:
+        shared = self.shared
+        if isinstance(outcome, grpc.RpcError):
+            code, details = outcome.code(), outcome.details()
+        elif outcome is None:
+            code, details = grpc.StatusCode.CANCELLED, ""
+        else:
+            code, details = grpc.StatusCode.UNKNOWN, str(outcome)
+        ending = rpc_ending(code, details)
+        if ending == Ending.CANCELLED:
+            ending = Ending.FAILED  # cancelled, but not by this search (the proxy is stopping)
+        cov.failed(attempt.id)
+        log.warning("read node %s failed (%s: %s); retrying its segments on other replicas", attempt.node,
+                    code.name, details)
+        self.fault = None
+        if ending == Ending.TIMED_OUT:
+            waited = time.monotonic() - attempt.started
+            self.last_failure = f"read node {attempt.node} did not answer within {waited:.1f} s"
+        else:
+            self.last_failure = f"read node {attempt.node}: {code.name}"
+        shared.node_failed(attempt.node, suspects_node(ending))
+        if ending == Ending.TIMED_OUT and shared.metrics is not None:
+            shared.metrics.subrequest_timeouts.labels(attempt.node).inc()
+        if blames_request(ending) and shared.deaths.enabled:
+            shared.blame(self.key, attempt.node)
+        if time.monotonic() >= self.deadline - DEADLINE_SLACK:
+            raise Failed(ErrorCode.UNEXPECTED_ERROR, "Search timed out waiting for the read nodes")
+
+
+def _status_reason(data: bytes) -> str:
+    return str(milvus_pb2.TopKQueryResult.FromString(data).status.reason)
