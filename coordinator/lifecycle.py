@@ -17,6 +17,8 @@ from typing import Any
 
 import yaml
 
+from coordinator import parent_watch
+
 log = logging.getLogger(__name__)
 
 
@@ -74,7 +76,7 @@ def run_command(prog: str, argv: Sequence[str], parse_args: Callable[[Sequence[s
                 load: Callable[[str | None, Mapping[str, str], Mapping[str, Any]], Any],
                 serve: Callable[[Any], None]) -> int:
     """An entry point: parse the command line, load the settings (exit 2 on a bad one), configure logging
-    once, serve until signalled."""
+    once, watch the supervising process when there is one, serve until signalled."""
     args = parse_args(argv)
     overrides = {k: v for k, v in vars(args).items() if k != "config" and v is not None}
     try:
@@ -83,5 +85,6 @@ def run_command(prog: str, argv: Sequence[str], parse_args: Callable[[Sequence[s
         print(f"{prog}: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    parent_watch.start_from_env(os.environ)  # under a supervisor: stop when it is gone
     serve(settings)
     return 0

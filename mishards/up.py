@@ -1,7 +1,9 @@
 """``mishards up``: an all-in-one local cluster on embedded defaults.
 
 One writer and N read-only nodes (child processes) sharing a SQLite catalog and a storage folder, static
-membership, and the proxy in front; logs in one folder; Ctrl-C (or SIGTERM) stops everything cleanly.
+membership, and the proxy in front; logs in one folder. A child that dies is restarted with backoff, on the same
+port and data (``mishards/supervisor.py``), and the event is printed and logged (``logs/up.log``); only Ctrl-C
+(or SIGTERM) stops everything, cleanly. The children never outlive ``mishards up``, even when it is killed.
 
 Every child serves Prometheus ``/metrics`` on a free port of its own (``--no-metrics`` turns that off); the
 ports are printed once everything serves and recorded in each child's ready file under ``<data>/run``.
@@ -11,36 +13,26 @@ ports are printed once everything serves and recorded in each child's ready file
 from __future__ import annotations
 
 import argparse
-import json
+import logging
 import os
 import signal
 import socket
-import subprocess
 import sys
 import threading
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
 from coordinator.lifecycle import write_ready_file
+from mishards.supervisor import Child, Supervisor
+
+log = logging.getLogger("mishards.up")  # also when run as __main__
 
 
 def _free_port(host: str) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
-
-
-def _wait_ready(proc: subprocess.Popen[bytes], ready: Path, name: str, timeout: float = 120.0) -> dict[str, object]:
-    deadline = time.monotonic() + timeout
-    while not ready.exists():
-        if proc.poll() is not None:
-            raise RuntimeError(f"{name} exited with {proc.returncode}; see its log")
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{name} did not become ready in {timeout:.0f}s")
-        time.sleep(0.05)
-    return dict(json.loads(ready.read_text()))
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -64,11 +56,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     run = data / "run"
     for folder in (data, logs, run):
         folder.mkdir(parents=True, exist_ok=True)
+    _log_to(logs / "up.log")
     meta = f"sqlite:///{data / 'meta.sqlite'}"
     ports = [_free_port(args.host) for _ in range(args.readers + 1)]
     addrs = [f"{args.host}:{p}" for p in ports]
     membership = "static://" + ",".join([f"{addrs[0]}=rw", *(f"{a}=ro" for a in addrs[1:])])
-    children: list[tuple[str, subprocess.Popen[bytes]]] = []
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -77,33 +69,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
 
-    def spawn(name: str, module: str, extra: list[str]) -> dict[str, object]:
-        ready = run / f"{name}.ready"
-        ready.unlink(missing_ok=True)
-        log = open(logs / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child for its lifetime
-        proc = subprocess.Popen([sys.executable, "-m", module, *extra, "--ready-file", str(ready)],
-                                stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"},
-                                start_new_session=True)
-        children.append((name, proc))
-        return _wait_ready(proc, ready, name)
+    def report(line: str) -> None:
+        print(line, flush=True)
+        log.info("%s", line)
+
+    supervisor = Supervisor({**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}, report=report)
+
+    def spawn(name: str, module: str, extra: list[str]) -> Child:
+        child = supervisor.add(name, module, extra, run / f"{name}.ready", logs / f"{name}.log")
+        supervisor.start(child)
+        supervisor.wait_ready(child)
+        return child
 
     # Each child binds a free metrics port itself (-1) and reports it in its ready file: no port races.
     observe = [*(["--metrics-port", "-1"] if args.metrics else []),
                *(["--otlp-endpoint", args.otlp_endpoint] if args.otlp_endpoint else [])]
-    metrics_ports: dict[str, int] = {}
     code = 0
     try:
         node_args = ["--host", args.host, "--storage-path", str(data / "storage"), "--meta-uri", meta,
                      "--membership", membership, *observe]
-        started = spawn("writer", "node", ["--role", "rw", "--port", str(ports[0]), *node_args])
-        metrics_ports["writer"] = int(str(started.get("metrics_port", 0)))
+        spawn("writer", "node", ["--role", "rw", "--port", str(ports[0]), *node_args])
         for i in range(args.readers):
-            started = spawn(f"reader-{i + 1}", "node", ["--role", "ro", "--port", str(ports[i + 1]), *node_args])
-            metrics_ports[f"reader-{i + 1}"] = int(str(started.get("metrics_port", 0)))
-        info = spawn("proxy", "mishards", ["--host", args.host, "--port", str(args.port), "--membership", membership,
-                                           "--meta-uri", meta, *observe])
-        metrics_ports["proxy"] = int(str(info.get("metrics_port", 0)))
-        address = str(info["address"])
+            spawn(f"reader-{i + 1}", "node", ["--role", "ro", "--port", str(ports[i + 1]), *node_args])
+        proxy = spawn("proxy", "mishards", ["--host", args.host, "--port", str(args.port), "--membership",
+                                            membership, "--meta-uri", meta, *observe])
+        address = str(proxy.info["address"])
+        # A restarted proxy comes back on the port it got (clients keep their address).
+        proxy.args[proxy.args.index("--port") + 1] = address.rpartition(":")[2]
+        metrics_ports = {c.name: int(str(c.info.get("metrics_port", 0))) for c in supervisor.children}
         print(f"mishards up: proxy on {address} (writer {addrs[0]}, readers {', '.join(addrs[1:]) or 'none'}); "
               f"data in {data}, logs in {logs}. Ctrl-C stops.", flush=True)
         if args.metrics:
@@ -111,27 +104,25 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                       for name, port in metrics_ports.items()), flush=True)
         if args.ready_file:
             write_ready_file(args.ready_file, address, metrics_ports=metrics_ports)
-        while not stop.wait(0.5):
-            for name, proc in children:
-                if proc.poll() is not None:
-                    print(f"mishards up: {name} exited with {proc.returncode}; stopping", file=sys.stderr)
-                    stop.set()
-                    code = 1
-    except (RuntimeError, TimeoutError) as exc:
+        while not stop.wait(0.2):
+            supervisor.tend()  # a child that died is restarted (with backoff); only a signal stops everything
+    except (RuntimeError, TimeoutError, OSError) as exc:
         print(f"mishards up: {exc} (logs in {logs})", file=sys.stderr)
         code = 1
     finally:
-        for _name, proc in reversed(children):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for _name, proc in reversed(children):
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+        supervisor.stop()
         print("mishards up: stopped", flush=True)
     return code
+
+
+def _log_to(path: Path) -> None:
+    """Supervision events (children exiting, restarting) go to ``logs/up.log`` as well as to the terminal."""
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    for name in ("mishards.up", "mishards.supervisor"):
+        logger = logging.getLogger(name)
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
 
 
 if __name__ == "__main__":
