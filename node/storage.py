@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from coordinator.errors import FileNotFound, StorageError
+from node import npy
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +135,7 @@ class SegmentStore:
 
     def _load(self, path: Path, mmap: bool) -> np.ndarray:
         try:
-            return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+            return npy.load(path, mmap)
         except FileNotFoundError:
             raise FileNotFound(f"Segment file missing: {path.parent.name}/{path.name}") from None
         except (OSError, ValueError) as exc:
