@@ -63,6 +63,14 @@ def run_dir(tmp_path: Path) -> Path:
     return tmp_path
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The long campaign's scenarios run for minutes: lift pytest-timeout's 300 s for them."""
+    if from_env().long:
+        for item in items:
+            if item.path.is_relative_to(Path(__file__).parent):
+                item.add_marker(pytest.mark.timeout(3600))
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int,
                             config: pytest.Config) -> None:
     lines = config.stash.get(_SUMMARIES, [])
