@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 
 from coordinator import tracing as spans
+from coordinator import validation
 from coordinator.catalog import CatalogSnapshot
 from coordinator.errors import ErrorCode, MilvusError
 from coordinator.membership import Member
@@ -78,6 +79,22 @@ def request_key(method: str, request: bytes) -> RequestKey:
     return key
 
 
+def result_size_refusal(name: str, topk: int, nq: int) -> Failed | None:
+    """Milvus 1.1.1's result-size rule (nq x topk x 12 bytes under 2 GiB), at the place the nodes check it:
+    after the collection name and topk, whose errors the writer words (None), before partitions and the
+    collection's existence. Only a refused size costs more than a multiplication."""
+    try:
+        validation.result_size(nq, topk)
+        return None
+    except MilvusError as refused:
+        try:
+            validation.collection_name(name)
+            validation.topk(topk)
+        except MilvusError:
+            return None
+        return Failed(refused.code, refused.reason)
+
+
 def search_param_for_ids(param: Any, records: Sequence[Any]) -> bytes:
     """The SearchParam that searches ``records`` (the vectors of a SearchByIDParam's found ids)."""
     return bytes(milvus_pb2.SearchParam(
@@ -118,6 +135,9 @@ class Fanout:
         if not readers:
             return None
         param = wire_fastpath_pb2.SearchParamRaw.FromString(request)
+        too_big = result_size_refusal(param.collection_name, int(param.topk), len(param.query_record_array))
+        if too_big is not None:
+            raise too_big  # no node gets it: the merge alone would need more than the result's size
         snap = self._snapshot()
         try:
             coll, segs = searchable_segments(snap, param.collection_name, list(param.partition_tag_array))
@@ -142,6 +162,9 @@ class Fanout:
         if not readers:
             return None
         param = milvus_pb2.SearchByIDParam.FromString(request)
+        too_big = result_size_refusal(param.collection_name, int(param.topk), len(param.id_array))
+        if too_big is not None:
+            raise too_big
         if not param.id_array or not 0 < param.topk <= MAX_TOPK:
             return None  # the writer words the error
         snap = self._snapshot()
