@@ -11,6 +11,7 @@ import grpc
 
 from coordinator import writer_lookup
 from coordinator.catalog import WriterLease
+from coordinator.etcd_client import EtcdError
 from coordinator.membership import Member, MembershipProvider, create_provider, readers
 from mishards.failures import FailureTracker
 
@@ -39,6 +40,7 @@ class Cluster:
         self.writer_cache_seconds = writer_cache_seconds
         self.clock = clock
         self._writer: tuple[float, Member | None] | None = None
+        self._last_known: Member | None = None  # the last writer an election lookup named
         # The catalog's writer lease, where rw nodes elect through the catalog (set by the proxy server).
         self.lease: Callable[[], WriterLease | None] | None = None
         self._channels: dict[str, grpc.Channel] = {}
@@ -68,7 +70,16 @@ class Cluster:
         now = self.clock()
         if cached is not None and now - cached[0] < self.writer_cache_seconds:
             return cached[1]
-        elected = writer_lookup.current_writer(self.provider, members, self.lease)
+        try:
+            elected = writer_lookup.current_writer(self.provider, members, self.lease)
+        except EtcdError as exc:
+            # etcd is unreachable: keep routing to the last writer known (it refuses writes itself once its
+            # lease runs out, and the proxy then says nothing was written); look again after the cache time.
+            elected = self._last_known
+            log.warning("cannot read the writer election (%s); routing to the last known writer %s", exc,
+                        elected.node_id if elected is not None else "(none)")
+        else:
+            self._last_known = elected if elected is not None else self._last_known
         self._writer = (now, elected)
         return elected
 

@@ -77,6 +77,14 @@ def error_bytes(reply_cls: Any, code: ErrorCode, reason: str) -> bytes:
     return bytes(reply.SerializeToString())
 
 
+class Unimplemented(Exception):
+    """A node answered UNIMPLEMENTED: the client gets that gRPC status too."""
+
+    def __init__(self, details: str | None) -> None:
+        super().__init__(details)
+        self.details = details or ""
+
+
 class Forwarder:
     def __init__(self, settings: ProxySettings, cluster: Cluster, fanout: Fanout | None = None,
                  view: CatalogView | None = None, metrics: ProxyMetrics | None = None,
@@ -97,6 +105,16 @@ class Forwarder:
         def forward(request: bytes, context: grpc.ServicerContext) -> bytes:
             if method in HYBRID:
                 context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{method} is not implemented (as in Milvus 1.1)")
+            try:
+                return serve(request, context)
+            except Unimplemented as exc:
+                context.abort(grpc.StatusCode.UNIMPLEMENTED, exc.details)
+            except Exception as exc:  # never a bare gRPC UNKNOWN: the client gets a Milvus status
+                log.exception("%s failed in the proxy", method)
+                return error_bytes(reply_cls, ErrorCode.UNEXPECTED_ERROR, f"Internal error in the proxy: {exc}")
+            raise AssertionError("unreachable")  # context.abort raises
+
+        def serve(request: bytes, context: grpc.ServicerContext) -> bytes:
             if fan_out is not None:
                 try:
                     merged = fan_out(request)
@@ -118,7 +136,7 @@ class Forwarder:
             except grpc.RpcError as exc:
                 code = exc.code()
                 if code == grpc.StatusCode.UNIMPLEMENTED:
-                    context.abort(code, exc.details())
+                    raise Unimplemented(exc.details()) from None
                 log.warning("%s to %s failed: %s", method, target.address, code)
                 self.cluster.forget_writer()
                 return self._without_writer(method, request, reply_cls, path, timeout)
@@ -163,7 +181,7 @@ class Forwarder:
                 except grpc.RpcError as exc:
                     code = exc.code()
                     if code == grpc.StatusCode.UNIMPLEMENTED:
-                        context.abort(code, exc.details())
+                        raise Unimplemented(exc.details()) from None
                     ending = after_error(code, exc.details())
                     log.warning("%s to the writer %s failed (%s): %s", method, target.address, code.name,
                                 ending.value)
