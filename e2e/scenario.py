@@ -135,6 +135,7 @@ def run(name: str, cluster: Cluster, out_dir: Path, duration: float, *, seed: in
         "inserts": writes.total, "deletes": deletes.total,
         "unknown_outcomes": sum(op.outcome == UNKNOWN for op in ops),
         "max_latency_s": _max_latency(ops),
+        "search_latency_s": _percentiles([op.done - op.sent for op in ops if op.kind == "search"]),
         "error_reasons": _reasons(ops),
         "failed_searches": [f"t+{op.sent - t0:.2f}..{op.done - t0:.2f}s proxy{op.proxy} {op.code} {op.reason[:80]}"
                             for op in ops if op.kind == "search" and op.outcome != ACKED
@@ -173,6 +174,13 @@ def _max_latency(ops: Sequence[Op]) -> dict[str, float]:
     for op in ops:
         out[op.kind] = round(max(out.get(op.kind, 0.0), op.done - op.sent), 2)
     return out
+
+
+def _percentiles(values: Sequence[float]) -> dict[str, float]:
+    s = sorted(values)
+    if not s:
+        return {}
+    return {f"p{q}": round(s[min(len(s) - 1, int(len(s) * q / 100))], 3) for q in (50, 99, 100)}
 
 
 def _reasons(ops: Sequence[Op], top: int = 8) -> list[str]:

@@ -28,7 +28,8 @@ pkg_installed() {
 runtime_only="${MISHARDS_BOOTSTRAP_RUNTIME_ONLY:-0}"
 missing=()
 if [[ $runtime_only != 1 ]]; then
-    for pkg in mariadb-server etcd-server etcd-client; do
+    # libfuse3-3: the e2e slow-disk scenario's FUSE mount (e2e/slowfs.py, through mfusepy).
+    for pkg in mariadb-server etcd-server etcd-client libfuse3-3; do
         pkg_installed "$pkg" || missing+=("$pkg")
     done
 fi
