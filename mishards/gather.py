@@ -150,6 +150,8 @@ class _Search:
 
     def _send(self, cov: Coverage, node: str, segs: tuple[int, ...], hedge_of: int | None,
               inline: bool = False) -> None:
+        """One SearchInFiles to ``node``: a future whose end is queued for the loop, or (``inline``) a blocking
+        call whose end is queued the same way."""
         shared = self.shared
         attempt = cov.start(node, segs, time.monotonic(), hedge_of)
         metadata, finish = shared.sub_request(node, segs, self.metadata)
@@ -160,41 +162,31 @@ class _Search:
         if hedge_of is None:
             shared.budget.earn()
 
-        def done(fut: grpc.Future) -> None:
+        def ended(outcome: Outcome) -> None:
             inflight.release(node)
-            outcome: Outcome
-            error: BaseException | None = None
-            if fut.cancelled():
-                outcome = None
-            else:
-                exc = fut.exception()
-                if exc is None:
-                    outcome = bytes(fut.result())
-                    last_answer[node] = time.monotonic()
-                else:
-                    outcome = error = exc
+            if isinstance(outcome, bytes):
+                last_answer[node] = time.monotonic()
             if finish is not None:
-                finish(error)
+                finish(outcome if isinstance(outcome, BaseException) else None)
             events.put((attempt, outcome))
+
+        def done(fut: grpc.Future) -> None:
+            if fut.cancelled():
+                ended(None)
+                return
+            exc = fut.exception()
+            ended(bytes(fut.result()) if exc is None else exc)
 
         call = shared.cluster.channel(self.addresses[node]).unary_unary(SEARCH_IN_FILES)
         payload = search_in_files_request(segs, self.request)
-        if inline:
-            try:
-                reply = bytes(call(payload, timeout=shared.call_timeout(self.deadline), metadata=metadata))
-            except grpc.RpcError as exc:
-                inflight.release(node)
-                if finish is not None:
-                    finish(exc)
-                events.put((attempt, exc))
+        try:
+            if inline:
+                ended(bytes(call(payload, timeout=shared.call_timeout(self.deadline), metadata=metadata)))
                 return
-            inflight.release(node)
-            last_answer[node] = time.monotonic()
-            if finish is not None:
-                finish(None)
-            events.put((attempt, reply))
+            fut = call.future(payload, timeout=shared.call_timeout(self.deadline), metadata=metadata)
+        except Exception as exc:  # a gRPC error, or e.g. the channel closed under us: an ending like any other
+            ended(exc)
             return
-        fut = call.future(payload, timeout=shared.call_timeout(self.deadline), metadata=metadata)
         self.calls[attempt.id] = fut
         fut.add_done_callback(done)
 
