@@ -46,6 +46,7 @@ from mishards.routing import searchable_segments
 from mishards.subrequests import (
     MIN_REVISION_HEADER,
     SEARCH_IN_FILES,
+    TOO_LARGE,
     Failed,
     FanoutPolicy,
     SubRequests,
@@ -286,6 +287,8 @@ class Fanout:
                     data = bytes(call(request, timeout=shared.call_timeout(deadline), metadata=metadata))
             except grpc.RpcError as exc:
                 ending = rpc_ending(exc.code(), exc.details())
+                if ending == Ending.TOO_LARGE:  # every node refuses the same bytes
+                    raise Failed(ErrorCode.UNEXPECTED_ERROR, f"{TOO_LARGE}: {exc.details()}") from None
                 log.warning("%s on %s failed (%s); trying another node", name, member.node_id, exc.code())
                 shared.node_failed(member.node_id, suspects_node(ending))
                 if ending == Ending.TIMED_OUT and self.metrics is not None:

@@ -37,6 +37,7 @@ from mishards.routing import RoutePlan, plan, plan_in_tiers
 from mishards.subrequests import (
     MIN_REVISION_HEADER,
     SEARCH_IN_FILES,
+    TOO_LARGE,
     Failed,
     SubRequests,
     as_error_code,
@@ -254,6 +255,8 @@ class _Search:
         else:
             code, details = grpc.StatusCode.UNKNOWN, str(outcome)
         ending = rpc_ending(code, details)
+        if ending == Ending.TOO_LARGE:  # every replica refuses the same bytes
+            raise Failed(ErrorCode.UNEXPECTED_ERROR, f"{TOO_LARGE}: {details}")
         if ending == Ending.CANCELLED:
             ending = Ending.FAILED  # cancelled, but not by this search (the proxy is stopping)
         cov.failed(attempt.id)

@@ -8,9 +8,10 @@ Milvus status, or a gRPC error. This module decides, without any I/O:
   call during which the connection broke, or that ran out of its deadline on the node, may have been
   what broke the node (query-of-death protection counts those, ``mishards.querydeath``).
 - ``node_fault``: whether an in-band status is the node's trouble (an internal error, a missing or
-  unreadable segment file, the catalog or the cache failing, memory, a busy node), worth the same
-  segments on another replica, or the request's own fault (a bad topk, bad parameters, an unknown
-  collection...), which every replica would answer alike: final, passed to the client unchanged.
+  unreadable segment file, the catalog or the cache failing, memory, a node too busy to start it:
+  ``coordinator.limits``), worth the same segments on another replica, or the request's own fault (a bad
+  topk, bad parameters, an unknown collection...), which every replica would answer alike: final, passed
+  to the client unchanged. A message over a node's size cap is the request's fault too (``TOO_LARGE``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from enum import Enum
 import grpc
 
 from coordinator.errors import ErrorCode
+from coordinator.limits import BUSY
 from milvus_wire import status_pb2
 
 
@@ -28,6 +30,7 @@ class Ending(Enum):
     DIED = "died"  # the connection broke while the node held the request
     TIMED_OUT = "timed_out"  # the node held the request past the sub-request deadline
     CANCELLED = "cancelled"  # the proxy cancelled it (another replica answered first)
+    TOO_LARGE = "too_large"  # the node refused the message's size: every replica would, the request's fault
     FAILED = "failed"  # any other gRPC error: try another replica, the node is not suspected
 
 
@@ -53,8 +56,6 @@ INTERNAL_ERROR_PREFIX = "Internal error"
 # A node whose catalog view lags the proxy's cannot find a segment the proxy routed to it (its fault
 # or the proxy's, never the client's: clients do not name files through the proxy's fan-out).
 INVALID_FILE_ID = "Invalid file id"
-# A node refusing work because it is full (admission control): another replica may have room.
-_BUSY_PREFIXES = ("server busy", "server is busy", "node busy", "node is busy", "too many ")
 
 
 def rpc_ending(code: grpc.StatusCode, details: str | None) -> Ending:
@@ -63,6 +64,8 @@ def rpc_ending(code: grpc.StatusCode, details: str | None) -> Ending:
         return Ending.CANCELLED
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
         return Ending.TIMED_OUT
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED and "larger than max" in (details or ""):
+        return Ending.TOO_LARGE
     if code == grpc.StatusCode.UNAVAILABLE:
         text = (details or "").lower()
         if any(words in text for words in _NOT_SENT_DETAILS):
@@ -91,7 +94,7 @@ def node_fault(code: int, reason: str) -> bool:
     if code == ErrorCode.UNEXPECTED_ERROR:
         if reason.startswith(INTERNAL_ERROR_PREFIX) or reason == INVALID_FILE_ID:
             return True
-        return reason.lower().startswith(_BUSY_PREFIXES)
+        return reason.startswith(BUSY)  # full (admission control): another replica may have room
     return False
 
 

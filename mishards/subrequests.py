@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 SEARCH_IN_FILES = "/milvus.grpc.MilvusService/SearchInFiles"
 MIN_REVISION_HEADER = "mishards-min-revision"
+TOO_LARGE = "The request is larger than the read nodes accept"
 
 Finish: TypeAlias = Callable[[BaseException | None], None]
 

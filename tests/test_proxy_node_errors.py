@@ -21,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from coordinator.errors import ErrorCode
 from milvus_wire import milvus_pb2
+from tests.support.cluster import LocalCluster
 from tests.support.nodeproc import NodeProcess
 from tests.support.proxyproc import ProxyProcess
 from tests.support.requests import (
@@ -29,6 +30,7 @@ from tests.support.requests import (
     create,
     decode_topk,
     flush,
+    insert,
     insert_ok,
     ok,
     search_param,
@@ -170,3 +172,18 @@ def test_a_result_too_big_to_send_is_refused_before_any_fan_out(
     by_id = milvus_pb2.SearchByIDParam(collection_name="c", id_array=list(range(nq)), topk=topk)
     status = c.proxy.stub().SearchByID(by_id, timeout=60).status
     assert (status.error_code, status.reason) == (ErrorCode.ILLEGAL_TOPK, reason)
+
+
+def test_a_search_over_the_nodes_message_cap_is_answered_in_band_at_once(tmp_path: Path) -> None:
+    """Read nodes refuse a message over their size cap (RESOURCE_EXHAUSTED): every replica would, so the proxy
+    answers at once instead of trying each one and reporting them dead."""
+    with LocalCluster(tmp_path, readers=2, replication=2, node_args=["--grpc-max-message-size", "4MB"]) as c:
+        s = c.stub()
+        ok(create(s, "c", DIM, L2, ifs=1))
+        ok(insert(s, "c", np.zeros((100, DIM), dtype=np.float32)))
+        ok(flush(s, "c"))
+        big = np.ones((80_000, DIM), dtype=np.float32)  # about 5 MB of query vectors
+        status = s.Search(search_param("c", big, 1), timeout=60).status
+        assert status.error_code == ErrorCode.UNEXPECTED_ERROR
+        assert status.reason.startswith("The request is larger than the read nodes accept"), status.reason
+        ok(s.Search(search_param("c", big[:10], 1), timeout=60).status)  # nobody was suspected for it

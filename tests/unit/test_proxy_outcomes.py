@@ -25,7 +25,9 @@ REFUSED = ("failed to connect to all addresses; last error: UNKNOWN: ipv4:127.0.
     (grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded", Ending.TIMED_OUT),
     (grpc.StatusCode.CANCELLED, "Locally cancelled by application!", Ending.CANCELLED),
     (grpc.StatusCode.UNIMPLEMENTED, "", Ending.FAILED),
-    (grpc.StatusCode.RESOURCE_EXHAUSTED, "Received message larger than max", Ending.FAILED),
+    (grpc.StatusCode.RESOURCE_EXHAUSTED, "Received message larger than max (17825792 vs. 16777216)",
+     Ending.TOO_LARGE),
+    (grpc.StatusCode.RESOURCE_EXHAUSTED, "Concurrent RPC limit exceeded!", Ending.FAILED),
     (grpc.StatusCode.UNKNOWN, "Exception calling application", Ending.FAILED),
 ])
 def test_rpc_endings(code: grpc.StatusCode, details: str | None, ending: Ending) -> None:
@@ -33,7 +35,7 @@ def test_rpc_endings(code: grpc.StatusCode, details: str | None, ending: Ending)
 
 
 def test_only_a_node_dying_or_hanging_with_the_request_blames_the_request() -> None:
-    assert {e for e in Ending if blames_request(e)} == {Ending.DIED, Ending.TIMED_OUT}
+    assert {e for e in Ending if blames_request(e)} == {Ending.DIED, Ending.TIMED_OUT}  # not TOO_LARGE: refused
     # A node never reached is down (suspected) but says nothing about the request.
     assert {e for e in Ending if suspects_node(e)} == {Ending.NOT_SENT, Ending.DIED, Ending.TIMED_OUT}
 
