@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -29,6 +31,7 @@ log = logging.getLogger(__name__)
 DIM = 16
 COLLECTION = "e2e"
 SEARCH_SUCCESS_MIN = 0.999
+RESULTS = Path(tempfile.gettempdir()) / "mishards-e2e-results"
 RECOVERY_LIMIT = 30.0  # seconds from the end of an infrastructure fault to an acknowledged write
 
 
@@ -162,9 +165,13 @@ def run(name: str, cluster: Cluster, out_dir: Path, duration: float, *, seed: in
         problems["search_success"] = f"search success {searches.success:.4f} < {SEARCH_SUCCESS_MIN}"
     result = Result(name, figures, problems)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "results.json").write_text(json.dumps({**figures, "problems": problems}, indent=1, default=str))
+    text = json.dumps({**figures, "problems": problems}, indent=1, default=str)
+    (out_dir / "results.json").write_text(text)
+    # The latest figures of each scenario also stay where pytest's folder rotation does not remove them.
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / (re.sub(r"[^A-Za-z0-9_.-]+", "_", name) + ".json")).write_text(text)
     print(json.dumps({**figures, "problems": problems}, indent=1, default=str))
-    print(f"figures written to {out_dir / 'results.json'}")
+    print(f"figures written to {out_dir / 'results.json'} and {RESULTS}")
     print(result.summary())
     return result
 

@@ -14,6 +14,7 @@ class E2ESettings:
     load_seconds: float  # one fault scenario's load
     nemesis_seconds: float  # the random campaign
     infra_down_seconds: float  # catalog database / etcd down
+    infra_tail_seconds: float  # load after an infrastructure fault ends
     soak_seconds: float
     sample_interval: float  # soak: seconds between resource samples
     seed: int | None
@@ -29,5 +30,5 @@ def from_env(env: Mapping[str, str] = os.environ) -> E2ESettings:
         raise ValueError(f"MISHARDS_E2E must be 'short' or 'long', not {mode!r}")
     seed = env.get("MISHARDS_E2E_SEED", "").strip()
     if mode == "long":
-        return E2ESettings(mode, 60.0, 300.0, 20.0, 600.0, 5.0, int(seed) if seed else None)
-    return E2ESettings(mode, 20.0, 45.0, 20.0, 60.0, 2.0, int(seed) if seed else None)
+        return E2ESettings(mode, 60.0, 300.0, 20.0, 15.0, 600.0, 5.0, int(seed) if seed else None)
+    return E2ESettings(mode, 14.0, 35.0, 10.0, 10.0, 60.0, 2.0, int(seed) if seed else None)

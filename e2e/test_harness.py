@@ -112,5 +112,6 @@ def test_growth_and_settings() -> None:
     assert growth([10, 10, 10, 10, 10, 10]) == 1.0
     assert growth([10, 10, 11, 20, 20, 20]) == 2.0
     assert from_env({}).mode == "short" and from_env({"MISHARDS_E2E": "long"}).soak_seconds == 600.0
+    assert from_env({"MISHARDS_E2E": "long"}).infra_down_seconds == 20.0
     assert parse_metrics('# HELP x\nmishards_node_writable 1.0\nreq{method="Insert",code="0"} 3\n') == {
         "mishards_node_writable": 1.0, 'req{method="Insert",code="0"}': 3.0}

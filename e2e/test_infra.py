@@ -21,8 +21,7 @@ from tests.support.etcd import EtcdServer, etcd_health
 from tests.support.mariadb import MariaDBServer
 
 TTL = 2.0
-LEAD = 5.0  # seconds of load before the fault
-TAIL = 15.0  # seconds of load after it
+LEAD = 4.0  # seconds of load before the fault
 
 
 def _sleep_until(t: float) -> None:
@@ -51,15 +50,15 @@ def _mariadb_answers(db: MariaDBServer) -> bool:
 
 def test_catalog_database_down(etcd: EtcdServer, run_dir: Path, e2e_settings: E2ESettings,
                                record: Callable[[Result], None]) -> None:
-    """MariaDB killed for 20 s and started again on the same port and data directory."""
-    down = e2e_settings.infra_down_seconds
+    """MariaDB killed for 20 s (10 s in the short set) and started again on the same port and data directory."""
+    down, tail = e2e_settings.infra_down_seconds, e2e_settings.infra_tail_seconds
     with MariaDBServer() as db:
         outage = Outage("mariadb", db.pid, lambda: _mariadb_answers(db))
         try:
             spec = ClusterSpec(meta_uri=db.uri, storage=run_dir / "shared", etcd_endpoint=etcd.endpoint,
                                election_ttl=TTL)
             with Cluster(spec, run_dir) as cluster:
-                result = run(f"catalog-db-down-{down:.0f}s/etcd/mariadb", cluster, run_dir, LEAD + down + TAIL,
+                result = run(f"catalog-db-down-{down:.0f}s/etcd/mariadb", cluster, run_dir, LEAD + down + tail,
                              seed=5, action=_outage_action(outage, "catalog_down", down))
         finally:
             outage.close()
@@ -69,8 +68,8 @@ def test_catalog_database_down(etcd: EtcdServer, run_dir: Path, e2e_settings: E2
 
 def test_etcd_down(mariadb_uri: str, run_dir: Path, e2e_settings: E2ESettings,
                    record: Callable[[Result], None]) -> None:
-    """etcd (membership and election) killed for 20 s and started again on the same ports and data."""
-    down = e2e_settings.infra_down_seconds
+    """etcd (membership and election) killed for 20 s (10 s short) and started again on its ports and data."""
+    down, tail = e2e_settings.infra_down_seconds, e2e_settings.infra_tail_seconds
     with EtcdServer() as etcd:
         log_file = etcd.log_file
         outage = Outage("etcd", etcd.pid, lambda: etcd_health(etcd.url),
@@ -79,7 +78,7 @@ def test_etcd_down(mariadb_uri: str, run_dir: Path, e2e_settings: E2ESettings,
             spec = ClusterSpec(meta_uri=mariadb_uri, storage=run_dir / "shared", etcd_endpoint=etcd.endpoint,
                                election_ttl=TTL)
             with Cluster(spec, run_dir) as cluster:
-                result = run(f"etcd-down-{down:.0f}s/etcd/mariadb", cluster, run_dir, LEAD + down + TAIL, seed=6,
+                result = run(f"etcd-down-{down:.0f}s/etcd/mariadb", cluster, run_dir, LEAD + down + tail, seed=6,
                              action=_outage_action(outage, "etcd_down", down))
         finally:
             outage.close()
@@ -90,7 +89,7 @@ def test_etcd_down(mariadb_uri: str, run_dir: Path, e2e_settings: E2ESettings,
 def test_storage_volume_full(etcd: EtcdServer, mariadb_uri: str, run_dir: Path, e2e_settings: E2ESettings,
                              record: Callable[[Result], None]) -> None:
     """The shared storage on a 64 MB tmpfs, filled up for a while under load, then freed."""
-    hold = 20.0 if e2e_settings.long else 10.0
+    hold, tail = (20.0 if e2e_settings.long else 8.0), e2e_settings.infra_tail_seconds
     volume = run_dir / f"vol-{uuid.uuid4().hex[:6]}"
     try:
         mount = tmpfs(volume, "64m")
@@ -110,7 +109,7 @@ def test_storage_volume_full(etcd: EtcdServer, mariadb_uri: str, run_dir: Path, 
         spec = ClusterSpec(meta_uri=mariadb_uri, storage=volume / "shared", etcd_endpoint=etcd.endpoint,
                            election_ttl=TTL)
         with Cluster(spec, run_dir) as cluster:
-            result = run(f"storage-full-{hold:.0f}s/etcd/mariadb", cluster, run_dir, LEAD + hold + TAIL, seed=7,
+            result = run(f"storage-full-{hold:.0f}s/etcd/mariadb", cluster, run_dir, LEAD + hold + tail, seed=7,
                          action=action)
     finally:
         with contextlib.suppress(Exception):

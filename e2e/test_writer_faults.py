@@ -83,6 +83,8 @@ def test_catalog_election_with_etcd_membership(etcd: EtcdServer, run_dir: Path, 
                                                record: Callable[[Result], None]) -> None:
     """Writers elected through the catalog lease while membership lives in etcd: writes go through the proxy,
     and a kill -9 of the writer is survived."""
+    if not e2e_settings.long:
+        pytest.skip("runs in the long mode (MISHARDS_E2E=long)")
     spec = ClusterSpec(meta_uri=f"sqlite:///{run_dir / 'meta.sqlite'}", storage=run_dir / "shared",
                        etcd_endpoint=etcd.endpoint, election="catalog", etcd_membership=True, election_ttl=TTL)
     with Cluster(spec, run_dir) as cluster:
