@@ -32,6 +32,9 @@ DIM = 16
 COLLECTION = "e2e"
 SEARCH_SUCCESS_MIN = 0.999
 RESULTS = Path(tempfile.gettempdir()) / "mishards-e2e-results"
+# A client's channel to a restarted proxy reconnects within its back-off (at most 0.5 s, plus jitter): calls in
+# that time fail UNAVAILABLE on the client's side. They count with the proxy's own down time.
+CLIENT_RECONNECT = 1.0
 RECOVERY_LIMIT = 30.0  # seconds from the end of an infrastructure fault to an acknowledged write
 
 
@@ -119,7 +122,8 @@ def run(name: str, cluster: Cluster, out_dir: Path, duration: float, *, seed: in
     more = list(windows.values())
     acks = [op.done for op in ops if op.kind in ("insert", "delete") and op.outcome == ACKED]
     outages = write_outages(acks, t0 + 1.0, t_end, [*writers_down, *more])
-    proxy_down = {i: down_intervals(events, p.name, t_end) for i, p in enumerate(cluster.proxies)}
+    proxy_down = {i: [(a, b + CLIENT_RECONNECT) for a, b in down_intervals(events, p.name, t_end)]
+                  for i, p in enumerate(cluster.proxies)}
     searches = rates(ops, "search", proxy_down)
     writes = rates(ops, "insert", proxy_down)
     deletes = rates(ops, "delete", proxy_down)
