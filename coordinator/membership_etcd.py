@@ -54,6 +54,7 @@ class EtcdMembership:
         self._watch: WatchHandle | None = None
         self._lease: Lease | None = None
         self._me: Member | None = None
+        self._register_lock = threading.Lock()
         self._stopped = threading.Event()
 
     # -- view ----------------------------------------------------------------------------------
@@ -102,20 +103,29 @@ class EtcdMembership:
 
     def register(self, member: Member) -> None:
         """Publish (or update) this node's record under a lease kept alive in the background."""
-        self._me = member
-        if self._lease is None or not self._lease.alive:
-            self._lease = self.client.grant_lease(self.ttl, on_lost=self._relet)
-        self.client.put(self._prefix + member.node_id, encode_member(member), lease=self._lease)
+        with self._register_lock:
+            self._me = member
+            if self._lease is None or not self._lease.alive:
+                self._lease = self.client.grant_lease(self.ttl, on_lost=self._relet)
+            self.client.put(self._prefix + member.node_id, encode_member(member), lease=self._lease)
 
     def _relet(self, reason: str) -> None:
-        if self._stopped.is_set() or self._me is None:
-            return
+        """The lease was lost (etcd unreachable for a TTL, or it expired): register again under a new one, and
+        keep trying while etcd is away, so the record is back (the same key, overwritten) as soon as it
+        returns, before the old lease's expiry could drop it."""
         log.warning("membership lease lost (%s); registering again", reason)
-        try:
-            self._lease = None
-            self.register(self._me)
-        except Exception as exc:
-            log.error("cannot register again: %s", exc)
+        pause = 0.1
+        self._lease = None
+        while not self._stopped.is_set() and self._me is not None:
+            try:
+                self.register(self._me)
+            except Exception as exc:
+                log.warning("cannot register again yet (%s); retrying in %.1f s", exc, pause)
+                self._stopped.wait(pause)
+                pause = min(pause * 2, 2.0)
+                continue
+            log.info("registered again as %s", self._me.node_id)
+            return
 
     def unregister(self) -> None:
         self._stopped.set()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -65,3 +68,44 @@ def test_readers_register_warm_up_and_vanish_when_killed(etcd: EtcdServer, tmp_p
             r.stop()
         writer.stop()
         watcher.stop()
+
+
+def test_a_reader_registers_again_after_etcd_was_away_longer_than_its_lease(tmp_path: Path) -> None:
+    etcd = EtcdServer().start()
+    membership = f"etcd://{etcd.endpoint}/away"
+    uri = f"sqlite:///{tmp_path / 'meta.sqlite'}"
+    reader = NodeProcess(tmp_path / "r", ["--role", "ro", "--membership", membership, "--election-ttl", "2"],
+                         meta_uri=uri, storage=tmp_path / "shared")
+    try:
+        reader.start()
+        watcher = create_provider(membership)
+        watcher.start()
+        try:
+            poll_for(lambda: any(m.address == reader.address for m in watcher.members()), 30,
+                     what="the reader to register")
+        finally:
+            watcher.stop()
+        # etcd freezes for longer than the lease: the reader's keepalives fail and its lease is lost locally;
+        # when etcd comes back the old lease expires there. Before, the one attempt to register again failed
+        # while etcd was away and the record never came back.
+        os.kill(etcd.pid, signal.SIGSTOP)
+        poll_for(lambda: "membership lease lost" in reader.log_tail(200), 30, what="the reader to lose its lease")
+        os.kill(etcd.pid, signal.SIGCONT)
+        watcher = create_provider(membership)
+        watcher.start()
+        try:
+            poll_for(lambda: "registered again" in reader.log_tail(200), 30, what="the reader to register again")
+            # The record is there and stays there (it lives on the new lease, not the expired one).
+            poll_for(lambda: any(m.address == reader.address for m in watcher.members()), 30,
+                     what="the reader's record to be back")
+            deadline = time.monotonic() + 4  # two lease TTLs: the old lease's expiry must not drop it
+            while time.monotonic() < deadline:
+                assert any(m.address == reader.address for m in watcher.members()), "the record vanished again"
+                time.sleep(0.2)
+        finally:
+            watcher.stop()
+    finally:
+        if etcd.is_running():
+            os.kill(etcd.pid, signal.SIGCONT)
+        reader.stop()
+        etcd.stop()
