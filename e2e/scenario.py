@@ -52,12 +52,13 @@ class Result:
                 f"search success {f['search_success']:.4f} ({f['search_failed']} failed)"
                 + (f"; PROBLEMS: {'; '.join(self.problems.values())}" if self.problems else ""))
 
-    def expect(self, known: dict[str, frozenset[str]]) -> None:
+    def expect(self, known: dict[str, frozenset[str]] | None = None) -> None:
         """Pass when there is no problem; xfail when every problem is of the kinds that known, still open defects
-        explain (``known``: reason -> problem kinds), naming those defects; fail otherwise."""
+        explain (``known``: reason -> problem kinds, see e2e/defects.py), naming those defects; fail otherwise."""
+        known = known or {}
         if not self.problems:
             return
-        unexplained = set(self.problems) - set().union(*known.values())
+        unexplained = set(self.problems) - set().union(*known.values()) if known else set(self.problems)
         if unexplained:
             raise AssertionError(self.summary())
         reasons = [reason for reason, kinds in known.items() if kinds & set(self.problems)]

@@ -7,11 +7,13 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from e2e.analysis import Window, expectation, growth, judge, rates, write_outages
 from e2e.nemesis import plan
 from e2e.outcomes import ACKED, ERROR, FAILED, UNKNOWN, Op, classify_write
 from e2e.probe import parse_metrics
+from e2e.scenario import Result
 from e2e.settings import from_env
 from e2e.supervisor import Event, all_down, down_intervals
 from e2e.workload import vectors_for
@@ -115,3 +117,16 @@ def test_growth_and_settings() -> None:
     assert from_env({"MISHARDS_E2E": "long"}).infra_down_seconds == 20.0
     assert parse_metrics('# HELP x\nmishards_node_writable 1.0\nreq{method="Insert",code="0"} 3\n') == {
         "mishards_node_writable": 1.0, 'req{method="Insert",code="0"}': 3.0}
+
+
+def test_a_result_fails_unless_open_defects_explain_every_problem() -> None:
+    figures = {"acked_rows": 1, "lost": 0, "resurrected": 0, "duplicates": 0, "unknown_rows": 0,
+               "applied_despite_refusal": 0, "write_outage_s": 0.0, "search_success": 1.0, "search_failed": 0}
+    Result("ok", figures).expect()
+    bad = Result("bad", figures, {"lost": "3 acknowledged rows lost", "count_under": "count 7 < 10"})
+    with pytest.raises(AssertionError, match="3 acknowledged rows lost"):
+        bad.expect()
+    with pytest.raises(AssertionError):
+        bad.expect({"defect A": frozenset({"lost"})})
+    with pytest.raises(pytest.xfail.Exception, match="defect A"):
+        bad.expect({"defect A": frozenset({"lost", "count_under"}), "defect B": frozenset({"duplicates"})})
