@@ -129,6 +129,14 @@ class ProxyMetrics:
         self.query_of_death_refusals = Counter(
             "mishards_proxy_query_of_death_refusals", "Requests refused because read nodes died or timed out "
             "serving them (query-of-death protection)", registry=self.registry)
+        self.write_retries = Counter(
+            "mishards_proxy_write_retries", "Writes sent again to the (new) writer, by method and why: not_applied "
+            "(never reached a writer, or refused before writing) or unknown (the writer failed holding it)",
+            ["method", "ending"], registry=self.registry)
+        self.writes_given_up = Counter(
+            "mishards_proxy_writes_given_up", "Writes answered with a failure after write_retry_timeout, by method "
+            "and outcome (not_applied: CONNECT_FAILED; unknown: 'Write outcome unknown')",
+            ["method", "outcome"], registry=self.registry)
         self.endpoint = MetricsEndpoint(self.registry)
         self._sub_children: dict[tuple[str, str], Any] = {}
 

@@ -197,10 +197,15 @@ class Forwarder:
                 unknown = unknown or ending is WriteEnding.UNKNOWN
                 if not may_send_again(method, ending):
                     break
+                if self.metrics is not None:
+                    self.metrics.write_retries.labels(method, ending.value).inc()
             if time.monotonic() + pause >= deadline:
                 break
             time.sleep(pause)  # a writer is being elected: look again shortly
             pause = min(pause * 2, 0.5)
+        outcome = WriteEnding.UNKNOWN if unknown else WriteEnding.NOT_APPLIED
+        if self.metrics is not None:
+            self.metrics.writes_given_up.labels(method, outcome.value).inc()
         if unknown:
             return error_bytes(reply_cls, ErrorCode.UNEXPECTED_ERROR, UNKNOWN_REASON)
         return error_bytes(reply_cls, ErrorCode.CONNECT_FAILED, NOT_APPLIED_REASON.format(seconds=budget))

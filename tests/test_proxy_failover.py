@@ -24,6 +24,7 @@ from milvus_wire import milvus_pb2
 from tests.support.etcd import EtcdServer
 from tests.support.nodeproc import NodeProcess
 from tests.support.proxyproc import ProxyProcess
+from tests.support.scrape import scrape, value
 from tests.support.waiting import poll_for
 
 DIM = 8
@@ -45,8 +46,8 @@ def test_the_proxy_follows_a_new_writer_and_no_acknowledged_row_is_lost(etcd: Et
     writers = [NodeProcess(tmp_path / f"rw{i}", ["--role", "rw", "--auto-flush-interval", "0.5", *common],
                            meta_uri=uri, storage=storage) for i in range(2)]
     reader = NodeProcess(tmp_path / "ro", ["--role", "ro", *common], meta_uri=uri, storage=storage)
-    proxy = ProxyProcess(tmp_path / "p", membership,
-                         ["--meta-uri", uri, *([] if retry else ["--write-retry-timeout", "0"])])
+    proxy = ProxyProcess(tmp_path / "p", membership, ["--meta-uri", uri, "--metrics-port", "-1",
+                                                      *([] if retry else ["--write-retry-timeout", "0"])])
     client = EtcdClient(etcd.endpoint)
     try:
         for node in (*writers, reader):
@@ -107,8 +108,12 @@ def test_the_proxy_follows_a_new_writer_and_no_acknowledged_row_is_lost(etcd: Et
             for worker in workers:
                 worker.join(timeout=90)
         print(f"acknowledged {acked} rows; {len(failed)} inserts failed during the failover")
+        samples = scrape(proxy.metrics_port)
         if retry:
             assert failed == [], "the proxy should have carried every insert over to the new writer"
+            assert value(samples, "mishards_proxy_write_retries_total", method="Insert") >= 1
+        else:
+            assert value(samples, "mishards_proxy_writes_given_up_total", method="Insert") == len(failed) > 0
         for _name, code, reason, seconds in failed:
             # Fail-fast: never reached a writer (CONNECT_FAILED: nothing written) or outcome unknown, said so.
             assert (code == ErrorCode.CONNECT_FAILED and "nothing was written" in reason) or (
