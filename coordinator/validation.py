@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from coordinator.errors import (
@@ -18,6 +20,7 @@ from coordinator.model import (
     MAX_INDEX_FILE_SIZE_MB,
     MAX_INSERT_BYTES,
     MAX_NAME_LENGTH,
+    MAX_PARTITIONS,
     MAX_SEARCH_RESULT_BYTES,
     MAX_TOPK,
     RESULT_SLOT_BYTES,
@@ -88,6 +91,14 @@ def result_size(nq: int, topk_value: int) -> None:
         raise IllegalTopk(
             f"Invalid nq {nq} topk {topk_value}. The search result size may exceed the RPC transmission limit."
         )
+
+
+def partition_tags(tags: Sequence[str]) -> list[str]:
+    """Every tag of a request validated and trimmed. At most MAX_PARTITIONS of them (no collection has more
+    partitions; Milvus 1.1 sets no limit): a request cannot make the node hold and compile millions."""
+    if len(tags) > MAX_PARTITIONS:
+        raise UnexpectedError(f"Too many partition tags: {len(tags)}. A request may name at most {MAX_PARTITIONS}.")
+    return [partition_tag(t) for t in tags]
 
 
 def partition_tag(tag: str) -> str:

@@ -145,7 +145,7 @@ class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):
         return part
 
     def _scope(self, coll: Collection, tags: Any) -> list[Segment]:
-        clean = [validation.partition_tag(t) for t in tags]
+        clean = validation.partition_tags(tags)
         snap = self.engine.snapshot()
         return self.reader.searchable(snap, coll, self.reader.partitions(snap, coll, clean))
 
@@ -352,7 +352,7 @@ class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):
         validation.collection_name(name)
         validation.topk(topk)
         validation.result_size(nq, topk)
-        clean = [validation.partition_tag(t) for t in tags]
+        clean = validation.partition_tags(tags)
         coll = self.engine.collection(name)
         sp = params.search_params(coll.index_type, params.parse_extra_params(extra, "search params"), topk)
         snap = self.engine.snapshot()
@@ -493,7 +493,7 @@ class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):
     @rpc(status_pb2.Status)
     def ReleaseCollection(self, request: Any) -> Any:
         coll = self._collection(request.collection_name)
-        clean = [validation.partition_tag(t) for t in request.partition_tag_array]
+        clean = validation.partition_tags(request.partition_tag_array)
         snap = self.engine.snapshot()
         wanted = {p.id for p in self.reader.partitions(snap, coll, clean)}
         # Every segment of the scope, searchable or not (a merged-away segment may still be cached).

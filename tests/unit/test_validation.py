@@ -193,3 +193,11 @@ def test_finite_accepts() -> None:
     validation.finite(np.zeros((0, 4), dtype=np.float32))
     validation.finite(np.full((2, 3), np.finfo(np.float32).max, dtype=np.float32))
     validation.finite(np.array([[255, 0]], dtype=np.uint8))  # binary rows are never checked
+
+
+def test_partition_tags_are_trimmed_and_at_most_4096() -> None:
+    assert validation.partition_tags([" a ", "b"]) == ["a", "b"]
+    validation.partition_tags(["t"] * 4096)
+    err = _error(validation.partition_tags, ["t"] * 4097)
+    assert err.code == ErrorCode.UNEXPECTED_ERROR
+    assert err.reason == "Too many partition tags: 4097. A request may name at most 4096."
