@@ -3,12 +3,10 @@ the proxy counts the failover when a read node dies mid-service."""
 
 from __future__ import annotations
 
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from prometheus_client.parser import text_string_to_metric_families
 
 from coordinator.errors import ErrorCode
 from milvus_wire import milvus_pb2, status_pb2
@@ -16,25 +14,12 @@ from mishards.metrics import status_code
 from tests.support.cluster import LocalCluster
 from tests.support.nodeproc import NodeProcess
 from tests.support.proxyproc import ProxyProcess
+from tests.support.scrape import Samples, scrape, value
 from tests.support.waiting import poll_for
 
 DIM = 64  # with index_file_size 1 (MB) a segment holds 4,096 rows: 10,000 rows make three that never merge
 ROWS = 10_000
 METRICS = ["--metrics-port", "-1"]
-
-Samples = list[tuple[str, dict[str, str], float]]
-
-
-def _scrape(port: int) -> Samples:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
-        text = resp.read().decode()
-    return [(s.name, dict(s.labels), float(s.value))
-            for family in text_string_to_metric_families(text) for s in family.samples]
-
-
-def _value(samples: Samples, name: str, **labels: str) -> float:
-    """The sum of ``name``'s samples whose labels include ``labels`` (0 when there is none)."""
-    return sum(v for n, lab, v in samples if n == name and all(lab.get(k) == x for k, x in labels.items()))
 
 
 def _has(samples: Samples, name: str) -> bool:
@@ -86,9 +71,9 @@ def test_every_process_serves_metrics_that_follow_requests(tmp_path: Path) -> No
         s = cluster.stub()
         rng = np.random.default_rng(3)
         x = _load(s, "m", rng)
-        writer = _scrape(ports["writer"])
-        assert _value(writer, "mishards_node_buffered_rows") == ROWS
-        assert _value(writer, "mishards_node_wal_fsync_seconds_count") >= 1
+        writer = scrape(ports["writer"])
+        assert value(writer, "mishards_node_buffered_rows") == ROWS
+        assert value(writer, "mishards_node_wal_fsync_seconds_count") >= 1
         _flush(s, "m")
 
         for _ in range(3):
@@ -97,55 +82,55 @@ def test_every_process_serves_metrics_that_follow_requests(tmp_path: Path) -> No
         assert _search(s, "m", x[:2], 0).status.error_code == ErrorCode.ILLEGAL_TOPK  # refused by the read nodes
         assert _search(s, "nope", x[:2], 5).status.error_code == ErrorCode.COLLECTION_NOT_EXISTS  # by the writer
 
-        proxy = _scrape(ports["proxy"])
-        writer = _scrape(ports["writer"])
+        proxy = scrape(ports["proxy"])
+        writer = scrape(ports["writer"])
         req = "mishards_proxy_request_seconds_count"
-        assert _value(proxy, req, method="Search", code="0") == 3
-        assert _value(proxy, req, method="Search", code=str(int(ErrorCode.ILLEGAL_TOPK))) == 1
-        assert _value(proxy, req, method="Search", code=str(int(ErrorCode.COLLECTION_NOT_EXISTS))) == 1
+        assert value(proxy, req, method="Search", code="0") == 3
+        assert value(proxy, req, method="Search", code=str(int(ErrorCode.ILLEGAL_TOPK))) == 1
+        assert value(proxy, req, method="Search", code=str(int(ErrorCode.COLLECTION_NOT_EXISTS))) == 1
         for method in ("CreateCollection", "Insert", "Flush"):
-            assert _value(proxy, req, method=method, code="0") == 1, method
-        assert _value(proxy, "mishards_proxy_request_seconds_sum", method="Search") > 0
-        assert _value(proxy, "mishards_proxy_inflight_requests") == 0
+            assert value(proxy, req, method=method, code="0") == 1, method
+        assert value(proxy, "mishards_proxy_request_seconds_sum", method="Search") > 0
+        assert value(proxy, "mishards_proxy_inflight_requests") == 0
         # Four searches fanned out (the three good ones and the one the nodes refused), each over both readers.
-        fanned = _value(proxy, "mishards_proxy_fanout_nodes_count")
-        assert fanned == 4 and _value(proxy, "mishards_proxy_fanout_nodes_sum") == 2 * fanned
+        fanned = value(proxy, "mishards_proxy_fanout_nodes_count")
+        assert fanned == 4 and value(proxy, "mishards_proxy_fanout_nodes_sum") == 2 * fanned
         for r in cluster.readers:
-            assert _value(proxy, "mishards_proxy_subrequest_seconds_count", method="SearchInFiles",
+            assert value(proxy, "mishards_proxy_subrequest_seconds_count", method="SearchInFiles",
                           node=r.address) == 4, r.address
-        assert _value(proxy, "mishards_proxy_merge_seconds_count") == 3
-        assert 0 < _value(proxy, "mishards_proxy_catalog_revision") <= _value(writer, "mishards_node_catalog_revision")
-        assert 0 <= _value(proxy, "mishards_proxy_catalog_refresh_lag_seconds") < 10
-        assert _value(proxy, "mishards_proxy_members", role="rw") == 1
-        assert _value(proxy, "mishards_proxy_members", role="ro", state="ready") == 2
-        assert _value(proxy, "mishards_proxy_writer_known") == 1
-        assert _value(proxy, "mishards_proxy_suspected_nodes") == 0
-        assert _value(proxy, "mishards_proxy_failovers_total") == 0
+        assert value(proxy, "mishards_proxy_merge_seconds_count") == 3
+        assert 0 < value(proxy, "mishards_proxy_catalog_revision") <= value(writer, "mishards_node_catalog_revision")
+        assert 0 <= value(proxy, "mishards_proxy_catalog_refresh_lag_seconds") < 10
+        assert value(proxy, "mishards_proxy_members", role="rw") == 1
+        assert value(proxy, "mishards_proxy_members", role="ro", state="ready") == 2
+        assert value(proxy, "mishards_proxy_writer_known") == 1
+        assert value(proxy, "mishards_proxy_suspected_nodes") == 0
+        assert value(proxy, "mishards_proxy_failovers_total") == 0
 
         node_req = "mishards_node_request_seconds_count"
         for method in ("CreateCollection", "Insert", "Flush"):
-            assert _value(writer, node_req, method=method, code="0") == 1, method
-        assert _value(writer, "mishards_node_buffered_rows") == 0
-        assert _value(writer, "mishards_node_flush_seconds_count") >= 1
-        assert _value(writer, "mishards_node_rows") == ROWS
-        assert _value(writer, "mishards_node_segments", state="RAW") == 3
-        assert _value(writer, "mishards_node_writable") == 1
-        assert _value(writer, "mishards_node_catalog_refresh_lag_seconds") == 0
-        assert _value(writer, "mishards_node_members", role="ro") == 2
-        assert _value(writer, "mishards_node_inflight_requests") == 0
+            assert value(writer, node_req, method=method, code="0") == 1, method
+        assert value(writer, "mishards_node_buffered_rows") == 0
+        assert value(writer, "mishards_node_flush_seconds_count") >= 1
+        assert value(writer, "mishards_node_rows") == ROWS
+        assert value(writer, "mishards_node_segments", state="RAW") == 3
+        assert value(writer, "mishards_node_writable") == 1
+        assert value(writer, "mishards_node_catalog_refresh_lag_seconds") == 0
+        assert value(writer, "mishards_node_members", role="ro") == 2
+        assert value(writer, "mishards_node_inflight_requests") == 0
         assert _has(writer, "mishards_node_index_build_seconds_count")
         for r in cluster.readers:
-            reader = _scrape(r.metrics_port)
-            assert _value(reader, node_req, method="SearchInFiles", code="0") == 3, r.address
-            assert _value(reader, node_req, method="SearchInFiles", code=str(int(ErrorCode.ILLEGAL_TOPK))) == 1
-            assert _value(reader, "mishards_node_catalog_revision") > 0
-            assert _value(reader, "mishards_node_rows") == ROWS
-            assert _value(reader, "mishards_node_writable") == 0
-            assert 0 <= _value(reader, "mishards_node_catalog_refresh_lag_seconds") < 10
-            assert _value(reader, "mishards_node_members", role="ro") == 2
-            assert _value(reader, "mishards_node_members", role="rw") == 1
-            assert _value(reader, "mishards_node_inflight_requests") == 0
-            assert _value(reader, "mishards_node_cache_misses_total") >= 1
+            reader = scrape(r.metrics_port)
+            assert value(reader, node_req, method="SearchInFiles", code="0") == 3, r.address
+            assert value(reader, node_req, method="SearchInFiles", code=str(int(ErrorCode.ILLEGAL_TOPK))) == 1
+            assert value(reader, "mishards_node_catalog_revision") > 0
+            assert value(reader, "mishards_node_rows") == ROWS
+            assert value(reader, "mishards_node_writable") == 0
+            assert 0 <= value(reader, "mishards_node_catalog_refresh_lag_seconds") < 10
+            assert value(reader, "mishards_node_members", role="ro") == 2
+            assert value(reader, "mishards_node_members", role="rw") == 1
+            assert value(reader, "mishards_node_inflight_requests") == 0
+            assert value(reader, "mishards_node_cache_misses_total") >= 1
 
 
 def test_a_killed_reader_shows_as_a_failover_and_a_suspicion(tmp_path: Path) -> None:
@@ -154,8 +139,8 @@ def test_a_killed_reader_shows_as_a_failover_and_a_suspicion(tmp_path: Path) -> 
         x = _load(s, "f", np.random.default_rng(5))
         _flush(s, "f")
         assert _search(s, "f", x[:1], 3).status.error_code == 0
-        before = _scrape(cluster.proxy.metrics_port)
-        assert _value(before, "mishards_proxy_failovers_total") == 0
+        before = scrape(cluster.proxy.metrics_port)
+        assert value(before, "mishards_proxy_failovers_total") == 0
         dead = cluster.readers[0]
         dead_address = dead.address
         dead.kill()
@@ -164,14 +149,14 @@ def test_a_killed_reader_shows_as_a_failover_and_a_suspicion(tmp_path: Path) -> 
         # it, fails over to the live one; either way it answers.
         res = _search(s, "f", x[:1], 3)
         assert res.status.error_code == 0 and res.row_num == 1 and res.distances[0] < 1e-3  # found itself
-        after = _scrape(cluster.proxy.metrics_port)
-        assert _value(after, "mishards_proxy_failovers_total", node=dead_address) <= 1
-        assert _value(after, "mishards_proxy_node_suspicions_total", node=dead_address) >= 1
-        assert _value(after, "mishards_proxy_request_seconds_count", method="Search", code="0") == 2
+        after = scrape(cluster.proxy.metrics_port)
+        assert value(after, "mishards_proxy_failovers_total", node=dead_address) <= 1
+        assert value(after, "mishards_proxy_node_suspicions_total", node=dead_address) >= 1
+        assert value(after, "mishards_proxy_request_seconds_count", method="Search", code="0") == 2
         live = cluster.readers[1].address
-        assert _value(after, "mishards_proxy_subrequest_seconds_count", method="SearchInFiles", node=live) >= 2
+        assert value(after, "mishards_proxy_subrequest_seconds_count", method="SearchInFiles", node=live) >= 2
 
         # The suspicion runs out after its back-off; the proxy keeps answering meanwhile.
-        poll_for(lambda: _value(_scrape(cluster.proxy.metrics_port), "mishards_proxy_suspected_nodes") == 0, 30,
+        poll_for(lambda: value(scrape(cluster.proxy.metrics_port), "mishards_proxy_suspected_nodes") == 0, 30,
                  what="the suspicion of the dead reader to run out")
         assert _search(s, "f", x[:1], 3).status.error_code == 0

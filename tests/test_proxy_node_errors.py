@@ -10,14 +10,12 @@ bytes >= 2 GiB, Milvus 1.1.1's rule), in the node's wording.
 from __future__ import annotations
 
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from coordinator.errors import ErrorCode
 from milvus_wire import milvus_pb2
@@ -35,6 +33,7 @@ from tests.support.requests import (
     ok,
     search_param,
 )
+from tests.support.scrape import scrape, value
 from tests.support.waiting import free_port, poll_for
 
 DIM = 16
@@ -100,10 +99,7 @@ def _count(stub: Any) -> int:
 
 
 def _value(port: int, name: str, **labels: str) -> float:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
-        text = resp.read().decode()
-    return sum(s.value for family in text_string_to_metric_families(text) for s in family.samples
-               if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()))
+    return value(scrape(port), name, **labels)
 
 
 def test_the_broken_reader_really_fails_on_its_own(cluster: tuple[Cluster, np.ndarray, np.ndarray]) -> None:

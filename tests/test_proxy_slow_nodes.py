@@ -12,18 +12,17 @@ import os
 import signal
 import threading
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from prometheus_client.parser import text_string_to_metric_families
 
 from coordinator.errors import ErrorCode
 from milvus_wire import milvus_pb2
 from tests.support.cluster import LocalCluster
 from tests.support.nodeproc import NodeProcess
 from tests.support.requests import L2, assert_search_exact, create, decode_topk, flush, insert_ok, ok, search_param
+from tests.support.scrape import scrape, value
 from tests.support.waiting import poll_for
 
 DIM = 16
@@ -33,20 +32,6 @@ K = 10
 PAUSE = 6.0  # seconds a reader stays paused
 METRICS = ["--metrics-port", "-1"]
 QOD_REASON = "The request failed on 2 read nodes"
-
-Samples = list[tuple[str, dict[str, str], float]]
-
-
-def _scrape(port: int) -> Samples:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
-        text = resp.read().decode()
-    return [(s.name, dict(s.labels), float(s.value))
-            for family in text_string_to_metric_families(text) for s in family.samples]
-
-
-def _value(samples: Samples, name: str, **labels: str) -> float:
-    return sum(v for n, lab, v in samples if n == name and all(lab.get(k) == x for k, x in labels.items()))
-
 
 def _load(cluster: LocalCluster, name: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """A flushed L2 collection of SEGMENTS segments that every reader sees; returns (rows, ids)."""
@@ -80,7 +65,7 @@ def _signal(node: NodeProcess, sig: signal.Signals) -> None:
 
 
 def _searches_answered(node: NodeProcess) -> float:
-    return _value(_scrape(node.metrics_port), "mishards_node_request_seconds_count", method="SearchInFiles",
+    return value(scrape(node.metrics_port), "mishards_node_request_seconds_count", method="SearchInFiles",
                   code="0")
 
 
@@ -118,13 +103,13 @@ def test_a_paused_reader_neither_stalls_nor_fails_searches(tmp_path: Path) -> No
         assert len(durations) >= 5
         assert max(durations) < PAUSE / 2, f"a search took {max(durations):.2f} s during a {PAUSE} s pause"
 
-        metrics = _scrape(cluster.proxy.metrics_port)
-        assert _value(metrics, "mishards_proxy_hedges_sent_total", node=slow.address) >= 1
-        assert _value(metrics, "mishards_proxy_hedges_won_total", node=slow.address) >= 1
-        assert _value(metrics, "mishards_proxy_node_suspicions_total", node=slow.address) >= 1
+        metrics = scrape(cluster.proxy.metrics_port)
+        assert value(metrics, "mishards_proxy_hedges_sent_total", node=slow.address) >= 1
+        assert value(metrics, "mishards_proxy_hedges_won_total", node=slow.address) >= 1
+        assert value(metrics, "mishards_proxy_node_suspicions_total", node=slow.address) >= 1
 
         # Resumed, the reader is no longer suspected and gets searches again.
-        poll_for(lambda: _value(_scrape(cluster.proxy.metrics_port), "mishards_proxy_suspected_nodes") == 0, 30,
+        poll_for(lambda: value(scrape(cluster.proxy.metrics_port), "mishards_proxy_suspected_nodes") == 0, 30,
                  what="the paused reader's suspicion to end")
         before = _searches_answered(slow)
         for q in queries[:10]:
@@ -145,7 +130,7 @@ def _deadly_request_test(tmp_path: Path, proxy_args: list[str], kill: bool) -> N
         deadly = rng.standard_normal((3, DIM)).astype(np.float32)
         other = rng.standard_normal((3, DIM)).astype(np.float32)
         ok(_search(s, "deadly", other, 30)[0])
-        width = _value(_scrape(cluster.proxy.metrics_port), "mishards_proxy_fanout_nodes_count")
+        width = value(scrape(cluster.proxy.metrics_port), "mishards_proxy_fanout_nodes_count")
 
         for r in cluster.readers:
             _signal(r, signal.SIGSTOP)
@@ -154,7 +139,7 @@ def _deadly_request_test(tmp_path: Path, proxy_args: list[str], kill: bool) -> N
             worker = threading.Thread(target=lambda: answer.append(_search(s, "deadly", deadly, 60)[0]))
             worker.start()
             # The sub-requests are on their way once the fan-out's width is observed.
-            poll_for(lambda: _value(_scrape(cluster.proxy.metrics_port), "mishards_proxy_fanout_nodes_count")
+            poll_for(lambda: value(scrape(cluster.proxy.metrics_port), "mishards_proxy_fanout_nodes_count")
                      > width, 30, what="the search to reach the readers")
             if kill:
                 for r in cluster.readers:
@@ -185,7 +170,7 @@ def _deadly_request_test(tmp_path: Path, proxy_args: list[str], kill: bool) -> N
         assert time.monotonic() - t0 < 5
         assert status.error_code == ErrorCode.UNEXPECTED_ERROR and status.reason.startswith(QOD_REASON), status
         assert [_searches_answered(r) for r in cluster.readers] == answered  # not sent to any reader
-        assert _value(_scrape(cluster.proxy.metrics_port), "mishards_proxy_query_of_death_refusals_total") >= 2
+        assert value(scrape(cluster.proxy.metrics_port), "mishards_proxy_query_of_death_refusals_total") >= 2
         other_passes()
 
 
