@@ -11,272 +11,47 @@ Readers work from an immutable :class:`CatalogSnapshot`, reloaded when the revis
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import event
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from coordinator.errors import MetaFailed
-from coordinator.model import (
-    DEFAULT_PARTITION,
-    Collection,
-    IdMode,
-    IndexType,
-    MetricType,
-    Partition,
-    Segment,
-    SegmentState,
+from coordinator.catalog_schema import (
+    DROPPED,
+    LIVE,
+    REVISION_SQL,
+    cluster_state,
+    collections,
+    make_engine,
+    metadata,
+    new_id,
+    now_us,
+    params_json,
+    partitions,
+    segments,
 )
+from coordinator.catalog_snapshot import CatalogSnapshot, DeleteUpdate, NewSegment, load_snapshot
+from coordinator.catalog_writer_role import WriterLease, WriterRole
+from coordinator.errors import MetaFailed
+from coordinator.model import DEFAULT_PARTITION, IdMode, IndexType, MetricType, SegmentState
+
+__all__ = ["Catalog", "CatalogSnapshot", "DeleteUpdate", "Fenced", "NewSegment", "WriterLease", "now_us",
+           "params_json"]
 
 log = logging.getLogger(__name__)
-
-REVISION_SQL = "SELECT revision FROM cluster_state WHERE id = 1"
-
-_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-_NAME = sa.String(255)
-_TABLE_KW: dict[str, Any] = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin"}
-
-LIVE = 0
-DROPPED = 1
-
-metadata = sa.MetaData()
-
-cluster_state = sa.Table(
-    "cluster_state",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-    sa.Column("revision", sa.BigInteger, nullable=False),
-    sa.Column("writer_epoch", sa.BigInteger, nullable=False),
-    sa.Column("writer_id", sa.String(255), nullable=False),
-    **_TABLE_KW,
-)
-
-# Who may write, where no etcd election runs (``election: catalog``): one row, a lease on the database's clock.
-writer_lease = sa.Table(
-    "writer_lease",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-    sa.Column("holder", sa.String(255), nullable=False),
-    sa.Column("address", sa.String(255), nullable=False),
-    sa.Column("expires_at", sa.Double, nullable=False),  # seconds since the epoch, the database's clock
-    **_TABLE_KW,
-)
-
-
-# The write-ahead log's seals: after its replay, the writer of ``epoch`` records the last LSN it replayed;
-# records of older epochs past it are void (a deposed writer's late appends never count).
-wal_seals = sa.Table(
-    "wal_seals",
-    metadata,
-    sa.Column("epoch", sa.BigInteger, primary_key=True, autoincrement=False),
-    sa.Column("sealed_lsn", sa.BigInteger, nullable=False),
-    sa.Column("sealed_us", sa.BigInteger, nullable=False),
-    **_TABLE_KW,
-)
-
-
-@dataclass(frozen=True, slots=True)
-class WriterLease:
-    holder: str
-    address: str
-    remaining: float  # seconds until it expires (<= 0: expired)
-
-
-collections = sa.Table(
-    "collections",
-    metadata,
-    sa.Column("id", _ID, primary_key=True, autoincrement=True),
-    sa.Column("name", _NAME, nullable=False, index=True),
-    sa.Column("state", sa.Integer, nullable=False),
-    sa.Column("dimension", sa.Integer, nullable=False),
-    sa.Column("metric_type", sa.Integer, nullable=False),
-    sa.Column("index_file_size_mb", sa.Integer, nullable=False),
-    sa.Column("index_type", sa.Integer, nullable=False),
-    sa.Column("index_params", sa.Text, nullable=False),
-    sa.Column("id_mode", sa.Integer, nullable=False),
-    sa.Column("created_us", sa.BigInteger, nullable=False),
-    sa.Column("flushed_lsn", sa.BigInteger, nullable=False),
-    **_TABLE_KW,
-)
-
-partitions = sa.Table(
-    "partitions",
-    metadata,
-    sa.Column("id", _ID, primary_key=True, autoincrement=True),
-    sa.Column("collection_id", sa.BigInteger, nullable=False, index=True),
-    sa.Column("tag", _NAME, nullable=False),
-    sa.Column("state", sa.Integer, nullable=False),
-    sa.Column("created_us", sa.BigInteger, nullable=False),
-    **_TABLE_KW,
-)
-
-segments = sa.Table(
-    "segments",
-    metadata,
-    sa.Column("id", _ID, primary_key=True, autoincrement=True),
-    sa.Column("name", sa.String(64), nullable=False),
-    sa.Column("collection_id", sa.BigInteger, nullable=False, index=True),
-    sa.Column("partition_id", sa.BigInteger, nullable=False),
-    sa.Column("state", sa.Integer, nullable=False),
-    sa.Column("row_count", sa.BigInteger, nullable=False),
-    sa.Column("deleted_count", sa.BigInteger, nullable=False),
-    sa.Column("data_size", sa.BigInteger, nullable=False),
-    sa.Column("index_type", sa.Integer, nullable=False),
-    sa.Column("delete_version", sa.Integer, nullable=False),
-    sa.Column("created_us", sa.BigInteger, nullable=False),
-    sa.Column("updated_us", sa.BigInteger, nullable=False),
-    # The built index: its file in the segment folder ('' = none), the build params, its size, and the
-    # error of the last failed build ('' = none).
-    sa.Column("index_file", sa.String(128), nullable=False, default=""),
-    sa.Column("index_params", sa.Text, nullable=False, default="{}"),
-    sa.Column("index_size", sa.BigInteger, nullable=False, default=0),
-    sa.Column("index_error", sa.Text, nullable=False, default=""),
-    **_TABLE_KW,
-)
-
-
-def params_json(params: Mapping[str, Any]) -> str:
-    """The stored (and DescribeIndex) form of index params: compact JSON, keys sorted."""
-    return json.dumps(dict(params), separators=(",", ":"), sort_keys=True)
-
-
-def now_us() -> int:
-    return time.time_ns() // 1000
 
 
 class Fenced(MetaFailed):
     """This process is no longer the writer: its epoch is not the catalog's current one."""
 
 
-@dataclass(frozen=True, slots=True)
-class NewSegment:
-    """A segment whose files are already durable, to be published by a catalog commit."""
-
-    name: str
-    partition_id: int
-    row_count: int
-    deleted_count: int
-    data_size: int
-    delete_version: int
-    state: SegmentState = SegmentState.RAW
-
-
-@dataclass(frozen=True, slots=True)
-class DeleteUpdate:
-    """A new delete-log version of an existing segment."""
-
-    segment_id: int
-    deleted_count: int
-    delete_version: int
-
-
-@dataclass(frozen=True)
-class CatalogSnapshot:
-    """An immutable view of the whole catalog at one revision (dropped objects excluded)."""
-
-    revision: int
-    collections: Mapping[str, Collection]
-    collections_by_id: Mapping[int, Collection]
-    partitions: Mapping[int, tuple[Partition, ...]]  # collection id -> partitions, _default first
-    segments: Mapping[int, tuple[Segment, ...]]  # collection id -> current segments (not TO_DELETE)
-    segments_by_id: Mapping[int, Segment] = field(default_factory=dict)  # every row, retired ones too
-
-    def collection(self, name: str) -> Collection | None:
-        return self.collections.get(name)
-
-    def partitions_of(self, collection_id: int) -> tuple[Partition, ...]:
-        return self.partitions.get(collection_id, ())
-
-    def partition(self, collection_id: int, tag: str) -> Partition | None:
-        for p in self.partitions.get(collection_id, ()):
-            if p.tag == tag:
-                return p
-        return None
-
-    def segments_of(self, collection_id: int) -> tuple[Segment, ...]:
-        return self.segments.get(collection_id, ())
-
-
-def _collection(row: Any) -> Collection:
-    return Collection(
-        id=row.id,
-        name=row.name,
-        dimension=row.dimension,
-        metric=MetricType(row.metric_type),
-        index_file_size_mb=row.index_file_size_mb,
-        index_type=IndexType(row.index_type),
-        index_params=row.index_params,
-        id_mode=IdMode(row.id_mode),
-        created_us=row.created_us,
-        flushed_lsn=row.flushed_lsn,
-    )
-
-
-def _segment(row: Any) -> Segment:
-    return Segment(
-        id=row.id,
-        name=row.name,
-        collection_id=row.collection_id,
-        partition_id=row.partition_id,
-        state=SegmentState(row.state),
-        row_count=row.row_count,
-        deleted_count=row.deleted_count,
-        data_size=row.data_size,
-        index_type=IndexType(row.index_type),
-        delete_version=row.delete_version,
-        created_us=row.created_us,
-        index_file=row.index_file,
-        index_params=row.index_params,
-        index_size=row.index_size,
-        index_error=row.index_error,
-    )
-
-
-def _new_id(result: Any) -> int:
-    key = result.inserted_primary_key
-    assert key is not None
-    return int(key[0])
-
-
-def make_engine(uri: str) -> Engine:
-    """Create the SQLAlchemy engine for a catalog URI (``sqlite:///path`` or ``mysql+pymysql://``)."""
-    if uri.startswith("sqlite"):
-        engine = sa.create_engine(
-            uri, connect_args={"check_same_thread": False, "timeout": 30}, pool_pre_ping=False
-        )
-
-        @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-            # Let SQLAlchemy, not pysqlite, decide where transactions begin, so that the several
-            # SELECTs of a snapshot read one consistent state.
-            dbapi_conn.isolation_level = None
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=FULL")
-            cur.execute("PRAGMA busy_timeout=30000")
-            cur.close()
-
-        @event.listens_for(engine, "begin")
-        def _sqlite_begin(conn: Connection) -> None:
-            # Deferred is enough: every write transaction starts with the fencing UPDATE, which
-            # takes the write lock before anything is read.
-            conn.exec_driver_sql("BEGIN")
-
-        return engine
-    return sa.create_engine(uri, pool_pre_ping=True, pool_recycle=3600, pool_size=8, max_overflow=8)
-
-
-class Catalog:
+class Catalog(WriterRole):
     """Reads and (for the writer) changes the catalog. Thread-safe; holds no cache of its own."""
 
     def __init__(self, uri: str) -> None:
@@ -320,113 +95,6 @@ class Catalog:
                     raise MetaFailed(f"Cannot prepare the catalog at {self._safe_uri()}: {exc}") from exc
                 log.info("preparing the catalog raced with another process (%s); looking again", exc)
                 time.sleep(0.05 * attempt)  # a short back-off before the next attempt (startup only)
-
-    # -- writer lease (election through the catalog) -------------------------------------------------
-
-    def _db_now(self) -> Any:
-        """The database's clock in seconds since the epoch, as an SQL expression: every candidate compares
-        against the same clock, whatever the clocks of the machines they run on."""
-        if self.engine.dialect.name == "sqlite":
-            return sa.literal_column("((julianday('now') - 2440587.5) * 86400.0)")
-        return sa.literal_column("UNIX_TIMESTAMP(NOW(6))")
-
-    def acquire_writer_lease(self, holder: str, address: str, ttl: float) -> bool:
-        """Take (or keep) the writer lease for ``ttl`` seconds if it is free, expired or already ``holder``'s."""
-        now = self._db_now()
-        try:
-            with self.engine.begin() as conn:
-                taken = conn.execute(
-                    writer_lease.update()
-                    .where(writer_lease.c.id == 1)
-                    .where(sa.or_(writer_lease.c.holder == holder, writer_lease.c.expires_at < now))
-                    .values(holder=holder, address=address, expires_at=now + ttl)
-                ).rowcount
-                if taken == 1:
-                    return True
-                if conn.execute(sa.select(writer_lease.c.id)).first() is not None:
-                    return False
-                conn.execute(writer_lease.insert().values(id=1, holder=holder, address=address,
-                                                          expires_at=now + ttl))
-                return True
-        except IntegrityError:
-            return False  # another candidate created the row first
-        except SQLAlchemyError as exc:
-            raise MetaFailed(f"Catalog unavailable: {exc}") from exc
-
-    def renew_writer_lease(self, holder: str, ttl: float) -> bool:
-        """Extend ``holder``'s lease by ``ttl`` seconds from now; False if it expired or someone else holds it."""
-        now = self._db_now()
-        try:
-            with self.engine.begin() as conn:
-                return bool(conn.execute(
-                    writer_lease.update()
-                    .where(writer_lease.c.id == 1, writer_lease.c.holder == holder, writer_lease.c.expires_at >= now)
-                    .values(expires_at=now + ttl)
-                ).rowcount == 1)
-        except SQLAlchemyError as exc:
-            raise MetaFailed(f"Catalog unavailable: {exc}") from exc
-
-    def release_writer_lease(self, holder: str) -> None:
-        """Give the lease up at once (a clean stop), so that a standby need not wait for it to expire."""
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(writer_lease.update().where(writer_lease.c.id == 1, writer_lease.c.holder == holder)
-                             .values(expires_at=0.0))
-        except SQLAlchemyError as exc:
-            raise MetaFailed(f"Catalog unavailable: {exc}") from exc
-
-    def writer_lease(self) -> WriterLease | None:
-        """The current lease, or None if none was ever taken."""
-        try:
-            with self.engine.connect() as conn:
-                row = conn.execute(sa.select(writer_lease.c.holder, writer_lease.c.address,
-                                             (writer_lease.c.expires_at - self._db_now()).label("remaining"))).first()
-        except SQLAlchemyError as exc:
-            raise MetaFailed(f"Catalog unavailable: {exc}") from exc
-        return None if row is None else WriterLease(str(row.holder), str(row.address), float(row.remaining))
-
-    def claim_writer(self, writer_id: str) -> int:
-        """Become the writer: bump the epoch, which fences every earlier writer. Returns the new epoch."""
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(
-                    cluster_state.update()
-                    .where(cluster_state.c.id == 1)
-                    .values(
-                        writer_epoch=cluster_state.c.writer_epoch + 1,
-                        revision=cluster_state.c.revision + 1,
-                        writer_id=writer_id,
-                    )
-                )
-                row = conn.execute(sa.select(cluster_state.c.writer_epoch)).one()
-                return int(row.writer_epoch)
-        except SQLAlchemyError as exc:
-            raise MetaFailed(f"Cannot claim the writer epoch: {exc}") from exc
-
-    def log_seals(self) -> list[tuple[int, int]]:
-        """Every seal of the write-ahead log as ``(epoch, sealed lsn)``, oldest epoch first."""
-        try:
-            with self.engine.connect() as conn:
-                rows = conn.execute(sa.select(wal_seals.c.epoch, wal_seals.c.sealed_lsn)
-                                    .order_by(wal_seals.c.epoch)).all()
-        except SQLAlchemyError as exc:
-            raise MetaFailed(f"Catalog unavailable: {exc}") from exc
-        return [(int(r.epoch), int(r.sealed_lsn)) for r in rows]
-
-    def seal_log(self, epoch: int, lsn: int) -> None:
-        """Record that the writer of ``epoch`` replayed the log up to ``lsn``: records of older epochs past it
-        are void. Fenced like every write, so only the current writer seals."""
-        with self._write(epoch) as conn:
-            conn.execute(wal_seals.insert().values(epoch=epoch, sealed_lsn=lsn, sealed_us=now_us()))
-
-    def writer_state(self) -> tuple[int, int, str]:
-        """``(revision, writer epoch, writer id)`` as the catalog records them."""
-        try:
-            with self.engine.connect() as conn:
-                row = conn.execute(sa.select(cluster_state)).one()
-        except SQLAlchemyError as exc:
-            raise MetaFailed(f"Catalog unavailable: {exc}") from exc
-        return int(row.revision), int(row.writer_epoch), str(row.writer_id)
 
     def revision(self) -> int:
         """The catalog revision (moves with every commit)."""
@@ -480,38 +148,9 @@ class Catalog:
     def snapshot(self) -> CatalogSnapshot:
         try:
             with self.engine.connect() as conn:
-                revision = int(conn.execute(sa.select(cluster_state.c.revision)).scalar_one())
-                coll_rows = conn.execute(
-                    sa.select(collections).where(collections.c.state == LIVE).order_by(collections.c.id)
-                ).all()
-                part_rows = conn.execute(
-                    sa.select(partitions).where(partitions.c.state == LIVE).order_by(partitions.c.id)
-                ).all()
-                seg_rows = conn.execute(sa.select(segments).order_by(segments.c.id)).all()
+                return load_snapshot(conn)
         except SQLAlchemyError as exc:
             raise MetaFailed(f"Catalog unavailable: {exc}") from exc
-        by_id = {row.id: _collection(row) for row in coll_rows}
-        parts: dict[int, list[Partition]] = {}
-        for row in part_rows:
-            if row.collection_id in by_id:
-                parts.setdefault(row.collection_id, []).append(Partition(row.id, row.collection_id, row.tag))
-        for plist in parts.values():
-            plist.sort(key=lambda p: (p.tag != DEFAULT_PARTITION, p.id))
-        segs: dict[int, list[Segment]] = {}
-        seg_by_id: dict[int, Segment] = {}
-        for row in seg_rows:
-            seg = _segment(row)
-            seg_by_id[seg.id] = seg
-            if row.collection_id in by_id and seg.state is not SegmentState.TO_DELETE:
-                segs.setdefault(row.collection_id, []).append(seg)
-        return CatalogSnapshot(
-            revision=revision,
-            collections=MappingProxyType({c.name: c for c in by_id.values()}),
-            collections_by_id=MappingProxyType(by_id),
-            partitions=MappingProxyType({k: tuple(v) for k, v in parts.items()}),
-            segments=MappingProxyType({k: tuple(v) for k, v in segs.items()}),
-            segments_by_id=MappingProxyType(seg_by_id),
-        )
 
     # -- writer operations ----------------------------------------------------------------------
 
@@ -544,7 +183,7 @@ class Catalog:
                     flushed_lsn=0,
                 )
             )
-            cid = _new_id(res)
+            cid = new_id(res)
             conn.execute(
                 partitions.insert().values(collection_id=cid, tag=DEFAULT_PARTITION, state=LIVE, created_us=ts)
             )
@@ -647,7 +286,7 @@ class Catalog:
             res = conn.execute(
                 partitions.insert().values(collection_id=collection_id, tag=tag, state=LIVE, created_us=now_us())
             )
-            return _new_id(res)
+            return new_id(res)
 
     def drop_partition(self, epoch: int, partition_id: int) -> None:
         with self._write(epoch) as conn:
@@ -691,7 +330,7 @@ class Catalog:
                         updated_us=ts,
                     )
                 )
-                ids.append(_new_id(res))
+                ids.append(new_id(res))
             removed_ids = list(removed)
             if removed_ids:
                 conn.execute(
