@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from coordinator.errors import NotWriter, StorageError, WriteOutcomeUnknown
 from coordinator.fencing import WriterFence
-from node import wal
+from node import wal, wal_format
 from node.wal import DeleteRecord, InsertRecord, Record, WriteAheadLog
 
 
@@ -31,11 +31,11 @@ def same(a: Record, b: Record) -> bool:
 
 def roundtrip(lsn: int, record: Record) -> tuple[int, Record]:
     data = wal.encode(lsn, record, epoch=7)
-    magic, length, _crc, got_lsn, epoch, kind = wal._HEADER.unpack_from(data)
+    magic, length, _crc, got_lsn, epoch, kind = wal_format._HEADER.unpack_from(data)
     assert magic == wal.MAGIC
     assert epoch == 7
-    assert length == len(data) - wal._HEADER.size
-    return got_lsn, wal.decode(kind, data[wal._HEADER.size :])
+    assert length == len(data) - wal_format._HEADER.size
+    return got_lsn, wal.decode(kind, data[wal_format._HEADER.size :])
 
 
 ids_st = st.lists(st.integers(-(2**63), 2**63 - 1), max_size=20)
@@ -202,8 +202,8 @@ def _last_record_start(path: Path) -> int:
     pos = last = 0
     while pos < len(data):
         last = pos
-        _magic, length, *_ = wal._HEADER.unpack_from(data, pos)
-        pos += wal._HEADER.size + length
+        _magic, length, *_ = wal_format._HEADER.unpack_from(data, pos)
+        pos += wal_format._HEADER.size + length
     return last
 
 
@@ -392,18 +392,18 @@ def test_insert_keys_roundtrip_and_old_records_read_as_epoch_zero(tmp_path: Path
     key = bytes(range(16))
     rec = InsertRecord(1, 2, np.array([5, 6], np.int64), np.ones((2, 4), np.float32), key)
     data = wal.encode(9, rec, epoch=4)
-    _magic, _length, _crc, _lsn, epoch, kind = wal._HEADER.unpack_from(data)
-    got = wal.decode(kind, data[wal._HEADER.size:])
+    _magic, _length, _crc, _lsn, epoch, kind = wal_format._HEADER.unpack_from(data)
+    got = wal.decode(kind, data[wal_format._HEADER.size:])
     assert isinstance(got, InsertRecord) and got.key == key and epoch == 4
     with pytest.raises(ValueError):
         wal.encode(1, InsertRecord(1, 2, rec.ids, rec.vectors, b"short"))
     # A file of the first format (no epoch, no key): "<lsn>.wal", header without the epoch.
-    payload = wal._INSERT_V1.pack(1, 2, 2, 16) + rec.ids.tobytes() + rec.vectors.tobytes()
-    crc = zlib.crc32(struct.pack("<QB", 7, wal.KIND_INSERT) + payload)
+    payload = wal_format._INSERT_V1.pack(1, 2, 2, 16) + rec.ids.tobytes() + rec.vectors.tobytes()
+    crc = zlib.crc32(struct.pack("<QB", 7, wal_format.KIND_INSERT) + payload)
     folder = tmp_path / "wal"
     folder.mkdir()
-    (folder / f"{7:020d}.wal").write_bytes(wal._HEADER_V1.pack(wal.MAGIC_V1, len(payload), crc, 7, wal.KIND_INSERT)
-                                           + payload)
+    header = wal_format._HEADER_V1.pack(wal_format.MAGIC_V1, len(payload), crc, 7, wal_format.KIND_INSERT)
+    (folder / f"{7:020d}.wal").write_bytes(header + payload)
     old = WriteAheadLog(folder, Applied()).replay()
     assert [(r.lsn, r.epoch) for r in old] == [(7, 0)]
     assert isinstance(old[0].record, InsertRecord) and old[0].record.key == b""
