@@ -51,7 +51,8 @@ class WorkloadConfig:
     topk: int = 10
     search_interval: float = 0.05
     deadline: float = 15.0  # the client's deadline for one call
-    max_inflight: int = 48  # calls of one worker awaiting an answer
+    max_inflight: int = 48  # writes of one worker awaiting an answer (a stuck write must not stop the load)
+    search_inflight: int = 8  # searches of one searcher awaiting an answer
 
 
 class Workload:
@@ -199,7 +200,7 @@ class Workload:
     def _searcher(self, index: int) -> None:
         c = self.config
         rng = random.Random(self.seed * 1000 + 900 + index)
-        slots = threading.BoundedSemaphore(c.max_inflight)
+        slots = threading.BoundedSemaphore(c.search_inflight)
         i = 0
         while not self._stop.wait(c.search_interval):
             with self._lock:
