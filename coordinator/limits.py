@@ -36,6 +36,10 @@ ID_BYTES = 8
 # Ids of one DeleteByID: Milvus 1.1 has no limit; the same 256 MB as an insert's vectors (33,554,432 ids).
 MAX_DELETE_IDS = 256 * 1024 * 1024 // ID_BYTES
 
+# A search estimated at this much or more is heavy: it takes one of the node's ``max_searches`` slots (light
+# searches are admitted by memory alone, so ordinary traffic never waits for a slot).
+HEAVY_SEARCH_BYTES = 64 * 1024 * 1024
+
 BUSY = "Server busy"
 
 

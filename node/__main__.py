@@ -31,7 +31,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--grpc-workers", type=int, help="gRPC worker threads")
     p.add_argument("--request-memory",
                    help="memory heavy requests in flight may hold, e.g. 4GB (default: a quarter of the machine's)")
-    p.add_argument("--max-searches", type=int, help="searches running at once (0: twice the CPUs, at least 4)")
+    p.add_argument("--max-searches", type=int,
+                   help="heavy searches (estimated at 64MB or more) running at once (0: the CPUs, at least 2)")
     p.add_argument("--queue-timeout", type=float,
                    help="seconds a heavy request may wait for memory or a search slot before 'busy' (default 10)")
     p.add_argument("--grpc-max-message-size", help="largest request on the wire (default 512MB)")

@@ -1,12 +1,12 @@
-"""Admission of heavy requests on a node: a memory budget, a cap on searches running at once, and a FIFO queue.
+"""Admission of heavy requests on a node: a memory budget, a cap on heavy searches running, and a FIFO queue.
 
 Each heavy request (a search, an insert) is charged the memory it will hold at its peak, estimated from its
 fields before any work (``coordinator.limits``). It starts at once when the queue is empty and it fits (the
-budget, and for searches the cap on searches running); otherwise it waits its turn in a FIFO queue for at
-most ``timeout`` seconds. A request that could never fit the budget is refused at once (OUT_OF_MEMORY); one
-that finds the queue full or waits too long gets a "Server busy ... retry later" status. The queue holds at
-most ``max_queued`` requests: they wait in gRPC worker threads, and the others must stay free for the calls
-that do not queue.
+budget, and for a heavy search, estimated at 64 MB or more, the cap on heavy searches running); otherwise it
+waits its turn in a FIFO queue for at most ``timeout`` seconds. A request that could never fit the budget is
+refused at once (OUT_OF_MEMORY); one that finds the queue full or waits too long gets a "Server busy ...
+retry later" status. The queue holds at most ``max_queued`` requests: they wait in gRPC worker threads, and
+the others must stay free for the calls that do not queue.
 """
 
 from __future__ import annotations
@@ -20,7 +20,15 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from coordinator.limits import SearchShape, busy, cpu_count, memory_limit, over_budget, search_cost
+from coordinator.limits import (
+    HEAVY_SEARCH_BYTES,
+    SearchShape,
+    busy,
+    cpu_count,
+    memory_limit,
+    over_budget,
+    search_cost,
+)
 from coordinator.model import Segment
 
 if TYPE_CHECKING:
@@ -93,10 +101,12 @@ class Admission:
 
     def search(self, nq: int, topk: int, segs: Sequence[Segment], threads: int,
                query_bytes: int) -> AbstractContextManager[bool]:
-        """Admission of a search of ``nq`` queries, ``topk`` wide, over ``segs`` (see :func:`search_cost`)."""
+        """Admission of a search of ``nq`` queries, ``topk`` wide, over ``segs`` (see :func:`search_cost`); a heavy
+        one (HEAVY_SEARCH_BYTES or more) also takes a search slot."""
         width = min(topk, sum(s.live_count for s in segs))
         cost = search_cost(SearchShape(nq, width, len(segs), threads, query_bytes))
-        return self.admit(f"A search of nq {nq} topk {topk} over {len(segs)} segments", cost)
+        return self.admit(f"A search of nq {nq} topk {topk} over {len(segs)} segments", cost,
+                          search=cost >= HEAVY_SEARCH_BYTES)
 
     def _fits(self, ticket: _Ticket) -> bool:
         if ticket.search and self._searches >= self.max_searches:

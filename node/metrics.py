@@ -102,8 +102,8 @@ def admission_metrics(a: AdmissionStats) -> Iterator[Any]:
                             "Memory heavy requests (searches, inserts) may hold at once", a.budget_bytes)
     yield GaugeMetricFamily("mishards_node_request_memory_in_use_bytes",
                             "Memory held by the heavy requests running (their estimates)", a.in_use_bytes)
-    yield GaugeMetricFamily("mishards_node_searches_running", "Searches running", a.running_searches)
-    yield GaugeMetricFamily("mishards_node_searches_max", "Searches that may run at once", a.max_searches)
+    yield GaugeMetricFamily("mishards_node_searches_running", "Heavy searches running", a.running_searches)
+    yield GaugeMetricFamily("mishards_node_searches_max", "Heavy searches that may run at once", a.max_searches)
     yield GaugeMetricFamily("mishards_node_admission_queue_depth", "Heavy requests waiting to start", a.queued)
     yield CounterMetricFamily("mishards_node_admitted", "Heavy requests started", a.admitted)
     refused = CounterMetricFamily("mishards_node_admission_refused", "Heavy requests refused, by reason",

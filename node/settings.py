@@ -36,7 +36,8 @@ class NodeSettings:
     grpc_workers: int = 32
     # Admission of heavy requests (node/admission.py): memory that searches and inserts in flight may hold,
     # estimated from their fields ('' = a quarter of the machine's memory or cgroup limit); searches running
-    # at once (0 = twice the CPUs, at least 4); seconds a request may wait in the queue before "busy".
+    # heavy searches (estimated at 64 MB or more) running at once (0 = the CPUs, at least 2); seconds a request
+    # may wait in the queue before "busy".
     request_memory: str = ""
     max_searches: int = 0
     queue_timeout: float = 10.0
@@ -116,8 +117,8 @@ class NodeSettings:
         return max(256 << 20, machine_memory // 4)
 
     def max_searches_for(self, cpus: int) -> int:
-        """Searches running at once: the setting, else twice ``cpus`` (at least 4)."""
-        return self.max_searches or max(4, 2 * cpus)
+        """Heavy searches running at once: the setting, else ``cpus`` (at least 2)."""
+        return self.max_searches or max(2, cpus)
 
     @property
     def max_queued(self) -> int:

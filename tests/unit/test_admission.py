@@ -12,6 +12,7 @@ import pytest
 from coordinator import limits
 from coordinator.errors import ErrorCode, MilvusError
 from coordinator.limits import Busy, OverBudget, SearchShape, search_cost
+from coordinator.model import IndexType, Segment, SegmentState
 from node.admission import Admission
 from node.settings import NodeSettings
 from tests.support.waiting import poll_for
@@ -99,7 +100,7 @@ def test_admission_settings() -> None:
     assert auto.request_memory_bytes(16 << 30) == 4 << 30
     assert auto.request_memory_bytes(512 * MB) == 256 * MB  # at least 256 MB
     assert NodeSettings(request_memory="1GB").request_memory_bytes(16 << 30) == 1 << 30
-    assert auto.max_searches_for(1) == 4 and auto.max_searches_for(8) == 16
+    assert auto.max_searches_for(1) == 2 and auto.max_searches_for(8) == 8
     assert NodeSettings(max_searches=3).max_searches_for(8) == 3
     assert NodeSettings(grpc_workers=32).max_queued == 16 and NodeSettings(grpc_workers=1).max_queued == 1
     assert NodeSettings().grpc_max_message_bytes == 512 * MB
@@ -237,3 +238,22 @@ def test_admission_arguments_are_checked() -> None:
         Admission(0, 1, 1, 1)
     with pytest.raises(ValueError):
         Admission(1, 0, 1, 1)
+
+
+def _segment(rows: int) -> Segment:
+    return Segment(id=1, name="s", collection_id=1, partition_id=1, state=SegmentState.RAW, row_count=rows,
+                   deleted_count=0, data_size=0, index_type=IndexType.FLAT, delete_version=0, created_us=0)
+
+
+def test_only_heavy_searches_take_a_search_slot(holders: list[Holder]) -> None:
+    """With the one slot taken, a light search (under 64 MB) still starts at once; a heavy one waits."""
+    admission = Admission(4 << 30, max_searches=1, max_queued=4, timeout=0)
+    heavy = Holder(admission, 1)
+    holders.append(heavy)
+    assert heavy.started.wait(10)
+    with admission.search(nq=10, topk=10, segs=[_segment(1000)], threads=2, query_bytes=320) as waited:
+        assert not waited and admission.stats().running_searches == 1
+    assert search_cost(SearchShape(2000, 16384, 1, 2)) >= limits.HEAVY_SEARCH_BYTES
+    with pytest.raises(Busy), admission.search(nq=2000, topk=16384, segs=[_segment(20000)], threads=2,
+                                               query_bytes=0):
+        pass
