@@ -136,7 +136,9 @@ class Supervisor:
                 child.info = dict(json.loads(child.ready.read_text()))
                 child.serving = True
                 if child.restarts:
-                    self.report(f"mishards up: {child.name} is back (pid {proc.pid}, restart {child.restarts})")
+                    metrics = child.info.get("metrics_port")
+                    where = f"; metrics on port {metrics}" if metrics else ""
+                    self.report(f"mishards up: {child.name} is back (pid {proc.pid}, restart {child.restarts}){where}")
 
     def stop(self, timeout: float = 30.0) -> None:
         """SIGTERM to every child, last started first; SIGKILL to any still running after ``timeout``."""
