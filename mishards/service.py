@@ -137,6 +137,9 @@ class Forwarder:
                 code = exc.code()
                 if code == grpc.StatusCode.UNIMPLEMENTED:
                     raise Unimplemented(exc.details()) from None
+                if after_error(code, exc.details()) is WriteEnding.REFUSED_INPUT:
+                    return error_bytes(reply_cls, ErrorCode.ILLEGAL_ARGUMENT,
+                                       f"The request could not be read: {exc.details()}")
                 log.warning("%s to %s failed: %s", method, target.address, code)
                 self.cluster.forget_writer()
                 return self._without_writer(method, request, reply_cls, path, timeout)
@@ -183,6 +186,9 @@ class Forwarder:
                     if code == grpc.StatusCode.UNIMPLEMENTED:
                         raise Unimplemented(exc.details()) from None
                     ending = after_error(code, exc.details())
+                    if ending is WriteEnding.REFUSED_INPUT:
+                        return error_bytes(reply_cls, ErrorCode.ILLEGAL_ARGUMENT,
+                                           f"The request could not be read: {exc.details()}")
                     log.warning("%s to the writer %s failed (%s): %s", method, target.address, code.name,
                                 ending.value)
                 else:

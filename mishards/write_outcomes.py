@@ -6,6 +6,9 @@ A write forwarded to the writer ends in one of these ways, and the client must b
 - **not applied**: the call never reached the writer (connection refused: it is down or being replaced), or
   the writer refused it before writing anything (a standby, a read-only node, or a writer that lost its role:
   PERMISSION_DENIED). Sending it again to the current writer is always safe;
+- **refused as unreadable**: the writer's gRPC layer refused the request before any handler ran (bytes that
+  do not decode, a message over its size cap): nothing was done, the client learns it in-band at once
+  (ILLEGAL_ARGUMENT with the writer's words), and the writer is not suspected;
 - **outcome unknown**: the writer had the request when the connection broke or the deadline passed, or it
   answered that the write reached its log after it lost its role. The write may or may not take effect.
   Sending it again is safe only for calls whose repetition changes nothing: inserts (the writer recognises a
@@ -27,6 +30,14 @@ class WriteEnding(Enum):
     APPLIED = "applied"  # a reply to pass on (success or the writer's own status)
     NOT_APPLIED = "not_applied"  # safe to send again to the current writer
     UNKNOWN = "unknown"  # may or may not have taken effect
+    REFUSED_INPUT = "refused_input"  # the writer's gRPC layer could not take the request itself: the client's fault
+
+
+# gRPC errors the writer's server raises before running a handler, because of the request itself: bytes that
+# do not decode (INTERNAL "Exception deserializing request!"), a message over its size cap. Nothing was done,
+# and sending the same bytes again would be refused again.
+_REQUEST_FAULTS = frozenset({grpc.StatusCode.INTERNAL, grpc.StatusCode.RESOURCE_EXHAUSTED,
+                             grpc.StatusCode.INVALID_ARGUMENT})
 
 
 # Calls whose repetition changes nothing (inserts through the writer's idempotency keys): after an unknown
@@ -46,7 +57,10 @@ UNKNOWN_REASON = (f"{WriteOutcomeUnknown.PREFIX}: the writer failed while it hel
 
 
 def after_error(code: grpc.StatusCode, details: str | None) -> WriteEnding:
-    """A gRPC error of a call to the writer: never sent (not applied) or sent (outcome unknown)."""
+    """A gRPC error of a call to the writer: never sent (not applied), refused as unreadable (the request's
+    fault), or sent (outcome unknown)."""
+    if code in _REQUEST_FAULTS:
+        return WriteEnding.REFUSED_INPUT
     return WriteEnding.NOT_APPLIED if rpc_ending(code, details) is Ending.NOT_SENT else WriteEnding.UNKNOWN
 
 

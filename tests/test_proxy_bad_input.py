@@ -322,11 +322,6 @@ def _oversized_insert() -> bytes:
         milvus_pb2.RowRecord(float_data=v) for v in big.tolist()]).SerializeToString()
 
 
-@pytest.mark.xfail(strict=True, reason="known defect in the proxy's write path (mishards/write_outcomes.py "
-                   "after_error): a write the writer's gRPC layer refuses before running it (INTERNAL 'Exception "
-                   "deserializing request!', RESOURCE_EXHAUSTED over its message cap) is taken for a writer "
-                   "failure: the proxy forgets the writer, sends repeatable calls again for write_retry_timeout, "
-                   "and answers 'Write outcome unknown' although nothing was done")
 @pytest.mark.parametrize(("method", "payload"), [
     ("Insert", b"\x0a\x07scratch\x12\xff"),  # a length that runs past the end: no message at all
     ("CreateCollection", b"\x0a\x07scratch\x12\xff"),

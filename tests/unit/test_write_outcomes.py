@@ -14,7 +14,12 @@ def test_grpc_errors_before_and_after_sending() -> None:
     assert after_error(grpc.StatusCode.UNAVAILABLE, "Socket closed") is WriteEnding.UNKNOWN
     assert after_error(grpc.StatusCode.UNAVAILABLE, "recvmsg:Connection reset by peer") is WriteEnding.UNKNOWN
     assert after_error(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded") is WriteEnding.UNKNOWN
-    assert after_error(grpc.StatusCode.INTERNAL, None) is WriteEnding.UNKNOWN
+    assert after_error(grpc.StatusCode.UNKNOWN, None) is WriteEnding.UNKNOWN
+    # Refused by the writer's gRPC layer before any handler ran: the request's fault, nothing done.
+    assert after_error(grpc.StatusCode.INTERNAL, "Exception deserializing request!") is WriteEnding.REFUSED_INPUT
+    assert after_error(grpc.StatusCode.RESOURCE_EXHAUSTED, "Received message larger than max") \
+        is WriteEnding.REFUSED_INPUT
+    assert not may_send_again("Insert", WriteEnding.REFUSED_INPUT)
 
 
 def test_in_band_statuses() -> None:
