@@ -29,6 +29,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--query-of-death-ttl", type=float,
                    help="seconds a request that 2 read nodes died or timed out on stays refused (0: off)")
     p.add_argument("--grpc-workers", type=int, help="gRPC worker threads")
+    p.add_argument("--grpc-max-message-size", help="largest client request the proxy takes (default 512MB)")
     p.add_argument("--replication", type=int, help="replicas per segment across read nodes (0: automatic)")
     p.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port (0: off, -1: any free)")
     p.add_argument("--otlp-endpoint", help="export OpenTelemetry traces over OTLP/gRPC to this URL ('' = off)")

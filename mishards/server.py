@@ -10,6 +10,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from coordinator.lifecycle import serve_until_signalled, write_ready_file
+from coordinator.sizes import parse_size
 from coordinator.tracing import configure_tracing
 from mishards.catalog_view import CatalogView
 from mishards.cluster import Cluster
@@ -22,7 +23,6 @@ from mishards.settings import ProxySettings
 log = logging.getLogger(__name__)
 
 GRPC_OPTIONS = [
-    ("grpc.max_receive_message_length", -1),
     ("grpc.max_send_message_length", -1),
     ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
     ("grpc.keepalive_permit_without_calls", 1),
@@ -39,7 +39,9 @@ class ProxyServer:
         self.tracing = configure_tracing(settings.otlp_endpoint, "mishards-proxy")
         interceptors = [self.tracing.server_interceptor()] if self.tracing is not None else None
         self.server = grpc.server(ThreadPoolExecutor(max_workers=settings.grpc_workers, thread_name_prefix="proxy"),
-                                  options=GRPC_OPTIONS, interceptors=interceptors)
+                                  options=[*GRPC_OPTIONS, ("grpc.max_receive_message_length",
+                                                           parse_size(settings.grpc_max_message_size))],
+                                  interceptors=interceptors)
         self.health = health.HealthServicer()
         self.view: CatalogView | None = None
         self.watch: NodeWatch | None = None

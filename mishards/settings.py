@@ -7,6 +7,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from coordinator.lifecycle import coerce_setting, settings_sources
+from coordinator.sizes import MAX_MESSAGE_BYTES, MIN_MESSAGE_BYTES, parse_size
 
 ENV_PREFIX = "MISHARDS_PROXY_"
 CONSISTENCY = ("strong", "session")
@@ -37,6 +38,7 @@ class ProxySettings:
     # seconds a request after which 2 read nodes died or timed out stays refused (query-of-death protection; 0: off)
     query_of_death_ttl: float = 120.0
     grpc_workers: int = 64
+    grpc_max_message_size: str = "512MB"  # largest client request the proxy takes (as the nodes' setting)
     metrics_port: int = 0  # Prometheus /metrics on this port (0: off, -1: any free port)
     otlp_endpoint: str = ""  # OpenTelemetry traces exported over OTLP/gRPC here, e.g. http://jaeger:4317 ('' = off)
     ready_file: str = ""
@@ -55,6 +57,8 @@ class ProxySettings:
             raise ValueError("subrequest_timeout and query_of_death_ttl must be >= 0")
         if not 0 <= self.write_retry_timeout <= 3600:
             raise ValueError("write_retry_timeout must be within [0, 3600] seconds")
+        if not MIN_MESSAGE_BYTES <= parse_size(self.grpc_max_message_size) <= MAX_MESSAGE_BYTES:
+            raise ValueError("grpc_max_message_size must be within 4MB and 2047MB (gRPC's limit is 2 GiB)")
         if self.request_timeout < 0 or self.grpc_workers < 1:
             raise ValueError("request_timeout must be >= 0 and grpc_workers >= 1")
 

@@ -34,18 +34,28 @@ def test_pymilvus_scenario_through_the_proxy(tmp_path: Path) -> None:
 
 
 def test_proxy_answers_version_and_fails_fast_without_a_writer(tmp_path: Path) -> None:
-    proxy = ProxyProcess(tmp_path / "proxy", "static://127.0.0.1:1=ro", ["--version-string", "1.1.9"])
+    proxy = ProxyProcess(tmp_path / "proxy", "static://127.0.0.1:1=ro",
+                         ["--version-string", "1.1.9", "--grpc-max-message-size", "4MB"])
     proxy.start()
     try:
         s = proxy.stub()
         reply = s.Cmd(milvus_pb2.Command(cmd="version"), timeout=10)
         assert reply.status.error_code == 0 and reply.string_reply == "1.1.9"
+        # No writer within the client's deadline (the proxy waits for one until then): nothing was written.
         st = s.Insert(milvus_pb2.InsertParam(collection_name="c", row_record_array=[
-            milvus_pb2.RowRecord(float_data=np.zeros(4, np.float32).tolist())]), timeout=10)
+            milvus_pb2.RowRecord(float_data=np.zeros(4, np.float32).tolist())]), timeout=2)
         assert st.status.error_code == 2 and "No writable node" in st.status.reason
+        assert "nothing was written" in st.status.reason
         with pytest.raises(grpc.RpcError) as info:
             s.HybridSearch(milvus_pb2.HSearchParam(), timeout=10)
         assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
+        # A request over the proxy's message cap is refused by its gRPC layer, and the proxy carries on.
+        big = milvus_pb2.InsertParam(collection_name="c", row_record_array=[
+            milvus_pb2.RowRecord(float_data=np.zeros(1024, np.float32).tolist()) for _ in range(1100)])
+        with pytest.raises(grpc.RpcError) as info:
+            s.Insert(big, timeout=10)
+        assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert s.Cmd(milvus_pb2.Command(cmd="version"), timeout=10).string_reply == "1.1.9"
     finally:
         proxy.stop()
     assert os.path.exists(tmp_path / "proxy" / "proxy.log")
