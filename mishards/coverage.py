@@ -77,6 +77,11 @@ class Coverage:
             self.failed_nodes.add(attempt.node)
         return attempt
 
+    def withdraw(self, attempt_id: int) -> Attempt | None:
+        """``attempt_id`` is no longer in flight (cut short by the proxy), its node not failed: its segments
+        become orphans unless held elsewhere. Returns the attempt (None when it was retired already)."""
+        return self.inflight.pop(attempt_id, None)
+
     def retire_all(self) -> list[Attempt]:
         """Every attempt still in flight (the search is over: cancel them)."""
         retired = list(self.inflight.values())

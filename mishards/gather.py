@@ -1,9 +1,10 @@
 """One search's sub-requests to the read nodes: sent in parallel, hedged when slow, retried elsewhere when a
 node fails, each within its own deadline, the losers cancelled (the I/O around ``mishards.coverage``).
 
-Every sub-request is a ``SearchInFiles`` future whose end is queued to the searching thread; that thread
-alone decides (``Coverage``). It wakes for an answer, for the next hedge due, or for the search's
-deadline, whichever comes first:
+Every sub-request is a ``SearchInFiles`` future whose end is queued to the searching thread, except the
+last one of the first routing: a blocking call in that thread (cheaper), cut at the hedge delay when
+another replica could take its segments. The searching thread alone decides (``Coverage``). It wakes for an
+answer, for the next hedge due, or for the search's deadline, whichever comes first:
 
 - a good answer is accepted when none of its segments is answered yet; the sub-requests it makes useless
   are cancelled (a hedge that won: its slow node is suspected when it answered nothing since);
@@ -13,7 +14,8 @@ deadline, whichever comes first:
   connection, no answer within ``subrequest_timeout``) is suspected, and a node that died or timed out
   while holding the request counts toward query-of-death protection (``mishards.querydeath``);
 - a sub-request still unanswered after the hedge delay (``mishards.hedging``) is sent to another replica
-  too, within the hedge budget.
+  too, within the hedge budget; the blocking one, cut at that delay, is moved there (outside the budget:
+  its original is gone).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from milvus_wire import milvus_pb2
 from mishards.coverage import Attempt, Coverage
 from mishards.outcomes import Ending, blames_request, node_fault, rpc_ending, suspects_node
 from mishards.results import decode_topk
-from mishards.routing import RoutePlan, plan, plan_in_tiers
+from mishards.routing import plan_in_tiers
 from mishards.subrequests import (
     MIN_REVISION_HEADER,
     SEARCH_IN_FILES,
@@ -52,7 +54,15 @@ log = logging.getLogger(__name__)
 
 DEADLINE_SLACK = 0.005  # seconds: a sub-request ending this close to the search's deadline ran out of it
 
-Outcome: TypeAlias = "bytes | BaseException | None"  # a reply, the call's error, or None: cancelled by the proxy
+
+
+class HedgeCut:
+    """The end of a blocking sub-request the proxy cut at the hedge delay (its segments move elsewhere)."""
+
+
+HEDGE_CUT = HedgeCut()
+# A reply, the call's error, a cut, or None: cancelled by the proxy.
+Outcome: TypeAlias = "bytes | BaseException | HedgeCut | None"
 
 
 def gather(shared: SubRequests, segments: list[int], placement: Placement, addresses: dict[str, str],
@@ -77,15 +87,14 @@ class _Search:
         self.calls: dict[int, grpc.Future] = {}
         self.fault: Failed | None = None  # the last in-band status a node was blamed for
         self.last_failure = ""  # the last gRPC failure, in words
+        self.placed = False  # the first routing was made
+        self.cut: dict[int, str] = {}  # attempts cut at the hedge delay (-> their node), hedges on their way
 
     def run(self, segments: list[int]) -> list[tuple[bytes, TopK]]:
         cov = Coverage(segments)
         parts: list[tuple[bytes, TopK]] = []
-        metrics = self.shared.metrics
         try:
-            first = self._place(cov)
-            if metrics is not None:
-                metrics.fanout_width.observe(first)
+            self._place(cov)
             while not cov.complete:
                 delay = self.shared.hedge_delay()
                 wake = self.deadline
@@ -106,6 +115,8 @@ class _Search:
                     continue  # cancelled by this search, or its answer is no longer needed
                 if isinstance(outcome, bytes):
                     self._answered(cov, attempt, outcome, parts)
+                elif isinstance(outcome, HedgeCut):
+                    self._cut(cov, attempt)
                 else:
                     self._failed(cov, attempt, outcome)
                 if not cov.complete:
@@ -122,7 +133,12 @@ class _Search:
     def _place(self, cov: Coverage) -> int:
         """Send the segments nobody holds (all of them at first) to their least loaded allowed replicas:
         keeping off suspects and this search's slow nodes while another replica exists, never to a node
-        that failed in this search. Returns how many nodes they went to."""
+        that failed in this search. Returns how many nodes they went to.
+
+        The first time, the last sub-request is a blocking call in this thread, as cheap as a call gets (a
+        future costs a hand-over between threads): with another replica to go to, the call is cut at the
+        hedge delay and its segments hedged elsewhere (``_cut``); the others are futures."""
+        first, self.placed = not self.placed, True
         orphans = cov.orphans()
         if not orphans:
             return 0
@@ -131,28 +147,21 @@ class _Search:
         route = plan_in_tiers(orphans, self.placement, self.shared.inflight.snapshot(), tiers)
         if route.unplaced:
             raise self.fault if self.fault is not None else unplaced_error(route.unplaced, self.last_failure)
-        if not cov.inflight and len(route.by_node) == 1 and not self._hedgeable(route, avoid):
-            # One node and nowhere to hedge: a blocking call in this thread (a future would cost a hand-over
-            # between threads); its end is handled like any other, retries included.
-            node, segs = next(iter(route.by_node.items()))
-            self._send(cov, node, segs, None, inline=True)
-            return 1
-        for node, segs in route.by_node.items():
+        items = list(route.by_node.items())
+        for node, segs in items[:-1] if first else items:
             self._send(cov, node, segs, None)
-        return len(route.by_node)
-
-    def _hedgeable(self, route: RoutePlan, exclude: frozenset[str]) -> bool:
-        """Whether the segments ``route`` sends to one node could be hedged: hedging is on and another
-        replica holds them all."""
-        if self.shared.hedge_delay() is None:
-            return False
-        node, segs = next(iter(route.by_node.items()))
-        return not plan(segs, self.placement, {}, exclude | {node}).unplaced
+        if first:
+            if self.shared.metrics is not None:
+                self.shared.metrics.fanout_width.observe(len(items))
+            node, segs = items[-1]
+            cut = self.shared.hedge_delay() if self.placement.width >= 2 else None
+            self._send(cov, node, segs, None, inline=True, cut=cut)
+        return len(items)
 
     def _send(self, cov: Coverage, node: str, segs: tuple[int, ...], hedge_of: int | None,
-              inline: bool = False) -> None:
+              inline: bool = False, cut: float | None = None) -> None:
         """One SearchInFiles to ``node``: a future whose end is queued for the loop, or (``inline``) a blocking
-        call whose end is queued the same way."""
+        call whose end is queued the same way, cut after ``cut`` seconds (None: its full timeout)."""
         shared = self.shared
         attempt = cov.start(node, segs, time.monotonic(), hedge_of)
         metadata, finish = shared.sub_request(node, segs, self.metadata)
@@ -171,6 +180,8 @@ class _Search:
                 finish(outcome if isinstance(outcome, BaseException) else None)
             events.put((attempt, outcome))
 
+        timeout = shared.call_timeout(self.deadline)
+
         def done(fut: grpc.Future) -> None:
             if fut.cancelled():
                 ended(None)
@@ -180,26 +191,31 @@ class _Search:
 
         call = shared.cluster.channel(self.addresses[node]).unary_unary(SEARCH_IN_FILES)
         payload = search_in_files_request(segs, self.request)
+        cut = cut if cut is not None and cut < timeout else None
         try:
             if inline:
-                ended(bytes(call(payload, timeout=shared.call_timeout(self.deadline), metadata=metadata)))
+                ended(bytes(call(payload, timeout=timeout if cut is None else cut, metadata=metadata)))
                 return
-            fut = call.future(payload, timeout=shared.call_timeout(self.deadline), metadata=metadata)
-        except Exception as exc:  # a gRPC error, or e.g. the channel closed under us: an ending like any other
+            fut = call.future(payload, timeout=timeout, metadata=metadata)
+        except grpc.RpcError as exc:
+            ended(HEDGE_CUT if cut is not None and exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED else exc)
+            return
+        except Exception as exc:  # e.g. the channel closed under us: an ending like any other
             ended(exc)
             return
         self.calls[attempt.id] = fut
         fut.add_done_callback(done)
 
-    def _hedge(self, cov: Coverage, slow: Attempt) -> None:
-        """Send ``slow``'s segments to other replicas too, when they exist and the budget allows."""
+    def _hedge(self, cov: Coverage, slow: Attempt, budgeted: bool = True) -> bool:
+        """Send ``slow``'s segments to other replicas too, when they exist and (``budgeted``) the budget
+        allows; returns whether it did."""
         shared = self.shared
         inflight = shared.inflight.snapshot()
         exclude = cov.avoid() | {slow.node}
         route = plan_in_tiers(slow.segments, self.placement, inflight,
                               (exclude | shared.cluster.failures.suspects(), exclude))
-        if route.unplaced or not shared.budget.spend():
-            return  # no other replica holds them all (a partial hedge could not replace it), or over budget
+        if route.unplaced or (budgeted and not shared.budget.spend()):
+            return False  # no other replica holds them all (a partial hedge could not replace it), or over budget
         log.info("read node %s has not answered in %.3f s; hedging its %d segments on %s", slow.node,
                  time.monotonic() - slow.started, len(slow.segments), ", ".join(route.by_node))
         cov.hedged(slow)
@@ -207,6 +223,18 @@ class _Search:
             shared.metrics.hedges_sent.labels(slow.node).inc()
         for node, segs in route.by_node.items():
             self._send(cov, node, segs, slow.id)
+        return True
+
+    def _cut(self, cov: Coverage, attempt: Attempt) -> None:
+        """The blocking sub-request was cut at the hedge delay: its segments go to other replicas (a hedge
+        whose original is already gone, so outside the budget); with none left, ``_place`` sends them to a
+        slow node again."""
+        cov.withdraw(attempt.id)
+        self._suspect_if_silent(attempt)
+        if self._hedge(cov, attempt, budgeted=False):
+            self.cut[attempt.id] = attempt.node
+        else:
+            cov.hedged(attempt)
 
     # -- endings -------------------------------------------------------------------------------------
 
@@ -229,22 +257,25 @@ class _Search:
         if not accepted:
             return
         parts.append((data, result))
+        cut_node = self.cut.pop(attempt.hedge_of, None) if attempt.hedge_of is not None else None
+        if cut_node is not None and shared.metrics is not None:  # the hedge of a cut sub-request answered
+            shared.metrics.hedges_won.labels(cut_node).inc()
         for loser in retired:
             call = self.calls.get(loser.id)
             if call is not None:
                 call.cancel()
-            if attempt.hedge_of == loser.id:
-                self._hedge_won(loser)
+            if attempt.hedge_of == loser.id:  # a hedge answered before the sub-request it hedged
+                if shared.metrics is not None:
+                    shared.metrics.hedges_won.labels(loser.node).inc()
+                self._suspect_if_silent(loser)
 
-    def _hedge_won(self, loser: Attempt) -> None:
-        """A hedge answered before the attempt it hedged: suspect that node if it answered nothing since."""
-        shared = self.shared
-        if shared.metrics is not None:
-            shared.metrics.hedges_won.labels(loser.node).inc()
-        if shared.last_answer.get(loser.node, 0.0) < loser.started:
-            log.warning("read node %s answered nothing for %.3f s; suspecting it", loser.node,
-                        time.monotonic() - loser.started)
-            shared.node_failed(loser.node, suspect=True)
+    def _suspect_if_silent(self, slow: Attempt) -> None:
+        """Suspect ``slow``'s node if it answered nothing since ``slow`` was sent (paused, hung); a node busy
+        answering others is merely slow."""
+        if self.shared.last_answer.get(slow.node, 0.0) < slow.started:
+            log.warning("read node %s answered nothing for %.3f s; suspecting it", slow.node,
+                        time.monotonic() - slow.started)
+            self.shared.node_failed(slow.node, suspect=True)
 
     def _failed(self, cov: Coverage, attempt: Attempt, outcome: BaseException | None) -> None:
         shared = self.shared

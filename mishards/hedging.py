@@ -51,22 +51,24 @@ def hedge_delay(fixed: float, recent: float | None, cap: float, floor: float = H
 
 class LatencyWindow:
     """The latencies of the last ``size`` successful sub-requests, and their p95 (recomputed every
-    ``every`` samples: sorting the window per search would cost more than the search's routing)."""
+    ``every`` samples: sorting the window per search would cost more than the search's routing).
+
+    Lock-free: appending to a deque and copying it are atomic in CPython; two threads recomputing at once
+    both store a valid p95 of a recent window, and a lost count only delays the next recomputation."""
 
     def __init__(self, size: int = WINDOW, every: int = 16) -> None:
         self._samples: deque[float] = deque(maxlen=size)
         self._every = every
         self._since = 0
         self._p95: float | None = None
-        self._lock = threading.Lock()
 
     def add(self, seconds: float) -> None:
-        with self._lock:
-            self._samples.append(seconds)
-            self._since += 1
-            if self._since >= self._every or self._p95 is None:
-                self._since = 0
-                self._p95 = quantile(self._samples, QUANTILE) if len(self._samples) >= MIN_SAMPLES else None
+        self._samples.append(seconds)
+        self._since += 1
+        if self._since >= self._every or self._p95 is None:
+            self._since = 0
+            samples = list(self._samples)
+            self._p95 = quantile(samples, QUANTILE) if len(samples) >= MIN_SAMPLES else None
 
     def p95(self) -> float | None:
         return self._p95

@@ -52,6 +52,17 @@ def test_a_failure_orphans_the_segments_nobody_else_holds() -> None:
     assert cov.answered(retry.id)[0]
 
 
+def test_a_withdrawn_attempt_orphans_its_segments_without_failing_its_node() -> None:
+    cov = Coverage([1, 2])
+    a = cov.start("ro-a", (1, 2), now=0.0)
+    assert cov.withdraw(a.id) == a and cov.withdraw(a.id) is None
+    assert cov.orphans() == (1, 2) and cov.failed_nodes == set()
+    hedge = cov.start("ro-b", (1, 2), now=0.1, hedge_of=a.id)
+    cov.hedged(a)
+    assert cov.avoid() == {"ro-a"}
+    assert cov.answered(hedge.id) == (True, []) and cov.complete
+
+
 def test_next_due_is_the_oldest_unhedged_attempt() -> None:
     cov = Coverage([1, 2])
     assert cov.next_due(1.0) is None
