@@ -101,17 +101,21 @@ class Cluster:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self, timeout: float = 120.0) -> Cluster:
+        """Launch every process under the supervisor (one that fails while starting is restarted, as Kubernetes
+        would) and wait until all serve and a writer is elected; the proxies start once the nodes are up."""
         try:
-            for p in [*self.writers, *self.readers]:
+            nodes = [*self.writers, *self.readers]
+            for p in nodes:
                 p.launch()
                 self.timeline.add(p.name, "start", "initial")
-            for p in [*self.writers, *self.readers]:
-                p.wait_ready(timeout)
-                self.timeline.add(p.name, "ready", p.address)
-            for p in self.proxies:
-                p.start(timeout)
-                self.timeline.add(p.name, "ready", p.address)
+                self.supervisor.expect_ready(p)
             self.supervisor.start()
+            poll_for(lambda: all(p.ready is not None for p in nodes), timeout, interval=0.1,
+                     what="every node's ready file")
+            for p in self.proxies:
+                p.launch()
+                self.timeline.add(p.name, "start", "initial")
+                self.supervisor.expect_ready(p)
             self.wait_healthy(timeout)
         except BaseException:
             self.stop()

@@ -102,7 +102,8 @@ class Supervisor:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=30)
+        if self._thread.is_alive():
+            self._thread.join(timeout=30)
 
     def hold(self, p: ManagedProcess) -> None:
         with self._lock:

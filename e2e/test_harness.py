@@ -15,6 +15,7 @@ from e2e.outcomes import ACKED, ERROR, FAILED, UNKNOWN, Op, classify_write
 from e2e.probe import parse_metrics
 from e2e.scenario import Result
 from e2e.settings import from_env
+from e2e.soak import LIMITS, Sample, growing, trends
 from e2e.supervisor import Event, all_down, down_intervals
 from e2e.workload import vectors_for
 
@@ -108,6 +109,14 @@ def test_vectors_are_exact_float32_and_deterministic() -> None:
     assert np.array_equal(v, vectors_for(ids, 16)) and not np.array_equal(v[0], v[1])
     assert np.all(v >= -1.0) and np.all(v < 1.0)
     assert np.array_equal(v.astype(np.float64).astype(np.float32), v)
+
+
+def test_resource_trends_skip_the_warm_up() -> None:
+    pool = [Sample(float(i), "p", 100_000, 20, 10 + min(i, 6)) for i in range(18)]  # grows, then levels off
+    leak = [Sample(float(i), "q", 100_000 + 20_000 * i, 20 + 3 * i, 10) for i in range(18)]
+    found = {(t.name, t.metric): t for t in trends(pool + leak)}
+    assert found["p", "threads"].first == 16 and not found["p", "threads"].grows(*LIMITS["threads"])
+    assert {(t.name, t.metric) for t in growing(found.values())} == {("q", "rss_kb"), ("q", "fds")}
 
 
 def test_growth_and_settings() -> None:

@@ -1,5 +1,5 @@
 """Soak: steady load through both proxies with no fault, sampling every process' RSS, open files and threads;
-nothing may grow (60 s in CI, 10 minutes with MISHARDS_E2E=long)."""
+after the first third (warm-up), nothing may grow (60 s in CI, 10 minutes with MISHARDS_E2E=long)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ def test_soak_no_resource_grows(etcd: EtcdServer, mariadb_uri: str, run_dir: Pat
         samples = collect(lambda: list(cluster.resource_pids()), seconds - 1.0, e2e_settings.sample_interval)
         found.extend(trends(samples))
         return {"resources": [f"{t.name} {t.metric}: {t.first:.0f} -> {t.last:.0f} (peak {t.peak:.0f}, "
-                              f"{t.samples} samples)" for t in found]}
+                              f"{t.samples} samples)" for t in found],
+                "resource_series": {f"{t.name} {t.metric}": [int(v) for v in t.series] for t in found}}
 
     spec = ClusterSpec(meta_uri=mariadb_uri, storage=run_dir / "shared", etcd_endpoint=etcd.endpoint)
     load = WorkloadConfig(insert_interval=0.25, delete_interval=0.25, search_interval=0.05)
