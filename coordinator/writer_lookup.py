@@ -1,7 +1,8 @@
 """Who takes writes right now, as the proxy routes them and ``mishards status`` reports them.
 
 In order: the etcd election's winner where membership is etcd; else the holder of a live catalog lease
-(``election: catalog``); else what membership says (its ``rw`` member, or a ``standalone`` one). The rules
+(``election: catalog``, with static, Kubernetes or etcd membership); else what membership says (its ``rw``
+member, or a ``standalone`` one) — except with etcd membership, where no record and no lease means no writer. The rules
 are pure functions of what was read; ``current_writer`` does the reading.
 """
 
@@ -18,6 +19,9 @@ from coordinator.membership import Member, writer
 log = logging.getLogger(__name__)
 
 LeaseReader = Callable[[], WriterLease | None]
+# Seconds one read of the etcd writer key may take: callers retry, and an unreachable etcd must not hold a
+# write for the client's whole deadline.
+LOOKUP_TIMEOUT = 1.0
 
 
 def from_membership(members: Sequence[Member]) -> Member | None:
@@ -57,7 +61,16 @@ def current_writer(provider: object, members: Sequence[Member], lease: LeaseRead
         from coordinator.election import parse_writer, writer_key
 
         client, prefix = etcd
-        return from_election_record(members, parse_writer(client.get(writer_key(prefix))))
+        record = parse_writer(client.get(writer_key(prefix), timeout=LOOKUP_TIMEOUT))
+        if record is not None or lease is None:
+            return from_election_record(members, record)
+        # No etcd election record: the rw nodes may elect through the catalog while membership is etcd.
+        try:
+            held = lease()
+        except MetaFailed as exc:
+            log.warning("reading the writer lease failed: %s", exc)
+            return None
+        return None if held is None else from_lease(members, held)
     if lease is None:
         return from_membership(members)
     try:

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from e2e.cluster import Cluster, ClusterSpec
-from e2e.defects import ETCD_MEMBERSHIP_CATALOG_ELECTION
 from e2e.nemesis import Fault
 from e2e.scenario import Result, create_collection, run
 from e2e.settings import E2ESettings
@@ -72,7 +71,6 @@ def test_pause_writer_longer_than_the_lease(election: str, etcd: EtcdServer, mar
     result.expect()
 
 
-@pytest.mark.xfail(reason=ETCD_MEMBERSHIP_CATALOG_ELECTION, raises=TimeoutError, strict=False)
 def test_catalog_election_with_etcd_membership(etcd: EtcdServer, run_dir: Path, e2e_settings: E2ESettings,
                                                record: Callable[[Result], None]) -> None:
     """Writers elected through the catalog lease while membership lives in etcd: writes go through the proxy,

@@ -53,6 +53,8 @@ CHANGES_CATALOG = frozenset({"CreateCollection", "DropCollection", "CreatePartit
                              "DropIndex", "Flush", "Compact"})
 # Cache calls every node must see: the writer first, then every read node (each acts on its own share).
 BROADCAST = frozenset({"PreloadCollection", "ReleaseCollection", "ReloadSegments"})
+# A client deadline further away than this is no deadline (gRPC reports none as ~2**63 seconds remaining).
+NO_DEADLINE = 365 * 86400.0
 # Reads any node answers from the shared catalog and storage (used when the writer is down).
 READABLE_ANYWHERE = frozenset({"GetVectorsByID", "GetVectorIDs", "SearchInFiles", "Search", "SearchByID"})
 
@@ -170,17 +172,29 @@ class Forwarder:
         request key, recognised by the writer as a retry). Otherwise the client learns which it was."""
         budget = self.settings.write_retry_timeout
         remaining = context.time_remaining() if context is not None else None
+        if remaining is not None and remaining > NO_DEADLINE:
+            remaining = None  # gRPC reports a call without a deadline as ~2**63 seconds remaining
+        # Answer before the client gives up: no attempt may run past its deadline (less a margin).
+        client_deadline = None if remaining is None else time.monotonic() + remaining - 0.25
         if remaining is not None:
             budget = min(budget, max(0.0, remaining - 0.25))
         deadline = time.monotonic() + budget
         metadata: Metadata = ((REQUEST_KEY_HEADER, uuid.uuid4().hex),) if method == "Insert" else ()
         unknown = False
+        attempts = 0
         pause = 0.05
         while True:
             target = self.cluster.writer()
             if target is not None:
+                attempt_timeout = timeout
+                if client_deadline is not None:
+                    left = client_deadline - time.monotonic()
+                    if left <= 0 and attempts:
+                        break
+                    attempt_timeout = max(0.05, left if timeout is None else min(timeout, left))
+                attempts += 1
                 try:
-                    reply = self._call_writer(target, path, request, timeout, metadata)
+                    reply = self._call_writer(target, path, request, attempt_timeout, metadata)
                 except grpc.RpcError as exc:
                     code = exc.code()
                     if code == grpc.StatusCode.UNIMPLEMENTED:

@@ -4,6 +4,7 @@ UNKNOWN from the failed election lookup."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from pathlib import Path
 
@@ -46,6 +47,12 @@ def test_writes_through_the_proxy_get_a_status_while_etcd_is_down(tmp_path: Path
         assert late.status.error_code == ErrorCode.CONNECT_FAILED and "nothing was written" in late.status.reason
         flush = s.Flush(milvus_pb2.FlushParam(), timeout=10)
         assert flush.error_code == ErrorCode.CONNECT_FAILED
+        # Answered before a short client deadline too (the election lookup is bounded), never DEADLINE_EXCEEDED.
+        for _ in range(3):
+            started = time.monotonic()
+            deleted = s.DeleteByID(milvus_pb2.DeleteByIDParam(collection_name="c", id_array=[1]), timeout=2)
+            assert deleted.error_code == ErrorCode.CONNECT_FAILED, deleted
+            assert time.monotonic() - started < 2
     finally:
         proxy.stop()
         writer.stop()

@@ -41,3 +41,32 @@ def test_an_unreachable_catalog_falls_back_to_membership() -> None:
     assert current_writer(object(), [RW_B, RW_A], unreachable) == RW_A
     assert current_writer(object(), [RW_B, RW_A], lambda: WriterLease("b", RW_B.address, 1.0)) == RW_B
     assert current_writer(object(), [RW_B, RW_A], None) == RW_A
+
+
+class FakeConfig:
+    prefix = "/m"
+
+
+class EtcdLike:
+    """What ``current_writer`` reads of an etcd membership provider: its client and its key prefix."""
+
+    def __init__(self, record: bytes | None) -> None:
+        self.config = FakeConfig()
+        self.client = self
+        self.record = record
+
+    def get(self, key: str, timeout: float | None = None) -> bytes | None:
+        assert key == "/m/writer" and timeout is not None and timeout <= 1.0
+        return self.record
+
+
+def test_etcd_membership_with_the_catalog_election_follows_the_lease() -> None:
+    members = [RW_A, RW_B, RO]
+    # An etcd election record wins.
+    assert current_writer(EtcdLike(b'{"node_id": "a", "address": "10.0.0.1:19530"}'), members,
+                          lambda: WriterLease("b", RW_B.address, 3.0)) == RW_A
+    # No record: the rw nodes elect through the catalog; its live holder writes.
+    assert current_writer(EtcdLike(None), members, lambda: WriterLease("b", RW_B.address, 3.0)) == RW_B
+    # No record and no lease row (an etcd election between writers): nobody, not a guess among the rw nodes.
+    assert current_writer(EtcdLike(None), members, lambda: None) is None
+    assert current_writer(EtcdLike(None), members, None) is None
