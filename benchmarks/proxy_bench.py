@@ -13,6 +13,9 @@ b) Exact search, k=10: (i) nq=1, one call at a time, latency p50/p99 through pro
    batches, QPS both ways. Directions alternate between repeats.
 c) Scaling: ``--clients`` concurrent client threads send searches of each ``--load-nq`` size for ``--seconds``
    through proxy A (one read node) and then proxy B (two read nodes): queries per second and the ratio.
+d) A paused read node: nq=1 searches one at a time through proxy B for ``--pause`` seconds with both read
+   nodes serving, then for as long with read node 2 stopped (SIGSTOP, then SIGCONT): how many, p50 / p99 /
+   max latency, failures (the proxy hedges a silent node's segments on the other replica).
 
 Every figure is the median over ``--repeats``. Nothing is asserted: PASS / MISS lines compare with the
 targets (proxy adds <= 1.5 ms at p50 for nq=1 and <= 10 % at nq=100; 2 read nodes >= 1.6x of 1).
@@ -25,6 +28,7 @@ import itertools
 import os
 import platform
 import shlex
+import signal
 import statistics
 import sys
 import tempfile
@@ -227,6 +231,44 @@ def load_qps(stub: Any, requests: Sequence[Any], nq: int, clients: int, seconds:
     return finished * nq / elapsed
 
 
+# -- d) a paused read node ----------------------------------------------------------------------------
+
+
+def timed_searches(stub: Any, requests: Sequence[Any], seconds: float) -> tuple[np.ndarray, int]:
+    """Latencies of nq=1 searches sent one at a time for ``seconds``, and how many failed."""
+    latencies: list[float] = []
+    failed = 0
+    end = time.monotonic() + seconds
+    i = 0
+    while time.monotonic() < end:
+        started = time.perf_counter()
+        try:
+            reply = stub.Search(requests[i % len(requests)], timeout=TIMEOUT_S)
+            failed += reply.status.error_code != 0
+        except grpc.RpcError:
+            failed += 1
+        latencies.append(time.perf_counter() - started)
+        i += 1
+    return np.array(latencies), failed
+
+
+def paused_round(stub: Any, node: NodeProcess, requests: Sequence[Any], seconds: float) -> list[str]:
+    lines = []
+    for label in ("both serving", "node 2 paused"):
+        paused = label != "both serving"
+        assert node.proc is not None
+        if paused:
+            os.kill(node.proc.pid, signal.SIGSTOP)
+        try:
+            lat, failed = timed_searches(stub, requests, seconds)
+        finally:
+            if paused:
+                os.kill(node.proc.pid, signal.SIGCONT)
+        p50, _, p99 = percentiles(lat)
+        lines.append(f"   | {label} | {len(lat):,} | {p50:.2f} | {p99:.2f} | {lat.max() * 1000:.0f} | {failed} |")
+    return lines
+
+
 # -- report ----------------------------------------------------------------------------------------
 
 
@@ -262,6 +304,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--load-nq", default="10,50", help="queries per search in the scaling test (comma separated)")
     p.add_argument("--seconds", type=float, default=10.0, help="measured seconds per scaling run")
     p.add_argument("--insert-rows", type=int, default=50_000, help="rows per insert run (0: skip)")
+    p.add_argument("--pause", type=float, default=5.0, help="seconds read node 2 stays paused in d) (0: skip)")
     return p.parse_args(argv)
 
 
@@ -357,6 +400,11 @@ def run(args: argparse.Namespace, ds: Dataset, cluster: Cluster) -> int:
         lines += ["", f"c) {args.clients} clients, nq={nq}, {args.seconds:.0f} s each: 1 read node "
                   f"{q1:,.0f} QPS, 2 read nodes {q2:,.0f} QPS: {q2 / q1:.2f}x (rounds: 1 node "
                   f"{', '.join(f'{v:,.0f}' for v in one)}; 2 nodes {', '.join(f'{v:,.0f}' for v in two)})"]
+
+    if args.pause:
+        lines += ["", f"d) nq=1 searches one at a time through proxy B for {args.pause:g} s each (2 replicas)",
+                  "   | read nodes | searches | p50 ms | p99 ms | max ms | failed |", "   |---|---|---|---|---|---|",
+                  *paused_round(proxy_b, cluster.readers[1], singles, args.pause)]
 
     lines += [
         "",

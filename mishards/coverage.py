@@ -11,7 +11,8 @@ twice. ``Coverage`` keeps that invariant:
   accepted any more;
 - ``orphans`` are the segments neither covered nor held by an attempt in flight: the fan-out routes them
   again (after a failure, or after a retired attempt held segments nobody else holds);
-- ``due`` lists the attempts old enough to be hedged, each at most once.
+- ``due`` lists the attempts whose time to be considered for a hedge has come (``check_at``), each once per
+  time set.
 
 It also records, for the one search, the nodes that failed (never used again in it) and the nodes found
 slow (used again only as a last resort).
@@ -39,7 +40,7 @@ class Coverage:
         self.inflight: dict[int, Attempt] = {}
         self.failed_nodes: set[str] = set()
         self.slow_nodes: set[str] = set()
-        self._hedged: set[int] = set()
+        self._check: dict[int, float] = {}  # attempt -> clock value to consider it for a hedge
         self._next_id = 0
 
     @property
@@ -95,17 +96,22 @@ class Coverage:
             held.update(a.segments)
         return tuple(s for s in self.wanted if s not in held)
 
-    def due(self, now: float, delay: float) -> list[Attempt]:
-        """Attempts in flight for at least ``delay`` and not yet considered for a hedge; each is returned
-        once (``hedge_considered`` is implied)."""
-        ready = [a for a in self.inflight.values() if a.id not in self._hedged and now - a.started >= delay]
-        self._hedged.update(a.id for a in ready)
-        return ready
+    def check_at(self, attempt_id: int, when: float) -> None:
+        """Consider ``attempt_id`` for a hedge at clock value ``when`` (if it is still in flight then)."""
+        if attempt_id in self.inflight:
+            self._check[attempt_id] = when
 
-    def next_due(self, delay: float) -> float | None:
-        """The clock value at which the next attempt becomes due for a hedge (None: none will)."""
-        starts = [a.started for a in self.inflight.values() if a.id not in self._hedged]
-        return min(starts) + delay if starts else None
+    def due(self, now: float) -> list[Attempt]:
+        """Attempts in flight whose check time has come; each time set is used once."""
+        ready = [i for i, when in self._check.items() if when <= now or i not in self.inflight]
+        for i in ready:
+            del self._check[i]
+        return [self.inflight[i] for i in ready if i in self.inflight]
+
+    def next_due(self) -> float | None:
+        """The clock value of the next check of an attempt in flight (None: none is set)."""
+        times = [when for i, when in self._check.items() if i in self.inflight]
+        return min(times) if times else None
 
     def hedged(self, attempt: Attempt) -> None:
         """A hedge was sent for ``attempt``: its node is slow for the rest of this search."""

@@ -1,21 +1,24 @@
-"""One search's sub-requests to the read nodes: sent in parallel, hedged when slow, retried elsewhere when a
-node fails, each within its own deadline, the losers cancelled (the I/O around ``mishards.coverage``).
+"""One search's sub-requests to the read nodes: sent in parallel, hedged when a node falls silent, retried
+elsewhere when a node fails, each within its own deadline, the losers cancelled (the I/O around
+``mishards.coverage``).
 
 Every sub-request is a ``SearchInFiles`` future whose end is queued to the searching thread, except the
-last one of the first routing: a blocking call in that thread (cheaper), cut at the hedge delay when
-another replica could take its segments. The searching thread alone decides (``Coverage``). It wakes for an
-answer, for the next hedge due, or for the search's deadline, whichever comes first:
+last one of the first routing when its node has nothing else in flight: a blocking call in that thread
+(cheaper), cut at the hedge delay when another replica could take its segments. The searching thread alone
+decides (``Coverage``). It wakes for an answer, for the next hedge check, or for the search's deadline,
+whichever comes first:
 
 - a good answer is accepted when none of its segments is answered yet; the sub-requests it makes useless
-  are cancelled (a hedge that won: its slow node is suspected when it answered nothing since);
+  are cancelled (a hedge that won: its node is suspected when it has been silent for ``hedging.SILENCE``);
 - an in-band status that is the node's trouble (``outcomes.node_fault``) sends the segments to another
   replica; any other status is the request's and is final;
 - a gRPC error sends the segments to another replica; a node that looks down (unreachable, broken
   connection, no answer within ``subrequest_timeout``) is suspected, and a node that died or timed out
   while holding the request counts toward query-of-death protection (``mishards.querydeath``);
-- a sub-request still unanswered after the hedge delay (``mishards.hedging``) is sent to another replica
-  too, within the hedge budget; the blocking one, cut at that delay, is moved there (outside the budget:
-  its original is gone).
+- a future unanswered after the hedge delay (``mishards.hedging``) whose node answered nothing since it
+  was sent is sent to another replica too, within the hedge budget; a node that answered others meanwhile
+  is busy, not stuck (a hedge would only add load): it is looked at again after another delay. The blocking
+  call, cut at the delay, is moved to another replica.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from coordinator.placement import Placement
 from coordinator.topk import TopK
 from milvus_wire import milvus_pb2
 from mishards.coverage import Attempt, Coverage
+from mishards.hedging import SILENCE
 from mishards.outcomes import Ending, blames_request, node_fault, rpc_ending, suspects_node
 from mishards.results import decode_topk
 from mishards.routing import plan_in_tiers
@@ -96,9 +100,8 @@ class _Search:
         try:
             self._place(cov)
             while not cov.complete:
-                delay = self.shared.hedge_delay()
                 wake = self.deadline
-                due = cov.next_due(delay) if delay is not None else None
+                due = cov.next_due()
                 if due is not None and due < wake:
                     wake = due
                 try:
@@ -107,9 +110,8 @@ class _Search:
                     if time.monotonic() >= self.deadline:
                         raise Failed(ErrorCode.UNEXPECTED_ERROR,
                                      "Search timed out waiting for the read nodes") from None
-                    if delay is not None:
-                        for slow in cov.due(time.monotonic(), delay):
-                            self._hedge(cov, slow)
+                    for slow in cov.due(time.monotonic()):
+                        self._consider_hedge(cov, slow)
                     continue
                 if attempt.id not in cov.inflight:
                     continue  # cancelled by this search, or its answer is no longer needed
@@ -148,14 +150,23 @@ class _Search:
         if route.unplaced:
             raise self.fault if self.fault is not None else unplaced_error(route.unplaced, self.last_failure)
         items = list(route.by_node.items())
-        for node, segs in items[:-1] if first else items:
+        if not first:
+            for node, segs in items:
+                self._send(cov, node, segs, None)
+            return len(items)
+        shared = self.shared
+        if shared.metrics is not None:
+            shared.metrics.fanout_width.observe(len(items))
+        delay = shared.hedge_delay() if self.placement.width >= 2 else None
+        last, last_segs = items[-1]
+        # The last call blocks this thread unless hedging may be needed while other work keeps its node busy
+        # (then only a future can be hedged once the node falls silent).
+        inline = delay is None or not shared.inflight.snapshot().get(last, 0)
+        for node, segs in items if not inline else items[:-1]:
             self._send(cov, node, segs, None)
-        if first:
-            if self.shared.metrics is not None:
-                self.shared.metrics.fanout_width.observe(len(items))
-            node, segs = items[-1]
-            cut = self.shared.hedge_delay() if self.placement.width >= 2 else None
-            self._send(cov, node, segs, None, inline=True, cut=cut)
+        if inline:
+            cut = delay if delay is not None and shared.budget.available() else None
+            self._send(cov, last, last_segs, None, inline=True, cut=cut)
         return len(items)
 
     def _send(self, cov: Coverage, node: str, segs: tuple[int, ...], hedge_of: int | None,
@@ -205,6 +216,20 @@ class _Search:
             return
         self.calls[attempt.id] = fut
         fut.add_done_callback(done)
+        delay = shared.hedge_delay()
+        if delay is not None:
+            cov.check_at(attempt.id, attempt.started + delay)
+
+    def _consider_hedge(self, cov: Coverage, slow: Attempt) -> None:
+        """``slow`` has not answered within the hedge delay. Its node answered nothing since it was sent
+        (paused, hung, or one slow request): hedge it. It answered others meanwhile (busy, queued): a hedge
+        would only add load; look again after another delay."""
+        silent = self.shared.last_answer.get(slow.node, 0.0) < slow.started
+        if silent and (self._hedge(cov, slow) or self.shared.budget.available()):
+            return  # hedged, or no other replica holds all its segments (over budget: look again later)
+        delay = self.shared.hedge_delay()
+        if delay is not None:
+            cov.check_at(slow.id, time.monotonic() + delay)
 
     def _hedge(self, cov: Coverage, slow: Attempt, budgeted: bool = True) -> bool:
         """Send ``slow``'s segments to other replicas too, when they exist and (``budgeted``) the budget
@@ -227,9 +252,10 @@ class _Search:
 
     def _cut(self, cov: Coverage, attempt: Attempt) -> None:
         """The blocking sub-request was cut at the hedge delay: its segments go to other replicas (a hedge
-        whose original is already gone, so outside the budget); with none left, ``_place`` sends them to a
-        slow node again."""
+        whose original is already gone, so it goes even when the budget ran out since the call was sent);
+        with none left, ``_place`` sends them to a slow node again."""
         cov.withdraw(attempt.id)
+        self.shared.budget.spend()
         self._suspect_if_silent(attempt)
         if self._hedge(cov, attempt, budgeted=False):
             self.cut[attempt.id] = attempt.node
@@ -270,12 +296,13 @@ class _Search:
                 self._suspect_if_silent(loser)
 
     def _suspect_if_silent(self, slow: Attempt) -> None:
-        """Suspect ``slow``'s node if it answered nothing since ``slow`` was sent (paused, hung); a node busy
-        answering others is merely slow."""
-        if self.shared.last_answer.get(slow.node, 0.0) < slow.started:
-            log.warning("read node %s answered nothing for %.3f s; suspecting it", slow.node,
-                        time.monotonic() - slow.started)
-            self.shared.node_failed(slow.node, suspect=True)
+        """Suspect ``slow``'s node if it answered nothing since ``slow`` was sent and for at least ``SILENCE``
+        seconds (paused, hung); a node busy answering others, or starved for a moment, is merely slow."""
+        last = self.shared.last_answer.get(slow.node, 0.0)
+        silent = time.monotonic() - last
+        if last < slow.started and silent >= SILENCE:
+            log.warning("read node %s answered nothing for %.3f s; suspecting it", slow.node, silent)
+            self.shared.suspect(slow.node)
 
     def _failed(self, cov: Coverage, attempt: Attempt, outcome: BaseException | None) -> None:
         shared = self.shared

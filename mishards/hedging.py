@@ -8,7 +8,8 @@ first good answer (``mishards.gather``). The delay is either fixed (``hedge_afte
 hedged in a steady state; the floor keeps fast clusters from hedging on scheduling noise, the cap makes
 sure a hedge goes out well before a stalled sub-request times out. ``HedgeBudget`` bounds hedges to a
 tenth of the sub-requests (with a burst for the searches caught in flight by a pause), so a cluster that
-is slow because it is overloaded is not loaded twice as much.
+is slow because it is overloaded is not loaded twice as much. A hedge that beats a node makes it suspected
+only when the node answered nothing for ``SILENCE`` seconds (paused, hung), not when it was merely slow.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ MIN_SAMPLES = 20  # fewer than this: the delay is the cap (too little to know wh
 QUANTILE = 0.95
 HEDGE_RATIO = 0.1  # hedges allowed per sub-request sent, in the long run
 HEDGE_BURST = 10.0  # hedges allowed at once
+# Seconds a node must have answered nothing before a hedge that beats it makes it suspected: a paused node
+# soon passes it, a node starved of CPU for a moment (busy machine) does not.
+SILENCE = 0.5
 
 
 def quantile(samples: Sequence[float], q: float) -> float:
@@ -89,6 +93,10 @@ class HedgeBudget:
             return
         with self._lock:
             self._tokens = min(self.burst, self._tokens + sent * self.ratio)
+
+    def available(self) -> bool:
+        """Whether a hedge could be spent now (an unlocked look: the answer may be stale by one)."""
+        return self._tokens >= 1
 
     def spend(self) -> bool:
         """Take one hedge from the bucket; False when it is empty."""

@@ -136,6 +136,12 @@ class SubRequests:
             self.metrics.query_of_death_refusals.inc()
         raise Failed(ErrorCode.UNEXPECTED_ERROR, refusal_reason(nodes, self.deaths.ttl))
 
+    def suspect(self, node: str) -> None:
+        """``node`` looks paused or hung: routing keeps off it for a while."""
+        self.cluster.failures.failed(node)
+        if self.metrics is not None:
+            self.metrics.suspicions.labels(node).inc()
+
     def node_failed(self, node: str, suspect: bool) -> None:
         """A call to ``node`` failed and its work moves on: suspect the node when it looks down; count it."""
         if suspect:

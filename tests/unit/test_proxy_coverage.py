@@ -13,9 +13,11 @@ def test_the_first_answer_wins_and_retires_the_overlapping_attempts() -> None:
     a = cov.start("ro-a", (1, 2), now=0.0)
     b = cov.start("ro-b", (3, 4), now=0.0)
     assert cov.orphans() == ()
-    assert cov.due(0.5, delay=1.0) == []
-    assert cov.due(1.0, delay=1.0) == [a, b]
-    assert cov.due(2.0, delay=1.0) == []  # each attempt is considered for a hedge once
+    cov.check_at(a.id, 1.0)
+    cov.check_at(b.id, 1.0)
+    assert cov.due(0.5) == []
+    assert cov.due(1.0) == [a, b]
+    assert cov.due(2.0) == []  # each time set is used once
     hedge = cov.start("ro-b", (1, 2), now=1.0, hedge_of=a.id)
     cov.hedged(a)
     assert cov.avoid() == {"ro-a"}
@@ -63,16 +65,22 @@ def test_a_withdrawn_attempt_orphans_its_segments_without_failing_its_node() -> 
     assert cov.answered(hedge.id) == (True, []) and cov.complete
 
 
-def test_next_due_is_the_oldest_unhedged_attempt() -> None:
+def test_next_due_is_the_earliest_check_of_an_attempt_in_flight() -> None:
     cov = Coverage([1, 2])
-    assert cov.next_due(1.0) is None
-    cov.start("ro-a", (1,), now=3.0)
-    cov.start("ro-b", (2,), now=2.0)
-    assert cov.next_due(1.0) == 3.0
-    cov.due(3.0, 1.0)
-    assert cov.next_due(1.0) == 4.0
-    cov.due(4.0, 1.0)
-    assert cov.next_due(1.0) is None
+    assert cov.next_due() is None
+    a = cov.start("ro-a", (1,), now=3.0)
+    b = cov.start("ro-b", (2,), now=2.0)
+    cov.check_at(a.id, 4.0)
+    cov.check_at(b.id, 3.0)
+    assert cov.next_due() == 3.0
+    assert cov.due(3.0) == [b]
+    assert cov.next_due() == 4.0
+    cov.check_at(b.id, 5.0)  # considered again later (its node was busy, not silent)
+    assert cov.answered(a.id)[0]
+    assert cov.next_due() == 5.0  # a's check went with it
+    assert cov.due(10.0) == [b] and cov.next_due() is None
+    cov.check_at(a.id, 1.0)  # not in flight: ignored
+    assert cov.next_due() is None
 
 
 def test_retire_all_empties_the_flight() -> None:
