@@ -53,6 +53,7 @@ class DataReport:
             "applied_despite_refusal_sample": list(v.applied_despite_refusal[:10]),
             "unknown_applied": v.unknown_applied, "phantoms": len(v.phantoms), "wrong_vectors": len(v.wrong_vectors),
             "duplicates": self.duplicates, "listed_not_found": self.listed_not_found,
+            "listed_ids": self.stored_listed, "distinct_listed_ids": self.distinct_stored,
             "search_oracle_mismatches": self.search_mismatches, "search_oracle_checked": self.search_checked,
         }
 
@@ -72,6 +73,8 @@ class DataReport:
                               ("search_oracle", self.search_mismatches, "searches unlike the numpy oracle")):
             if n:
                 out[kind] = f"{n} {text}"
+        if self.count != self.stored_listed:
+            out["count_vs_listed"] = f"CountCollection {self.count} != {self.stored_listed} ids listed by GetVectorIDs"
         if self.count < lo:
             out["count_under"] = f"count {self.count} < {lo} (acknowledged rows not deleted)"
         if self.count > hi:
