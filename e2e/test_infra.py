@@ -82,7 +82,7 @@ def test_etcd_down(mariadb_uri: str, run_dir: Path, e2e_settings: E2ESettings,
         finally:
             outage.close()
     record(result)
-    result.expect()
+    result.expect(known(WRITE_RETRY_PAST_DEADLINE))
 
 
 def test_storage_volume_full(etcd: EtcdServer, mariadb_uri: str, run_dir: Path, e2e_settings: E2ESettings,
