@@ -15,9 +15,9 @@ whichever comes first:
 - a gRPC error sends the segments to another replica; a node that looks down (unreachable, broken
   connection, no answer within ``subrequest_timeout``) is suspected, and a node that died or timed out
   while holding the request counts toward query-of-death protection (``mishards.querydeath``);
-- a future unanswered after the hedge delay (``mishards.hedging``) whose node answered nothing since it
-  was sent is sent to another replica too, within the hedge budget; a node that answered others meanwhile
-  is busy, not stuck (a hedge would only add load): it is looked at again after another delay. The blocking
+- a future unanswered after the hedge delay (``mishards.hedging``) whose node answered nothing for as long
+  is sent to another replica too, within the hedge budget; a node that answered others meanwhile is busy,
+  not stuck (a hedge would only add load): it is looked at again after another delay. The blocking
   call, cut at the delay, is moved to another replica.
 """
 
@@ -221,15 +221,19 @@ class _Search:
             cov.check_at(attempt.id, attempt.started + delay)
 
     def _consider_hedge(self, cov: Coverage, slow: Attempt) -> None:
-        """``slow`` has not answered within the hedge delay. Its node answered nothing since it was sent
-        (paused, hung, or one slow request): hedge it. It answered others meanwhile (busy, queued): a hedge
+        """``slow`` has not answered within the hedge delay. Its node answered nothing for as long (paused,
+        hung, or busy with this one request): hedge it. It answered others meanwhile (busy, queued): a hedge
         would only add load; look again after another delay."""
-        silent = self.shared.last_answer.get(slow.node, 0.0) < slow.started
-        if silent and (self._hedge(cov, slow) or self.shared.budget.available()):
-            return  # hedged, or no other replica holds all its segments (over budget: look again later)
         delay = self.shared.hedge_delay()
-        if delay is not None:
-            cov.check_at(slow.id, time.monotonic() + delay)
+        if delay is None:
+            return
+        if self._silent_for(slow.node) >= delay and (self._hedge(cov, slow) or self.shared.budget.available()):
+            return  # hedged, or no other replica holds all its segments (over budget: look again later)
+        cov.check_at(slow.id, time.monotonic() + delay)
+
+    def _silent_for(self, node: str) -> float:
+        """Seconds since ``node`` last answered anything (an answer of another search counts)."""
+        return time.monotonic() - self.shared.last_answer.get(node, 0.0)
 
     def _hedge(self, cov: Coverage, slow: Attempt, budgeted: bool = True) -> bool:
         """Send ``slow``'s segments to other replicas too, when they exist and (``budgeted``) the budget
@@ -296,11 +300,10 @@ class _Search:
                 self._suspect_if_silent(loser)
 
     def _suspect_if_silent(self, slow: Attempt) -> None:
-        """Suspect ``slow``'s node if it answered nothing since ``slow`` was sent and for at least ``SILENCE``
-        seconds (paused, hung); a node busy answering others, or starved for a moment, is merely slow."""
-        last = self.shared.last_answer.get(slow.node, 0.0)
-        silent = time.monotonic() - last
-        if last < slow.started and silent >= SILENCE:
+        """Suspect ``slow``'s node if it answered nothing for at least ``SILENCE`` seconds (paused, hung); a
+        node busy answering others, or starved for a moment, is merely slow."""
+        silent = self._silent_for(slow.node)
+        if silent >= SILENCE:
             log.warning("read node %s answered nothing for %.3f s; suspecting it", slow.node, silent)
             self.shared.suspect(slow.node)
 
