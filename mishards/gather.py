@@ -137,9 +137,10 @@ class _Search:
         keeping off suspects and this search's slow nodes while another replica exists, never to a node
         that failed in this search. Returns how many nodes they went to.
 
-        The first time, the last sub-request is a blocking call in this thread, as cheap as a call gets (a
-        future costs a hand-over between threads): with another replica to go to, the call is cut at the
-        hedge delay and its segments hedged elsewhere (``_cut``); the others are futures."""
+        The first time, the last sub-request is a blocking call in this thread when its node has nothing
+        else in flight, as cheap as a call gets (a future costs a hand-over between threads): with another
+        replica to go to, the call is cut at the hedge delay and its segments hedged elsewhere (``_cut``).
+        The others are futures, which can be hedged once their node falls silent."""
         first, self.placed = not self.placed, True
         orphans = cov.orphans()
         if not orphans:
