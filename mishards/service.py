@@ -8,6 +8,7 @@ read-only nodes is built on top of this edge.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -18,6 +19,7 @@ import grpc
 from coordinator.errors import ErrorCode
 from coordinator.headers import REQUEST_KEY_HEADER
 from coordinator.membership import Member
+from coordinator.writer_lookup import LOOKUP_TIMEOUT
 from milvus_wire import milvus_pb2, status_pb2
 from mishards.catalog_view import CatalogView
 from mishards.cluster import Cluster
@@ -97,6 +99,7 @@ class Forwarder:
         self.view = view
         self.metrics = metrics
         self.tracing = tracing
+        self._waiting_writes = threading.BoundedSemaphore(max(1, settings.grpc_workers // 2))
 
     def handler(self, method: str, reply_cls: Any) -> Callable[[bytes, grpc.ServicerContext], bytes]:
         path = f"/{SERVICE}/{method}"
@@ -178,57 +181,79 @@ class Forwarder:
         client_deadline = None if remaining is None else time.monotonic() + remaining - 0.25
         if remaining is not None:
             budget = min(budget, max(0.0, remaining - 0.25))
-        deadline = time.monotonic() + budget
+        started = time.monotonic()
+        deadline = started + budget
         metadata: Metadata = ((REQUEST_KEY_HEADER, uuid.uuid4().hex),) if method == "Insert" else ()
         unknown = False
         attempts = 0
         pause = 0.05
-        while True:
-            target = self.cluster.writer()
-            if target is not None:
-                attempt_timeout = timeout
-                if client_deadline is not None:
-                    left = client_deadline - time.monotonic()
-                    if left <= 0 and attempts:
-                        break
-                    attempt_timeout = max(0.05, left if timeout is None else min(timeout, left))
-                attempts += 1
-                try:
-                    reply = self._call_writer(target, path, request, attempt_timeout, metadata)
-                except grpc.RpcError as exc:
-                    code = exc.code()
-                    if code == grpc.StatusCode.UNIMPLEMENTED:
-                        raise Unimplemented(exc.details()) from None
-                    ending = after_error(code, exc.details())
-                    if ending is WriteEnding.REFUSED_INPUT:
-                        return error_bytes(reply_cls, ErrorCode.ILLEGAL_ARGUMENT,
-                                           f"The request could not be read: {exc.details()}")
-                    log.warning("%s to the writer %s failed (%s): %s", method, target.address, code.name,
-                                ending.value)
-                else:
-                    ending = after_reply(*reply_status_of(reply, reply_cls))
-                    if ending is WriteEnding.APPLIED:
-                        if method in CHANGES_CATALOG and self.view is not None:
-                            self._catch_up()
+        waiting = False  # holding one of the slots of the writes that wait for a writer
+        try:
+            while True:
+                if attempts and deadline - time.monotonic() < LOOKUP_TIMEOUT + 0.1:
+                    break  # no time left for another lookup and attempt within the client's deadline
+                target = self.cluster.writer()
+                if target is not None:
+                    attempt_timeout = timeout
+                    if client_deadline is not None:
+                        left = client_deadline - time.monotonic()
+                        if left <= 0 and attempts:
+                            break
+                        attempt_timeout = max(0.05, left if timeout is None else min(timeout, left))
+                    attempts += 1
+                    ending, reply = self._attempt(target, method, path, request, attempt_timeout, metadata,
+                                                  reply_cls)
+                    if ending is WriteEnding.APPLIED and method in CHANGES_CATALOG and self.view is not None:
+                        self._catch_up()
+                    if ending in (WriteEnding.APPLIED, WriteEnding.REFUSED_INPUT):
                         return reply
-                    log.info("%s refused by %s (%s); looking for the writer again", method, target.node_id,
-                             ending.value)
-                self.cluster.forget_writer()
-                unknown = unknown or ending is WriteEnding.UNKNOWN
-                if not may_send_again(method, ending):
+                    self.cluster.forget_writer()
+                    unknown = unknown or ending is WriteEnding.UNKNOWN
+                    if not may_send_again(method, ending):
+                        break
+                    if self.metrics is not None:
+                        self.metrics.write_retries.labels(method, ending.value).inc()
+                if time.monotonic() + pause >= deadline:
                     break
-                if self.metrics is not None:
-                    self.metrics.write_retries.labels(method, ending.value).inc()
-            if time.monotonic() + pause >= deadline:
-                break
-            time.sleep(pause)  # a writer is being elected: look again shortly
-            pause = min(pause * 2, 0.5)
+                if not waiting:
+                    # Each waiting write holds a handler thread: at most half of them wait, so that searches
+                    # and the rest keep being served while no writer can be elected.
+                    waiting = self._waiting_writes.acquire(blocking=False)
+                    if not waiting:
+                        break
+                time.sleep(pause)  # a writer is being elected: look again shortly
+                pause = min(pause * 2, 0.5)
+        finally:
+            if waiting:
+                self._waiting_writes.release()
         outcome = WriteEnding.UNKNOWN if unknown else WriteEnding.NOT_APPLIED
         if self.metrics is not None:
             self.metrics.writes_given_up.labels(method, outcome.value).inc()
         if unknown:
             return error_bytes(reply_cls, ErrorCode.UNEXPECTED_ERROR, UNKNOWN_REASON)
-        return error_bytes(reply_cls, ErrorCode.CONNECT_FAILED, NOT_APPLIED_REASON.format(seconds=budget))
+        return error_bytes(reply_cls, ErrorCode.CONNECT_FAILED,
+                           NOT_APPLIED_REASON.format(seconds=time.monotonic() - started))
+
+    def _attempt(self, target: Member, method: str, path: str, request: bytes, timeout: float | None,
+                 metadata: Metadata, reply_cls: Any) -> tuple[WriteEnding, bytes]:
+        """One call to the writer: how it ended, and the reply to pass on (the writer's, or an in-band refusal
+        of a request its gRPC layer could not read)."""
+        try:
+            reply = self._call_writer(target, path, request, timeout, metadata)
+        except grpc.RpcError as exc:
+            code = exc.code()
+            if code == grpc.StatusCode.UNIMPLEMENTED:
+                raise Unimplemented(exc.details()) from None
+            ending = after_error(code, exc.details())
+            if ending is WriteEnding.REFUSED_INPUT:
+                return ending, error_bytes(reply_cls, ErrorCode.ILLEGAL_ARGUMENT,
+                                           f"The request could not be read: {exc.details()}")
+            log.warning("%s to the writer %s failed (%s): %s", method, target.address, code.name, ending.value)
+            return ending, b""
+        ending = after_reply(*reply_status_of(reply, reply_cls))
+        if ending is not WriteEnding.APPLIED:
+            log.info("%s refused by %s (%s); looking for the writer again", method, target.node_id, ending.value)
+        return ending, reply
 
     def _catch_up(self) -> None:
         """After a change through this proxy, route from a view that includes it (read-your-writes)."""

@@ -50,7 +50,7 @@ REPEATABLE = frozenset({
 # How nodes word a refusal made before anything was written (coordinator/errors.py, node/engine.py).
 _NOT_WRITER_WORDS = ("standby writer", "no longer the writer", "read-only (ro) node")
 
-NOT_APPLIED_REASON = ("No writable node could take the request within {seconds:.0f} s (the writer is down or "
+NOT_APPLIED_REASON = ("No writable node could take the request within {seconds:.1f} s (the writer is down or "
                       "being replaced); nothing was written, sending it again is safe")
 UNKNOWN_REASON = (f"{WriteOutcomeUnknown.PREFIX}: the writer failed while it held the request; it may or may "
                   "not have taken effect. Sending the same insert again is safe (it is recognised as a retry)")

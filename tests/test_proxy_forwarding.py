@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import grpc
 import numpy as np
@@ -59,3 +62,33 @@ def test_proxy_answers_version_and_fails_fast_without_a_writer(tmp_path: Path) -
     finally:
         proxy.stop()
     assert os.path.exists(tmp_path / "proxy" / "proxy.log")
+
+
+def test_at_most_half_the_proxy_threads_wait_for_a_writer(tmp_path: Path) -> None:
+    """While no writer can be elected, writes wait for one, but only in half of the proxy's handler threads:
+    the others are answered at once (nothing was written) and the proxy keeps serving everything else."""
+    proxy = ProxyProcess(tmp_path / "proxy", "static://127.0.0.1:1=rw", ["--grpc-workers", "4"])
+    proxy.start()
+    pool = ThreadPoolExecutor(max_workers=8)
+    try:
+        s = proxy.stub()
+        insert = milvus_pb2.InsertParam(collection_name="c", row_record_array=[
+            milvus_pb2.RowRecord(float_data=np.zeros(4, np.float32).tolist())])
+
+        def timed_insert() -> tuple[float, Any]:
+            started = time.monotonic()
+            reply = s.Insert(insert, timeout=4)
+            return time.monotonic() - started, reply
+
+        calls = [pool.submit(timed_insert) for _ in range(6)]
+        assert s.Cmd(milvus_pb2.Command(cmd="version"), timeout=2).string_reply == "1.1.1"  # still served
+        results = [c.result(timeout=30) for c in calls]
+        for _seconds, reply in results:
+            assert reply.status.error_code == 2 and "nothing was written" in reply.status.reason
+        waited = sorted(seconds for seconds, _ in results)
+        assert waited[-1] < 4, "answered before the client's deadline"
+        assert sum(1 for seconds in waited if seconds > 2) <= 2, waited
+        assert sum(1 for seconds in waited if seconds < 2) >= 2, waited
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+        proxy.stop()
