@@ -65,6 +65,7 @@ class HedgeCut:
 
 
 HEDGE_CUT = HedgeCut()
+HEDGED, NO_REPLICA, OVER_BUDGET = "hedged", "no replica", "over budget"
 # A reply, the call's error, a cut, or None: cancelled by the proxy.
 Outcome: TypeAlias = "bytes | BaseException | HedgeCut | None"
 
@@ -166,7 +167,8 @@ class _Search:
         for node, segs in items if not inline else items[:-1]:
             self._send(cov, node, segs, None)
         if inline:
-            cut = delay if delay is not None and shared.budget.available() else None
+            # Over the hedge budget, the call is cut only once its node would count as paused.
+            cut = None if delay is None else delay if shared.budget.available() else max(delay, SILENCE)
             self._send(cov, last, last_segs, None, inline=True, cut=cut)
         return len(items)
 
@@ -223,29 +225,34 @@ class _Search:
 
     def _consider_hedge(self, cov: Coverage, slow: Attempt) -> None:
         """``slow`` has not answered within the hedge delay. Its node answered nothing for as long (paused,
-        hung, or busy with this one request): hedge it. It answered others meanwhile (busy, queued): a hedge
-        would only add load; look again after another delay."""
+        hung, or busy with this one request): hedge it, within the budget unless the node has been silent
+        for ``SILENCE`` (it looks paused: its hedges add no load to a node that works). It answered others
+        meanwhile (busy, queued): a hedge would only add load; look again after another delay."""
         delay = self.shared.hedge_delay()
         if delay is None:
             return
-        if self._silent_for(slow.node) >= delay and (self._hedge(cov, slow) or self.shared.budget.available()):
-            return  # hedged, or no other replica holds all its segments (over budget: look again later)
+        silent = self._silent_for(slow.node)
+        if silent >= delay and self._hedge(cov, slow, budgeted=silent < max(delay, SILENCE)) != OVER_BUDGET:
+            return  # hedged, or no other replica holds all its segments
         cov.check_at(slow.id, time.monotonic() + delay)
 
     def _silent_for(self, node: str) -> float:
         """Seconds since ``node`` last answered anything (an answer of another search counts)."""
         return time.monotonic() - self.shared.last_answer.get(node, 0.0)
 
-    def _hedge(self, cov: Coverage, slow: Attempt, budgeted: bool = True) -> bool:
+    def _hedge(self, cov: Coverage, slow: Attempt, budgeted: bool = True) -> str:
         """Send ``slow``'s segments to other replicas too, when they exist and (``budgeted``) the budget
-        allows; returns whether it did."""
+        allows: HEDGED, NO_REPLICA (none holds them all: a partial hedge could not replace it) or
+        OVER_BUDGET."""
         shared = self.shared
         inflight = shared.inflight.snapshot()
         exclude = cov.avoid() | {slow.node}
         route = plan_in_tiers(slow.segments, self.placement, inflight,
                               (exclude | shared.cluster.failures.suspects(), exclude))
-        if route.unplaced or (budgeted and not shared.budget.spend()):
-            return False  # no other replica holds them all (a partial hedge could not replace it), or over budget
+        if route.unplaced:
+            return NO_REPLICA
+        if not shared.budget.spend() and budgeted:
+            return OVER_BUDGET
         log.info("read node %s has not answered in %.3f s; hedging its %d segments on %s", slow.node,
                  time.monotonic() - slow.started, len(slow.segments), ", ".join(route.by_node))
         cov.hedged(slow)
@@ -253,16 +260,15 @@ class _Search:
             shared.metrics.hedges_sent.labels(slow.node).inc()
         for node, segs in route.by_node.items():
             self._send(cov, node, segs, slow.id)
-        return True
+        return HEDGED
 
     def _cut(self, cov: Coverage, attempt: Attempt) -> None:
         """The blocking sub-request was cut at the hedge delay: its segments go to other replicas (a hedge
         whose original is already gone, so it goes even when the budget ran out since the call was sent);
         with none left, ``_place`` sends them to a slow node again."""
         cov.withdraw(attempt.id)
-        self.shared.budget.spend()
         self._suspect_if_silent(attempt)
-        if self._hedge(cov, attempt, budgeted=False):
+        if self._hedge(cov, attempt, budgeted=False) == HEDGED:
             self.cut[attempt.id] = attempt.node
         else:
             cov.hedged(attempt)
