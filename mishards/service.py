@@ -28,6 +28,7 @@ from mishards.metadata_answers import ANSWERS, answer
 from mishards.outcomes import reply_status
 from mishards.settings import ProxySettings
 from mishards.write_outcomes import (
+    BUSY_REASON,
     NOT_APPLIED_REASON,
     UNKNOWN_REASON,
     WriteEnding,
@@ -99,7 +100,8 @@ class Forwarder:
         self.view = view
         self.metrics = metrics
         self.tracing = tracing
-        self._waiting_writes = threading.BoundedSemaphore(max(1, settings.grpc_workers // 2))
+        self._wait_slots = max(1, settings.grpc_workers // 2)
+        self._waiting_writes = threading.BoundedSemaphore(self._wait_slots)
 
     def handler(self, method: str, reply_cls: Any) -> Callable[[bytes, grpc.ServicerContext], bytes]:
         path = f"/{SERVICE}/{method}"
@@ -188,6 +190,7 @@ class Forwarder:
         attempts = 0
         pause = 0.05
         waiting = False  # holding one of the slots of the writes that wait for a writer
+        full = False  # every slot was taken: answered without waiting
         try:
             while True:
                 if attempts and deadline - time.monotonic() < LOOKUP_TIMEOUT + 0.1:
@@ -220,6 +223,7 @@ class Forwarder:
                     # and the rest keep being served while no writer can be elected.
                     waiting = self._waiting_writes.acquire(blocking=False)
                     if not waiting:
+                        full = True
                         break
                 time.sleep(pause)  # a writer is being elected: look again shortly
                 pause = min(pause * 2, 0.5)
@@ -231,6 +235,8 @@ class Forwarder:
             self.metrics.writes_given_up.labels(method, outcome.value).inc()
         if unknown:
             return error_bytes(reply_cls, ErrorCode.UNEXPECTED_ERROR, UNKNOWN_REASON)
+        if full:
+            return error_bytes(reply_cls, ErrorCode.CONNECT_FAILED, BUSY_REASON.format(waiting=self._wait_slots))
         return error_bytes(reply_cls, ErrorCode.CONNECT_FAILED,
                            NOT_APPLIED_REASON.format(seconds=time.monotonic() - started))
 

@@ -52,6 +52,9 @@ _NOT_WRITER_WORDS = ("standby writer", "no longer the writer", "read-only (ro) n
 
 NOT_APPLIED_REASON = ("No writable node could take the request within {seconds:.1f} s (the writer is down or "
                       "being replaced); nothing was written, sending it again is safe")
+BUSY_REASON = ("No writable node could take the request right now (the writer is down or being replaced) and "
+               "the proxy already holds {waiting} writes waiting for one; nothing was written, sending it again "
+               "is safe")
 UNKNOWN_REASON = (f"{WriteOutcomeUnknown.PREFIX}: the writer failed while it held the request; it may or may "
                   "not have taken effect. Sending the same insert again is safe (it is recognised as a retry)")
 

@@ -89,6 +89,7 @@ def test_at_most_half_the_proxy_threads_wait_for_a_writer(tmp_path: Path) -> Non
         assert waited[-1] < 4, "answered before the client's deadline"
         assert sum(1 for seconds in waited if seconds > 2) <= 2, waited
         assert sum(1 for seconds in waited if seconds < 2) >= 2, waited
+        assert any("already holds 2 writes waiting" in reply.status.reason for _, reply in results)
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
         proxy.stop()
