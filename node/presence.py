@@ -48,21 +48,39 @@ class Presence:
         self.share_size = 0
 
     def start(self) -> None:
-        self.provider.start()
-        self.provider.subscribe(lambda _view: self._wake.set())
-        self.provider.register(Member(self.me.node_id, self.me.address, self.me.role, "warming"))
+        """Join the membership in the background: while its store (etcd) does not answer yet, keep trying
+        with a back-off rather than fail the process (the node reports ready only once joined and warm)."""
         self._thread.start()
+
+    def _join(self) -> None:
+        self._until_done("follow the member list", self.provider.start)
+        self.provider.subscribe(lambda _view: self._wake.set())
+        self._until_done("register", lambda: self.provider.register(
+            Member(self.me.node_id, self.me.address, self.me.role, "warming")))
+
+    def _until_done(self, what: str, step: Callable[[], None]) -> None:
+        pause = 0.1
+        while not self._stop.is_set():
+            try:
+                step()
+                return
+            except Exception as exc:
+                log.warning("cannot %s yet (%s); retrying in %.1f s", what, exc, pause)
+                self._stop.wait(pause)
+                pause = min(pause * 2, 5.0)
 
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
-        self._thread.join(timeout=30)
+        if self._thread.is_alive():
+            self._thread.join(timeout=30)
         try:
             self.provider.unregister()
         finally:
             self.provider.stop()
 
     def _run(self) -> None:
+        self._join()
         while not self._stop.is_set():
             try:
                 self.warm()

@@ -109,3 +109,29 @@ def test_a_reader_registers_again_after_etcd_was_away_longer_than_its_lease(tmp_
             os.kill(etcd.pid, signal.SIGCONT)
         reader.stop()
         etcd.stop()
+
+
+def test_a_node_started_while_etcd_does_not_answer_waits_for_it(tmp_path: Path) -> None:
+    etcd = EtcdServer().start()
+    membership = f"etcd://{etcd.endpoint}/late"
+    reader = NodeProcess(tmp_path / "r", ["--role", "ro", "--membership", membership, "--election-ttl", "2"],
+                         meta_uri=f"sqlite:///{tmp_path / 'meta.sqlite'}", storage=tmp_path / "shared")
+    try:
+        os.kill(etcd.pid, signal.SIGSTOP)
+        reader.start()  # serves (not yet ready for searches) instead of exiting 1 as it used to
+        poll_for(lambda: "cannot follow the member list yet" in reader.log_tail(200), 30,
+                 what="the node to wait for etcd")
+        assert reader.proc is not None and reader.proc.poll() is None
+        os.kill(etcd.pid, signal.SIGCONT)
+        watcher = create_provider(membership)
+        watcher.start()
+        try:
+            poll_for(lambda: any(m.address == reader.address and m.state == "ready" for m in watcher.members()),
+                     30, what="the node to join once etcd answers")
+        finally:
+            watcher.stop()
+    finally:
+        if etcd.is_running():
+            os.kill(etcd.pid, signal.SIGCONT)
+        reader.stop()
+        etcd.stop()
