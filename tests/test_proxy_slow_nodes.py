@@ -151,6 +151,8 @@ def _deadly_request_test(tmp_path: Path, proxy_args: list[str], kill: bool) -> N
                 _signal(r, signal.SIGCONT)
         assert answer and answer[0].error_code == ErrorCode.UNEXPECTED_ERROR, answer
         assert answer[0].reason.startswith(QOD_REASON), answer[0].reason
+        timeouts = value(scrape(cluster.proxy.metrics_port), "mishards_proxy_subrequest_timeouts_total")
+        assert timeouts == 0 if kill else timeouts >= 2  # the readers died (connection lost), or both timed out
 
         if kill:
             for r in cluster.readers:
