@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from e2e.cluster import Cluster, ClusterSpec
-from e2e.defects import READER_LOSS_SEARCH_FAILURES, known
 from e2e.nemesis import plan
 from e2e.scenario import Result, run
 from e2e.settings import E2ESettings
@@ -34,6 +33,6 @@ def test_random_faults(shape: str, request: pytest.FixtureRequest, run_dir: Path
                      faults=faults)
     record(result)
     assert len(result.figures["faults_applied"]) >= len(faults) - 1, result.figures["faults_skipped"]
-    result.expect(known(READER_LOSS_SEARCH_FAILURES))
+    result.expect()
 
 
