@@ -9,6 +9,7 @@ Requests are generated from a fixed seed, so a failure names the request that ca
 
 from __future__ import annotations
 
+import functools
 import random
 import socket
 import struct
@@ -22,6 +23,7 @@ import numpy as np
 import pytest
 from google.protobuf.descriptor import Descriptor, FieldDescriptor  # type: ignore[import-untyped]
 
+from coordinator.errors import ErrorCode
 from milvus_wire import milvus_pb2, milvus_pb2_grpc, status_pb2
 from tests.support.cluster import LocalCluster
 from tests.support.nodeproc import CHANNEL_OPTIONS
@@ -135,6 +137,11 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalClu
         yield running, x, ids
 
 
+def _answered(stub: Any, queries: np.ndarray) -> tuple[Any, np.ndarray, np.ndarray] | None:
+    found = search(TimedStub(stub, 30), "c", queries, 5)
+    return None if found[0].error_code == ErrorCode.COLLECTION_NOT_EXISTS else found
+
+
 @pytest.fixture(autouse=True)
 def everyone_still_answers(cluster: tuple[LocalCluster, np.ndarray, np.ndarray]) -> Iterator[None]:
     """After every test: each process is running, and the proxy and every node answer a search exactly."""
@@ -142,7 +149,11 @@ def everyone_still_answers(cluster: tuple[LocalCluster, np.ndarray, np.ndarray])
     running, x, ids = cluster
     queries = x[[0, 17, 299]]
     for name, stub in [("proxy", running.stub()), *((n.address, n.stub()) for n in running.nodes)]:
-        status, got_ids, got_dist = search(TimedStub(stub, 30), "c", queries, 5)
+        # A read node asked directly (no revision header) may not have polled the catalog yet right after
+        # the module's setup: it catches up within its refresh interval.
+        answered = poll_for(functools.partial(_answered, stub, queries), 10, what=f"{name} to know the collection")
+        assert answered is not None
+        status, got_ids, got_dist = answered
         assert status.error_code == 0, f"{name}: {status.reason}"
         assert_search_exact(got_ids, got_dist, x, ids, queries, 5, L2)
     for proc in [running.proxy.proc, *(n.proc for n in running.nodes)]:
