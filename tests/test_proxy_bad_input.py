@@ -119,8 +119,7 @@ def random_message(descriptor: Descriptor, rng: random.Random, depth: int = 0, s
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalCluster, np.ndarray, np.ndarray]]:
     root = tmp_path_factory.mktemp("proxy-bad-input")
-    # No write retries: a malformed write is (wrongly, see below) retried as if the writer had failed, for
-    # write_retry_timeout each; without retries the hundreds of bad writes here are answered at once.
+    # No write retries: the writer is up throughout, and whatever it refuses must be answered at once.
     with LocalCluster(root, readers=2, node_args=["--grpc-max-message-size", NODE_MESSAGE_CAP],
                       proxy_args=["--write-retry-timeout", "0"]) as running:
         stub = TimedStub(running.stub())
