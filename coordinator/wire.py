@@ -84,21 +84,27 @@ def field(number: int, payload: bytes) -> bytes:
     return bytes([number << 3 | 2]) + varint(len(payload)) + payload
 
 
+# A present, empty ``Status`` (field 1): what Milvus 1.1 sends on success. Clients on other protobuf runtimes
+# read an absent message as null, so every reply that has a status carries it.
+SUCCESS_STATUS = b"\x0a\x00"
+
+
 def encode_topk(result: TopK) -> bytes:
-    """A serialized rectangular TopKQueryResult with a success status; ``row_num`` 0 when there are no columns.
+    """A serialized rectangular TopKQueryResult with a success status; ``row_num`` 0 when there are no columns
+    (no rows in the searched files, as Milvus 1.1).
 
     Written straight in the wire format, byte for byte what protobuf serializes for
-    ``TopKQueryResult(row_num=nq, ids=..., distances=...)`` (an absent status reads as SUCCESS), and much
-    cheaper than filling the repeated fields element by element for large nq x topk. Memory: the message is
-    built once in a buffer (the ids' varints a block at a time) and copied once into the returned bytes, so a
-    reply costs at most twice its own size (up to 14 bytes per result each) on top of the result.
+    ``TopKQueryResult(status=Status(), row_num=nq, ids=..., distances=...)``, and much cheaper than filling
+    the repeated fields element by element for large nq x topk. Memory: the message is built once in a buffer
+    (the ids' varints a block at a time) and copied once into the returned bytes, so a reply costs at most
+    twice its own size (up to 14 bytes per result each) on top of the result.
     """
     if result.k == 0 or result.nq == 0:
-        return b""
+        return SUCCESS_STATUS
     ids = np.ascontiguousarray(result.ids, dtype=np.int64).ravel()
     distances = np.ascontiguousarray(result.distances, dtype="<f4").ravel()
     ids_length = _varints_length(ids)
-    head = b"\x10" + varint(result.nq) + bytes([3 << 3 | 2]) + varint(ids_length)
+    head = SUCCESS_STATUS + b"\x10" + varint(result.nq) + bytes([3 << 3 | 2]) + varint(ids_length)
     middle = bytes([4 << 3 | 2]) + varint(distances.nbytes)
     out = np.empty(len(head) + ids_length + len(middle) + distances.nbytes, dtype=np.uint8)
     out[:len(head)] = np.frombuffer(head, dtype=np.uint8)
@@ -115,7 +121,6 @@ def encode_vector_ids(ids: np.ndarray) -> bytes:
     """A serialized ``VectorIds`` with an empty (success) status and ``ids`` packed, byte for byte what protobuf
     writes for ``VectorIds(status=Status(), vector_id_array=ids)``, without a Python int per id."""
     flat = np.ascontiguousarray(ids, dtype=np.int64).ravel()
-    status = b"\x0a\x00"
     if flat.size == 0:
-        return status
-    return status + field(2, varints(flat))
+        return SUCCESS_STATUS
+    return SUCCESS_STATUS + field(2, varints(flat))

@@ -20,8 +20,11 @@ def test_topk_reply_matches_protobuf(ids: list[int], nq: int) -> None:
     k = len(ids)
     ids_arr = np.array([ids] * nq, dtype=np.int64)
     dist = np.linspace(-3.5, 7.25, nq * k, dtype=np.float32).reshape(nq, k)
-    reference = milvus_pb2.TopKQueryResult(row_num=nq, ids=ids_arr.ravel().tolist(), distances=dist.ravel().tolist())
-    assert topk_result(TopK(ids_arr, dist)) == reference.SerializeToString()
+    reference = milvus_pb2.TopKQueryResult(status=status_pb2.Status(), row_num=nq, ids=ids_arr.ravel().tolist(),
+                                           distances=dist.ravel().tolist())
+    encoded = topk_result(TopK(ids_arr, dist))
+    assert encoded == reference.SerializeToString()
+    assert milvus_pb2.TopKQueryResult.FromString(encoded).HasField("status")
 
 
 def test_varints_edges_and_empty_results() -> None:
@@ -31,6 +34,9 @@ def test_varints_edges_and_empty_results() -> None:
     assert varints(np.zeros(0, dtype=np.int64)) == b""
     empty = milvus_pb2.TopKQueryResult.FromString(topk_result(TopK.empty(3, 0, False)))
     assert empty.row_num == 0 and empty.status.error_code == 0 and len(empty.ids) == 0
+    assert empty.HasField("status"), "an empty result still sends its status (clients may read absent as null)"
+    no_queries = milvus_pb2.TopKQueryResult.FromString(topk_result(TopK.empty(0, 5, False)))
+    assert no_queries.HasField("status") and no_queries.row_num == 0
 
 
 def test_a_topk_reply_over_several_varint_blocks_matches_protobuf() -> None:
@@ -41,7 +47,8 @@ def test_a_topk_reply_over_several_varint_blocks_matches_protobuf() -> None:
     ids[:, ::5] = -1
     ids[:, 1::7] = rng.integers(0, 300, size=ids[:, 1::7].shape)
     dist = rng.random((nq, k), dtype=np.float32)
-    reference = milvus_pb2.TopKQueryResult(row_num=nq, ids=ids.ravel(), distances=dist.ravel())
+    reference = milvus_pb2.TopKQueryResult(status=status_pb2.Status(), row_num=nq, ids=ids.ravel(),
+                                           distances=dist.ravel())
     assert encode_topk(TopK(ids, dist)) == reference.SerializeToString()
     packed = milvus_pb2.TopKQueryResult(ids=ids.ravel()).SerializeToString()
     assert packed.endswith(varints(ids)) and len(packed) - len(varints(ids)) <= 6  # tag and length before it
