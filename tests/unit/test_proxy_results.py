@@ -133,7 +133,7 @@ def test_topk_caps_the_width_and_empty_parts_are_skipped() -> None:
     np.testing.assert_array_equal(merged.ids, [[4, 5]])
     nothing = merge_node_results([empty, TopK.empty(3, 0, False)], 5, False)
     assert (nothing.nq, nothing.k) == (3, 0)
-    assert encode_topk(nothing) == b""
+    assert encode_topk(nothing) == b"\x0a\x00"  # only the (success) status: row_num 0
 
 
 def test_parts_of_different_query_counts_are_refused() -> None:
@@ -147,6 +147,7 @@ def test_parts_of_different_query_counts_are_refused() -> None:
 
 def _protobuf(result: TopK) -> bytes:
     msg = milvus_pb2.TopKQueryResult(
+        status=status_pb2.Status(),
         row_num=result.nq if result.k else 0,
         ids=result.ids.ravel().tolist(),
         distances=result.distances.ravel().tolist(),
@@ -177,7 +178,7 @@ def test_encode_is_protobufs_serialization_and_decodes_back(result: TopK) -> Non
     code, row_num, back = decode_topk(data)
     assert code == 0
     if result.k == 0 or result.nq == 0:
-        assert data == b""
+        assert data == b"\x0a\x00"
         assert (row_num, back.nq, back.k) == (0, 0, 0)
     else:
         assert row_num == result.nq
