@@ -132,8 +132,8 @@ class Forwarder:
             if method == "Cmd":
                 cmd = milvus_pb2.Command.FromString(request).cmd
                 if cmd == "version":
-                    reply = milvus_pb2.StringReply(status=status_pb2.Status(), string_reply=self.settings.version)
-                    return bytes(reply.SerializeToString())
+                    version = milvus_pb2.StringReply(status=status_pb2.Status(), string_reply=self.settings.version)
+                    return bytes(version.SerializeToString())
             if method not in ANSWERS and method not in BROADCAST and method not in READABLE_ANYWHERE:
                 return self._to_writer(method, request, reply_cls, path, timeout, context)
             target = self.cluster.writer()
