@@ -5,7 +5,10 @@
 #   * installs the Debian packages the tests need, only if they are missing;
 #   * creates .venv with the python3 on PATH (3.11+) and installs the project with its dev extras,
 #     plus the real Milvus 1.1 client (pymilvus 1.1.2) for the compatibility tests;
-#   * skips the pip step when .venv/.bootstrap-<sha256 of pyproject.toml> exists.
+#   * skips the pip step when .venv/.bootstrap-<sha256 of pyproject.toml> exists;
+#   * for the tests: installs Node.js and npm when `node` / `npm` are missing, and the Node.js SDK of
+#     Milvus 1.x pinned by tests/compat/node_sdk/package-lock.json (npm ci; skipped while
+#     node_modules/.bootstrap-<sha256 of package.json and package-lock.json> exists).
 # It never starts the MariaDB or etcd system services: the tests start private instances
 # (tests/support/mariadb.py, tests/support/etcd.py).
 set -euo pipefail
@@ -32,6 +35,10 @@ if [[ $runtime_only != 1 ]]; then
     for pkg in mariadb-server etcd-server etcd-client libfuse3-3; do
         pkg_installed "$pkg" || missing+=("$pkg")
     done
+    # Node.js for the Node.js SDK compatibility test (tests/test_nodejs_compat.py). Checked by command,
+    # not by package: a machine may have them from another package of Node.js (which provides npm).
+    command -v node >/dev/null 2>&1 || missing+=(nodejs)
+    command -v npm >/dev/null 2>&1 || missing+=(npm)
 fi
 command -v g++ >/dev/null 2>&1 || missing+=(g++)
 if ! command -v python3 >/dev/null 2>&1; then
@@ -64,6 +71,22 @@ if ((${#missing[@]})); then
     fi
 else
     say "Debian packages present"
+fi
+
+# --- Node.js SDK (tests only) ----------------------------------------------------------------
+if [[ $runtime_only != 1 ]]; then
+    node_sdk="$ROOT/tests/compat/node_sdk"
+    node_stamp="$node_sdk/node_modules/.bootstrap-$(cat "$node_sdk/package.json" "$node_sdk/package-lock.json" \
+        | sha256sum | cut -d' ' -f1)"
+    if [[ -f $node_stamp ]]; then
+        say "Node.js SDK up to date"
+    else
+        # npm ci installs exactly the locked versions (and removes node_modules first). No install
+        # scripts: the SDK's dependencies need none to load the proto and talk gRPC.
+        say "installing the Node.js SDK for the compatibility test (npm ci in tests/compat/node_sdk)"
+        (cd "$node_sdk" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+        touch "$node_stamp"
+    fi
 fi
 
 # --- Python venv -----------------------------------------------------------------------------
