@@ -81,7 +81,7 @@ def not_found(name: str) -> str:
 
 
 def topk_reason(k: int) -> str:
-    return f"Invalid topk: {k}. The topk must be within the range of 1 ~ 16384."
+    return f"Invalid topk: {k}. The topk must be within the range of 1 ~ 1048576."
 
 
 def cname(name: str) -> Any:
@@ -558,7 +558,7 @@ def test_non_canonical_row_encodings_are_accepted(api: Any, raw_channel: grpc.Ch
 # -- search ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("topk", [0, -1, 16385, 2**40, -(2**63)])
+@pytest.mark.parametrize("topk", [0, -1, 1_048_577, 2**40, -(2**63)])
 def test_bad_topk(api: Any, floats_coll: str, topk: int) -> None:
     vec = np.ones((1, DIM), np.float32)
     assert_status(search(api, floats_coll, vec, topk)[0], ILLEGAL_TOPK, topk_reason(topk))
@@ -567,7 +567,7 @@ def test_bad_topk(api: Any, floats_coll: str, topk: int) -> None:
 
 
 def test_largest_topk_is_allowed(api: Any, floats_coll: str) -> None:
-    st, got, _ = search(api, floats_coll, np.ones((2, DIM), np.float32), 16384)
+    st, got, _ = search(api, floats_coll, np.ones((2, DIM), np.float32), 1_048_576)
     ok(st)
     assert got.shape == (2, count(api, floats_coll))
 

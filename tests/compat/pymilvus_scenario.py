@@ -572,7 +572,7 @@ class Scenario:
                         self.uid_ids, 5)
 
         self.code(c.search(self.l2, 0, q)[0], Status.ILLEGAL_TOPK, "search with top_k 0")
-        self.code(c.search(self.l2, 16385, q)[0], Status.ILLEGAL_TOPK, "search with top_k 16385")
+        self.code(c.search(self.l2, 1_048_577, q)[0], Status.ILLEGAL_TOPK, "search with top_k 1048577")
         self.code(c.search(f"{self.prefix}_missing", TOP_K, q)[0], Status.COLLECTION_NOT_EXISTS,
                   "search of a missing collection")
         self.code(c.search("../x", TOP_K, q)[0], Status.ILLEGAL_COLLECTION_NAME, "search of '../x'")

@@ -124,16 +124,16 @@ def test_index_file_size_rejects(size: int) -> None:
     assert err.reason == f"Invalid index file size: {size}. The index file size must be within the range of 1 ~ 4096."
 
 
-@pytest.mark.parametrize("k", [1, 10, 16384])
+@pytest.mark.parametrize("k", [1, 10, 16384, 16385, 1_048_576])
 def test_topk_accepts(k: int) -> None:
     validation.topk(k)
 
 
-@pytest.mark.parametrize("k", [0, -1, 16385, 2**40])
+@pytest.mark.parametrize("k", [0, -1, 1_048_577, 2**40])
 def test_topk_rejects(k: int) -> None:
     err = _error(validation.topk, k)
     assert err.code == ErrorCode.ILLEGAL_TOPK
-    assert err.reason == f"Invalid topk: {k}. The topk must be within the range of 1 ~ 16384."
+    assert err.reason == f"Invalid topk: {k}. The topk must be within the range of 1 ~ 1048576."
 
 
 @pytest.mark.parametrize(("nq", "k"), [(1, 1), (10_922, 16_384), (178_956_970, 1), (0, 10**9)])
