@@ -203,6 +203,12 @@ class Engine:
         """
         self.snapshots.follow(self.settings.catalog_refresh_interval, self._stop, paused=lambda: self.writable)
 
+    def set_auto_flush_interval(self, seconds: float) -> None:
+        """Change the timed flush period now: the maintenance thread, which may be waiting out the old period,
+        is woken and waits the new one from here."""
+        self.auto_flush_interval = seconds
+        self._wake.set()
+
     def _buffers_over_limit(self) -> bool:
         with self._buf_lock:
             return sum(b.nbytes for b in self.buffers.values()) >= self.insert_buffer_bytes
