@@ -23,6 +23,7 @@ from coordinator.writer_lookup import LOOKUP_TIMEOUT
 from milvus_wire import milvus_pb2, status_pb2
 from mishards.catalog_view import CatalogView
 from mishards.cluster import Cluster
+from mishards.config_cmd import is_set_config, to_every_reader
 from mishards.fanout import MIN_REVISION_HEADER, Failed, Fanout
 from mishards.metadata_answers import ANSWERS, answer
 from mishards.outcomes import reply_status
@@ -134,6 +135,9 @@ class Forwarder:
                 if cmd == "version":
                     version = milvus_pb2.StringReply(status=status_pb2.Status(), string_reply=self.settings.version)
                     return bytes(version.SerializeToString())
+                if is_set_config(cmd):  # every node takes it: the writer first, then each read node
+                    writer_reply = self._to_writer(method, request, reply_cls, path, timeout, context)
+                    return to_every_reader(self.cluster, request, path, writer_reply, self.tracing)
             if method not in ANSWERS and method not in BROADCAST and method not in READABLE_ANYWHERE:
                 return self._to_writer(method, request, reply_cls, path, timeout, context)
             target = self.cluster.writer()
