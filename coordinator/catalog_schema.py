@@ -117,8 +117,9 @@ segments = sa.Table(
 
 
 def params_json(params: Mapping[str, Any]) -> str:
-    """The stored (and DescribeIndex) form of index params: compact JSON, keys sorted."""
-    return json.dumps(dict(params), separators=(",", ":"), sort_keys=True)
+    """The stored (and DescribeIndex) form of index params: compact JSON, keys sorted, other than ASCII kept as
+    UTF-8, as Milvus 1.1's JSON library writes the params a client gave."""
+    return json.dumps(dict(params), separators=(",", ":"), sort_keys=True, ensure_ascii=False)
 
 
 def now_us() -> int:

@@ -298,8 +298,24 @@ class Engine:
                 snap = self.refresh()
             self.cache.retain(set(snap.segments_by_id))
 
+    def create_index(self, name: str, kind: IndexType, params: dict[str, object]) -> list[str]:
+        """CreateIndex as Milvus 1.1, for every index type FLAT included: flush every buffered row (of every
+        collection) first, so that rows inserted just before are counted and searchable when it returns; merge
+        the collection's small segments; set the index and build it on every eligible segment (not for FLAT).
+
+        Blocks until the builds end; returns the errors of failed builds.
+        """
+        from node import maintenance
+
+        self.require_writable("CreateIndex")
+        maintenance.flush(self, None)
+        coll = self.collection(name, self.refresh())
+        maintenance.merge_collection(self, coll.id)
+        return self.set_index(name, kind, params)
+
     def set_index(self, name: str, kind: IndexType, params: dict[str, object]) -> list[str]:
-        """Set the collection's index and, unless it is FLAT, build it on every eligible segment.
+        """Set the collection's index and, unless it is FLAT, build it on every eligible segment (DropIndex sets
+        FLAT: nothing is flushed, as in Milvus 1.1).
 
         Blocks until the builds end (Milvus semantics); returns the errors of failed builds.
         """

@@ -16,6 +16,11 @@ class KeyValue(Protocol):
     value: str
 
 
+def _no_constant(name: str) -> Any:
+    """NaN and Infinity are not JSON (Python's parser accepts them; Milvus 1.1's does not)."""
+    raise ValueError(f"{name} is not a JSON value")
+
+
 def parse_extra_params(pairs: Iterable[KeyValue], what: str = "params") -> dict[str, Any]:
     """Return the JSON object under key ``params`` ({} when absent); other keys are ignored."""
     for pair in pairs:
@@ -25,7 +30,7 @@ def parse_extra_params(pairs: Iterable[KeyValue], what: str = "params") -> dict[
         if not text:
             return {}
         try:
-            value = json.loads(text)
+            value = json.loads(text, parse_constant=_no_constant)
         except (ValueError, RecursionError) as exc:
             raise IllegalArgument(f"Invalid {what}: not valid JSON ({exc})") from None
         if value is None:
@@ -94,34 +99,27 @@ def index_type(value: int, metric: MetricType) -> IndexType:
 
 
 def build_params(kind: IndexType, params: Mapping[str, Any], dimension: int) -> dict[str, Any]:
-    """Validate build parameters of an index type; returns the parameters to store."""
-    if kind is IndexType.FLAT:
-        return {}
+    """Validate the build parameters of an index type; returns what the collection stores: the parameters
+    exactly as given (every key, FLAT's too), which DescribeIndex answers as Milvus 1.1 does."""
     if kind in (IndexType.IVF_FLAT, IndexType.IVF_SQ8, IndexType.IVF_SQ8H):
         _int_param(params, NLIST)
-        return {"nlist": params["nlist"]}
-    if kind is IndexType.IVF_PQ:
+    elif kind is IndexType.IVF_PQ:
         _int_param(params, NLIST)
         m = _int_param(params, PQ_M)
-        nbits = _int_param(params, PQ_NBITS, required=False)
+        _int_param(params, PQ_NBITS, required=False)
         if not m or dimension % m != 0:
             raise IllegalDimension("Invalid collection dimension, dimension can not be divided by m")
-        out = {"nlist": params["nlist"], "m": m}
-        if nbits is not None:
-            out["nbits"] = nbits
-        return out
-    if kind is IndexType.HNSW:
+    elif kind is IndexType.HNSW:
         _int_param(params, M_HNSW)
         _int_param(params, EF_CONSTRUCTION)
-        return {"M": params["M"], "efConstruction": params["efConstruction"]}
-    if kind is IndexType.ANNOY:
+    elif kind is IndexType.ANNOY:
         _int_param(params, N_TREES)
-        return {"n_trees": params["n_trees"]}
-    if kind is IndexType.RNSG:
+    elif kind is IndexType.RNSG:
         for rule in (SEARCH_LENGTH, OUT_DEGREE, CANDIDATE_POOL, KNNG):
             _int_param(params, rule)
-        return {r.name: params[r.name] for r in (SEARCH_LENGTH, OUT_DEGREE, CANDIDATE_POOL, KNNG)}
-    raise IllegalIndexType(f"Unsupported index type: {int(kind)}")
+    elif kind is not IndexType.FLAT:
+        raise IllegalIndexType(f"Unsupported index type: {int(kind)}")
+    return dict(params)
 
 
 @dataclass(frozen=True, slots=True)

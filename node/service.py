@@ -208,7 +208,7 @@ class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):
         kind = params.index_type(request.index_type, coll.metric)
         raw = params.parse_extra_params(request.extra_params, "index params")
         stored = params.build_params(kind, raw, coll.dimension)
-        errors = self.engine.set_index(coll.name, kind, stored)
+        errors = self.engine.create_index(coll.name, kind, stored)
         if errors:
             raise BuildIndexError("; ".join(sorted(set(errors))))
         return convert.OK
