@@ -84,9 +84,12 @@ def field(number: int, payload: bytes) -> bytes:
     return bytes([number << 3 | 2]) + varint(len(payload)) + payload
 
 
-# A present, empty ``Status`` (field 1): what Milvus 1.1 sends on success. Clients on other protobuf runtimes
-# read an absent message as null, so every reply that has a status carries it.
-SUCCESS_STATUS = b"\x0a\x00"
+# The reason of every successful status: Milvus 1.1 sends its ``Status::message()``, "OK" when it succeeded.
+SUCCESS_REASON = "OK"
+# A successful ``Status`` as field 1 of a reply, byte for byte ``Status(reason="OK")`` (error_code 0 is not
+# written). Milvus 1.1 always sends it; clients on other protobuf runtimes read an absent message as null, so
+# every reply that has a status carries it.
+SUCCESS_STATUS = b"\x0a\x04\x12\x02OK"
 
 
 def encode_topk(result: TopK) -> bytes:
@@ -94,7 +97,7 @@ def encode_topk(result: TopK) -> bytes:
     (no rows in the searched files, as Milvus 1.1).
 
     Written straight in the wire format, byte for byte what protobuf serializes for
-    ``TopKQueryResult(status=Status(), row_num=nq, ids=..., distances=...)``, and much cheaper than filling
+    ``TopKQueryResult(status=Status(reason="OK"), row_num=nq, ids=..., distances=...)``, and much cheaper than filling
     the repeated fields element by element for large nq x topk. Memory: the message is built once in a buffer
     (the ids' varints a block at a time) and copied once into the returned bytes, so a reply costs at most
     twice its own size (up to 14 bytes per result each) on top of the result.
@@ -118,8 +121,8 @@ def encode_topk(result: TopK) -> bytes:
 
 
 def encode_vector_ids(ids: np.ndarray) -> bytes:
-    """A serialized ``VectorIds`` with an empty (success) status and ``ids`` packed, byte for byte what protobuf
-    writes for ``VectorIds(status=Status(), vector_id_array=ids)``, without a Python int per id."""
+    """A serialized ``VectorIds`` with a success status and ``ids`` packed, byte for byte what protobuf
+    writes for ``VectorIds(status=Status(reason="OK"), vector_id_array=ids)``, without a Python int per id."""
     flat = np.ascontiguousarray(ids, dtype=np.int64).ravel()
     if flat.size == 0:
         return SUCCESS_STATUS

@@ -8,9 +8,10 @@ from typing import Any
 from coordinator import metadata, validation
 from coordinator.catalog import CatalogSnapshot
 from coordinator.errors import MilvusError
+from coordinator.wire import SUCCESS_REASON
 from milvus_wire import milvus_pb2, status_pb2
 
-OK = status_pb2.Status()
+OK = status_pb2.Status(reason=SUCCESS_REASON)
 
 
 def _has(snap: CatalogSnapshot, raw: bytes) -> Any:

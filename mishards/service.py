@@ -19,6 +19,7 @@ import grpc
 from coordinator.errors import ErrorCode
 from coordinator.headers import REQUEST_KEY_HEADER
 from coordinator.membership import Member
+from coordinator.wire import SUCCESS_REASON
 from coordinator.writer_lookup import LOOKUP_TIMEOUT
 from milvus_wire import milvus_pb2, status_pb2
 from mishards.catalog_view import CatalogView
@@ -133,7 +134,8 @@ class Forwarder:
             if method == "Cmd":
                 cmd = milvus_pb2.Command.FromString(request).cmd
                 if cmd == "version":
-                    version = milvus_pb2.StringReply(status=status_pb2.Status(), string_reply=self.settings.version)
+                    version = milvus_pb2.StringReply(status=status_pb2.Status(reason=SUCCESS_REASON),
+                                                    string_reply=self.settings.version)
                     return bytes(version.SerializeToString())
                 if is_set_config(cmd):  # every node takes it: the writer first, then each read node
                     writer_reply = self._to_writer(method, request, reply_cls, path, timeout, context)
@@ -317,7 +319,8 @@ class Forwarder:
             return answer(method, self.view.snapshot(), request, reply_cls)
         readers = self.cluster.readers()
         if readers and method in BROADCAST:
-            return self._broadcast(request, path, timeout, error_bytes(status_pb2.Status, ErrorCode.SUCCESS, ""))
+            done = error_bytes(status_pb2.Status, ErrorCode.SUCCESS, SUCCESS_REASON)
+            return self._broadcast(request, path, timeout, done)
         if readers and method in READABLE_ANYWHERE and self.fanout is not None:
             revision = self._revision()
             deadline = time.monotonic() + (timeout or 60.0)

@@ -11,7 +11,7 @@ from coordinator import validation
 from coordinator.errors import ErrorCode, IllegalDimension, IllegalRowRecord, MilvusError
 from coordinator.model import Collection
 from coordinator.topk import TopK
-from coordinator.wire import encode_topk, encode_vector_ids, field, varint
+from coordinator.wire import SUCCESS_REASON, SUCCESS_STATUS, encode_topk, encode_vector_ids, field, varint
 from milvus_wire import milvus_pb2, status_pb2
 
 
@@ -19,7 +19,7 @@ def status(code: ErrorCode = ErrorCode.SUCCESS, reason: str = "") -> Any:
     return status_pb2.Status(error_code=cast(Any, int(code)), reason=reason)
 
 
-OK = status()
+OK = status(reason=SUCCESS_REASON)
 
 
 def error_reply(reply_type: Any, err: MilvusError) -> Any:
@@ -111,7 +111,7 @@ def vector_ids(ids: np.ndarray) -> bytes:
 def vectors_data(found: Sequence[np.ndarray | None], binary: bool) -> bytes:
     """A successful VectorsData reply, already serialized: one RowRecord per id, empty where it was not found
     (no Python float per component)."""
-    parts = [b"\x0a\x00"]
+    parts = [SUCCESS_STATUS]
     for vector in found:
         if vector is None:
             parts.append(b"\x12\x00")

@@ -188,7 +188,7 @@ def multi_segment_collection(api: Any, metric: int, rng: np.random.Generator) ->
 
 def test_collection_lifecycle_and_immediate_recreate(api: Any) -> None:
     name = unique_name("life")
-    assert_status(create(api, name, 8, L2, ifs=16), SUCCESS, "")
+    assert_status(create(api, name, 8, L2, ifs=16), SUCCESS, "OK")
     assert ok(api.HasCollection(cname(name))).bool_reply is True
     desc = ok(api.DescribeCollection(cname(name)))
     assert (desc.collection_name, desc.dimension, desc.index_file_size, desc.metric_type) == (name, 8, 16, L2)
@@ -255,7 +255,7 @@ def test_partition_lifecycle(api: Any) -> None:
     ok(create(api, name, 4, L2))
     assert list(ok(api.ShowPartitions(cname(name))).partition_tag_array) == ["_default"]
     for tag in ("zeta", "alpha"):
-        assert_status(api.CreatePartition(partition(name, tag)), SUCCESS, "")
+        assert_status(api.CreatePartition(partition(name, tag)), SUCCESS, "OK")
     assert list(ok(api.ShowPartitions(cname(name))).partition_tag_array) == ["_default", "zeta", "alpha"]
     for tag, expected in (("_default", True), ("zeta", True), ("alpha", True), ("beta", False)):
         assert ok(api.HasPartition(partition(name, tag))).bool_reply is expected, tag
@@ -457,7 +457,7 @@ def test_flush_of_every_collection(api: Any) -> None:
     for name in names:
         ok(create(api, name, 4, L2))
         insert_ok(api, name, floats(np.random.default_rng(10), 6, 4))
-    assert_status(flush(api), SUCCESS, "")  # no names: every collection
+    assert_status(flush(api), SUCCESS, "OK")  # no names: every collection
     assert [count(api, n) for n in names] == [6, 6]
 
 
@@ -581,7 +581,7 @@ def test_compact_rewrites_segments_with_many_deletes(api: Any) -> None:
     st, ids_before, dist_before = search(api, name, queries, 15)
     ok(st)
 
-    assert_status(api.Compact(cname(name)), SUCCESS, "")
+    assert_status(api.Compact(cname(name)), SUCCESS, "OK")
     [after] = segments(api, name)
     assert after["name"] != before["name"]
     assert after["row_count"] == 800
@@ -698,7 +698,7 @@ def test_result_width_is_limited_by_live_rows(api: Any) -> None:
     reply = api.Search(milvus_pb2.SearchParam(
         collection_name=name, query_record_array=[milvus_pb2.RowRecord(float_data=queries[0].tolist())], topk=10,
     ))
-    assert_status(reply, SUCCESS, "")
+    assert_status(reply, SUCCESS, "OK")
     assert (reply.row_num, len(reply.ids), len(reply.distances)) == (0, 0, 0)
 
 
@@ -706,7 +706,7 @@ def test_search_of_empty_collection_has_no_rows(api: Any) -> None:
     name = unique_name("emptysearch")
     ok(create(api, name, 8, L2))
     st, got, _ = search(api, name, floats(np.random.default_rng(17), 2, 8), 3)
-    assert_status(st, SUCCESS, "")
+    assert_status(st, SUCCESS, "OK")
     assert got.shape == (0, 0)
 
 
@@ -727,7 +727,7 @@ def test_describe_index_and_ivf_flat_requires_nprobe(api: Any) -> None:
     index = milvus_pb2.IndexParam(
         collection_name=name, index_type=2, extra_params=[milvus_pb2.KeyValuePair(key="params", value='{"nlist": 16}')]
     )
-    assert_status(api.CreateIndex(index), SUCCESS, "")
+    assert_status(api.CreateIndex(index), SUCCESS, "OK")
     desc = ok(api.DescribeIndex(cname(name)))
     assert desc.index_type == 2
     assert desc.extra_params[0].key == "params"
@@ -767,13 +767,13 @@ def test_preload_release_reload(api: Any) -> None:
     ok(flush(api, name))
     for tags in ([], ["p"], ["_default", "p"]):
         param = milvus_pb2.PreloadCollectionParam(collection_name=name, partition_tag_array=tags)
-        assert_status(api.PreloadCollection(param), SUCCESS, "")
-        assert_status(api.ReleaseCollection(param), SUCCESS, "")
+        assert_status(api.PreloadCollection(param), SUCCESS, "OK")
+        assert_status(api.ReleaseCollection(param), SUCCESS, "OK")
     bad_tag = milvus_pb2.PreloadCollectionParam(collection_name=name, partition_tag_array=["nope"])
     assert_status(api.PreloadCollection(bad_tag), UNEXPECTED_ERROR, "The specified partition does not exist")
     seg_names = [s["name"] for s in segments(api, name)]
     reload = milvus_pb2.ReLoadSegmentsParam(collection_name=name, segment_id_array=seg_names)
-    assert_status(api.ReloadSegments(reload), SUCCESS, "")
+    assert_status(api.ReloadSegments(reload), SUCCESS, "OK")
     ok(api.PreloadCollection(milvus_pb2.PreloadCollectionParam(collection_name=name)))
     st, got, dist = search(api, name, base[:2], 3)
     ok(st)
@@ -792,13 +792,13 @@ def test_preload_release_reload(api: Any) -> None:
 
 
 def test_cmd_strings(api: Any) -> None:
-    assert assert_status(cmd(api, "version"), SUCCESS, "").string_reply == "1.1.1"
+    assert assert_status(cmd(api, "version"), SUCCESS, "OK").string_reply == "1.1.1"
     assert ok(cmd(api, "status")).string_reply == "OK"
     assert ok(cmd(api, "mode")).string_reply == "CPU"
     assert ok(cmd(api, "get_config cache.cache_size")).string_reply == "4GB"
     assert_status(cmd(api, "get_config bad.node"), UNEXPECTED_ERROR, "Config node invalid: bad.node")
     assert_status(cmd(api, "set_config bad.node 1"), UNEXPECTED_ERROR, "Config node invalid: bad.node")
-    reply = assert_status(cmd(api, "no such command"), SUCCESS, "")
+    reply = assert_status(cmd(api, "no such command"), SUCCESS, "OK")
     assert reply.string_reply == "Unknown command"
     assert ok(cmd(api, "Version")).string_reply == "Unknown command"  # matched exactly
 
@@ -806,7 +806,7 @@ def test_cmd_strings(api: Any) -> None:
 def test_set_config_then_get_config(api: Any) -> None:
     assert ok(cmd(api, "get_config storage.auto_flush_interval")).string_reply == "1"
     try:
-        assert assert_status(cmd(api, "set_config storage.auto_flush_interval 3"), SUCCESS, "").string_reply == ""
+        assert assert_status(cmd(api, "set_config storage.auto_flush_interval 3"), SUCCESS, "OK").string_reply == ""
         assert ok(cmd(api, "get_config storage.auto_flush_interval")).string_reply == "3"
     finally:
         ok(cmd(api, "set_config storage.auto_flush_interval 1"))

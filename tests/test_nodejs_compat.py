@@ -40,11 +40,7 @@ MIN_CHECKS = 240
 
 # Checks that fail because the server still differs from Milvus 1.1.1 on the wire, with the difference.
 # Strict: the test fails when one of them passes again, so that the entry is removed with the fix.
-KNOWN_DIFFERENCES: dict[str, str] = {
-    'status of successful replies: successful replies carry reason "OK"':
-        "Milvus 1.1 sets every reply's status.reason from Status::message(), which is \"OK\" on success; "
-        "Mishards sends an empty reason (the SDK's own examples show reason 'OK')",
-}
+KNOWN_DIFFERENCES: dict[str, str] = {}
 
 pytestmark = [
     pytest.mark.skipif(NODE is None, reason="Node.js (`node`) is not installed; scripts/bootstrap.sh installs it"),

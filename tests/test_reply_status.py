@@ -1,5 +1,6 @@
 """Every reply message that has a ``status`` field sends it, on success and on error, from a node and through the
-proxy, for every result shape (empty, no rows, k above the row count, merged across read nodes).
+proxy, for every result shape (empty, no rows, k above the row count, merged across read nodes); a success says
+"OK" as Milvus 1.1's does.
 
 Milvus 1.1 always serialises the status, even an empty (success) one. Python's protobuf reads an absent message as
 a default one, so only ``HasField`` tells; clients on other protobuf runtimes read it as null and fail.
@@ -168,6 +169,8 @@ def test_reply_carries_its_status(setup: Setup, target: str, case: str) -> None:
     assert not isinstance(reply, status_pb2.Status)
     assert reply.HasField("status"), f"{rpc} ({case}) answered without a status field: {reply}"
     assert reply.status.error_code == expected, (reply.status.error_code, reply.status.reason)
+    if expected == SUCCESS:
+        assert reply.status.reason == "OK", "Milvus 1.1 sends Status::message(), 'OK', on success"
     if rpc in ("Search", "SearchByID", "SearchInFiles") and expected == SUCCESS:
         # Rectangular, and the serialized reply starts with the status (field 1) as protobuf writes it.
         assert len(reply.ids) == len(reply.distances)
@@ -184,6 +187,21 @@ def test_read_nodes_send_the_status_of_their_parts(setup: Setup) -> None:
         reply = reader.stub().SearchInFiles(request, timeout=60)
         assert reply.HasField("status") and reply.status.error_code == SUCCESS, reply.status
         assert reply.row_num == 2 and len(reply.ids) == 6
+
+
+@pytest.mark.parametrize("target", ["node", "proxy"])
+def test_bare_status_replies_say_ok(setup: Setup, target: str) -> None:
+    stub = setup.cluster.writer.stub() if target == "node" else setup.cluster.stub()
+    name = f"rs_ok_{target}"
+    replies = [
+        create(stub, name, DIM, L2),
+        stub.CreatePartition(milvus_pb2.PartitionParam(collection_name=name, tag="t"), timeout=60),
+        flush(stub, name),
+        stub.PreloadCollection(milvus_pb2.PreloadCollectionParam(collection_name=name), timeout=60),
+        stub.DropPartition(milvus_pb2.PartitionParam(collection_name=name, tag="t"), timeout=60),
+        stub.DropCollection(milvus_pb2.CollectionName(collection_name=name), timeout=60),
+    ]
+    assert [(r.error_code, r.reason) for r in replies] == [(SUCCESS, "OK")] * len(replies)
 
 
 def test_every_service_rpc_with_a_status_reply_is_covered() -> None:

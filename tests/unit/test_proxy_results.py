@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from coordinator.errors import ErrorCode, MilvusError
 from coordinator.topk import NO_ID, TopK, hole_distance
-from coordinator.wire import encode_topk
+from coordinator.wire import SUCCESS_STATUS, encode_topk
 from milvus_wire import milvus_pb2, status_pb2
 from mishards.results import decode_topk, merge_node_results
 
@@ -133,7 +133,7 @@ def test_topk_caps_the_width_and_empty_parts_are_skipped() -> None:
     np.testing.assert_array_equal(merged.ids, [[4, 5]])
     nothing = merge_node_results([empty, TopK.empty(3, 0, False)], 5, False)
     assert (nothing.nq, nothing.k) == (3, 0)
-    assert encode_topk(nothing) == b"\x0a\x00"  # only the (success) status: row_num 0
+    assert encode_topk(nothing) == SUCCESS_STATUS  # only the (success) status: row_num 0
 
 
 def test_parts_of_different_query_counts_are_refused() -> None:
@@ -147,7 +147,7 @@ def test_parts_of_different_query_counts_are_refused() -> None:
 
 def _protobuf(result: TopK) -> bytes:
     msg = milvus_pb2.TopKQueryResult(
-        status=status_pb2.Status(),
+        status=status_pb2.Status(reason="OK"),
         row_num=result.nq if result.k else 0,
         ids=result.ids.ravel().tolist(),
         distances=result.distances.ravel().tolist(),
@@ -178,7 +178,7 @@ def test_encode_is_protobufs_serialization_and_decodes_back(result: TopK) -> Non
     code, row_num, back = decode_topk(data)
     assert code == 0
     if result.k == 0 or result.nq == 0:
-        assert data == b"\x0a\x00"
+        assert data == SUCCESS_STATUS
         assert (row_num, back.nq, back.k) == (0, 0, 0)
     else:
         assert row_num == result.nq

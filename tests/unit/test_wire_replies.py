@@ -20,8 +20,8 @@ def test_topk_reply_matches_protobuf(ids: list[int], nq: int) -> None:
     k = len(ids)
     ids_arr = np.array([ids] * nq, dtype=np.int64)
     dist = np.linspace(-3.5, 7.25, nq * k, dtype=np.float32).reshape(nq, k)
-    reference = milvus_pb2.TopKQueryResult(status=status_pb2.Status(), row_num=nq, ids=ids_arr.ravel().tolist(),
-                                           distances=dist.ravel().tolist())
+    reference = milvus_pb2.TopKQueryResult(status=status_pb2.Status(reason="OK"), row_num=nq,
+                                           ids=ids_arr.ravel().tolist(), distances=dist.ravel().tolist())
     encoded = topk_result(TopK(ids_arr, dist))
     assert encoded == reference.SerializeToString()
     assert milvus_pb2.TopKQueryResult.FromString(encoded).HasField("status")
@@ -47,7 +47,7 @@ def test_a_topk_reply_over_several_varint_blocks_matches_protobuf() -> None:
     ids[:, ::5] = -1
     ids[:, 1::7] = rng.integers(0, 300, size=ids[:, 1::7].shape)
     dist = rng.random((nq, k), dtype=np.float32)
-    reference = milvus_pb2.TopKQueryResult(status=status_pb2.Status(), row_num=nq, ids=ids.ravel(),
+    reference = milvus_pb2.TopKQueryResult(status=status_pb2.Status(reason="OK"), row_num=nq, ids=ids.ravel(),
                                            distances=dist.ravel())
     assert encode_topk(TopK(ids, dist)) == reference.SerializeToString()
     packed = milvus_pb2.TopKQueryResult(ids=ids.ravel()).SerializeToString()
@@ -57,7 +57,7 @@ def test_a_topk_reply_over_several_varint_blocks_matches_protobuf() -> None:
 @settings(max_examples=100, deadline=None, database=None)
 @given(st.lists(INT64, max_size=80))
 def test_vector_ids_reply_matches_protobuf(ids: list[int]) -> None:
-    reference = milvus_pb2.VectorIds(status=status_pb2.Status(), vector_id_array=ids)
+    reference = milvus_pb2.VectorIds(status=status_pb2.Status(reason="OK"), vector_id_array=ids)
     assert vector_ids(np.array(ids, dtype=np.int64)) == reference.SerializeToString()
 
 
@@ -79,5 +79,5 @@ def test_vectors_data_reply_matches_protobuf(present: list[bool], width: int, bi
             f = rng.standard_normal(width).astype(np.float32)
             found.append(f)
             records.append(milvus_pb2.RowRecord(float_data=f.tolist()))
-    reference = milvus_pb2.VectorsData(status=status_pb2.Status(), vectors_data=records)
+    reference = milvus_pb2.VectorsData(status=status_pb2.Status(reason="OK"), vectors_data=records)
     assert vectors_data(found, binary) == reference.SerializeToString()
