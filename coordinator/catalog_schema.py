@@ -23,6 +23,9 @@ REVISION_SQL = "SELECT revision FROM cluster_state WHERE id = 1"
 _ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 _NAME = sa.String(255)
 _TABLE_KW: dict[str, Any] = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin"}
+# SQLite reuses the largest rowid once its row is deleted; an id that names a dropped collection, partition or
+# segment must never name a new one (logs, caches and retry keys refer to them by id). MySQL never reuses them.
+_NO_ID_REUSE: dict[str, Any] = {"sqlite_autoincrement": True}
 
 LIVE = 0
 DROPPED = 1
@@ -78,6 +81,7 @@ collections = sa.Table(
     sa.Column("created_us", sa.BigInteger, nullable=False),
     sa.Column("flushed_lsn", sa.BigInteger, nullable=False),
     **_TABLE_KW,
+    **_NO_ID_REUSE,
 )
 
 partitions = sa.Table(
@@ -89,6 +93,7 @@ partitions = sa.Table(
     sa.Column("state", sa.Integer, nullable=False),
     sa.Column("created_us", sa.BigInteger, nullable=False),
     **_TABLE_KW,
+    **_NO_ID_REUSE,
 )
 
 segments = sa.Table(
@@ -113,6 +118,7 @@ segments = sa.Table(
     sa.Column("index_size", sa.BigInteger, nullable=False, default=0),
     sa.Column("index_error", sa.Text, nullable=False, default=""),
     **_TABLE_KW,
+    **_NO_ID_REUSE,
 )
 
 

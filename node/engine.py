@@ -262,6 +262,7 @@ class Engine:
                 self.catalog.drop_collection(self.epoch, coll.id)
                 with self._buf_lock:
                     self.buffers.pop(coll.id, None)
+                self.recent.forget_collection(coll.id)
                 snap = self.refresh()
             self.cache.retain(set(snap.segments_by_id))
 
@@ -341,7 +342,8 @@ class Engine:
         self.require_writable("Insert")
         key = b""
         if self.recent.enabled:
-            key = content_key(coll.id, partition.id, ids, vectors) if ids is not None else request_key
+            key = (content_key(coll.id, coll.created_us, partition.id, ids, vectors) if ids is not None
+                   else request_key)
         if not key:
             return self._insert(coll, partition, ids, vectors, b"")
         claimed: Future[np.ndarray] = Future()

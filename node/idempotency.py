@@ -31,10 +31,16 @@ KEY_BYTES = 16
 __all__ = ["KEY_BYTES", "REQUEST_KEY_HEADER", "RecentWrites", "content_key", "parse_request_key"]
 
 
-def content_key(collection_id: int, partition_id: int, ids: np.ndarray, vectors: np.ndarray) -> bytes:
-    """The key of an insert with explicit ids: a 128-bit hash of where it goes and what it holds."""
+def content_key(collection_id: int, collection_created_us: int, partition_id: int, ids: np.ndarray,
+                vectors: np.ndarray) -> bytes:
+    """The key of an insert with explicit ids: a 128-bit hash of where it goes and what it holds.
+
+    The collection's creation time is part of "where": a collection dropped and created again under an id
+    its catalog reused (old SQLite catalogs do) is another collection, and the same batch sent to it is new.
+    """
     digest = hashlib.blake2b(digest_size=KEY_BYTES)
-    digest.update(np.array([collection_id, partition_id, ids.shape[0]], dtype=np.int64).tobytes())
+    digest.update(np.array([collection_id, collection_created_us, partition_id, ids.shape[0]],
+                           dtype=np.int64).tobytes())
     digest.update(np.ascontiguousarray(ids, dtype=np.int64).tobytes())
     digest.update(np.ascontiguousarray(vectors).tobytes())
     return digest.digest()

@@ -12,6 +12,7 @@ import numpy as np
 
 from milvus_wire import milvus_pb2
 from node.engine import Engine
+from node.maintenance import collect_garbage
 from node.service import MilvusService
 from node.settings import NodeSettings
 
@@ -21,9 +22,9 @@ def _reply(reply: Any, cls: Any) -> Any:
 
 
 class Node:
-    def __init__(self, root: Path, window: float = 60.0) -> None:
+    def __init__(self, root: Path, window: float = 60.0, file_cleanup_timeout: float = 10.0) -> None:
         self.engine = Engine(NodeSettings(storage_path=str(root), auto_flush_interval=0,
-                                          idempotency_window=window))
+                                          idempotency_window=window, file_cleanup_timeout=file_cleanup_timeout))
         self.engine.open()
         self.pool = ThreadPoolExecutor(2)
         self.service = MilvusService(self.engine, self.pool)
@@ -81,6 +82,30 @@ def test_a_delete_in_between_makes_the_same_batch_a_new_insert(tmp_path: Path) -
             .error_code == 0
         node.insert("c", x, [1, 2, 3, 4, 5])  # re-inserting a deleted row is not a retry
         assert node.count("c") == 9
+    finally:
+        node.close()
+
+
+def test_the_same_batch_into_a_collection_created_again_is_a_new_insert(tmp_path: Path) -> None:
+    """Dropped, purged from the catalog, created again under the same name: the old collection's id must
+    not make the same batch look like a retry (on SQLite the id used to be given again, and the rows were
+    acknowledged but never written)."""
+    node = Node(tmp_path, file_cleanup_timeout=0)
+    x = np.random.default_rng(3).standard_normal((2, 4)).astype(np.float32)
+    try:
+        for tag in ("", "p"):
+            node.create("c")
+            if tag:
+                assert node.service.CreatePartition(milvus_pb2.PartitionParam(collection_name="c", tag=tag),
+                                                    None).error_code == 0
+            assert node.insert("c", x, [1, 2], tag) == [1, 2]
+            assert node.count("c") == 2
+            assert node.service.DropCollection(milvus_pb2.CollectionName(collection_name="c"), None).error_code == 0
+            collect_garbage(node.engine)  # the catalog forgets the dropped collection
+            assert node.engine.catalog.garbage(2**62) == ([], [])
+        node.create("c")
+        assert node.insert("c", x, [1, 2]) == [1, 2]
+        assert node.count("c") == 2, "the batch was taken for a retry of the dropped collection's insert"
     finally:
         node.close()
 

@@ -229,6 +229,24 @@ def test_purge_forgets_collections_only_when_their_segments_are_gone(catalog: Ca
     assert catalog.snapshot().segments_by_id == {}
 
 
+def test_ids_of_purged_rows_are_never_given_again(catalog: Catalog) -> None:
+    """SQLite reuses the largest rowid once its row is deleted unless told not to: a collection dropped and
+    purged, then created again, must get new collection, partition and segment ids (retry keys, logs and
+    caches name them by id)."""
+    epoch = catalog.claim_writer("w")
+    cid = catalog.create_collection(epoch, "c", 8, MetricType.L2, 16)
+    pid = catalog.create_partition(epoch, cid, "p")
+    (sid,) = catalog.commit_segments(epoch, cid, IndexType.FLAT, added=[seg("a", pid)])
+    catalog.drop_collection(epoch, cid)
+    assert catalog.purge(epoch, [sid], [cid]) == [cid]
+    again = catalog.create_collection(epoch, "c", 8, MetricType.L2, 16)
+    pid_again = catalog.create_partition(epoch, again, "p")
+    (sid_again,) = catalog.commit_segments(epoch, again, IndexType.FLAT, added=[seg("a", pid_again)])
+    assert again > cid and pid_again > pid and sid_again > sid
+    default = {p.tag: p.id for p in catalog.snapshot().partitions_of(again)}[DEFAULT_PARTITION]
+    assert default > pid
+
+
 def test_unreachable_database_is_meta_failed(tmp_path: Path) -> None:
     cat = Catalog(f"sqlite:///{tmp_path / 'missing-dir' / 'meta.sqlite'}")
     try:

@@ -18,13 +18,14 @@ class Clock:
 def test_content_keys_tell_batches_apart() -> None:
     ids = np.arange(5, dtype=np.int64)
     vectors = np.ones((5, 4), np.float32)
-    key = content_key(1, 2, ids, vectors)
+    key = content_key(1, 100, 2, ids, vectors)
     assert len(key) == KEY_BYTES
-    assert key == content_key(1, 2, ids.copy(), vectors.copy())
+    assert key == content_key(1, 100, 2, ids.copy(), vectors.copy())
     other = vectors.copy()
     other[4, 3] = 2.0
-    assert len({key, content_key(1, 3, ids, vectors), content_key(2, 2, ids, vectors),
-                content_key(1, 2, ids + 1, vectors), content_key(1, 2, ids, other)}) == 5
+    recreated = content_key(1, 101, 2, ids, vectors)  # the same id, a collection created again
+    assert len({key, content_key(1, 100, 3, ids, vectors), content_key(2, 100, 2, ids, vectors),
+                content_key(1, 100, 2, ids + 1, vectors), content_key(1, 100, 2, ids, other), recreated}) == 6
 
 
 def test_request_keys_parse_only_32_hex_digits() -> None:
