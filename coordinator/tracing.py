@@ -106,6 +106,26 @@ class Tracing:
             raise
         self.end_client(span)
 
+    @contextlib.contextmanager
+    def http_server(self, route: str, headers: Mapping[str, str]) -> Iterator[Span]:
+        """A SERVER span around one REST request (``route`` as ``PUT /collections/{collection_name}/vectors``),
+        continuing a W3C trace context found in its headers; it is current while the request runs, so the calls
+        it makes (the proxy's sub-requests) are its children, as under a gRPC call's span."""
+        method, _, target = route.partition(" ")
+        parent = self._propagator.extract(dict(headers))
+        with self.tracer.start_as_current_span(
+                route, context=parent, kind=self._trace.SpanKind.SERVER,
+                attributes={"http.request.method": method, "http.route": target}) as span:
+            yield span
+
+    def end_http(self, span: Span, status: int, attributes: Mapping[str, AttributeValue]) -> None:
+        """Tag a REST request's span with its HTTP status and what the request was about."""
+        span.set_attribute("http.response.status_code", status)
+        if attributes:
+            span.set_attributes(attributes)
+        if status >= 500:
+            span.set_status(self._trace.Status(self._trace.StatusCode.ERROR, str(status)))
+
     def shutdown(self) -> None:
         """Export what is still queued and stop the exporter."""
         try:

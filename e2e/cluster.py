@@ -85,6 +85,7 @@ class Cluster:
             ManagedProcess(f"proxy{i}", [MISHARDS, "proxy", "--port", str(ports[n + i]), "--membership",
                                          self.membership, "--meta-uri", spec.meta_uri, "--replication",
                                          str(spec.replication), "--consistency", "strong", "--metrics-port", "-1",
+                                         "--http-port", "0",
                                          *spec.proxy_args], root / f"proxy{i}", "proxy")
             for i in range(spec.proxies)
         ]

@@ -32,6 +32,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--grpc-max-message-size", help="largest client request the proxy takes (default 512MB)")
     p.add_argument("--replication", type=int, help="replicas per segment across read nodes (0: automatic)")
     p.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port (0: off, -1: any free)")
+    p.add_argument("--http-port", type=int, help="Milvus 1.1 REST API port (default 19121; 0: off, -1: any free)")
     p.add_argument("--otlp-endpoint", help="export OpenTelemetry traces over OTLP/gRPC to this URL ('' = off)")
     p.add_argument("--consistency", choices=["strong", "session"],
                    help="strong: each search checks the catalog revision first (default); session: a polled view")

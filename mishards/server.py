@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -46,6 +47,8 @@ class ProxyServer:
         self.view: CatalogView | None = None
         self.watch: NodeWatch | None = None
         self.port = 0
+        self.rest: Any = None  # the REST API's server (coordinator.rest), when http_port is on
+        self.http_port = 0
 
     def start(self) -> str:
         self.cluster.start()
@@ -71,14 +74,30 @@ class ProxyServer:
         if self.metrics is not None:
             self.metrics.watch(self.cluster, self.view)
             self.metrics_port = self.metrics.serve(self.settings.host, max(0, self.settings.metrics_port))
+        if self.settings.http_port:
+            self._serve_rest(forwarder)
         address = f"{self.settings.host}:{self.port}"
         log.info("proxy serving MilvusService on %s (membership %s)", address, self.settings.membership)
         if self.settings.ready_file:
-            write_ready_file(self.settings.ready_file, address, metrics_port=self.metrics_port)
+            write_ready_file(self.settings.ready_file, address, metrics_port=self.metrics_port,
+                             http_port=self.http_port)
         return address
+
+    def _serve_rest(self, forwarder: Forwarder) -> None:
+        """Milvus 1.1's REST API through the forwarder's handlers (``mishards/rest.py``)."""
+        from coordinator.rest.server import serve_rest
+        from mishards.rest import ProxyBackend
+
+        registry = self.metrics.registry if self.metrics is not None else None
+        self.rest = serve_rest(ProxyBackend(forwarder.handler), self.settings.host, self.settings.http_port,
+                               self.settings.grpc_workers, parse_size(self.settings.grpc_max_message_size),
+                               registry, "mishards_proxy", self.tracing)
+        self.http_port = self.rest.port
 
     def stop(self, grace: float = 5.0) -> None:
         self.health.enter_graceful_shutdown()
+        if self.rest is not None:
+            self.rest.stop()
         self.server.stop(grace).wait()
         if self.watch is not None:
             self.watch.stop()

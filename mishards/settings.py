@@ -40,6 +40,7 @@ class ProxySettings:
     grpc_workers: int = 64
     grpc_max_message_size: str = "512MB"  # largest client request the proxy takes (as the nodes' setting)
     metrics_port: int = 0  # Prometheus /metrics on this port (0: off, -1: any free port)
+    http_port: int = 19121  # Milvus 1.1's REST API on this port (0: off, -1: any free port)
     otlp_endpoint: str = ""  # OpenTelemetry traces exported over OTLP/gRPC here, e.g. http://jaeger:4317 ('' = off)
     ready_file: str = ""
     log_level: str = "INFO"
@@ -47,6 +48,8 @@ class ProxySettings:
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535 or not -1 <= self.metrics_port <= 65535:
             raise ValueError(f"port out of range: {self.port} / metrics {self.metrics_port}")
+        if not -1 <= self.http_port <= 65535:
+            raise ValueError(f"http_port out of range: {self.http_port}")
         if not self.membership:
             raise ValueError("the proxy needs --membership (where are the nodes?)")
         if self.consistency not in CONSISTENCY:

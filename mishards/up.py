@@ -39,6 +39,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="mishards up", description="Run a local cluster: proxy, writer, readers.")
     p.add_argument("--host", default="127.0.0.1", help="address every process listens on")
     p.add_argument("--port", type=int, default=19530, help="the proxy's port (0 picks a free one)")
+    p.add_argument("--http-port", type=int, default=19121,
+                   help="the proxy's Milvus 1.1 REST API port (default 19121; 0: off, -1: a free one)")
     p.add_argument("--data-dir", default="./mishards-data", help="catalog, storage and logs")
     p.add_argument("--readers", type=int, default=2, help="read-only nodes")
     p.add_argument("--ready-file", help="write the proxy address here once everything serves")
@@ -92,18 +94,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         for i in range(args.readers):
             spawn(f"reader-{i + 1}", "node", ["--role", "ro", "--port", str(ports[i + 1]), *node_args])
         proxy = spawn("proxy", "mishards", ["--host", args.host, "--port", str(args.port), "--membership",
-                                            membership, "--meta-uri", meta, *observe])
+                                            membership, "--meta-uri", meta, "--http-port", str(args.http_port),
+                                            *observe])
         address = str(proxy.info["address"])
-        # A restarted proxy comes back on the port it got (clients keep their address).
+        http_port = int(str(proxy.info.get("http_port", 0)))
+        # A restarted proxy comes back on the ports it got (clients keep their address).
         proxy.args[proxy.args.index("--port") + 1] = address.rpartition(":")[2]
+        proxy.args[proxy.args.index("--http-port") + 1] = str(http_port)
         metrics_ports = {c.name: int(str(c.info.get("metrics_port", 0))) for c in supervisor.children}
         print(f"mishards up: proxy on {address} (writer {addrs[0]}, readers {', '.join(addrs[1:]) or 'none'}); "
               f"data in {data}, logs in {logs}. Ctrl-C stops.", flush=True)
+        if http_port:
+            print(f"mishards up: REST API http://{args.host}:{http_port} (Milvus 1.1 RESTful API; "
+                  f"docs at http://{args.host}:{http_port}/docs)", flush=True)
         if args.metrics:
             print("mishards up: metrics " + ", ".join(f"{name} http://{args.host}:{port}/metrics"
                                                       for name, port in metrics_ports.items()), flush=True)
         if args.ready_file:
-            write_ready_file(args.ready_file, address, metrics_ports=metrics_ports)
+            write_ready_file(args.ready_file, address, metrics_ports=metrics_ports, http_port=http_port)
         while not stop.wait(0.2):
             supervisor.tend()  # a child that died is restarted (with backoff); only a signal stops everything
     except (RuntimeError, TimeoutError, OSError) as exc:

@@ -37,6 +37,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                    help="seconds a heavy request may wait for memory or a search slot before 'busy' (default 10)")
     p.add_argument("--grpc-max-message-size", help="largest request on the wire (default 512MB)")
     p.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port (0: off, -1: any free)")
+    p.add_argument("--http-port", type=int,
+                   help="Milvus 1.1 REST API port (default 19121 standalone, off for rw/ro; 0: off, -1: any free)")
     p.add_argument("--otlp-endpoint", help="export OpenTelemetry traces over OTLP/gRPC to this URL ('' = off)")
     p.add_argument("--election", choices=["", "catalog"],
                    help="writer election: '' = through etcd with etcd membership; 'catalog' = a lease in the catalog")

@@ -142,6 +142,8 @@ class NodeServer:
         self.election: Any = None
         self._lease_catalog: Any = None
         self.port = 0
+        self.rest: Any = None  # the REST API's server (coordinator.rest), when http_port is on
+        self.http_port = 0
         self._stopped = threading.Event()
 
     def start(self) -> str:
@@ -160,6 +162,8 @@ class NodeServer:
         self.health.set(SERVICE, health_pb2.HealthCheckResponse.NOT_SERVING if warming else serving)
         if self.metrics is not None:
             self.metrics_port = self.metrics.serve(self.settings.host, max(0, self.settings.metrics_port))
+        if self.settings.rest_port:
+            self._serve_rest(service)
         if self.settings.membership:
             advertise = self.settings.advertise or f"{self.settings.host}:{self.port}"
             me = Member(self.settings.node_id or advertise, advertise, self.settings.role, "warming")
@@ -180,8 +184,20 @@ class NodeServer:
         log.info("node (%s) serving MilvusService on %s, storage %s", self.settings.role, address,
                  self.settings.storage_path)
         if self.settings.ready_file:
-            write_ready_file(self.settings.ready_file, address, metrics_port=self.metrics_port)
+            write_ready_file(self.settings.ready_file, address, metrics_port=self.metrics_port,
+                             http_port=self.http_port)
         return address
+
+    def _serve_rest(self, service: MilvusService) -> None:
+        """Milvus 1.1's REST API over this node's servicer, in this process (``node/rest.py``)."""
+        from coordinator.rest.server import serve_rest
+        from node.rest import NodeBackend
+
+        registry = self.metrics.registry if self.metrics is not None else None
+        self.rest = serve_rest(NodeBackend(service, FAST_REQUESTS), self.settings.host, self.settings.rest_port,
+                               self.settings.grpc_workers, self.settings.grpc_max_message_bytes, registry,
+                               "mishards_node", self.tracing)
+        self.http_port = self.rest.port
 
     def _campaign(self, me: Member) -> None:
         """Stand for writer: the winner claims the epoch and replays the log; a deposed writer stops at once."""
@@ -234,6 +250,8 @@ class NodeServer:
         self.health.enter_graceful_shutdown()
         if self.presence is not None:
             self.presence.stop()  # leave the member list first: no new traffic
+        if self.rest is not None:
+            self.rest.stop()  # REST requests in flight finish (they run on the servicer, like gRPC calls)
         self.server.stop(grace).wait()
         self.search_pool.shutdown(wait=True)
         self.engine.close()  # flush and close the log while still the writer

@@ -13,6 +13,7 @@ from coordinator.sizes import MAX_MESSAGE_BYTES, MIN_MESSAGE_BYTES, parse_size
 
 ROLES = ("standalone", "rw", "ro")
 ENV_PREFIX = "MISHARDS_NODE_"
+DEFAULT_HTTP_PORT = 19121  # Milvus 1.1's web server port
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +43,9 @@ class NodeSettings:
     queue_timeout: float = 10.0
     grpc_max_message_size: str = "512MB"  # largest request on the wire (1.1's largest insert fits)
     metrics_port: int = 0  # Prometheus /metrics on this port (0: off, -1: any free port)
+    # Milvus 1.1's REST API on this port: -2 = the role's default (19121 standalone, off for rw / ro members),
+    # 0 = off, -1 = any free port (written to the ready file)
+    http_port: int = -2
     otlp_endpoint: str = ""  # OpenTelemetry traces exported over OTLP/gRPC here, e.g. http://jaeger:4317 ('' = off)
     membership: str = ""  # static://..., etcd://HOST:PORT/PREFIX or k8s://NAMESPACE?selector=... ('' = none)
     advertise: str = ""  # HOST:PORT other members use to reach this node ('' = host:bound port)
@@ -62,6 +66,8 @@ class NodeSettings:
             raise ValueError(f"role must be one of {', '.join(ROLES)}, not {self.role!r}")
         if not 0 <= self.port <= 65535 or not -1 <= self.metrics_port <= 65535:
             raise ValueError(f"port out of range: {self.port} / metrics {self.metrics_port}")
+        if not -2 <= self.http_port <= 65535:
+            raise ValueError(f"http_port out of range: {self.http_port}")
         if not 0 <= self.auto_flush_interval <= threading.TIMEOUT_MAX:  # NaN / inf would kill maintenance
             raise ValueError(f"auto_flush_interval must be >= 0 and <= {threading.TIMEOUT_MAX:.0f} seconds")
         if not 0 < self.catalog_refresh_interval <= 60:
@@ -82,6 +88,13 @@ class NodeSettings:
             raise ValueError("replication must be >= 0")
         if min(self.search_threads, self.omp_threads, self.grpc_workers, self.index_build_threads) < 1:
             raise ValueError("thread counts must be >= 1")
+
+    @property
+    def rest_port(self) -> int:
+        """The REST API's port: 0 off, -1 any free port (``http_port`` with the role's default applied)."""
+        if self.http_port == -2:
+            return DEFAULT_HTTP_PORT if self.role == "standalone" else 0
+        return self.http_port
 
     @property
     def storage(self) -> Path:

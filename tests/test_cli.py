@@ -21,7 +21,7 @@ def test_node_reads_config_file_env_and_flags_in_that_order(tmp_path: Path) -> N
     config.write_text("node:\n  version: 1.1.7\n  cache_size: 2GB\n  insert_buffer_size: 256MB\n")
     ready = tmp_path / "ready.json"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "MISHARDS_NODE_CACHE_SIZE": "3GB",
-           "MISHARDS_NODE_INSERT_BUFFER_SIZE": "128MB"}
+           "MISHARDS_NODE_INSERT_BUFFER_SIZE": "128MB", "MISHARDS_NODE_HTTP_PORT": "0"}
     args = [sys.executable, "-m", "mishards.cli", "node", "--config", str(config), "--port", "0",
             "--storage-path", str(tmp_path / "data"), "--ready-file", str(ready), "--insert-buffer-size", "64MB"]
     proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

@@ -1,4 +1,6 @@
-"""Compatibility with the real client: the pymilvus 1.1.2 scenario passes against a fresh node.
+"""Compatibility with the real client: the pymilvus 1.1.2 scenario passes against a fresh node, through its gRPC
+client and through its REST client (``handler="HTTP"``, Milvus 1.1's web API), and through the REST API of the
+proxy of ``mishards up``.
 
 The scenario (tests/compat/pymilvus_scenario.py) runs in a subprocess of this venv's Python with
 the pure-Python protobuf runtime, because the code pymilvus 1.1.2 generated predates protobuf 4.
@@ -8,16 +10,21 @@ pymilvus is installed by scripts/bootstrap.sh; a missing client fails the test, 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.support.nodeproc import NodeProcess
+from tests.support.upproc import UpProcess
 
 SCENARIO = Path(__file__).resolve().parent / "compat" / "pymilvus_scenario.py"
 PYMILVUS_VERSION = "1.1.2"
@@ -50,21 +57,54 @@ def _require_pymilvus() -> None:
         )
 
 
-@pytest.fixture
-def quiet_node(tmp_path: Path) -> Iterator[NodeProcess]:
-    """A node that flushes only on request, so the scenario can see unflushed rows stay invisible."""
-    proc = NodeProcess(tmp_path / "node", ["--auto-flush-interval", "0"])
+@dataclass(frozen=True)
+class Target:
+    """Where the scenario connects: host, port, pymilvus handler, and the server's log for failures."""
+
+    host: str
+    port: int
+    handler: str
+    log_tail: Callable[[], str]
+
+
+def _put_json(url: str, body: dict[str, Any]) -> dict[str, Any]:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="PUT")
+    with urllib.request.urlopen(request, timeout=30) as reply:
+        return dict(json.loads(reply.read()))
+
+
+@pytest.fixture(params=["node-grpc", "node-http", "up-http"])
+def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Target]:
+    """The scenario's server: a node that flushes only on request (so unflushed rows can be seen to stay
+    invisible), spoken to over gRPC or over the REST API; or ``mishards up`` (proxy, writer, 2 readers) over the
+    proxy's REST API, its writer's automatic flushing switched off through that API first."""
+    if request.param.startswith("node"):
+        node = NodeProcess(tmp_path / "node", ["--auto-flush-interval", "0"], http=request.param == "node-http")
+        try:
+            node.start()
+            host, _, port = node.address.rpartition(":")
+            if request.param == "node-grpc":
+                yield Target(host, int(port), "GRPC", lambda: node.log_tail(60))
+            else:
+                yield Target(host, node.http_port, "HTTP", lambda: node.log_tail(60))
+        finally:
+            node.stop()
+        return
+    up = UpProcess(tmp_path / "up", ["--http-port", "-1", "--readers", "2", "--no-metrics"])
     try:
-        yield proc.start()
+        up.start()
+        host = up.address.rpartition(":")[0]
+        answer = _put_json(f"http://{host}:{up.http_port}/system/config", {"storage": {"auto_flush_interval": "0"}})
+        assert answer["code"] == 0, answer
+        yield Target(host, up.http_port, "HTTP", up.log_tail)
     finally:
-        proc.stop()
+        up.stop()
 
 
-def test_pymilvus_112_scenario(quiet_node: NodeProcess, tmp_path: Path) -> None:
-    fresh_node = quiet_node
+def test_pymilvus_112_scenario(target: Target, tmp_path: Path) -> None:
     _require_pymilvus()
-    host, _, port = fresh_node.address.rpartition(":")
-    cmd = [sys.executable, str(SCENARIO), "--host", host, "--port", port]
+    cmd = [sys.executable, str(SCENARIO), "--host", target.host, "--port", str(target.port),
+           "--handler", target.handler]
     try:
         proc = subprocess.run(
             cmd, env=_client_env(), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -74,7 +114,7 @@ def test_pymilvus_112_scenario(quiet_node: NodeProcess, tmp_path: Path) -> None:
         partial = exc.output.decode(errors="replace") if isinstance(exc.output, bytes) else exc.output or ""
         pytest.fail(
             f"pymilvus scenario did not finish within {SCENARIO_TIMEOUT:.0f}s\n"
-            f"--- scenario output ---\n{partial}\n--- node log (tail) ---\n{fresh_node.log_tail(60)}",
+            f"--- scenario output ---\n{partial}\n--- server log (tail) ---\n{target.log_tail()}",
             pytrace=False,
         )
     output = proc.stdout
@@ -86,6 +126,6 @@ def test_pymilvus_112_scenario(quiet_node: NodeProcess, tmp_path: Path) -> None:
     if proc.returncode != 0 or final is None or int(final.group(1)) < MIN_CHECKS:
         pytest.fail(
             f"pymilvus scenario failed (exit status {proc.returncode})\n"
-            f"--- scenario output ---\n{output}\n--- node log (tail) ---\n{fresh_node.log_tail(60)}",
+            f"--- scenario output ---\n{output}\n--- server log (tail) ---\n{target.log_tail()}",
             pytrace=False,
         )

@@ -36,7 +36,7 @@ def _start_up(tmp_path: Path, readers: int = 2) -> tuple[subprocess.Popen[bytes]
     ready = tmp_path / "up.ready"
     proc = subprocess.Popen(
         [sys.executable, "-m", "mishards.cli", "up", "--port", "0", "--data-dir", str(tmp_path / "data"),
-         "--readers", str(readers), "--ready-file", str(ready)],
+         "--readers", str(readers), "--ready-file", str(ready), "--http-port", "-1"],
         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )
 
@@ -89,7 +89,7 @@ def test_up_runs_a_local_cluster_and_stops_cleanly(tmp_path: Path) -> None:
     ready = tmp_path / "up.ready"
     proc = subprocess.Popen(
         [sys.executable, "-m", "mishards.cli", "up", "--port", "0", "--data-dir", str(tmp_path / "data"),
-         "--readers", "2", "--ready-file", str(ready)],
+         "--readers", "2", "--ready-file", str(ready), "--http-port", "0"],
         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )
     try:
@@ -229,7 +229,7 @@ def test_a_node_stops_when_its_supervisors_pipe_closes(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT), parent_watch.ENV: str(read_end)}
     with open(tmp_path / "node.log", "wb") as out:
         node = subprocess.Popen([sys.executable, "-m", "node", "--port", "0", "--storage-path", str(tmp_path / "s"),
-                                 "--ready-file", str(ready)], cwd=ROOT, env=env, stdout=out,
+                                 "--ready-file", str(ready), "--http-port", "0"], cwd=ROOT, env=env, stdout=out,
                                 stderr=subprocess.STDOUT, pass_fds=(read_end,))
     os.close(read_end)
     try:

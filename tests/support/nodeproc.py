@@ -38,7 +38,7 @@ class NodeProcess:
         return leaked
 
     def __init__(self, workdir: Path, extra_args: Sequence[str] = (), meta_uri: str = "",
-                 env: dict[str, str] | None = None, storage: Path | None = None) -> None:
+                 env: dict[str, str] | None = None, storage: Path | None = None, http: bool = False) -> None:
         self.workdir = workdir
         self.storage = storage or workdir / "storage"
         self.extra_args = list(extra_args)
@@ -47,6 +47,8 @@ class NodeProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.address = ""
         self.metrics_port = 0
+        self.http = http  # serve the REST API on a free port (else it is off: a standalone default is 19121)
+        self.http_port = 0
         self._channel: grpc.Channel | None = None
         self._log_fh: Any = None
         self.starts = 0
@@ -64,7 +66,7 @@ class NodeProcess:
         ready.unlink(missing_ok=True)
         args = [
             sys.executable, "-m", "node", "--port", "0", "--storage-path", str(self.storage),
-            "--ready-file", str(ready), *self.extra_args,
+            "--ready-file", str(ready), "--http-port", "-1" if self.http else "0", *self.extra_args,
         ]
         if self.meta_uri:
             args += ["--meta-uri", self.meta_uri]
@@ -77,6 +79,7 @@ class NodeProcess:
         info = wait_for_ready_file(self.proc, ready, timeout, "node", self.log_tail)
         self.address = info["address"]
         self.metrics_port = int(info.get("metrics_port", 0))
+        self.http_port = int(info.get("http_port", 0))
         self._channel = grpc.insecure_channel(self.address, options=CHANNEL_OPTIONS)
         return self
 

@@ -18,13 +18,15 @@ from tests.support.waiting import wait_for_ready_file
 
 
 class ProxyProcess:
-    def __init__(self, workdir: Path, membership: str, extra_args: Sequence[str] = ()) -> None:
+    def __init__(self, workdir: Path, membership: str, extra_args: Sequence[str] = (), http: bool = False) -> None:
         self.workdir = workdir
         self.membership = membership
         self.extra_args = list(extra_args)
         self.proc: subprocess.Popen[bytes] | None = None
         self.address = ""
         self.metrics_port = 0
+        self.http = http  # serve the REST API on a free port (else off: the proxy's default is 19121)
+        self.http_port = 0
         self._channel: grpc.Channel | None = None
         self._log: Any = None
 
@@ -33,7 +35,7 @@ class ProxyProcess:
         ready = self.workdir / "proxy-ready.json"
         ready.unlink(missing_ok=True)
         args = [sys.executable, "-m", "mishards", "--port", "0", "--membership", self.membership,
-                "--ready-file", str(ready), *self.extra_args]
+                "--ready-file", str(ready), "--http-port", "-1" if self.http else "0", *self.extra_args]
         env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
         self._log = open(self.workdir / "proxy.log", "wb")  # noqa: SIM115 - open for the child's lifetime
         self.proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT)
@@ -41,6 +43,7 @@ class ProxyProcess:
         info = wait_for_ready_file(self.proc, ready, timeout, "proxy", self.log_tail)
         self.address = info["address"]
         self.metrics_port = int(info.get("metrics_port", 0))
+        self.http_port = int(info.get("http_port", 0))
         self._channel = grpc.insecure_channel(self.address, options=CHANNEL_OPTIONS)
         return self
 

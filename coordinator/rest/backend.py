@@ -1,0 +1,78 @@
+"""What the REST layer needs from a process: one MilvusService call, bytes in and bytes out.
+
+The node serves it with its servicer in-process, the proxy with its forwarder (writes to the writer,
+searches fanned out); both are given a :class:`RestContext` where the gRPC edge has its
+``grpc.ServicerContext``.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Protocol
+
+from coordinator.rest.codes import CallFailed
+from milvus_wire import milvus_pb2, status_pb2
+
+
+class Backend(Protocol):
+    def call(self, method: str, request: bytes) -> bytes:
+        """Serve one MilvusService ``method`` (a serialized request) and return its serialized reply."""
+
+
+class Aborted(Exception):
+    """A handler ended the call the way gRPC's ``context.abort`` would (e.g. UNIMPLEMENTED)."""
+
+    def __init__(self, code: Any, details: str) -> None:
+        super().__init__(details)
+        self.code = code
+        self.details = details
+
+
+class RestContext:
+    """The part of ``grpc.ServicerContext`` the handlers use, for calls that came over HTTP: no metadata, no
+    deadline (an HTTP client's timeout is not sent to the server)."""
+
+    def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
+        return ()
+
+    def time_remaining(self) -> float | None:
+        return None
+
+    def is_active(self) -> bool:
+        return True
+
+    def peer(self) -> str:
+        return "rest"
+
+    def abort(self, code: Any, details: str) -> None:
+        raise Aborted(code, details)
+
+    def set_code(self, code: Any) -> None:
+        return None
+
+    def set_details(self, details: str) -> None:
+        return None
+
+
+def message_class(full_name: str) -> Any:
+    name = full_name.rpartition(".")[2]
+    return getattr(milvus_pb2, name, None) or getattr(status_pb2, name)
+
+
+@functools.cache
+def reply_classes() -> dict[str, Any]:
+    """Each MilvusService method's reply message class."""
+    methods = milvus_pb2.DESCRIPTOR.services_by_name["MilvusService"].methods
+    return {m.name: message_class(m.output_type.full_name) for m in methods}
+
+
+def call(backend: Backend, method: str, request: Any) -> Any:
+    """Call ``method`` with ``request`` (a message or its bytes) and return the parsed reply; a non-success
+    status raises :class:`CallFailed` with the RPC's code and reason."""
+    raw = request if isinstance(request, bytes) else bytes(request.SerializeToString())
+    reply_cls = reply_classes()[method]
+    reply = reply_cls.FromString(backend.call(method, raw))
+    status = reply if reply_cls is status_pb2.Status else reply.status
+    if status.error_code:
+        raise CallFailed(int(status.error_code), str(status.reason))
+    return reply
