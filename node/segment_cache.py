@@ -109,6 +109,15 @@ class SegmentCache:
                 self.used_bytes -= oldest.nbytes
                 self.evictions += 1
 
+    def resize(self, capacity_bytes: int) -> None:
+        """A new capacity, in effect at once: least recently used segments leave until the rest fits."""
+        with self._lock:
+            self.capacity_bytes = capacity_bytes
+            while self.used_bytes > self.capacity_bytes and self._items:
+                _, oldest = self._items.popitem(last=False)
+                self.used_bytes -= oldest.nbytes
+                self.evictions += 1
+
     def evict(self, segment_ids: list[int] | set[int]) -> int:
         removed = 0
         with self._lock:

@@ -1,4 +1,5 @@
-"""The node's settings: defaults < YAML config file < environment (MISHARDS_NODE_*) < command line."""
+"""The node's settings: defaults < YAML config file < values kept by Cmd set_config < environment
+(MISHARDS_NODE_*) < command line."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from coordinator.lifecycle import coerce_setting, settings_sources
+from coordinator.limits import cpu_count
 from coordinator.sizes import MAX_MESSAGE_BYTES, MIN_MESSAGE_BYTES, parse_size
+from node import config_keys, config_store
 
 ROLES = ("standalone", "rw", "ro")
 ENV_PREFIX = "MISHARDS_NODE_"
@@ -58,6 +61,9 @@ class NodeSettings:
     # seconds during which a retried insert (the same batch with explicit ids, or the proxy's retry of an
     # auto-id batch) is answered instead of applied twice; the log keeps its files that long (0 = off)
     idempotency_window: float = 60.0
+    # where values accepted by Cmd set_config are kept for the next start ('' = <storage_path>/node-config/
+    # <node_id, else 'standalone', else role-port>.yaml); read at start above the config file
+    set_config_file: str = ""
     ready_file: str = ""  # when set, the bound address is written here once serving
     log_level: str = "INFO"
 
@@ -160,11 +166,23 @@ def from_mapping(base: NodeSettings, values: Mapping[str, Any], source: str) -> 
 
 
 def load(config_file: str | None, env: Mapping[str, str], overrides: Mapping[str, Any]) -> NodeSettings:
-    """Build the settings from every source, in increasing precedence."""
+    """Build the settings from every source, in increasing precedence: defaults, the config file, the values
+    Cmd set_config kept (``set_config_file``), the environment, the command line."""
+    sources = settings_sources(config_file, "node", env, ENV_PREFIX, _field_names())
+    without_kept = NodeSettings()
+    for source, values in sources:
+        without_kept = from_mapping(without_kept, values, source)
+    without_kept = from_mapping(without_kept, overrides, "command line")
+    path = without_kept.set_config_file or config_store.default_path(
+        without_kept.storage_path, without_kept.role, without_kept.port, without_kept.node_id)
+    kept = config_keys.settings_changes(config_store.read(path), without_kept.role, cpu_count())
     settings = NodeSettings()
-    for source, values in settings_sources(config_file, "node", env, ENV_PREFIX, _field_names()):
+    for source, values in sources:
+        if source == "environment" and kept:
+            settings = from_mapping(settings, kept, path)
         settings = from_mapping(settings, values, source)
-    return from_mapping(settings, overrides, "command line")
+    settings = from_mapping(settings, overrides, "command line")
+    return replace(settings, set_config_file=path)
 
 
 def env_name(field_name: str) -> str:

@@ -33,8 +33,8 @@ def _info(stub: Any, name: str) -> dict[str, Any]:
     return dict(json.loads(stub.ShowCollectionInfo(milvus_pb2.CollectionName(collection_name=name)).json_info))
 
 
-def _system(stub: Any) -> dict[str, Any]:
-    return dict(json.loads(stub.Cmd(milvus_pb2.Command(cmd="get_system_info")).string_reply))
+def _stats(stub: Any) -> dict[str, Any]:
+    return dict(json.loads(stub.Cmd(milvus_pb2.Command(cmd="mishards_stats")).string_reply))
 
 
 def _search(stub: Any, name: str, q: np.ndarray, k: int, params: dict[str, Any] | None) -> tuple[Any, np.ndarray]:
@@ -77,7 +77,7 @@ def test_create_index_builds_searches_survives_restart_and_drops(node: NodeProce
     st = s.CreateIndex(milvus_pb2.IndexParam(collection_name=name, index_type=IVF_FLAT, extra_params=[params]))
     assert st.error_code == 0, st.reason
     # CreateIndex returned only after the builds: the full segment is indexed now.
-    assert _system(s)["index_builds_done"] >= 1
+    assert _stats(s)["index_builds_done"] >= 1
     desc = s.DescribeIndex(milvus_pb2.CollectionName(collection_name=name))
     assert desc.index_type == IVF_FLAT and json.loads(desc.extra_params[0].value) == {"nlist": 64}
     segs = [seg for p in _info(s, name)["partitions"] for seg in p["segments"] or []]
@@ -131,10 +131,10 @@ def test_segments_reaching_full_size_are_indexed_in_the_background(node: NodePro
     params = milvus_pb2.KeyValuePair(key="params", value=json.dumps({"M": 8, "efConstruction": 40}))
     st = s.CreateIndex(milvus_pb2.IndexParam(collection_name=name, index_type=11, extra_params=[params]))
     assert st.error_code == 0, st.reason  # empty collection: returns at once
-    before = _system(s)["index_builds_done"]
+    before = _stats(s)["index_builds_done"]
     base = _data(17000, 3)  # 1 MB of 16-d float rows is 16,384 rows: one full segment
     s.Insert(milvus_pb2.InsertParam(collection_name=name, row_record_array=_rows(base)))
-    poll_for(lambda: _system(s)["index_builds_done"] > before, 60, what="a background index build")
+    poll_for(lambda: _stats(s)["index_builds_done"] > before, 60, what="a background index build")
     st, got = _search(s, name, _data(5, 4), 10, {"ef": 64})
     assert st.error_code == 0 and got.shape == (5, 10)
     st, _ = _search(s, name, _data(5, 4), 10, {"ef": 5})

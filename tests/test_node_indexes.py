@@ -202,8 +202,8 @@ def describe_index(stub: Any, name: str) -> tuple[int, dict[str, Any]]:
     return int(reply.index_type), dict(json.loads(reply.extra_params[0].value))
 
 
-def system_info(stub: Any) -> dict[str, Any]:
-    return dict(json.loads(ok(cmd(stub, "get_system_info")).string_reply))
+def node_stats(stub: Any) -> dict[str, Any]:
+    return dict(json.loads(ok(cmd(stub, "mishards_stats")).string_reply))
 
 
 def search_ok(stub: Any, name: str, queries: np.ndarray, k: int, params: Mapping[str, Any],
@@ -567,11 +567,11 @@ def test_create_index_on_an_empty_collection_returns_at_once(lab: Lab) -> None:
     rows, queries = float_data()
     name = unique_name("empty_index")
     ok(create(s, name, DIM, int(MetricType.L2)))
-    builds = system_info(s)["index_builds_done"]
+    builds = node_stats(s)["index_builds_done"]
     started = time.perf_counter()
     ok(create_index(s, name, int(IndexType.IVF_FLAT), {"nlist": 32}))
     assert time.perf_counter() - started < 5.0  # nothing to build: no wait (a generous bound for slow hosts)
-    assert system_info(s)["index_builds_done"] == builds
+    assert node_stats(s)["index_builds_done"] == builds
     assert describe_index(s, name) == (int(IndexType.IVF_FLAT), {"nlist": 32})
     assert info(s, name)["partitions"][0]["segments"] is None
     status, ids, _ = search(s, name, queries, K, (), {"nprobe": 4})
@@ -582,7 +582,7 @@ def test_create_index_on_an_empty_collection_returns_at_once(lab: Lab) -> None:
     got = search_ok(s, name, queries, K, {"nprobe": 1})
     assert_search_exact(*got, rows[:5000], np.arange(5000), queries, K, int(MetricType.L2))
     ok(create_index(s, name, int(IndexType.IVF_FLAT), {"nlist": 32}))
-    assert system_info(s)["index_builds_done"] == builds + 1
+    assert node_stats(s)["index_builds_done"] == builds + 1
     ids, _ = search_ok(s, name, queries, K, {"nprobe": 1})
     assert recall(ids, rows[:5000], queries, MetricType.L2, K) < 1.0  # now built
 

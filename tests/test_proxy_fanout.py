@@ -54,7 +54,7 @@ def test_fanout_equals_exact_search_and_survives_a_killed_reader(tmp_path: Path)
                 assert (ids == ref_ids).mean() > 0.99  # equal up to ties
         # The searches were served by the read nodes (the writer only answers when there are none).
         for r in readers:
-            info = json.loads(r.stub().Cmd(milvus_pb2.Command(cmd="get_system_info")).string_reply)
+            info = json.loads(r.stub().Cmd(milvus_pb2.Command(cmd="mishards_stats")).string_reply)
             assert info["cache_hits"] > 0
         # Errors still read as Milvus statuses through the fan-out path.
         assert _search(s, "l2", q, 0)[0] == 10

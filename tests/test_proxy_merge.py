@@ -189,16 +189,16 @@ def test_what_is_flushed_through_the_proxy_is_searched_at_once(cluster: LocalClu
     assert found[10:, 0].tolist() == ids[10:20]
 
 
-def _system_info(node: Any) -> dict[str, Any]:
-    return dict(json.loads(node.stub().Cmd(milvus_pb2.Command(cmd="get_system_info")).string_reply))
+def _stats(node: Any) -> dict[str, Any]:
+    return dict(json.loads(node.stub().Cmd(milvus_pb2.Command(cmd="mishards_stats")).string_reply))
 
 
 def _cache_segments(node: Any) -> int:
-    return int(_system_info(node)["cache_segments"])
+    return int(_stats(node)["cache_segments"])
 
 
 def _lookups(node: Any) -> int:
-    info = _system_info(node)
+    info = _stats(node)
     return int(info["cache_hits"]) + int(info["cache_misses"])
 
 

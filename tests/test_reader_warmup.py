@@ -24,8 +24,8 @@ def _rows(x: np.ndarray) -> list[Any]:
     return [milvus_pb2.RowRecord(float_data=v) for v in x.tolist()]
 
 
-def _system(stub: Any) -> dict[str, Any]:
-    return dict(json.loads(stub.Cmd(milvus_pb2.Command(cmd="get_system_info")).string_reply))
+def _stats(stub: Any) -> dict[str, Any]:
+    return dict(json.loads(stub.Cmd(milvus_pb2.Command(cmd="mishards_stats")).string_reply))
 
 
 def _health(address: str) -> int:
@@ -73,7 +73,7 @@ def test_readers_warm_their_share_then_report_ready(tmp_path: Path) -> None:
                 poll_for(lambda r=r: _health(r.address) == health_pb2.HealthCheckResponse.SERVING, 30,  # type: ignore[misc]
                          what="a reader to finish warming")
                 expected = len(placement.share(addr, segment_ids))
-                assert _system(r.stub())["cache_segments"] == expected
+                assert _stats(r.stub())["cache_segments"] == expected
             shares = [len(placement.share(a, segment_ids)) for a in addrs[1:]]
             assert sum(shares) == 6  # replication 1: the shares partition the segments
 

@@ -16,8 +16,8 @@ def _rows(x: np.ndarray) -> list[Any]:
     return [milvus_pb2.RowRecord(float_data=v) for v in x.tolist()]
 
 
-def _system(stub: Any) -> dict[str, Any]:
-    return dict(json.loads(stub.Cmd(milvus_pb2.Command(cmd="get_system_info")).string_reply))
+def _stats(stub: Any) -> dict[str, Any]:
+    return dict(json.loads(stub.Cmd(milvus_pb2.Command(cmd="mishards_stats")).string_reply))
 
 
 def _cmd(stub: Any, text: str) -> str:
@@ -38,26 +38,26 @@ def test_preload_release_and_a_byte_bounded_lru(tmp_path: Path) -> None:
             s.Insert(milvus_pb2.InsertParam(collection_name="c", row_record_array=_rows(
                 rng.standard_normal((2000, 64)).astype(np.float32))))
             assert s.Flush(milvus_pb2.FlushParam()).error_code == 0
-        assert _system(s)["cache_segments"] == 0
+        assert _stats(s)["cache_segments"] == 0
 
         assert s.PreloadCollection(milvus_pb2.PreloadCollectionParam(collection_name="c")).error_code == 0
-        info = _system(s)
+        info = _stats(s)
         assert info["cache_segments"] == 4 and info["cache_used_bytes"] > 4 * 2000 * 64 * 4
         query = milvus_pb2.SearchParam(collection_name="c", topk=5, query_record_array=_rows(
             rng.standard_normal((2, 64)).astype(np.float32)))
         assert s.Search(query).status.error_code == 0
-        hits = _system(s)["cache_hits"]
+        hits = _stats(s)["cache_hits"]
         assert hits >= 4  # the search found every segment loaded
 
         assert s.ReleaseCollection(milvus_pb2.PreloadCollectionParam(collection_name="c")).error_code == 0
-        assert _system(s)["cache_segments"] == 0 and _system(s)["cache_used_bytes"] == 0
+        assert _stats(s)["cache_segments"] == 0 and _stats(s)["cache_used_bytes"] == 0
 
         # Room for about two segments: searches keep the cache within its bound by evicting.
         _cmd(s, "set_config cache.cache_size 1200KB")
         assert _cmd(s, "get_config cache.cache_size") == "1200KB"
         for _ in range(3):
             assert s.Search(query).status.error_code == 0
-        info = _system(s)
+        info = _stats(s)
         assert info["cache_evictions"] > 0
         assert info["cache_used_bytes"] <= 1200 * 1024
         assert s.CountCollection(coll).collection_row_count == 8000

@@ -1,12 +1,20 @@
-"""Node settings: sizes, and the precedence defaults < YAML < environment < command line."""
+"""Node settings: sizes, and the precedence defaults < YAML < values kept by set_config < environment < command
+line."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from node import config_store
 from node.settings import NodeSettings, env_name, load, parse_size
+
+
+def plain(settings: NodeSettings) -> NodeSettings:
+    """The settings without the path of the set_config file, which load() always fills in."""
+    return replace(settings, set_config_file="")
 
 
 @pytest.mark.parametrize(
@@ -38,7 +46,8 @@ def test_parse_size_rejects(text: str) -> None:
 
 def test_defaults() -> None:
     s = load(None, {}, {})
-    assert s == NodeSettings()
+    assert plain(s) == NodeSettings()
+    assert s.set_config_file == "data/node-config/standalone.yaml"
     assert (s.role, s.port, s.version) == ("standalone", 19530, "1.1.1")
     assert s.cache_bytes == 4 << 30
     assert s.insert_buffer_bytes == 1 << 30
@@ -75,7 +84,7 @@ def test_yaml_node_section_and_dashes(tmp_path: Path) -> None:
 def test_empty_yaml_file(tmp_path: Path) -> None:
     cfg = tmp_path / "empty.yaml"
     cfg.write_text("", encoding="utf-8")
-    assert load(str(cfg), {}, {}) == NodeSettings()
+    assert plain(load(str(cfg), {}, {})) == NodeSettings()
 
 
 def test_catalog_uri_defaults_to_sqlite_under_storage(tmp_path: Path) -> None:
@@ -96,7 +105,7 @@ def test_unknown_override() -> None:
 
 
 def test_unknown_environment_names_are_ignored() -> None:
-    assert load(None, {"MISHARDS_NODE_BOGUS": "1"}, {}) == NodeSettings()
+    assert plain(load(None, {"MISHARDS_NODE_BOGUS": "1"}, {})) == NodeSettings()
 
 
 def test_yaml_not_a_mapping(tmp_path: Path) -> None:
@@ -127,3 +136,47 @@ def test_invalid_values(overrides: dict[str, object], message: str) -> None:
 def test_invalid_role_from_environment() -> None:
     with pytest.raises(ValueError, match="role must be one of"):
         load(None, {"MISHARDS_NODE_ROLE": "leader"}, {})
+
+
+def test_values_kept_by_set_config_sit_between_the_file_and_the_environment(tmp_path: Path) -> None:
+    storage = tmp_path / "storage"
+    cfg = tmp_path / "node.yaml"
+    cfg.write_text(f"storage_path: {storage}\ncache_size: 1GB\nhost: 10.0.0.1\nlog_level: ERROR\n", encoding="utf-8")
+    config_store.write(str(storage / "node-config" / "rw-19531.yaml"), {
+        "cache.cache_size": "2GB", "cache.insert_buffer_size": "256m", "network.bind.address": "0.0.0.0",
+        "storage.auto_flush_interval": "7", "logs.level": "warning", "general.timezone": "UTC+1"})
+    s = load(str(cfg), {env_name("auto_flush_interval"): "3"}, {"role": "rw", "port": 19531, "log_level": "DEBUG"})
+    assert s.set_config_file == str(storage / "node-config" / "rw-19531.yaml")
+    assert s.cache_size == "2GB"  # kept beats the file
+    assert s.insert_buffer_bytes == 256 << 20  # 1.1's "256m", in the node's own size syntax
+    assert s.host == "0.0.0.0"
+    assert s.auto_flush_interval == 3.0  # the environment beats kept
+    assert s.log_level == "DEBUG"  # the command line beats kept
+
+
+def test_kept_values_are_found_by_the_settings_the_node_starts_with(tmp_path: Path) -> None:
+    # A kept role or port does not move the file: it is named from the settings before the kept values.
+    path = tmp_path / "node-config" / "ro-19540.yaml"
+    config_store.write(str(path), {"cluster.role": "rw", "network.bind.port": "19541"})
+    cfg = tmp_path / "node.yaml"
+    cfg.write_text(f"role: ro\nport: 19540\nstorage_path: {tmp_path}\n", encoding="utf-8")
+    s = load(str(cfg), {}, {})
+    assert (s.role, s.port, s.set_config_file) == ("rw", 19541, str(path))  # kept beats the file
+    assert load(str(cfg), {}, {"port": 19540}).port == 19540  # the command line beats kept
+    other = load(str(cfg), {env_name("port"): "19542"}, {})
+    assert (other.role, other.port) == ("ro", 19542)  # another node (ro-19542.yaml): nothing kept
+
+
+def test_set_config_file_setting_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "elsewhere.yaml"
+    config_store.write(str(path), {"storage.auto_flush_interval": "0"})
+    s = load(None, {}, {"set_config_file": str(path), "storage_path": str(tmp_path / "s")})
+    assert s.auto_flush_interval == 0.0 and s.set_config_file == str(path)
+
+
+def test_a_kept_file_that_is_not_a_mapping_stops_the_start(tmp_path: Path) -> None:
+    path = tmp_path / "node-config" / "standalone.yaml"
+    path.parent.mkdir()
+    path.write_text("[1, 2]\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="expected a mapping of server config keys"):
+        load(None, {}, {"storage_path": str(tmp_path)})
