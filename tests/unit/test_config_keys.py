@@ -185,10 +185,11 @@ def test_store_round_trip(tmp_path: Path) -> None:
     assert [p.name for p in (tmp_path / "n" / "node-config").iterdir()] == ["rw-19531.yaml"]  # no temporary left
 
 
-def test_store_refuses_a_file_that_is_not_a_mapping(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("text", "message"), [("- a\n", "expected a mapping"), ("a: [\n", "not YAML")])
+def test_store_refuses_a_file_that_is_not_a_mapping(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "x.yaml"
-    path.write_text("- a\n", encoding="utf-8")
-    with pytest.raises(ValueError, match="expected a mapping"):
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ValueError, match=message):
         config_store.read(str(path))
 
 
