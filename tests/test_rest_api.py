@@ -345,9 +345,11 @@ def test_system_commands_config_and_tasks(rest: Rest) -> None:
     _status(rest("PUT", "/system/task", {"load": {}}), 400, 34)
     _status(rest("PUT", "/system/task", {"flush": {}}), 400, 34)
     name = _create(rest)
-    for task in ({"load": {"collection_name": name}}, {"load": {"collection_name": name, "partition_tags": None}},
-                 {"release": {"collection_name": name}}, {"compact": {"collection_name": name}},
-                 {"flush": {"collection_names": []}}):
+    tasks: list[dict[str, Any]] = [{"load": {"collection_name": name}},
+                                   {"load": {"collection_name": name, "partition_tags": None}},
+                                   {"release": {"collection_name": name}}, {"compact": {"collection_name": name}},
+                                   {"flush": {"collection_names": []}}]
+    for task in tasks:
         reply = rest("PUT", "/system/task", task)
         assert reply.status == 200 and reply.json() == {"code": 0, "message": "OK"}, (task, reply)
     advanced = rest("GET", "/config/advanced").json()
