@@ -480,7 +480,8 @@ def test_default_and_ha_shapes(default_manifests: list[Manifest], ha_manifests: 
 
 def test_proxy_service_listens_on_19530(manifests: list[Manifest]) -> None:
     service = one(manifests, "Service", RELEASE)
-    assert [(p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [(19530, "grpc")]
+    # gRPC, and Milvus 1.1's RESTful API on its web server's port.
+    assert [(p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [(19530, "grpc"), (19121, "http")]
     assert service["spec"]["selector"]["app.kubernetes.io/component"] == "proxy"
     nodes = one(manifests, "Service", f"{RELEASE}-nodes")
     assert nodes["spec"]["clusterIP"] == "None"
@@ -494,10 +495,16 @@ def test_probes_use_the_grpc_health_service(manifests: list[Manifest]) -> None:
     for workload, container in mishards_containers(manifests):
         name = workload["metadata"]["name"]
         port = port_number(container, "grpc")
-        for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        if container["name"] == "proxy":  # the proxy's liveness is Milvus 1.1's GET /state on its REST port
+            assert container["livenessProbe"]["httpGet"] == {"path": "/state", "port": "http"}
+            assert port_number(container, "http") == 19121
+            probes: tuple[str, ...] = ("startupProbe", "readinessProbe")
+        else:
+            probes = ("startupProbe", "livenessProbe", "readinessProbe")
+            # liveness must not depend on warm-up (a large share loads slowly); readiness must.
+            assert container["livenessProbe"]["grpc"].get("service", "") == ""
+        for probe in probes:
             assert container[probe]["grpc"]["port"] == port, f"{name} {probe}"
-        # liveness must not depend on warm-up (a large share loads slowly); readiness must.
-        assert container["livenessProbe"]["grpc"].get("service", "") == ""
         if container["name"] == "node":
             assert container["readinessProbe"]["grpc"]["service"] == HEALTH_SERVICE, name
 

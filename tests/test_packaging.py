@@ -215,7 +215,8 @@ def test_compose_dependencies_and_health(compose: dict[str, Any]) -> None:
             if spec.get("condition") == "service_healthy":
                 # Our image has a HEALTHCHECK; the others need one in compose.
                 assert dependency in ours or "healthcheck" in services[dependency], f"{name} -> {dependency}"
-    assert services["proxy"]["ports"] == ["19530:19530"]
+    assert services["proxy"]["ports"] == ["19530:19530", "19121:19121"]  # gRPC and Milvus 1.1's RESTful API
+    assert "19121/state" in " ".join(services["proxy"]["healthcheck"]["test"])  # healthy: GET /state answers
     for name, service in ours.items():
         check = (service.get("environment") or {}).get("MISHARDS_HEALTHCHECK_SERVICE")
         if _argv(service)[0] == "node" and _settings(name, service).role == "ro":
