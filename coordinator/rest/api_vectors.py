@@ -33,7 +33,7 @@ def insert(backend: Backend, req: Request) -> Reply:
     doc = bodies.parse_object(req.body)
     if doc.get("vectors") is None:
         raise RestError(WebCode.BODY_FIELD_LOSS, "Field 'vectors' is required")
-    rows = bodies.vectors(doc["vectors"], binary, req.body)
+    rows = bodies.vectors(doc["vectors"], binary, req.body, outside={**doc, "vectors": 0})
     ids = None if doc.get("ids") is None else bodies.id_strings(doc["ids"], "ids")
     tag = bodies.string(doc, "partition_tag", None)
     reply = call(backend, "Insert", encode.insert(name, rows, binary, ids, tag))
@@ -68,7 +68,7 @@ def search_or_delete(backend: Backend, req: Request) -> Reply:
     if "delete" in doc:  # Milvus 1.1: delete wins when both are present
         return _delete(backend, req, doc["delete"])
     if "search" in doc:
-        return _search(backend, req, doc["search"])
+        return _search(backend, req, doc, doc["search"])
     raise RestError(WebCode.ILLEGAL_BODY, "Unknown body")
 
 
@@ -86,7 +86,7 @@ def _delete(backend: Backend, req: Request, spec: Any) -> Reply:
     return Reply(200, OK_SORTED, attributes={COLLECTION: _name(req)})
 
 
-def _search(backend: Backend, req: Request, spec: Any) -> Reply:
+def _search(backend: Backend, req: Request, doc: dict[str, Any], spec: Any) -> Reply:
     if not isinstance(spec, dict):
         raise bodies.type_error("search", "an object", spec)
     name = _name(req)
@@ -105,7 +105,7 @@ def _search(backend: Backend, req: Request, spec: Any) -> Reply:
     binary = _binary(backend, name)
     if spec.get("vectors") is None:
         raise RestError(WebCode.BODY_FIELD_LOSS, 'Field "vectors" is required')
-    rows = bodies.vectors(spec["vectors"], binary, req.body)
+    rows = bodies.vectors(spec["vectors"], binary, req.body, outside={**doc, "search": {**spec, "vectors": 0}})
     if "file_ids" in spec and spec["file_ids"] is not None:
         reply = call(backend, "SearchInFiles", encode.search_in_files(file_ids, name, rows, binary, topk, params))
     else:

@@ -134,12 +134,31 @@ def _has_literal(rows: list[Any]) -> bool:
     return any(item is None or isinstance(item, bool) for row in rows for item in row)
 
 
-def vectors(value: Any, binary: bool, body: bytes, name: str = "vectors") -> Vectors:
-    """Rows of numbers (float collections) or of byte values 0..255 (binary ones), converted as a whole."""
+def _numbers_only(body: bytes, outside: Any) -> bool:
+    """Whether the vectors of ``body`` hold no JSON string: the body has exactly the quotes that the rest of the
+    document (``outside``: the document with the vectors replaced) has when written again. Any string among the
+    vectors would add two; a quote escaped as \\u0022 elsewhere could hide them, so such a body does not count."""
+    return b"\\u0022" not in body and body.count(b'"') == orjson.dumps(outside).count(b'"')
+
+
+def vectors(value: Any, binary: bool, body: bytes, name: str = "vectors", outside: Any = None) -> Vectors:
+    """Rows of numbers (float collections) or of byte values 0..255 (binary ones), converted as a whole.
+
+    With ``outside`` (the document with the vectors replaced by a number) a float body that provably holds only
+    numbers and no true/false/null is converted straight to float32, the fastest way numpy has."""
     if not isinstance(value, list):
         raise type_error(name, "an array of vectors", value)
     if not value:
         return np.empty((0, 0), dtype=np.uint8 if binary else np.float32)
+    if (not binary and outside is not None and not any(word in body for word in _LITERALS)
+            and _numbers_only(body, outside)):
+        try:
+            with np.errstate(over="ignore"):  # beyond float32: infinity, refused like any non-finite value
+                whole = np.array(value, dtype=np.float32)
+        except (ValueError, TypeError):
+            whole = None  # ragged or nested deeper: found out below
+        if whole is not None and whole.ndim == 2:
+            return whole
     for row in value:
         if not isinstance(row, list):
             raise type_error(name, "an array of arrays of numbers", row)
