@@ -117,3 +117,19 @@ def test_vectors_and_config_replies() -> None:
     flat = {"cache.cache_size": "4GB", "network.bind.address": "127.0.0.1", "storage": '{"path": "/d", "n": 1}'}
     assert config_sections(flat) == {"cache": {"cache_size": "4GB"}, "network": {"bind.address": "127.0.0.1"},
                                      "storage": {"path": "/d", "n": "1"}}
+
+
+def test_the_float32_shortcut_never_takes_strings_or_literals() -> None:
+    def convert(body: bytes) -> Any:
+        doc = orjson.loads(body)
+        return bodies.vectors(doc["vectors"], False, body, outside={**doc, "vectors": 0})
+
+    assert convert(b'{"partition_tag": "a\\"b", "vectors": [[1, 2.5]]}').tolist() == [[1.0, 2.5]]
+    for body in (b'{"vectors": [["1.5", 2]]}',
+                 b'{"partition_tag": "\\u0022\\u0022", "vectors": [["1.5", 2]]}',  # escaped quotes cannot hide it
+                 b'{"vectors": [[true, 2]]}', b'{"vectors": [[null, 2]]}', b'{"vectors": [[[1], 2]]}'):
+        with pytest.raises(RestError) as err:
+            convert(body)
+        assert err.value.code == 36, body
+    ragged = convert(b'{"vectors": [[1, 2], [3]]}')
+    assert isinstance(ragged, list) and len(ragged) == 2
