@@ -33,6 +33,28 @@ class TopK:
         )
 
 
+def result_width(topk: int, rows: int) -> int:
+    """k', the width of a search's result rows, as Milvus 1.1.1 computes it: ``min(topk, rows)`` over the rows of
+    the searched segments. 1.1 counts a file's ``row_count`` from its catalog row, which a flush lowers by the
+    deletes it applies (``MemTable::ApplyDeletes``), so deleted rows do not count: ``rows`` are the live rows.
+    0 (nothing to search) makes the reply ``row_num`` 0, as 1.1 answers when no result id is left."""
+    return max(0, min(topk, rows))
+
+
+def by_id_rows(found: Sequence[int], total: int, part: TopK, higher_is_better: bool) -> TopK:
+    """SearchByID's answer: one row per requested id, row ``found[i]`` is ``part``'s row i, every other row (an id
+    not found) all holes. Rows are at least one column wide so that the reply keeps them all (``row_num`` =
+    ``total``): Milvus 1.1 answers a row per id even when none was found (holes ``topk`` wide there)."""
+    width = max(1, part.k)
+    if len(found) == total and part.k == width:
+        return part
+    full = TopK.empty(total, width, higher_is_better)
+    rows = np.asarray(found, dtype=np.int64)
+    full.ids[rows, :part.k] = part.ids
+    full.distances[rows, :part.k] = part.distances
+    return full
+
+
 def hole_distance(higher_is_better: bool) -> float:
     """The distance reported next to a -1 id: the worst possible value for the metric."""
     info = np.finfo(np.float32)

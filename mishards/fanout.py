@@ -4,8 +4,9 @@ a node fails (``mishards.gather``) -> merge.
 
 The original SearchParam bytes are embedded unchanged in each SearchInFilesParam (field 2), so the query
 vectors are never decoded or re-encoded by the proxy. SearchByID first fetches the vectors of the ids
-(GetVectorsByID on a read node, scoped to the searched partitions), then fans out as a search of those
-vectors; ids not found keep their row, all holes, as on a single server.
+(GetVectorsByID on a read node, from the whole collection as Milvus 1.1 does), then fans out as a search of those
+vectors in the searched partitions; ids not found keep their row, all holes, as on a single server. Node replies
+merge in the direction of the metric the search asks for (``metric_type``), else the collection's.
 
 Every sub-request carries the revision of the catalog view it was routed from (``mishards-min-revision``),
 so a read node that has not yet seen that revision catches up before answering: what a client flushed
@@ -30,10 +31,10 @@ from coordinator import validation
 from coordinator.catalog import CatalogSnapshot
 from coordinator.errors import ErrorCode, MilvusError
 from coordinator.membership import Member
-from coordinator.model import MAX_GET_IDS, MAX_TOPK, Collection, Segment
-from coordinator.partitions import match_partitions
+from coordinator.model import MAX_GET_IDS, MAX_TOPK, Collection, MetricType, Segment
 from coordinator.placement import Placement
-from coordinator.topk import TopK
+from coordinator.search_params import parse_extra_params, search_metric
+from coordinator.topk import TopK, by_id_rows
 from coordinator.wire import encode_topk
 from milvus_wire import milvus_pb2, wire_fastpath_pb2
 from mishards.catalog_view import CatalogView
@@ -58,7 +59,7 @@ if TYPE_CHECKING:
     from coordinator.tracing import Metadata, Tracing
     from mishards.metrics import ProxyMetrics
 
-__all__ = ["MIN_REVISION_HEADER", "SEARCH_IN_FILES", "Failed", "Fanout", "FanoutPolicy", "fill_rows",
+__all__ = ["MIN_REVISION_HEADER", "SEARCH_IN_FILES", "Failed", "Fanout", "FanoutPolicy", "merge_direction",
            "search_in_files_request", "search_param_for_ids"]
 
 log = logging.getLogger(__name__)
@@ -104,14 +105,14 @@ def search_param_for_ids(param: Any, records: Sequence[Any]) -> bytes:
     ).SerializeToString())
 
 
-def fill_rows(found: Sequence[int], total: int, part: TopK, higher_is_better: bool) -> TopK:
-    """``total`` rows: row ``found[i]`` is ``part``'s row i, every other row is all holes."""
-    if len(found) == total:
-        return part
-    full = TopK.empty(total, part.k, higher_is_better)
-    full.ids[list(found)] = part.ids
-    full.distances[list(found)] = part.distances
-    return full
+def merge_direction(collection_metric: MetricType, extra_params: Any) -> bool:
+    """Whether the merged results sort descending: by the metric the search asks for (``metric_type`` in its
+    params, honoured by segments searched exactly), else the collection's. Params the nodes refuse (malformed,
+    an illegal metric) leave the collection's: every node answers the error, nothing is merged."""
+    try:
+        return search_metric(parse_extra_params(extra_params, "search params"), collection_metric).higher_is_better
+    except MilvusError:
+        return collection_metric.higher_is_better
 
 
 class Fanout:
@@ -155,7 +156,8 @@ class Fanout:
         parts = self._search(segs, readers, request, snap.revision, deadline, key)
         if len(parts) == 1:
             return parts[0][0]  # one node searched every segment: its reply is the answer, byte for byte
-        return encode_topk(self._merge([p[1] for p in parts], int(param.topk), coll.metric.higher_is_better))
+        hib = merge_direction(coll.metric, param.extra_params)
+        return encode_topk(self._merge([p[1] for p in parts], int(param.topk), hib))
 
     def search_by_id(self, request: bytes) -> bytes | None:
         """SearchByID over the read nodes, or None when the writer should answer."""
@@ -182,16 +184,16 @@ class Fanout:
         key = request_key("SearchByID", request)
         self.subrequests.check_refused(key)
         deadline = time.monotonic() + self.timeout
-        scopes = [p.tag for p in match_partitions(snap.partitions_of(coll.id), tags)] if tags else [""]
-        records = self._vectors(coll, scopes, list(param.id_array), readers, snap.revision, deadline, key)
+        # As Milvus 1.1: the ids are looked up in the whole collection, whatever the search's partition tags.
+        records = self._vectors(coll, [""], list(param.id_array), readers, snap.revision, deadline, key)
         found = [i for i, r in enumerate(records) if r.float_data or r.binary_data]
         if not found:
             return None  # nothing to search: the writer answers (all holes, or its own error wording)
-        hib = coll.metric.higher_is_better
+        hib = merge_direction(coll.metric, param.extra_params)
         query = search_param_for_ids(param, [records[i] for i in found])
         parts = self._search(segs, readers, query, snap.revision, deadline, key)
         part = self._merge([p[1] for p in parts], int(param.topk), hib)
-        return encode_topk(fill_rows(found, len(records), part, hib))
+        return encode_topk(by_id_rows(found, len(records), part, hib))
 
     # -- search ----------------------------------------------------------------------------------
 

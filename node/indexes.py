@@ -52,7 +52,9 @@ segment was built) fall back to :data:`DEFAULT_NPROBE`, :data:`DEFAULT_EF`,
 ``ef`` is raised to ``k``; ``search_k <= 0`` means annoy's default (``n_trees * n``).
 
 Distances: L2 is squared euclidean (ascending), IP the raw inner product (descending), as the exact
-kernels report them. ANNOY's euclidean distance is the square-rooted one: it is squared here so that
+kernels report them. Only FLAT honours a search-time metric (``SearchParams.metric``, Milvus 1.1's
+``metric_type`` search param for IDMAP / BIN_IDMAP files); every other kind answers in the metric it was
+built for. ANNOY's euclidean distance is the square-rooted one: it is squared here so that
 ANNOY segments merge consistently with faiss segments (Milvus 1.1 reported annoy's own value).
 
 Files: faiss indexes are written with ``write_index`` / ``write_index_binary`` and read back with
@@ -127,14 +129,17 @@ class FlatSegmentIndex:
         return self.exact.nbytes
 
     def search(self, queries: np.ndarray, k: int, live: LiveMask, params: SearchParams) -> TopK:
-        hib = self.metric.higher_is_better
+        """Exact top-k under the collection's metric, or the one the search asks for (``params.metric``: Milvus
+        1.1 honours it for segments searched as IDMAP / BIN_IDMAP, the only ones searched here)."""
+        metric = params.metric or self.metric
+        hib = metric.higher_is_better
         if isinstance(self.exact, BinaryFlat):
             q = binary_queries(queries, int(self.exact.codes.shape[1]))
         else:
             q = float_queries(queries, int(self.exact.index.d))
         if k <= 0 or q.shape[0] == 0 or live.live == 0:
             return TopK.empty(q.shape[0], max(k, 0), hib)
-        res = self.exact.search(q, k, live)
+        res = self.exact.search(q, k, live, metric)
         return finish(res.distances, res.ids, k, hib)
 
     def save(self, path: Path) -> None:

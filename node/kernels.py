@@ -116,8 +116,33 @@ def _faiss_search(index: Any, queries: np.ndarray, k: int, live: LiveMask, hib: 
     return TopK(offs, dist)
 
 
+def _knn(rows: np.ndarray, queries: np.ndarray, k: int, live: LiveMask, metric: MetricType) -> TopK:
+    """Exact top-k of float32 ``queries`` over float32 ``rows`` under ``metric`` (L2 or IP), whatever metric the
+    rows' index was built for: faiss' brute-force kernels (those an ``IndexFlat`` search runs), deletes handled
+    as :func:`_faiss_search` does (oversampled when few, else an ID selector)."""
+    nq, dim = queries.shape
+    n = int(rows.shape[0])
+
+    def run(width: int, sel: Any = None) -> TopK:
+        dist = np.empty((nq, width), dtype=np.float32)
+        offs = np.empty((nq, width), dtype=np.int64)
+        q, x = faiss.swig_ptr(queries), faiss.swig_ptr(rows)
+        if metric is MetricType.IP:
+            faiss.knn_inner_product(q, x, dim, nq, n, width, faiss.swig_ptr(dist), faiss.swig_ptr(offs), sel)
+        else:
+            faiss.knn_L2sqr(q, x, dim, nq, n, width, faiss.swig_ptr(dist), faiss.swig_ptr(offs), None, sel)
+        return TopK(offs, dist)
+
+    if live.deleted == 0:
+        return run(k)
+    if live.deleted <= _OVERSAMPLE_LIMIT:
+        wide = run(min(live.rows, k + live.deleted))
+        return _drop_deleted(wide.distances, wide.ids, live, k, metric.higher_is_better)
+    return run(k, live.selector())
+
+
 class FloatFlat:
-    """Exact L2 (squared) or inner-product search over float32 rows."""
+    """Exact L2 (squared) or inner-product search over float32 rows; a search may ask for the other metric."""
 
     def __init__(self, vectors: np.ndarray, metric: MetricType) -> None:
         dim = vectors.shape[1]
@@ -129,46 +154,65 @@ class FloatFlat:
     def nbytes(self) -> int:
         return int(self.index.ntotal) * int(self.index.d) * 4
 
-    def search(self, queries: np.ndarray, k: int, live: LiveMask) -> TopK:
+    def rows(self) -> np.ndarray:
+        """The stored rows, a view of the index's own copy (no allocation)."""
+        n, dim = int(self.index.ntotal), int(self.index.d)
+        return faiss.rev_swig_ptr(self.index.get_xb(), n * dim).reshape(n, dim)
+
+    def search(self, queries: np.ndarray, k: int, live: LiveMask, metric: MetricType | None = None) -> TopK:
         use_blas_from(int(self.index.d))
-        return _faiss_search(self.index, queries, k, live, self.metric.higher_is_better)
+        if metric is None or metric is self.metric:
+            return _faiss_search(self.index, queries, k, live, self.metric.higher_is_better)
+        return _knn(self.rows(), queries, k, live, metric)
 
 
 class BinaryFlat:
-    """Exact search over packed bit vectors for HAMMING, JACCARD, TANIMOTO, SUB- and SUPERSTRUCTURE."""
+    """Exact search over packed bit vectors for HAMMING, JACCARD, TANIMOTO, SUB- and SUPERSTRUCTURE; a search
+    may ask for any of them, whatever the collection's."""
 
     def __init__(self, codes: np.ndarray, metric: MetricType) -> None:
         self.metric = metric
         self.codes = np.ascontiguousarray(codes, dtype=np.uint8)
         self.index: faiss.IndexBinaryFlat | None = None
+        self._popcounts: np.ndarray | None = None
         if metric is MetricType.HAMMING:
             self.index = faiss.IndexBinaryFlat(self.codes.shape[1] * 8)
             self.index.add(self.codes)
-            self.popcounts = np.zeros(0, dtype=np.int32)
         else:
-            self.popcounts = np.bitwise_count(self.codes).sum(axis=1, dtype=np.int32)
+            self.popcounts()
 
     @property
     def nbytes(self) -> int:
-        return int(self.codes.nbytes) + int(self.popcounts.nbytes)
+        counts = self._popcounts
+        return int(self.codes.nbytes) + (int(counts.nbytes) if counts is not None else 0)
 
-    def search(self, queries: np.ndarray, k: int, live: LiveMask) -> TopK:
-        if self.index is not None:
+    def popcounts(self) -> np.ndarray:
+        """Bits set in each row (computed once; a HAMMING collection needs them only for another metric)."""
+        counts = self._popcounts
+        if counts is None:
+            counts = np.bitwise_count(self.codes).sum(axis=1, dtype=np.int32)
+            self._popcounts = counts
+        return counts
+
+    def search(self, queries: np.ndarray, k: int, live: LiveMask, metric: MetricType | None = None) -> TopK:
+        metric = metric or self.metric
+        if metric is MetricType.HAMMING and self.index is not None:
             res = _faiss_search(self.index, queries, k, live, False)
             return TopK(res.ids, res.distances.astype(np.float32))
-        return self._numpy_search(queries, k, live)
+        return self._numpy_search(queries, k, live, metric)
 
-    def _numpy_search(self, queries: np.ndarray, k: int, live: LiveMask) -> TopK:
+    def _numpy_search(self, queries: np.ndarray, k: int, live: LiveMask, metric: MetricType) -> TopK:
         nq, nbytes = queries.shape
         rows = self.codes.shape[0]
         q_pop = np.bitwise_count(queries).sum(axis=1, dtype=np.int32)
+        popcounts = self.popcounts()
         block = max(1, _BINARY_BLOCK_BYTES // max(1, nq * nbytes))
         best = TopK.empty(nq, 0, False)
         for start in range(0, rows, block):
             stop = min(rows, start + block)
             chunk = self.codes[start:stop]
             inter = np.bitwise_count(queries[:, None, :] & chunk[None, :, :]).sum(axis=2, dtype=np.int32)
-            dist = self._distance(inter, q_pop, self.popcounts[start:stop])
+            dist = _distance(metric, inter, q_pop, popcounts[start:stop])
             if live.mask is not None:
                 dist[:, ~live.mask[start:stop]] = np.nan
             kk = min(k, stop - start)
@@ -181,27 +225,32 @@ class BinaryFlat:
             best = merge([best, TopK(offs, d.astype(np.float32))], k, False)
         return best
 
-    def _distance(self, inter: np.ndarray, q_pop: np.ndarray, b_pop: np.ndarray) -> np.ndarray:
-        q = q_pop[:, None].astype(np.float64)
-        b = b_pop[None, :].astype(np.float64)
-        inter_f = inter.astype(np.float64)
-        union = q + b - inter_f
-        with np.errstate(divide="ignore", invalid="ignore"):
-            if self.metric is MetricType.JACCARD:
-                return np.where(union > 0, 1.0 - inter_f / union, 0.0)
-            if self.metric is MetricType.TANIMOTO:
-                return np.where(union > 0, -np.log2(inter_f / union), 0.0)
-            # As the faiss fork of Milvus 1.1 (Sub/SuperstructureComputer, query = a, row = b):
-            # SUBSTRUCTURE matches (a & b) == a, SUPERSTRUCTURE matches (a & b) == b.
-            if self.metric is MetricType.SUBSTRUCTURE:
-                # Rows of which the query is a substructure (query bits all set in the row).
-                matched = inter == q_pop[:, None]
-                return np.where(matched, np.where(q > 0, 1.0 - inter_f / q, 0.0), np.nan)
-            if self.metric is MetricType.SUPERSTRUCTURE:
-                # Rows of which the query is a superstructure (row bits all set in the query).
-                matched = inter == b_pop[None, :]
-                return np.where(matched, np.where(b > 0, 1.0 - inter_f / b, 0.0), np.nan)
-        raise ValueError(f"no numpy kernel for {self.metric.name}")
+
+def _distance(metric: MetricType, inter: np.ndarray, q_pop: np.ndarray, b_pop: np.ndarray) -> np.ndarray:
+    """Binary distances (queries x rows) from the bits the queries and rows share and the bits each has set;
+    NaN for rows that are no candidate at all (SUB- / SUPERSTRUCTURE)."""
+    q = q_pop[:, None].astype(np.float64)
+    b = b_pop[None, :].astype(np.float64)
+    inter_f = inter.astype(np.float64)
+    union = q + b - inter_f
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if metric is MetricType.HAMMING:
+            return q + b - 2.0 * inter_f
+        if metric is MetricType.JACCARD:
+            return np.where(union > 0, 1.0 - inter_f / union, 0.0)
+        if metric is MetricType.TANIMOTO:
+            return np.where(union > 0, -np.log2(inter_f / union), 0.0)
+        # As the faiss fork of Milvus 1.1 (Sub/SuperstructureComputer, query = a, row = b):
+        # SUBSTRUCTURE matches (a & b) == a, SUPERSTRUCTURE matches (a & b) == b.
+        if metric is MetricType.SUBSTRUCTURE:
+            # Rows of which the query is a substructure (query bits all set in the row).
+            matched = inter == q_pop[:, None]
+            return np.where(matched, np.where(q > 0, 1.0 - inter_f / q, 0.0), np.nan)
+        if metric is MetricType.SUPERSTRUCTURE:
+            # Rows of which the query is a superstructure (row bits all set in the query).
+            matched = inter == b_pop[None, :]
+            return np.where(matched, np.where(b > 0, 1.0 - inter_f / b, 0.0), np.nan)
+    raise ValueError(f"no binary kernel for {metric.name}")
 
 
 def exact_index(vectors: np.ndarray, metric: MetricType) -> FloatFlat | BinaryFlat:

@@ -3,42 +3,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any, Protocol
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
 
 from coordinator.errors import IllegalArgument, IllegalDimension, IllegalIndexType
 from coordinator.model import IndexType, MetricType
+from coordinator.search_params import parse_extra_params, requested_metric
 
-
-class KeyValue(Protocol):
-    key: str
-    value: str
-
-
-def _no_constant(name: str) -> Any:
-    """NaN and Infinity are not JSON (Python's parser accepts them; Milvus 1.1's does not)."""
-    raise ValueError(f"{name} is not a JSON value")
-
-
-def parse_extra_params(pairs: Iterable[KeyValue], what: str = "params") -> dict[str, Any]:
-    """Return the JSON object under key ``params`` ({} when absent); other keys are ignored."""
-    for pair in pairs:
-        if pair.key != "params":
-            continue
-        text = pair.value.strip()
-        if not text:
-            return {}
-        try:
-            value = json.loads(text, parse_constant=_no_constant)
-        except (ValueError, RecursionError) as exc:
-            raise IllegalArgument(f"Invalid {what}: not valid JSON ({exc})") from None
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            raise IllegalArgument(f"Invalid {what}: expected a JSON object, got {type(value).__name__}")
-        return value
-    return {}
+__all__ = ["SearchParams", "build_params", "index_type", "parse_extra_params", "search_params", "to_json",
+           "with_metric"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,12 +98,23 @@ def build_params(kind: IndexType, params: Mapping[str, Any], dimension: int) -> 
 
 @dataclass(frozen=True, slots=True)
 class SearchParams:
-    """Validated search parameters; only the one matching the collection's index type is set."""
+    """Validated search parameters; only the one matching the collection's index type is set, and ``metric``
+    when the search asks for another metric than the collection's (honoured by exactly searched segments)."""
 
     nprobe: int | None = None
     ef: int | None = None
     search_k: int | None = None
     search_length: int | None = None
+    metric: MetricType | None = None
+
+
+def with_metric(sp: SearchParams, raw: Mapping[str, Any], collection_metric: MetricType) -> SearchParams:
+    """``sp`` with the metric the search params ``raw`` ask for (``metric_type``), validated against the
+    collection's kind (float or binary); unchanged when they name none or the collection's own."""
+    metric = requested_metric(raw, collection_metric)
+    if metric is None or metric is collection_metric:
+        return sp
+    return replace(sp, metric=metric)
 
 
 def search_params(kind: IndexType, params: Mapping[str, Any], topk: int) -> SearchParams:

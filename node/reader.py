@@ -14,7 +14,7 @@ from coordinator.errors import UnexpectedError
 from coordinator.limits import FOLD_BYTES, SEARCH_BLOCK_BYTES, SEARCH_BYTES_PER_RESULT
 from coordinator.model import SEARCHABLE_STATES, Collection, IndexType, Partition, Segment, SegmentState
 from coordinator.partitions import match_partitions
-from coordinator.topk import NO_ID, TopK, merge_rows
+from coordinator.topk import NO_ID, TopK, merge_rows, result_width
 from node.engine import Engine
 from node.indexes import build_index, load_index
 from node.kernels import _OVERSAMPLE_LIMIT, LiveMask
@@ -89,7 +89,8 @@ class Reader:
 
     def search(self, coll: Collection, segs: Sequence[Segment], queries: np.ndarray, topk: int,
                params: SearchParams | None = None) -> TopK:
-        """Exact top-k over ``segs``; width ``min(topk, live rows)``, -1 holes only past the live rows.
+        """Top-k over ``segs``; width ``min(topk, live rows)`` (Milvus 1.1.1's k', :func:`result_width`), -1 holes only
+        past the live rows (or where an index finds fewer). Ordered by the metric ``params`` ask for, if any.
 
         Memory: at most ``search_threads`` segments are searched at once for one request, and their results are
         folded into one accumulator as they arrive (a batch of small ones at a time), so a search holds its
@@ -97,12 +98,11 @@ class Reader:
         segment. Finished results wait to be folded until FOLD_BYTES of them are there: small searches merge
         once at the end, wide ones fold as they go.
         """
-        live_rows = sum(s.live_count for s in segs)
-        width = min(topk, live_rows)
-        hib = coll.metric.higher_is_better
+        sp = params or SearchParams()
+        width = result_width(topk, sum(s.live_count for s in segs))
+        hib = (sp.metric or coll.metric).higher_is_better  # the direction of the metric asked for, if any
         if width <= 0:
             return TopK.empty(queries.shape[0], 0, hib)
-        sp = params or SearchParams()
         if len(segs) == 1:
             only = self._search_one(coll, segs[0], queries, width, sp)
             if only.k == width:
@@ -112,7 +112,7 @@ class Reader:
 
     def _fold(self, coll: Collection, segs: Sequence[Segment], queries: np.ndarray, width: int,
               sp: SearchParams) -> TopK:
-        hib = coll.metric.higher_is_better
+        hib = (sp.metric or coll.metric).higher_is_better
         todo = list(segs)
         window = max(1, min(self.engine.settings.search_threads, len(todo)))
         running: set[Future[TopK]] = set()
@@ -155,7 +155,7 @@ class Reader:
         k = min(width, item.live.live)
         nq = queries.shape[0]
         if k <= 0:
-            return TopK.empty(nq, 0, coll.metric.higher_is_better)
+            return TopK.empty(nq, 0, (params.metric or coll.metric).higher_is_better)
         row_ids = np.asarray(item.ids)
         extra = item.live.deleted if item.live.deleted <= _OVERSAMPLE_LIMIT else 0  # oversampled searches
         block = query_block(k + extra)

@@ -1,119 +1,56 @@
 """The node's MilvusService: thin handlers that validate, call the engine, and build replies.
 
-Every handler is wrapped by :func:`rpc`, the one place where errors become in-band Milvus statuses.
-The hybrid RPCs are not overridden, so they answer gRPC UNIMPLEMENTED like Milvus 1.1.
+Every handler is wrapped by :func:`node.rpc.rpc`, the one place where errors become in-band Milvus statuses.
+The search RPCs live in :mod:`node.search_rpcs`. The hybrid RPCs are not overridden, so they answer gRPC
+UNIMPLEMENTED like Milvus 1.1.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 import grpc
 import numpy as np
 
 from coordinator import limits, metadata, validation
-from coordinator import tracing as spans
-from coordinator.catalog import CatalogSnapshot
 from coordinator.errors import (
     BuildIndexError,
     CollectionNotFound,
-    ErrorCode,
     IllegalArgument,
     IllegalVectorId,
-    MilvusError,
     UnexpectedError,
 )
 from coordinator.model import (
     DEFAULT_PARTITION,
     MAX_GET_IDS,
-    MAX_SEARCH_FILES,
     Collection,
     IdMode,
     Partition,
     Segment,
 )
-from coordinator.topk import TopK
 from milvus_wire import milvus_pb2, milvus_pb2_grpc, status_pb2
 from node import convert, maintenance, params
 from node.admission import Admission
 from node.admission import from_settings as admission_from
 from node.commands import Commands
 from node.engine import Engine
-from node.idempotency import REQUEST_KEY_HEADER, parse_request_key
 from node.metrics import NodeMetrics
 from node.reader import Reader
+from node.rpc import MIN_REVISION_HEADER, request_key, rpc
+from node.search_rpcs import SearchRpcs
 
 if TYPE_CHECKING:
     from coordinator.tracing import Tracing
 
+__all__ = ["MIN_REVISION_HEADER", "MilvusService"]
+
 log = logging.getLogger(__name__)
 
-Handler = Callable[[Any, Any], Any]  # (self, request) -> reply
-GrpcMethod = Callable[[Any, Any, Any], Any]  # (self, request, context) -> reply
-# A caller (the proxy) that has seen catalog revision N asks a read-only node to answer from N or newer.
-MIN_REVISION_HEADER = "mishards-min-revision"
 
-
-def _min_revision(context: Any) -> int:
-    for key, value in context.invocation_metadata() or ():
-        if key == MIN_REVISION_HEADER:
-            return int(value) if str(value).isdigit() else 0
-    return 0
-
-
-# The gRPC context of the call a handler thread is serving (handlers take only the request).
-_CALL: ContextVar[Any] = ContextVar("call", default=None)
-
-
-def _request_key() -> bytes:
-    """The idempotency key the proxy attached to this call (b"" if none)."""
-    context = _CALL.get()
-    for key, value in (context.invocation_metadata() or ()) if context is not None else ():
-        if key == REQUEST_KEY_HEADER:
-            return parse_request_key(str(value))
-    return b""
-
-
-def rpc(reply_type: Any) -> Callable[[Handler], GrpcMethod]:
-    """Map every error of a handler to a ``reply_type`` carrying the Milvus status; never raise."""
-
-    def wrap(fn: Handler) -> GrpcMethod:
-        @functools.wraps(fn)
-        def handler(self: Any, request: Any, context: Any) -> Any:
-            started = time.perf_counter()
-            code = ErrorCode.SUCCESS
-            if self.metrics is not None:
-                self.metrics.begin()
-            call = _CALL.set(context)
-            try:
-                if context is not None and not self.engine.writable:
-                    self.engine.catch_up(_min_revision(context))
-                return fn(self, request)
-            except MilvusError as err:
-                log.debug("%s failed: %s", fn.__name__, err.reason)
-                code = err.code
-                return convert.error_reply(reply_type, err)
-            except Exception as exc:
-                log.exception("%s failed unexpectedly", fn.__name__)
-                code = ErrorCode.UNEXPECTED_ERROR
-                return convert.error_reply(reply_type, UnexpectedError(f"Internal error: {exc}"))
-            finally:
-                _CALL.reset(call)
-                if self.metrics is not None:
-                    self.metrics.observe(fn.__name__, int(code), time.perf_counter() - started)
-
-        return handler
-
-    return wrap
-
-
-class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):
+class MilvusService(SearchRpcs, milvus_pb2_grpc.MilvusServiceServicer):
     def __init__(self, engine: Engine, search_pool: ThreadPoolExecutor, metrics: NodeMetrics | None = None,
                  tracing: Tracing | None = None, admission: Admission | None = None) -> None:
         self.engine = engine
@@ -288,7 +225,7 @@ class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):
                 "Entities IDs are user-defined. Please provide IDs for all entities of the collection."
             )
         part = self._partition_for_write(coll, tag)
-        row_ids = self.engine.insert(coll, part, ids, vectors, _request_key())
+        row_ids = self.engine.insert(coll, part, ids, vectors, request_key())
         return convert.vector_ids(row_ids)
 
     @rpc(milvus_pb2.VectorsData)
@@ -341,120 +278,6 @@ class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):
         part = self._partition_for_write(coll, request.partition_tag) if request.partition_tag else None
         self.engine.delete(coll, part, np.asarray(request.id_array, dtype=np.int64))
         return convert.OK
-
-    # -- search --------------------------------------------------------------------------------
-
-    def _search_setup(
-        self, name: str, topk: int, nq: int, tags: Any, extra: Any
-    ) -> tuple[Collection, list[Segment], params.SearchParams]:
-        """Validation in Milvus order: name, topk, result size (nq x topk), tags, existence, params (against
-        the collection's index)."""
-        validation.collection_name(name)
-        validation.topk(topk)
-        validation.result_size(nq, topk)
-        clean = validation.partition_tags(tags)
-        coll = self.engine.collection(name)
-        sp = params.search_params(coll.index_type, params.parse_extra_params(extra, "search params"), topk)
-        snap = self.engine.snapshot()
-        segs = self.reader.searchable(snap, coll, self.reader.partitions(snap, coll, clean))
-        return coll, segs, sp
-
-    def _admit_search(self, nq: int, topk: int, segs: list[Segment], query_bytes: int) -> Any:
-        return self.admission.search(nq, topk, segs, self.engine.settings.search_threads, query_bytes)
-
-    @rpc(milvus_pb2.TopKQueryResult)
-    def Search(self, request: Any) -> Any:
-        def setup() -> tuple[Collection, list[Segment], params.SearchParams]:
-            return self._search_setup(request.collection_name, request.topk, len(request.query_record_array),
-                                      request.partition_tag_array, request.extra_params)
-
-        coll, segs, sp = setup()
-        nq = len(request.query_record_array)
-        validation.vector_bytes(nq, coll.row_bytes)
-        with self._admit_search(nq, request.topk, segs, nq * coll.row_bytes) as waited:
-            if waited:  # segments merged meanwhile may have lost their files: search what is there now
-                coll, segs, sp = setup()
-            if self.tracing is not None:
-                self.tracing.annotate({spans.SEGMENTS: len(segs)})
-            queries = convert.vectors(request.query_record_array, coll)
-            return convert.topk_result(self.reader.search(coll, segs, queries, request.topk, sp))
-
-    @rpc(milvus_pb2.TopKQueryResult)
-    def SearchByID(self, request: Any) -> Any:
-        def setup() -> tuple[Collection, list[Segment], params.SearchParams]:
-            return self._search_setup(request.collection_name, request.topk, len(request.id_array),
-                                      request.partition_tag_array, request.extra_params)
-
-        coll, segs, sp = setup()
-        if len(request.id_array) == 0:
-            raise IllegalArgument("No vector id specified")
-        nq = len(request.id_array)
-        with self._admit_search(nq, request.topk, segs, nq * (coll.row_bytes + limits.QUERY_OBJECT_BYTES)) as waited:
-            if waited:
-                coll, segs, sp = setup()
-            if self.tracing is not None:
-                self.tracing.annotate({spans.SEGMENTS: len(segs)})
-            return self._search_by_id(request, coll, segs, sp)
-
-    def _search_by_id(self, request: Any, coll: Collection, segs: list[Segment], sp: params.SearchParams) -> Any:
-        wanted = np.asarray(request.id_array, dtype=np.int64)
-        found = self.reader.vectors_by_id(coll, segs, wanted) if segs else [None] * len(wanted)
-        present = [i for i, v in enumerate(found) if v is not None]
-        hib = coll.metric.higher_is_better
-        if not present:
-            # Every row is a hole, but the reply keeps one row per requested id.
-            width = min(request.topk, sum(s.live_count for s in segs))
-            return convert.topk_result(TopK.empty(len(found), width, hib))
-        queries = np.stack([found[i] for i in present])  # type: ignore[misc]
-        part = self.reader.search(coll, segs, queries, request.topk, sp)
-        if len(present) == len(found):
-            return convert.topk_result(part)
-        full = TopK.empty(len(found), part.k, hib)
-        full.ids[present] = part.ids
-        full.distances[present] = part.distances
-        return convert.topk_result(full)
-
-    @rpc(milvus_pb2.TopKQueryResult)
-    def SearchInFiles(self, request: Any) -> Any:
-        sp = request.search_param
-        coll, _, search_params = self._search_setup(sp.collection_name, sp.topk, len(sp.query_record_array), [],
-                                                    sp.extra_params)
-        if len(request.file_id_array) == 0 or len(request.file_id_array) > MAX_SEARCH_FILES:
-            raise UnexpectedError("Invalid file id")
-        segs = self._requested_files(coll, request.file_id_array)
-        nq = len(sp.query_record_array)
-        validation.vector_bytes(nq, coll.row_bytes)
-        with self._admit_search(nq, sp.topk, segs, nq * coll.row_bytes) as waited:
-            if waited:
-                segs = self._requested_files(coll, request.file_id_array)
-            if self.tracing is not None:
-                self.tracing.annotate({spans.SEGMENTS: len(segs)})
-            queries = convert.vectors(sp.query_record_array, coll)
-            return convert.topk_result(self.reader.search(coll, segs, queries, sp.topk, search_params))
-
-    def _requested_files(self, coll: Collection, file_ids: Any) -> list[Segment]:
-        segs = self._files(coll, file_ids, self.engine.snapshot())
-        if segs is None and not self.engine.writable:
-            # A caller with a newer catalog view than ours (a segment just flushed or merged): catch up once.
-            segs = self._files(coll, file_ids, self.engine.refresh())
-        if segs is None:
-            raise UnexpectedError("Invalid file id")
-        return segs
-
-    @staticmethod
-    def _files(coll: Collection, file_ids: Any, snap: CatalogSnapshot) -> list[Segment] | None:
-        """The segments named by SearchInFiles file ids (deduplicated), or None if one is unknown."""
-        segs: list[Segment] = []
-        seen: set[int] = set()
-        for raw in file_ids:
-            text = raw.strip()
-            seg = snap.segments_by_id.get(int(text)) if text.isdigit() else None
-            if seg is None or seg.collection_id != coll.id:
-                return None
-            if seg.id not in seen:
-                seen.add(seg.id)
-                segs.append(seg)
-        return segs
 
     # -- maintenance and cache -----------------------------------------------------------------
 

@@ -147,7 +147,7 @@ CASES: dict[str, Case] = {
     "SearchByID unknown ids": ("SearchByID", lambda s: milvus_pb2.SearchByIDParam(
         collection_name=s.floats, id_array=[10**9], topk=4), SUCCESS),
     "SearchByID empty collection": ("SearchByID", lambda s: milvus_pb2.SearchByIDParam(
-        collection_name=s.empty, id_array=[1], topk=4), SUCCESS),
+        collection_name=s.empty, id_array=[1], topk=4), 1),  # "Collection or partition is empty", as Milvus 1.1
     "SearchByID no ids": ("SearchByID", lambda s: milvus_pb2.SearchByIDParam(collection_name=s.floats, topk=4), 5),
     "SearchInFiles": ("SearchInFiles", lambda s: milvus_pb2.SearchInFilesParam(
         file_id_array=[str(f) for f in s.file_ids], search_param=_search(s.floats, 3, 2)), SUCCESS),

@@ -262,6 +262,7 @@ class Scenario:
             self.deletes_and_compact()
             self.indexes()
             self.index_types()
+            self.milvus_111_semantics()
             self.cache_ops()
             self.drops()
             self.restore_config()
@@ -600,6 +601,18 @@ class Scenario:
         result = self.search_ok("search IP", self.ip, TOP_K, rows(ip_queries))
         self.check_topk("search IP", result, float_oracle("IP", self.ip_data, ip_queries), self.ip_ids, TOP_K,
                         descending=True)
+        # Milvus 1.1's search-time metric on FLAT (params "metric_type"): inner products of an L2 collection,
+        # descending, and squared distances of an IP collection; a binary metric on floats is refused.
+        result = self.search_ok("search L2 collection with metric_type IP", self.l2, TOP_K, q,
+                                params={"metric_type": int(MetricType.IP)})
+        self.check_topk("search L2 collection with metric_type IP", result, float_oracle("IP", data, self.queries),
+                        ids, TOP_K, descending=True)
+        result = self.search_ok("search IP collection with metric_type L2", self.ip, TOP_K, rows(ip_queries),
+                                params={"metric_type": int(MetricType.L2)})
+        self.check_topk("search IP collection with metric_type L2", result,
+                        float_oracle("L2", self.ip_data, ip_queries), self.ip_ids, TOP_K)
+        self.code(c.search(self.l2, TOP_K, q, params={"metric_type": int(MetricType.HAMMING)})[0],
+                  Status.ILLEGAL_ARGUMENT, "search of an L2 collection with metric_type HAMMING")
         result = self.search_ok("search user ids", self.uid, 5, q[:2])
         self.check_topk("search user ids", result, float_oracle("L2", self.uid_data, self.queries[:2]),
                         self.uid_ids, 5)
@@ -638,6 +651,16 @@ class Scenario:
             oracle = binary_oracle(metric, codes, queries)
             result = self.search_ok(f"search {metric}", name, TOP_K, q)
             self.check_topk(f"search {metric}", result, oracle, self.bin_ids[metric], TOP_K)
+        # The search-time metric on BIN_IDMAP: every binary collection searched under every other binary metric.
+        for metric, name in self.bins.items():
+            for other in BINARY_METRICS:
+                if other == metric:
+                    continue
+                what = f"search {metric} collection with metric_type {other}"
+                result = self.search_ok(what, name, TOP_K, q, params={"metric_type": int(getattr(MetricType, other))})
+                self.check_topk(what, result, binary_oracle(other, codes, queries), self.bin_ids[metric], TOP_K)
+        self.code(self.client.search(self.bins["JACCARD"], TOP_K, q, params={"metric_type": int(MetricType.IP)})[0],
+                  Status.ILLEGAL_ARGUMENT, "search of a JACCARD collection with metric_type IP")
         # The structure metrics must really filter: sanity of the oracle's own expectations.
         sub = binary_oracle("SUBSTRUCTURE", codes, queries)
         sup = binary_oracle("SUPERSTRUCTURE", codes, queries)
@@ -919,6 +942,63 @@ class Scenario:
                   "load_collection of a missing collection")
         self.check_l2_state("after release")
         self.ok(c.load_collection(self.bins["JACCARD"]), "load_collection of a binary collection")
+
+    def milvus_111_semantics(self) -> None:
+        self.section("empty results, create_index flushes first, get_index_info params as given")
+        c = self.client
+        rng = self.rng
+        # A collection whose every row is deleted: nothing is left to search, no result row (as Milvus 1.1, whose
+        # result width counts no deleted row); one row left of three: one row, one hit.
+        name = f"{self.prefix}_gone"
+        self.ok(c.create_collection({"collection_name": name, "dimension": DIM, "index_file_size": 1,
+                                     "metric_type": MetricType.L2}), "create_collection for deletes")
+        data = rng.random((3, DIM), dtype=np.float32)
+        status, ids = c.insert(name, rows(data))
+        self.ok(status, "insert 3 rows")
+        self.ok(c.flush([name]), "flush")
+        self.ok(c.delete_entity_by_id(name, ids[:2]), "delete 2 of 3 rows")
+        self.ok(c.flush([name]), "flush the deletes")
+        result = self.search_ok("search after deleting 2 of 3 rows", name, TOP_K, rows(data[:1]))
+        self.check(id_array(result) == [[ids[2]]],
+                   f"search after deleting 2 of 3 rows: expected one row with id {ids[2]}, got {id_array(result)}")
+        self.ok(c.delete_entity_by_id(name, ids[2:]), "delete the last row")
+        self.ok(c.flush([name]), "flush the last delete")
+        result = self.search_ok("search after deleting every row", name, TOP_K, rows(data[:1]))
+        got = id_array(result)
+        # gRPC: no row at all (row_num 0); the REST client only shows that no row has a hit.
+        self.check(all(not row for row in got) if self.http else got == [],
+                   f"search after deleting every row: expected no result row (row_num 0), got {got}")
+        self.ok(c.drop_collection(name), "drop_collection")
+
+        # create_index flushes every buffered row first, whatever the index type (automatic flushing is off).
+        name = f"{self.prefix}_indexed"
+        self.ok(c.create_collection({"collection_name": name, "dimension": DIM, "index_file_size": 1024,
+                                     "metric_type": MetricType.L2}), "create_collection for create_index")
+        data = rng.random((2000, DIM), dtype=np.float32)
+        status, ids = c.insert(name, rows(data))
+        self.ok(status, "insert 2000 rows")
+        status, count = c.count_entities(name)
+        self.ok(status, "count_entities of unflushed rows")
+        self.check(count == 0, f"count_entities before create_index: expected 0 (unflushed), got {count}")
+        self.ok(c.create_index(name, IndexType.FLAT, {"nlist": 1024}), "create_index FLAT with params")
+        status, count = c.count_entities(name)
+        self.ok(status, "count_entities after create_index")
+        self.check(count == 2000, f"count_entities after create_index FLAT: expected 2000, got {count}")
+        status, index = c.get_index_info(name)
+        self.ok(status, "get_index_info FLAT")
+        self.check(index.index_type == IndexType.FLAT and index.params == {"nlist": 1024},
+                   f"get_index_info of FLAT created with {{'nlist': 1024}}: got {index}")
+        queries = data[[0, 1999]]
+        result = self.search_ok("search after create_index FLAT", name, TOP_K, rows(queries))
+        self.check_topk("search after create_index FLAT", result, float_oracle("L2", data, queries),
+                        np.asarray(ids), TOP_K)
+        given = {"nlist": 16, "note": "kept as given"}
+        self.ok(c.create_index(name, IndexType.IVF_FLAT, given), "create_index IVF_FLAT with an extra key")
+        status, index = c.get_index_info(name)
+        self.ok(status, "get_index_info IVF_FLAT")
+        self.check(index.index_type == IndexType.IVF_FLAT and index.params == given,
+                   f"get_index_info of IVF_FLAT: expected {given}, got {index}")
+        self.ok(c.drop_collection(name), "drop_collection")
 
     def drops(self) -> None:
         self.section("drop_partition / drop_collection")

@@ -206,6 +206,35 @@ def test_binary_kernel_in_blocks(metric: MetricType, monkeypatch: pytest.MonkeyP
     check_against_oracle(res, vectors, queries, metric, 9, deleted)
 
 
+FLOAT = [MetricType.L2, MetricType.IP]
+PAIRS = [(c, r) for kind in (FLOAT, BINARY) for c in kind for r in kind if c is not r]
+
+
+@pytest.mark.parametrize(("collection", "requested"), PAIRS, ids=lambda m: m.name)
+@pytest.mark.parametrize(("rows", "k", "n_deleted"), [(60, 10, 0), (60, 10, 7), (60, 80, 7), (3000, 10, 2995)])
+def test_a_search_may_ask_for_another_metric_of_the_same_kind(collection: MetricType, requested: MetricType,
+                                                              rows: int, k: int, n_deleted: int) -> None:
+    """Milvus 1.1's search-time ``metric_type`` on IDMAP / BIN_IDMAP: rows stored for one metric are searched
+    exactly under another (oversampled or selector deletes alike); the collection's own search is unchanged."""
+    rng = np.random.default_rng(rows * 31 + n_deleted + int(collection) * 7 + int(requested))
+    vectors, queries = make_data(requested, rows, 4, 32 if collection.is_binary else 6, rng)
+    deleted = rng.choice(rows, size=n_deleted, replace=False).astype(np.int64)
+    flat = exact_index(vectors, collection)
+    res = flat.search(queries, k, LiveMask.build(rows, deleted), requested)
+    check_against_oracle(res, vectors, queries, requested, k, deleted)
+    own = flat.search(queries, k, LiveMask.build(rows, deleted))
+    check_against_oracle(own, vectors, queries, collection, k, deleted)
+
+
+def test_an_l2_index_searched_with_ip_allocates_no_copy_of_its_rows() -> None:
+    vectors = np.random.default_rng(1).standard_normal((50, 4)).astype(np.float32)
+    flat = exact_index(vectors, MetricType.L2)
+    assert isinstance(flat, kernels.FloatFlat)
+    rows = flat.rows()
+    np.testing.assert_array_equal(rows, vectors)
+    assert not rows.flags.owndata
+
+
 def test_definitions_on_hand_made_bits() -> None:
     q = np.array([[0b1111_0000]], dtype=np.uint8)
     rows = np.array([[0b1111_0000], [0b1100_0000], [0b1111_1100], [0b0000_1111], [0]], dtype=np.uint8)

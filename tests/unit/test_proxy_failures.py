@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from coordinator.placement import Placement
-from coordinator.topk import TopK
 from milvus_wire import milvus_pb2
 from mishards.failures import FailureTracker, Suspicion, next_suspicion
-from mishards.fanout import fill_rows, search_param_for_ids
+from mishards.fanout import search_param_for_ids
 from mishards.routing import plan, plan_avoiding
 
 
@@ -73,14 +71,6 @@ def test_routing_avoids_suspects_while_another_replica_exists() -> None:
         assert node in placement.replicas(seg)
         assert node == "c" or seg in both
     assert plan_avoiding(segments, placement, {}, frozenset({"a"})) == plan(segments, placement, {}, frozenset({"a"}))
-
-
-def test_fill_rows_puts_each_found_row_back_in_its_place() -> None:
-    part = TopK(np.array([[7, 8], [9, -1]], dtype=np.int64), np.array([[0.1, 0.2], [0.3, 3.4e38]], dtype=np.float32))
-    full = fill_rows([0, 2], 3, part, higher_is_better=False)
-    assert full.ids.tolist() == [[7, 8], [-1, -1], [9, -1]]
-    assert full.distances[1].tolist() == [np.finfo(np.float32).max] * 2
-    assert fill_rows([0, 1], 2, part, False) is part
 
 
 def test_search_param_for_ids_keeps_everything_but_the_ids() -> None:

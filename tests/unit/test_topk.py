@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from coordinator.topk import NO_ID, TopK, hole_distance, merge, merge_rows
+from coordinator.topk import NO_ID, TopK, by_id_rows, hole_distance, merge, merge_rows, result_width
 
 FMAX = float(np.finfo(np.float32).max)
 
@@ -142,3 +142,33 @@ def test_merge_of_empty_parts() -> None:
     assert out.ids.tolist() == [[-1] * 3] * 2
     with pytest.raises(ValueError):
         merge([], 3, False)
+
+
+# -- result width (k') and SearchByID rows ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("topk", "rows", "width"), [(10, 3, 3), (10, 10, 10), (3, 10, 3), (1_048_576, 7, 7),
+                                                     (5, 0, 0), (1, 1, 1)])
+def test_result_width_is_topk_capped_by_the_live_rows(topk: int, rows: int, width: int) -> None:
+    """Milvus 1.1.1's k': min(topk, rows of the searched files, deletes applied at flush excluded)."""
+    assert result_width(topk, rows) == width
+
+
+def test_by_id_rows_puts_each_found_row_back_in_its_place() -> None:
+    part = TopK(np.array([[7, 8], [9, -1]], dtype=np.int64), np.array([[0.1, 0.2], [0.3, 3.4e38]], dtype=np.float32))
+    full = by_id_rows([0, 2], 3, part, higher_is_better=False)
+    assert full.ids.tolist() == [[7, 8], [-1, -1], [9, -1]]
+    assert full.distances[1].tolist() == [FMAX] * 2
+    assert full.distances[0].tolist() == pytest.approx([0.1, 0.2])
+    assert by_id_rows([0, 1], 2, part, False) is part
+
+
+@pytest.mark.parametrize("hib", [False, True])
+def test_by_id_rows_keep_a_row_per_id_when_nothing_can_be_returned(hib: bool) -> None:
+    """No id found, or nothing live to search: still one row per id (a column of holes), so the reply keeps them."""
+    nothing_found = by_id_rows([], 3, TopK.empty(0, 4, hib), hib)
+    assert nothing_found.ids.tolist() == [[-1] * 4] * 3
+    assert (nothing_found.distances == np.float32(hole_distance(hib))).all()
+    no_live_rows = by_id_rows([1], 2, TopK.empty(1, 0, hib), hib)
+    assert no_live_rows.ids.tolist() == [[-1], [-1]]
+    assert no_live_rows.distances.tolist() == [[hole_distance(hib)]] * 2
