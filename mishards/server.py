@@ -89,9 +89,10 @@ class ProxyServer:
         from mishards.rest import ProxyBackend
 
         registry = self.metrics.registry if self.metrics is not None else None
-        self.rest = serve_rest(ProxyBackend(forwarder.handler), self.settings.host, self.settings.http_port,
-                               self.settings.grpc_workers, parse_size(self.settings.grpc_max_message_size),
-                               registry, "mishards_proxy", self.tracing)
+        self.rest = serve_rest(ProxyBackend(forwarder.handler, forwarder.view), self.settings.host,
+                               self.settings.http_port, self.settings.grpc_workers,
+                               parse_size(self.settings.grpc_max_message_size), registry, "mishards_proxy",
+                               self.tracing)
         self.http_port = self.rest.port
 
     def stop(self, grace: float = 5.0) -> None:

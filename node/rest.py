@@ -28,3 +28,6 @@ class NodeBackend:
         message = self._requests[method].FromString(request)
         reply = getattr(self.servicer, method)(message, self.context)
         return reply if isinstance(reply, bytes) else bytes(reply.SerializeToString())
+
+    def known_binary(self, collection: str) -> bool | None:
+        return None  # DescribeCollection is an in-process call here (and reports a missing collection itself)

@@ -18,6 +18,10 @@ class Backend(Protocol):
     def call(self, method: str, request: bytes) -> bytes:
         """Serve one MilvusService ``method`` (a serialized request) and return its serialized reply."""
 
+    def known_binary(self, collection: str) -> bool | None:
+        """Whether ``collection`` holds binary vectors, when the process knows it without a call (the proxy's
+        cached catalog); None: ask with ``DescribeCollection``."""
+
 
 class Aborted(Exception):
     """A handler ended the call the way gRPC's ``context.abort`` would (e.g. UNIMPLEMENTED)."""

@@ -103,10 +103,24 @@ def strings(value: Any, name: str) -> list[str]:
     return value
 
 
+def plain_ids(value: list[Any]) -> np.ndarray | None:
+    """Ids that are all strings of 1 to 18 ASCII digits (so within int64), converted without a check per item;
+    None when any is not (a sign, another character, a longer one: the checks one by one decide)."""
+    if not value or not all(type(item) is str for item in value):
+        return None
+    joined = "".join(value)
+    if not (joined.isascii() and joined.isdigit()) or min(map(len, value)) < 1 or max(map(len, value)) > 18:
+        return None
+    return np.fromiter(map(int, value), dtype=np.int64, count=len(value))
+
+
 def id_strings(value: Any, name: str) -> np.ndarray:
     """Ids sent as decimal strings (Milvus 1.1 takes ids as strings everywhere) as int64."""
     if not isinstance(value, list):
         raise RestError(WebCode.ILLEGAL_BODY, f'Field "{name}" must be an array')
+    plain = plain_ids(value)
+    if plain is not None:
+        return plain
     out = np.empty(len(value), dtype=np.int64)
     for i, item in enumerate(value):
         if not isinstance(item, str):
