@@ -159,9 +159,8 @@ def _node_message(schema: HybridSchema, node: Node, occur: Occur = Occur.MUST, e
         exprs = [milvus_pb2.CompareExpr(operator=cast(Any, int(c.op)), operand=operand_to_string(c.value))
                  for c in node.comparisons]
         return milvus_pb2.GeneralQuery(range_query=milvus_pb2.RangeQuery(field_name=node.field, operand=exprs))
-    children = [_node_message(schema, c) for c in node.must]
-    if node.should:
-        children.append(_group(schema, Occur.SHOULD, node.should))
+    children = [_group(schema, Occur.SHOULD, node.should)] if node.should else []
+    children.extend(_node_message(schema, c) for c in node.must)
     if node.must_not:
         children.append(_group(schema, Occur.MUST_NOT, node.must_not))
     children.extend(extra)
@@ -188,6 +187,6 @@ def vector_message(query: HybridQuery, binary: bool) -> Any:
 
 
 def query_to_general(query: HybridQuery, schema: HybridSchema) -> Any:
-    """A ``GeneralQuery`` that :func:`query_from_general` reads back as ``query``: a MUST root holding the
-    filter's MUST children, a SHOULD node, a MUST_NOT node and the vector query."""
+    """A ``GeneralQuery`` that :func:`query_from_general` reads back as ``query``: a MUST root holding a SHOULD
+    node, the filter's MUST children, a MUST_NOT node and the vector query."""
     return _node_message(schema, query.filter, Occur.MUST, (vector_message(query, schema.is_binary),))
