@@ -47,7 +47,7 @@ def compare(op: int, left: float, right: float) -> bool:
 
 def _term_values(tq: Any) -> list[float]:
     n = len(tq.values) // 8
-    fmt = "<%dq" % n if tq.field_name in INTEGER else "<%dd" % n
+    fmt = f"<{n}q" if tq.field_name in INTEGER else f"<{n}d"
     return list(struct.unpack(fmt, tq.values))
 
 

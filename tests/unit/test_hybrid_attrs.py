@@ -155,8 +155,8 @@ def test_float_values_that_round_to_the_largest_float32_are_kept() -> None:
 def test_vector_only_collection_has_no_attributes() -> None:
     s = schema(scalars={})
     assert decode_attributes(s, ["v"], b"", 5) == {}
-    assert _error(decode_attributes, s, ["v"], b"\0" * 8, 1).reason == ("attr_records holds 8 bytes; 1 rows of 0 "
-                                                                      "scalar field(s) need exactly 0 (8 bytes a value).")
+    reason = "attr_records holds 8 bytes; 1 rows of 0 scalar field(s) need exactly 0 (8 bytes a value)."
+    assert _error(decode_attributes, s, ["v"], b"\0" * 8, 1).reason == reason
 
 
 def _entity(rows: int, vectors: np.ndarray, extra_values: int = 0) -> Any:

@@ -22,7 +22,7 @@ S = schema()
 VEC = [0.1, 0.2, 0.3, 0.4]
 
 
-def vector(topk: int = 10, **extra: Any) -> dict[str, Any]:
+def vector(topk: Any = 10, **extra: Any) -> dict[str, Any]:
     return {"vector": {"v": {"topk": topk, "query": [VEC], **extra}}}
 
 
@@ -84,7 +84,7 @@ def test_every_range_operator(op: str, expected: CompareOp) -> None:
 def test_term_values(field: str, given: list[Any], values: tuple[Any, ...]) -> None:
     q = build(query(must=[{"term": {field: given}}, vector()]))
     assert q.filter.must == (Term(field, values),)
-    assert [type(v) for v in q.filter.must[0].values] == [type(v) for v in values]  # type: ignore[union-attr]
+    assert [type(v) for v in q.filter.must[0].values] == [type(v) for v in values]
 
 
 def test_bool_operands() -> None:
@@ -135,7 +135,8 @@ for _ in range(33):
 @pytest.mark.parametrize(("doc", "code", "reason"), [
     ([], ErrorCode.ILLEGAL_ARGUMENT, 'The DSL must be an object with the single key "bool".'),
     ({}, ErrorCode.ILLEGAL_ARGUMENT, 'The DSL must be an object with the single key "bool".'),
-    ({"bool1": {"must": [vector()]}}, ErrorCode.ILLEGAL_ARGUMENT, 'The DSL must be an object with the single key "bool".'),
+    ({"bool1": {"must": [vector()]}}, ErrorCode.ILLEGAL_ARGUMENT,
+     'The DSL must be an object with the single key "bool".'),
     ({"bool": {"must": [vector()]}, "fields": []}, ErrorCode.ILLEGAL_ARGUMENT,
      'The DSL must be an object with the single key "bool".'),
     ({"bool": {}}, ErrorCode.ILLEGAL_ARGUMENT, "A bool clause must be an object with must, should or must_not lists."),

@@ -21,7 +21,7 @@ from coordinator.hybrid.types import CompareOp
 
 LT, LTE, EQ, GT, GTE, NE = CompareOp.LT, CompareOp.LTE, CompareOp.EQ, CompareOp.GT, CompareOp.GTE, CompareOp.NE
 
-COLUMNS = {
+COLUMNS: dict[str, np.ndarray] = {
     "i8": np.array([-128, -1, 0, 5, 127], dtype=np.int8),
     "i16": np.array([-32768, 7, 7, 300, 32767], dtype=np.int16),
     "i32": np.array([0, 1, 2, 3, 4], dtype=np.int32),
