@@ -10,5 +10,8 @@ Pure modules shared by node, proxy and the client helper (no I/O, no engine stat
 - ``values``: typed literals of terms and ranges, checked against their field;
 - ``from_wire``: ``GeneralQuery`` / ``HSearchParam`` to the tree and the tree back to ``GeneralQuery``;
 - ``dsl``: the JSON DSL (Milvus 0.11 dialect) to the same tree;
+- ``clauses``: the checks both builders share (fields, the vector clause, depth); ``jsonvalue``: strict JSON;
 - ``evaluate``: the scalar part of a tree over numpy columns into a boolean mask, selectivity helpers.
+
+Errors are ``coordinator.errors`` classes carrying Milvus 1.1 codes. See docs/DESIGN.md 8.12.
 """

@@ -18,7 +18,8 @@ must name the collection's metric; ``query`` may be left out when the request ca
 Unlike 0.11, a layer may mix leaves and nested bodies, and the root's nested bodies may hold ``should`` /
 ``must_not`` directly (0.11 refused both because of how it built its binary tree; here each has one meaning).
 Every other 0.11 check holds: the single ``bool`` key, lists for occurs, known keys only, one field per clause,
-existing scalar fields, numbers as operands, one vector clause.
+existing scalar fields, numbers as operands, one vector clause. DSL text is strict JSON (no NaN / Infinity, no
+key repeated in one object: see :func:`coordinator.hybrid.jsonvalue.loads`).
 """
 
 from __future__ import annotations

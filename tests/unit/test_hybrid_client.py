@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import struct
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -15,6 +17,7 @@ from coordinator.hybrid.dsl import query_from_dsl
 from coordinator.hybrid.from_wire import query_from_search_param
 from coordinator.hybrid.schema import schema_from_mapping, schema_to_mapping
 from milvus_wire import milvus_pb2 as pb
+from milvus_wire import milvus_pb2_grpc, status_pb2
 from mishards import hybrid_client as hc
 
 FIELDS = [hc.scalar_field("age", hc.DataType.INT32), hc.scalar_field("price", hc.DataType.DOUBLE, {"unit": "EUR"}),
@@ -115,3 +118,47 @@ def test_decode_entity() -> None:
     assert rows.rows == 1 and rows.columns["price"].tolist() == [2.5] and rows.vectors.tolist() == [[1.0] * 8]
     empty = hc.decode_entity(SCHEMA, pb.HEntity())
     assert empty.rows == 0 and empty.vectors.shape == (0, 8) and empty.columns["age"].dtype == np.int32
+
+
+class _FakeStub:
+    """Answers the hybrid RPCs with the server-side model, so the README example is checked end to end."""
+
+    def __init__(self, channel: object) -> None:
+        self.schema: Any = None
+        self.seen: list[Any] = []
+
+    def CreateHybridCollection(self, request: Any) -> Any:
+        self.schema = schema_from_mapping(request)
+        return status_pb2.Status()
+
+    def DescribeHybridCollection(self, request: Any) -> Any:
+        assert request.collection_name == self.schema.collection_name
+        return schema_to_mapping(self.schema)
+
+    def InsertEntity(self, request: Any) -> Any:
+        rows = decode_entities(self.schema, request.entities)
+        self.seen.append(rows)
+        return pb.HEntityIDs(entity_id_array=list(range(rows.rows)))
+
+    def HybridSearch(self, request: Any) -> Any:
+        self.seen.append(query_from_search_param(request, self.schema))
+        return pb.TopKQueryResult()
+
+
+def test_the_readme_example(monkeypatch: pytest.MonkeyPatch) -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme[readme.index("## Hybrid collections"):]
+    code = section[section.index("```python\n") + 10:section.index("```\n", section.index("```python"))]
+    stubs: list[_FakeStub] = []
+
+    def make(channel: object) -> _FakeStub:
+        stubs.append(_FakeStub(channel))
+        return stubs[-1]
+
+    monkeypatch.setattr(milvus_pb2_grpc, "MilvusServiceStub", make)
+    scope: dict[str, Any] = {"channel": object(), "vectors": np.ones((2, 128), np.float32),
+                             "queries": [[0.5] * 128]}
+    exec(compile(code, "README.md", "exec"), scope)
+    inserted, query = stubs[0].seen
+    assert inserted.rows == 2 and inserted.columns["age"].tolist() == [31, 45]
+    assert query.vector.topk == 10 and query.filter.must and query.filter.should and query.filter.must_not
