@@ -26,19 +26,23 @@ def _record_prefix(number: int, payload: int, binary: bool) -> bytes:
     return bytes([number << 3 | 2]) + varint(len(inner) + payload) + inner
 
 
-def records(number: int, rows: Vectors, binary: bool) -> bytes:
-    """Field ``number`` repeated, one ``RowRecord`` per row: ``float_data`` (packed float32) or ``binary_data``."""
+def records(number: int, rows: Vectors, binary: bool, head: bytes = b"") -> bytes:
+    """``head`` followed by field ``number`` repeated, one ``RowRecord`` per row: ``float_data`` (packed float32)
+    or ``binary_data`` (written in one buffer, copied once into the bytes returned)."""
     if isinstance(rows, np.ndarray):
         n = rows.shape[0]
         if n == 0:
-            return b""
+            return head
         data = np.ascontiguousarray(rows, dtype=np.uint8 if binary else "<f4").view(np.uint8).reshape(n, -1)
         prefix = np.frombuffer(_record_prefix(number, data.shape[1], binary), dtype=np.uint8)
-        out = np.empty((n, prefix.size + data.shape[1]), dtype=np.uint8)
+        width = prefix.size + data.shape[1]
+        buffer = np.empty(len(head) + n * width, dtype=np.uint8)
+        buffer[:len(head)] = np.frombuffer(head, dtype=np.uint8)
+        out = buffer[len(head):].reshape(n, width)
         out[:, :prefix.size] = prefix
         out[:, prefix.size:] = data
-        return out.tobytes()
-    parts = []
+        return buffer.tobytes()
+    parts = [head]
     for row in rows:
         data_bytes = np.ascontiguousarray(row, dtype=np.uint8 if binary else "<f4").tobytes()
         parts.append(_record_prefix(number, len(data_bytes), binary) + data_bytes)
@@ -59,14 +63,14 @@ def insert(collection: str, rows: Vectors, binary: bool, ids: np.ndarray | None,
     head = milvus_pb2.InsertParam(collection_name=collection, partition_tag=tag)
     if ids is not None and ids.size:
         head.row_id_array.extend(ids.tolist())
-    return bytes(head.SerializeToString()) + records(INSERT_RECORDS, rows, binary)
+    return records(INSERT_RECORDS, rows, binary, bytes(head.SerializeToString()))
 
 
 def search_param(collection: str, tags: Sequence[str], rows: Vectors, binary: bool, topk: int,
                  params_json: str) -> bytes:
     head = milvus_pb2.SearchParam(collection_name=collection, partition_tag_array=list(tags),
                                   topk=_int64(topk, "topk"), extra_params=_params(params_json))
-    return bytes(head.SerializeToString()) + records(SEARCH_RECORDS, rows, binary)
+    return records(SEARCH_RECORDS, rows, binary, bytes(head.SerializeToString()))
 
 
 def search_in_files(file_ids: Sequence[str], collection: str, rows: Vectors, binary: bool, topk: int,

@@ -32,7 +32,7 @@ EXACT_INTEGERS = float(1 << 53)
 # Parsers are kept for reuse (a fresh one allocates its buffers again, about 40 % more time on a 13 MB body),
 # at most KEEP_PARSERS of them and only after documents up to REUSE_LIMIT bytes: a parser keeps buffers of a few
 # times the largest document it has read.
-KEEP_PARSERS = 2
+KEEP_PARSERS = 1
 REUSE_LIMIT = 32 << 20
 
 
@@ -158,7 +158,7 @@ def _rows(parser: Any, text: bytes | memoryview) -> np.ndarray | None:
         flat = np.frombuffer(root.as_buffer(of_type="d"), dtype=np.float64)
     except Exception:  # a string, true, false or null among the numbers
         return None
-    if flat.size != n * width or float(np.abs(flat).max()) >= EXACT_INTEGERS:
+    if flat.size != n * width or max(float(flat.max()), -float(flat.min())) >= EXACT_INTEGERS:
         return None
     with np.errstate(over="ignore"):  # beyond float32: infinity, refused like any non-finite value
         return flat.astype(np.float32).reshape(n, width)
