@@ -97,14 +97,17 @@ class HybridQuery:
 
 
 def normal(node: Node) -> Node:
-    """``node`` in normal form (leaves are already)."""
-    return bool_of(node.must, node.should or None, node.must_not) if isinstance(node, Bool) else node
+    """Any tree in normal form, children first (leaves are already)."""
+    if not isinstance(node, Bool):
+        return node
+    should = [normal(c) for c in node.should] if node.should else None
+    return bool_of([normal(c) for c in node.must], should, [normal(c) for c in node.must_not])
 
 
 def _or_items(nodes: Iterable[Node]) -> list[Node] | None:
     """Normal-form alternatives of an OR over ``nodes``; None when one of them is always true."""
     out: list[Node] = []
-    for node in map(normal, nodes):
+    for node in nodes:
         if node == NOTHING:
             continue
         if node == EVERYTHING:
@@ -120,8 +123,10 @@ def _or_items(nodes: Iterable[Node]) -> list[Node] | None:
 
 def bool_of(must: Iterable[Node] = (), should: Iterable[Node] | None = None,
             must_not: Iterable[Node] = ()) -> Bool:
-    """The normal form of AND(must) AND OR(should) AND NOT OR(must_not); ``should=None`` means no SHOULD clause
-    and an empty ``should`` an empty one (no row passes). A one-alternative SHOULD is a MUST."""
+    """The normal form of AND(must) AND OR(should) AND NOT OR(must_not), from children in normal form (leaves, or
+    what ``bool_of`` / :func:`normal` returned: builders work bottom-up, so each node is visited once);
+    ``should=None`` means no SHOULD clause and an empty ``should`` an empty one (no row passes). A one-alternative
+    SHOULD is a MUST."""
     pending = list(must)
     groups: list[tuple[Node, ...]] = []
     if should is not None:
@@ -135,8 +140,7 @@ def bool_of(must: Iterable[Node] = (), should: Iterable[Node] | None = None,
                 groups.append(tuple(alternatives))
     leaves: list[Node] = []
     not_out: list[Node] = []
-    for raw in pending:
-        child = normal(raw)
+    for child in pending:
         if not isinstance(child, Bool):
             leaves.append(child)
             continue

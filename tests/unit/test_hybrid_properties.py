@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 from coordinator.hybrid.evaluate import evaluate
 from coordinator.hybrid.from_wire import query_from_general, query_to_general
-from coordinator.hybrid.tree import bool_of, normal
+from coordinator.hybrid.tree import EVERYTHING, NOTHING, Bool, Comparison, Node, Range, Term, bool_of, normal, walk
+from coordinator.hybrid.types import CompareOp
 from milvus_wire import milvus_pb2 as pb
 from mishards.hybrid_client import general_query
 from tests.support.hybrid import INTEGER, SCALARS, dsl_row, proto_row, rows_of, schema
@@ -201,3 +202,33 @@ def test_dsl_and_its_general_query_give_one_tree(doc: dict[str, Any]) -> None:
     q = query_from_dsl(doc, S)
     assert query_from_general(general_query(S, doc), S) == q
     assert normal(q.filter) == q.filter
+
+
+@st.composite
+def raw_leaf(draw: st.DrawFn) -> Term | Range:
+    name = draw(st.sampled_from(FIELDS))
+    if draw(st.booleans()):
+        return Term(name, tuple(draw(st.lists(st.sampled_from(STORED[name]), max_size=3))))
+    ops = [CompareOp.EQ, CompareOp.NE] if name == "b" else list(CompareOp)
+    comparisons = draw(st.lists(st.builds(Comparison, st.sampled_from(ops), st.sampled_from(OPERANDS[name])),
+                                min_size=1, max_size=3))
+    return Range(name, tuple(comparisons))
+
+
+raw_tree = st.recursive(
+    raw_leaf() | st.sampled_from([EVERYTHING, NOTHING]),
+    lambda kids: st.builds(Bool, st.lists(kids, max_size=3).map(tuple), st.lists(kids, max_size=3).map(tuple),
+                           st.lists(kids, max_size=3).map(tuple)),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(raw_tree, columns())
+def test_the_normal_form_of_any_tree_keeps_its_meaning(tree: Node, data: Columns) -> None:
+    n, cols = data
+    canonical = normal(tree)
+    assert evaluate(canonical, cols, n).tolist() == evaluate(tree, cols, n).tolist()
+    assert normal(canonical) == canonical
+    nodes = list(walk(canonical))
+    assert (canonical in (NOTHING, EVERYTHING)) or (NOTHING not in nodes and EVERYTHING not in nodes)
