@@ -64,7 +64,16 @@ def term_values_from_bytes(f: FieldSchema, raw: bytes, value_num: int) -> tuple[
         raise IllegalArgument(f"Term query on field {f.name}: value_num is {value_num} but values holds {count} "
                               "value(s).")
     decoded = np.frombuffer(raw, dtype=WIRE_INT if f.type.is_integer else np.dtype("<f8"))
-    return tuple(_term_fits(f, v) for v in decoded.tolist())
+    if f.type.is_integer:
+        low, high = integer_bounds(f.type)
+        bad = (decoded < low) | (decoded > high)
+    else:
+        with np.errstate(over="ignore"):
+            narrowed = decoded.astype(np.float32) if f.type is DataType.FLOAT else decoded
+        bad = ~np.isfinite(decoded) | ~np.isfinite(narrowed)
+    if bad.any():
+        _term_fits(f, decoded[int(np.flatnonzero(bad)[0])].item())  # raises with the value's reason
+    return tuple(decoded.tolist())
 
 
 def term_value_from_json(f: FieldSchema, value: Any) -> Scalar:
