@@ -34,6 +34,7 @@ EXACT_INTEGERS = float(1 << 53)
 # times the largest document it has read.
 KEEP_PARSERS = 1
 REUSE_LIMIT = 32 << 20
+COUNT_BLOCK = 1 << 18
 
 
 def skip_space(body: bytes, at: int) -> int:
@@ -133,6 +134,12 @@ def float_rows(text: bytes | memoryview) -> np.ndarray | None:
     return rows
 
 
+def count_byte(text: bytes | memoryview, value: int) -> int:
+    """How many bytes of ``text`` equal ``value`` (counted a block at a time: the comparison stays in cache)."""
+    data = np.frombuffer(text, dtype=np.uint8)
+    return sum(int(np.count_nonzero(data[i:i + COUNT_BLOCK] == value)) for i in range(0, data.size, COUNT_BLOCK))
+
+
 def _rows(parser: Any, text: bytes | memoryview) -> np.ndarray | None:
     try:
         root = parser.parse(text)
@@ -152,7 +159,7 @@ def _rows(parser: Any, text: bytes | memoryview) -> np.ndarray | None:
     if width <= 0:
         return None
     # One '[' per row and the outer one: no row holds an array (flattening would hide it).
-    if int(np.count_nonzero(np.frombuffer(text, dtype=np.uint8) == _OPEN)) != n + 1:
+    if count_byte(text, _OPEN) != n + 1:
         return None
     try:
         flat = np.frombuffer(root.as_buffer(of_type="d"), dtype=np.float64)

@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 from coordinator.rest import app, bodies, fastjson
 from coordinator.rest.replies import Reply
 from coordinator.rest.routes import Match, match
-from milvus_wire import milvus_pb2, status_pb2, wire_fastpath_pb2
+from milvus_wire import milvus_pb2, wire_fastpath_pb2
+from tests.support.rest_backend import FakeBackend
 
 
 def _route(method: str, path: str) -> Match:
@@ -29,28 +30,6 @@ def _route(method: str, path: str) -> Match:
 
 
 INSERT = _route("POST", "/collections/c/vectors")
-
-
-class FakeBackend:
-    """Records the calls; Insert answers one id per row, DescribeCollection a float or binary schema."""
-
-    def __init__(self, binary: bool | None = False, metric: int = 1) -> None:
-        self.binary = binary
-        self.metric = metric
-        self.calls: list[tuple[str, bytes]] = []
-
-    def known_binary(self, collection: str) -> bool | None:
-        return self.binary
-
-    def call(self, method: str, request: bytes) -> bytes:
-        self.calls.append((method, request))
-        ok = status_pb2.Status(reason="OK")
-        if method == "DescribeCollection":
-            return bytes(milvus_pb2.CollectionSchema(status=ok, collection_name="c", dimension=4,
-                                                     metric_type=self.metric).SerializeToString())
-        assert method == "Insert", method
-        rows = len(wire_fastpath_pb2.InsertParamRaw.FromString(request).row_record_array)
-        return bytes(milvus_pb2.VectorIds(status=ok, vector_id_array=range(rows)).SerializeToString())
 
 
 def _insert(body: bytes, fast: bool, binary: bool | None = False,
@@ -322,3 +301,10 @@ def test_plain_ids_are_the_ids_checked_one_by_one(value: list[Any]) -> None:
             return (type(exc).__name__, str(exc), getattr(exc, "code", None))
 
     assert checked(True) == checked(False)
+
+
+@pytest.mark.parametrize("size", [0, 1, fastjson.COUNT_BLOCK - 1, fastjson.COUNT_BLOCK, 3 * fastjson.COUNT_BLOCK + 5])
+def test_bytes_are_counted_across_blocks(size: int) -> None:
+    text = bytes((i * 7) % 256 for i in range(size))
+    assert fastjson.count_byte(text, ord("[")) == text.count(b"[")
+    assert fastjson.count_byte(memoryview(text)[1:], ord("[")) == text[1:].count(b"[")
