@@ -101,10 +101,16 @@ class Collection:
     id_mode: IdMode
     created_us: int
     flushed_lsn: int
+    # A hybrid collection's schema (coordinator.hybrid.schema.schema_to_json), '' for a plain collection.
+    hybrid_schema: str = ""
 
     @property
     def is_binary(self) -> bool:
         return self.metric.is_binary
+
+    @property
+    def is_hybrid(self) -> bool:
+        return bool(self.hybrid_schema)
 
     @property
     def row_bytes(self) -> int:

@@ -10,7 +10,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 import numpy as np
 
 from coordinator.catalog import CatalogSnapshot
-from coordinator.errors import UnexpectedError
+from coordinator.errors import IllegalArgument, UnexpectedError
+from coordinator.hybrid.schema import collection_schema
 from coordinator.limits import FOLD_BYTES, SEARCH_BLOCK_BYTES, SEARCH_BYTES_PER_RESULT
 from coordinator.model import SEARCHABLE_STATES, Collection, IndexType, Partition, Segment, SegmentState
 from coordinator.partitions import match_partitions
@@ -77,6 +78,19 @@ class Reader:
 
         index_file = seg.index_file if seg.state is SegmentState.INDEX else ""
         return self.engine.cache.get(seg.id, seg.delete_version, index_file, load, reload_deletes, force)
+
+    def scalars(self, coll: Collection, seg: Segment, fields: Sequence[str],
+                item: LoadedSegment | None = None) -> dict[str, np.ndarray]:
+        """The named scalar columns of a flushed segment of a hybrid collection: memory-mapped, kept with the
+        segment's cache entry (``item``, loaded if not given), row ``r`` of each aligned with ``item.ids[r]`` and
+        ``item.live``."""
+        schema = collection_schema(coll)
+        if schema is None:
+            raise IllegalArgument(f"Collection {coll.name} has no scalar fields")
+        entry = item if item is not None else self.loaded(coll, seg)
+        store = self.engine.store
+        return self.engine.cache.columns(
+            entry, fields, lambda missing: store.load_scalars(coll.id, seg.name, schema, missing))
 
     def preload(self, coll: Collection, segs: Sequence[Segment]) -> None:
         for seg in segs:

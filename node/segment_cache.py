@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,10 +25,13 @@ class LoadedSegment:
     delete_version: int
     index_file: str  # the built index in use ('' = exact search over the raw rows)
     _lookup: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+    # Scalar columns of a hybrid collection loaded so far (memory-mapped, aligned with ``ids``); see
+    # :meth:`SegmentCache.columns`.
+    scalars: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
     def nbytes(self) -> int:
-        return self.index.nbytes + int(self.ids.nbytes)
+        return self.index.nbytes + int(self.ids.nbytes) + sum(int(c.nbytes) for c in self.scalars.values())
 
     def lookup(self) -> tuple[np.ndarray, np.ndarray]:
         """Sorted ids and the row offset of each, for vectorised id look-ups."""
@@ -108,6 +111,24 @@ class SegmentCache:
                 self._items.popitem(last=False)
                 self.used_bytes -= oldest.nbytes
                 self.evictions += 1
+
+    def columns(self, item: LoadedSegment, fields: Sequence[str],
+                load: Callable[[list[str]], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+        """The named scalar columns of a loaded segment: those not loaded yet are loaded (``load(missing)``, once
+        even under concurrency) and kept with the entry, their bytes counted in the cache's use."""
+        with self._lock:
+            missing = [f for f in dict.fromkeys(fields) if f not in item.scalars]
+            key_lock = self._loading.setdefault(item.segment_id, threading.Lock())
+        if missing:
+            with key_lock:
+                missing = [f for f in missing if f not in item.scalars]
+                if missing:
+                    loaded = load(missing)
+                    with self._lock:
+                        item.scalars.update({f: loaded[f] for f in missing})
+                        if self._items.get(item.segment_id) is item:
+                            self.used_bytes += sum(int(loaded[f].nbytes) for f in missing)
+        return {f: item.scalars[f] for f in fields}
 
     def resize(self, capacity_bytes: int) -> None:
         """A new capacity, in effect at once: least recently used segments leave until the rest fits."""

@@ -5,6 +5,12 @@ Layout (collection *ids*, never names, become paths)::
     <root>/collections/<collection id>/<segment name>/ids.npy       int64 row ids
                                                       vectors.npy   float32 (rows, dim) or uint8 packed bits
                                                       deleted.<v>.npy  sorted int64 offsets (delete log v)
+                                                      scalar.<i>.npy   hybrid collections: the i-th scalar
+                                                                       field (schema order), one value a row
+
+Scalar columns are named by the field's position among the schema's scalar fields (schemas never change), so
+no field name becomes a path and none can collide with the other files. Row ``r`` of every file of a segment is
+the same entity.
 
 Every file is written under a temporary name, fsynced, and renamed; a segment folder is renamed into
 place only when complete, and becomes visible to readers only when its catalog row commits.
@@ -15,18 +21,38 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from coordinator.errors import FileNotFound, StorageError
 from node import npy
 
+if TYPE_CHECKING:
+    from coordinator.hybrid.schema import HybridSchema
+
 log = logging.getLogger(__name__)
 
 IDS = "ids.npy"
 VECTORS = "vectors.npy"
+
+
+def scalar_file(position: int) -> str:
+    """The file of the scalar field at ``position`` among a hybrid schema's scalar fields."""
+    return f"scalar.{int(position)}.npy"
+
+
+def scalar_positions(schema: HybridSchema, fields: Iterable[str]) -> dict[str, int]:
+    """Each named scalar field's position among the schema's scalar fields (StorageError for any other name)."""
+    where = {f.name: i for i, f in enumerate(schema.scalars)}
+    out: dict[str, int] = {}
+    for name in fields:
+        if name not in where:
+            raise StorageError(f"Collection {schema.collection_name} has no scalar field {name!r}")
+        out[name] = where[name]
+    return out
 
 
 def _fsync_dir(path: Path) -> None:
@@ -69,8 +95,14 @@ class SegmentStore:
         _check_name(name)
         return self.collection_dir(collection_id) / name
 
-    def write_segment(self, collection_id: int, name: str, ids: np.ndarray, vectors: np.ndarray) -> int:
-        """Write a complete segment folder atomically; returns its size in bytes."""
+    def write_segment(self, collection_id: int, name: str, ids: np.ndarray, vectors: np.ndarray,
+                      scalars: Sequence[np.ndarray] = ()) -> int:
+        """Write a complete segment folder atomically; returns its size in bytes.
+
+        ``scalars``: a hybrid collection's scalar columns in schema order, each with a value per row."""
+        for column in scalars:
+            if column.shape != (ids.shape[0],):
+                raise StorageError(f"Segment {name}: a scalar column of shape {column.shape} for {ids.shape[0]} rows")
         final = self.segment_dir(collection_id, name)
         parent = final.parent
         tmp = parent / f".tmp-{name}"
@@ -81,6 +113,8 @@ class SegmentStore:
             tmp.mkdir()
             size = _write_array(tmp / IDS, np.asarray(ids, dtype=np.int64))
             size += _write_array(tmp / VECTORS, vectors)
+            for position, column in enumerate(scalars):
+                size += _write_array(tmp / scalar_file(position), column)
             _fsync_dir(tmp)
             os.replace(tmp, final)
             _fsync_dir(parent)
@@ -146,6 +180,17 @@ class SegmentStore:
 
     def vectors(self, collection_id: int, name: str) -> np.ndarray:
         return self._load(self.segment_dir(collection_id, name) / VECTORS, mmap=True)
+
+    def scalar(self, collection_id: int, name: str, position: int) -> np.ndarray:
+        """One scalar column of a segment (memory-mapped, aligned with :meth:`ids`)."""
+        return self._load(self.segment_dir(collection_id, name) / scalar_file(position), mmap=True)
+
+    def load_scalars(self, collection_id: int, segment_name: str, schema: HybridSchema,
+                     fields: Iterable[str]) -> dict[str, np.ndarray]:
+        """The named scalar columns of a segment of a hybrid collection, memory-mapped, row ``r`` of each being
+        the entity of ``ids(...)[r]``; in their storage dtypes (int8/16/32/64, bool, float32, float64)."""
+        return {field: self.scalar(collection_id, segment_name, position)
+                for field, position in scalar_positions(schema, fields).items()}
 
     def deletes(self, collection_id: int, name: str, version: int) -> np.ndarray:
         if version <= 0:

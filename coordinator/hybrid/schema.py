@@ -9,6 +9,7 @@ that ``DescribeHybridCollection`` answers them unchanged.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from coordinator import validation
 from coordinator.errors import IllegalArgument, IllegalMetricType
 from coordinator.hybrid.jsonvalue import is_integer, params_object
 from coordinator.hybrid.types import SCALAR_TYPES, DataType
-from coordinator.model import MAX_NAME_LENGTH, MetricType
+from coordinator.model import MAX_NAME_LENGTH, Collection, MetricType
 from milvus_wire import milvus_pb2
 
 MAX_FIELDS = 64
@@ -200,3 +201,15 @@ def schema_from_json(collection_name: str, text: str) -> HybridSchema:
         FieldSchema(f["name"], DataType(f["type"]), tuple((k, v) for k, v in f["params"]), f["dimension"], f["id"])
         for f in fields
     ])
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed(collection_name: str, text: str) -> HybridSchema:
+    return schema_from_json(collection_name, text)
+
+
+def collection_schema(coll: Collection) -> HybridSchema | None:
+    """The schema of a hybrid collection (each distinct catalog text parsed once), None for a plain one."""
+    if not coll.hybrid_schema:
+        return None
+    return _parsed(coll.name, coll.hybrid_schema)
