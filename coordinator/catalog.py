@@ -26,6 +26,7 @@ from coordinator.catalog_schema import (
     DROPPED,
     LIVE,
     REVISION_SQL,
+    add_missing_columns,
     cluster_state,
     collections,
     make_engine,
@@ -82,6 +83,10 @@ class Catalog(WriterRole):
         for attempt in range(1, attempts + 1):
             try:
                 metadata.create_all(self.engine, checkfirst=True)
+                with self.engine.begin() as conn:
+                    added = add_missing_columns(conn)
+                if added:
+                    log.info("catalog at %s upgraded: added column(s) %s", self._safe_uri(), ", ".join(added))
                 with self.engine.begin() as conn:
                     if conn.execute(sa.select(cluster_state.c.id)).first() is None:
                         conn.execute(
@@ -155,9 +160,11 @@ class Catalog(WriterRole):
     # -- writer operations ----------------------------------------------------------------------
 
     def create_collection(
-        self, epoch: int, name: str, dimension: int, metric: MetricType, index_file_size_mb: int
+        self, epoch: int, name: str, dimension: int, metric: MetricType, index_file_size_mb: int,
+        hybrid_schema: str = "",
     ) -> int:
-        """Create a collection and its ``_default`` partition; returns the new collection id.
+        """Create a collection and its ``_default`` partition; returns the new collection id. ``hybrid_schema``:
+        the JSON of a hybrid collection's schema ('' for a plain collection).
 
         Raises ValueError when a live collection of that name exists (checked inside the fenced
         transaction, so the single writer cannot race itself).
@@ -181,6 +188,7 @@ class Catalog(WriterRole):
                     id_mode=int(IdMode.UNSET),
                     created_us=ts,
                     flushed_lsn=0,
+                    hybrid_schema=hybrid_schema,
                 )
             )
             cid = new_id(res)

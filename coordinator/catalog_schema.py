@@ -3,6 +3,10 @@
 Tables: ``cluster_state`` (one row: revision, writer epoch and id), ``writer_lease`` (the catalog election's
 lease, on the database's clock), ``wal_seals`` (one row per writer epoch: the log position its writer
 replayed), ``collections``, ``partitions`` and ``segments``. MySQL tables use ``utf8mb4`` / ``utf8mb4_bin``.
+
+Columns added after a table's first release (:data:`ADDED_COLUMNS`) are nullable, so that a database created by
+an older version gets them with ``ALTER TABLE ... ADD COLUMN`` (:func:`add_missing_columns`) and an older
+process that inserts rows without them still works; a NULL reads as the column's empty value.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Connection, Engine
 
 from coordinator.model import Collection, IdMode, IndexType, MetricType, Segment, SegmentState
@@ -22,6 +27,7 @@ REVISION_SQL = "SELECT revision FROM cluster_state WHERE id = 1"
 
 _ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 _NAME = sa.String(255)
+_LONG_TEXT = sa.Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")  # MySQL's TEXT stops at 64 KB
 _TABLE_KW: dict[str, Any] = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin"}
 # SQLite reuses the largest rowid once its row is deleted; an id that names a dropped collection, partition or
 # segment must never name a new one (logs, caches and retry keys refer to them by id). MySQL never reuses them.
@@ -80,6 +86,8 @@ collections = sa.Table(
     sa.Column("id_mode", sa.Integer, nullable=False),
     sa.Column("created_us", sa.BigInteger, nullable=False),
     sa.Column("flushed_lsn", sa.BigInteger, nullable=False),
+    # A hybrid collection's schema (coordinator.hybrid.schema.schema_to_json); NULL or '' for a plain collection.
+    sa.Column("hybrid_schema", _LONG_TEXT, nullable=True),
     **_TABLE_KW,
     **_NO_ID_REUSE,
 )
@@ -122,6 +130,32 @@ segments = sa.Table(
 )
 
 
+# (table, column) pairs added after the table's first release, in the order they were added.
+ADDED_COLUMNS: tuple[tuple[sa.Table, str], ...] = ((collections, "hybrid_schema"),)
+
+
+def missing_columns(present: Mapping[str, set[str]]) -> list[tuple[sa.Table, str]]:
+    """Which of :data:`ADDED_COLUMNS` a database lacks, given the columns each table has (by table name)."""
+    return [(table, name) for table, name in ADDED_COLUMNS
+            if table.name in present and name not in present[table.name]]
+
+
+def add_missing_columns(conn: Connection) -> list[str]:
+    """Add the columns of :data:`ADDED_COLUMNS` an older database lacks; returns ``table.column`` of each added.
+
+    A process that races another one here sees "duplicate column" from the database; the caller looks again."""
+    inspector = sa.inspect(conn)
+    present = {t.name: {c["name"] for c in inspector.get_columns(t.name)}
+               for t, _ in ADDED_COLUMNS if inspector.has_table(t.name)}
+    added = []
+    for table, name in missing_columns(present):
+        column = table.c[name]
+        kind = column.type.compile(dialect=conn.dialect)
+        conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {name} {kind} NULL")
+        added.append(f"{table.name}.{name}")
+    return added
+
+
 def params_json(params: Mapping[str, Any]) -> str:
     """The stored (and DescribeIndex) form of index params: compact JSON, keys sorted, other than ASCII kept as
     UTF-8, as Milvus 1.1's JSON library writes the params a client gave."""
@@ -144,6 +178,7 @@ def collection_of(row: Any) -> Collection:
         id_mode=IdMode(row.id_mode),
         created_us=row.created_us,
         flushed_lsn=row.flushed_lsn,
+        hybrid_schema=row.hybrid_schema or "",
     )
 
 
