@@ -5,6 +5,12 @@ payload length u32, crc32 u32, lsn u64, epoch u64, kind u8`` (little-endian) and
 and payload. Insert payloads carry the request's 16-byte idempotency key (zeros: none). Files of the first
 format (``<first lsn>.wal``, no epoch, no key) are read as epoch 0. A torn tail (crash mid-write) is detected by
 length / crc and ignored; a damaged record anywhere else is an error.
+
+Kinds: 1 insert (``collection u64, partition u64, rows u32, row bytes u32 (bit 31: binary), key 16s | ids | vectors``),
+2 delete, 3 *entity* (an insert into a hybrid collection): the insert payload followed by its scalar columns,
+``columns u32`` then per column ``dtype code u8 | rows values`` little-endian (:data:`SCALAR_CODES`), in schema
+order. Plain inserts keep kind 1, so logs written before kind 3 existed replay unchanged (and a log without
+hybrid collections stays readable by older versions).
 """
 
 from __future__ import annotations
@@ -26,10 +32,25 @@ _HEADER = struct.Struct("<IIIQQB")
 _INSERT_V1 = struct.Struct("<QQII")
 _INSERT = struct.Struct("<QQII16s")
 _DELETE = struct.Struct("<QQI")
+_COLUMNS = struct.Struct("<I")
+_CODE = struct.Struct("<B")
 KIND_INSERT = 1
 KIND_DELETE = 2
+KIND_ENTITY = 3
 KEY_BYTES = 16
 NO_KEY = bytes(KEY_BYTES)
+# The dtype of a scalar column in an entity record (storage dtypes of coordinator.hybrid.types), little-endian.
+SCALAR_CODES: dict[int, np.dtype] = {
+    1: np.dtype("<i1"), 2: np.dtype("<i2"), 3: np.dtype("<i4"), 4: np.dtype("<i8"),
+    5: np.dtype(np.bool_), 6: np.dtype("<f4"), 7: np.dtype("<f8"),
+}
+
+
+def _code(dtype: np.dtype) -> int | None:
+    for code, logged in SCALAR_CODES.items():
+        if (logged.kind, logged.itemsize) == (dtype.kind, dtype.itemsize):
+            return code
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +60,7 @@ class InsertRecord:
     ids: np.ndarray  # int64 (n,)
     vectors: np.ndarray  # float32 (n, dim) or uint8 (n, dim/8)
     key: bytes = b""  # the request's idempotency key (16 bytes), b"" = none
+    scalars: tuple[np.ndarray, ...] = ()  # a hybrid collection's scalar columns (schema order), one value a row
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +96,39 @@ def last_valid_lsn(epoch: int, seals: Sequence[Seal]) -> int | None:
     return min(limits) if limits else None
 
 
+def _scalar_section(columns: Sequence[np.ndarray], rows: int) -> bytes:
+    parts = [_COLUMNS.pack(len(columns))]
+    for column in columns:
+        code = _code(column.dtype)
+        if code is None:
+            raise ValueError(f"a scalar column of dtype {column.dtype} cannot be logged")
+        if column.shape != (rows,):
+            raise ValueError(f"a scalar column of shape {column.shape} for {rows} rows")
+        parts.append(_CODE.pack(code))
+        parts.append(np.ascontiguousarray(column, dtype=SCALAR_CODES[code]).tobytes())
+    return b"".join(parts)
+
+
+def _read_scalars(payload: bytes, off: int, rows: int) -> tuple[np.ndarray, ...]:
+    (count,) = _COLUMNS.unpack_from(payload, off)
+    off += _COLUMNS.size
+    columns = []
+    for _ in range(count):
+        (code,) = _CODE.unpack_from(payload, off)
+        off += _CODE.size
+        dtype = SCALAR_CODES.get(code)
+        if dtype is None:
+            raise ValueError(f"unknown scalar column code {code}")
+        if off + rows * dtype.itemsize > len(payload):
+            raise ValueError("a scalar column runs past the record")
+        column = np.frombuffer(payload, dtype=dtype, count=rows, offset=off)
+        columns.append(column.astype(dtype.newbyteorder("="), copy=True))
+        off += rows * dtype.itemsize
+    if off != len(payload):
+        raise ValueError(f"{len(payload) - off} bytes after the scalar columns")
+    return tuple(columns)
+
+
 def encode(lsn: int, record: Record, epoch: int = 0) -> bytes:
     if isinstance(record, InsertRecord):
         vec = np.ascontiguousarray(record.vectors)
@@ -88,9 +143,10 @@ def encode(lsn: int, record: Record, epoch: int = 0) -> bytes:
                 _INSERT.pack(record.collection_id, record.partition_id, n, row_bytes | (kind_flag << 31), key),
                 np.ascontiguousarray(record.ids, dtype=np.int64).tobytes(),
                 vec.tobytes(),
+                _scalar_section(record.scalars, n) if record.scalars else b"",
             )
         )
-        kind = KIND_INSERT
+        kind = KIND_ENTITY if record.scalars else KIND_INSERT
     else:
         n = int(record.ids.shape[0])
         payload = _DELETE.pack(record.collection_id, record.partition_id, n) + np.ascontiguousarray(
@@ -102,7 +158,7 @@ def encode(lsn: int, record: Record, epoch: int = 0) -> bytes:
 
 
 def decode(kind: int, payload: bytes, version: int = 2) -> Record:
-    if kind == KIND_INSERT:
+    if kind == KIND_INSERT or (kind == KIND_ENTITY and version >= 2):
         key = b""
         if version == 1:
             cid, pid, n, packed = _INSERT_V1.unpack_from(payload)
@@ -121,7 +177,9 @@ def decode(kind: int, payload: bytes, version: int = 2) -> Record:
         else:
             dim = row_bytes // 4
             vectors = np.frombuffer(payload, dtype=np.float32, count=n * dim, offset=off).reshape(n, dim)
-        return InsertRecord(cid, pid, ids, vectors.copy(), key)
+        off += n * row_bytes
+        scalars = _read_scalars(payload, off, n) if kind == KIND_ENTITY else ()
+        return InsertRecord(cid, pid, ids, vectors.copy(), key, scalars)
     if kind == KIND_DELETE:
         cid, pid, n = _DELETE.unpack_from(payload)
         ids = np.frombuffer(payload, dtype=np.int64, count=n, offset=_DELETE.size).copy()
