@@ -56,13 +56,18 @@ class OmpThreads:
 
 @dataclass
 class LiveMask:
-    """Which rows of a segment are live; ``None`` arrays mean every row is live."""
+    """Which rows of a segment a search may return ("live"); ``None`` arrays mean every row.
+
+    Built from a segment's deletes (:meth:`build`), or from any row mask (:meth:`of`: a hybrid search's filter
+    ANDed with the live rows), which every index kind then honours exactly as it honours deletes.
+    """
 
     rows: int
-    deleted_offsets: np.ndarray  # sorted int64
+    deleted_offsets: np.ndarray  # sorted int64 (empty for a mask built by ``of``, which counts instead)
     mask: np.ndarray | None = None  # bool, True = live
     bitmap: np.ndarray | None = None  # packed little-endian bits of ``mask`` (kept alive for faiss)
     _selector: Any = field(default=None, repr=False)
+    _excluded: int | None = field(default=None, repr=False)  # rows ``mask`` leaves out, when built by ``of``
 
     @staticmethod
     def build(rows: int, deleted_offsets: np.ndarray) -> LiveMask:
@@ -73,9 +78,22 @@ class LiveMask:
         mask[deleted] = False
         return LiveMask(rows, deleted, mask, np.packbits(mask, bitorder="little"))
 
+    @staticmethod
+    def of(mask: np.ndarray, bitmap: np.ndarray | None = None) -> LiveMask:
+        """The rows ``mask`` passes (bool, one per row); ``bitmap`` may give its packed little-endian bits."""
+        mask = np.ascontiguousarray(mask, dtype=bool)
+        rows = int(mask.shape[0])
+        excluded = rows - int(np.count_nonzero(mask))
+        if excluded == 0:
+            return LiveMask(rows, np.zeros(0, dtype=np.int64))
+        if bitmap is None:
+            bitmap = np.packbits(mask, bitorder="little")
+        return LiveMask(rows, np.zeros(0, dtype=np.int64), mask, bitmap, _excluded=excluded)
+
     @property
     def deleted(self) -> int:
-        return int(self.deleted_offsets.size)
+        """Rows a search may not return (deleted, or left out by the mask)."""
+        return int(self.deleted_offsets.size) if self._excluded is None else self._excluded
 
     @property
     def live(self) -> int:
@@ -251,6 +269,48 @@ def _distance(metric: MetricType, inter: np.ndarray, q_pop: np.ndarray, b_pop: n
             matched = inter == b_pop[None, :]
             return np.where(matched, np.where(b > 0, 1.0 - inter_f / b, 0.0), np.nan)
     raise ValueError(f"no binary kernel for {metric.name}")
+
+
+# Rows gathered at a time by :func:`exact_rows` (16,384 float rows of dimension 128).
+GATHER_BLOCK_BYTES = 8 * 1024 * 1024
+
+
+def exact_rows(vectors: np.ndarray, offsets: np.ndarray, queries: np.ndarray, k: int, metric: MetricType) -> TopK:
+    """Exact top-``k`` of ``queries`` among the rows ``offsets`` (int64) of ``vectors`` (a segment's stored rows,
+    typically memory-mapped) under ``metric``; results are offsets into ``vectors``, ``k`` wide, -1 holes past the
+    rows found. The rows are copied a block of GATHER_BLOCK_BYTES at a time into one buffer and searched with the
+    kernels above (faiss' BLAS path for float queries), each block's best merged into the result: the cost is
+    that of the chosen rows, not of the segment."""
+    hib = metric.higher_is_better
+    nq = int(queries.shape[0])
+    count = int(offsets.shape[0])
+    if k <= 0 or count == 0 or nq == 0:
+        return TopK.empty(nq, max(k, 0), hib)
+    width = int(vectors.shape[1])
+    block = max(1, GATHER_BLOCK_BYTES // max(1, width * vectors.dtype.itemsize))
+    buffer = np.empty((min(block, count), width), dtype=vectors.dtype)
+    if not metric.is_binary:
+        use_blas_from(width)
+    best: TopK | None = None
+    for start in range(0, count, block):
+        chosen = offsets[start:start + block]
+        rows = buffer[: chosen.shape[0]]
+        np.take(vectors, chosen, axis=0, out=rows, mode="clip")
+        kk = min(k, int(chosen.shape[0]))
+        everything = LiveMask(int(chosen.shape[0]), _NO_ROWS)
+        if metric.is_binary:
+            part = BinaryFlat(rows, metric).search(queries, kk, everything, metric)
+        else:
+            part = _knn(rows, queries, kk, everything, metric)
+        local = np.asarray(part.ids)
+        ids = np.where(local >= 0, chosen[np.maximum(local, 0)], NO_ID)
+        found = TopK(ids, np.asarray(part.distances, dtype=np.float32))
+        best = found if best is None else merge([best, found], k, hib)
+    assert best is not None
+    return best if best.k == k else merge([best], k, hib)
+
+
+_NO_ROWS = np.zeros(0, dtype=np.int64)
 
 
 def exact_index(vectors: np.ndarray, metric: MetricType) -> FloatFlat | BinaryFlat:
