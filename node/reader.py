@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 import numpy as np
@@ -127,6 +127,11 @@ class Reader:
     def _fold(self, coll: Collection, segs: Sequence[Segment], queries: np.ndarray, width: int,
               sp: SearchParams) -> TopK:
         hib = (sp.metric or coll.metric).higher_is_better
+        return self.fold(segs, width, hib, lambda seg: self._search_one(coll, seg, queries, width, sp))
+
+    def fold(self, segs: Sequence[Segment], width: int, hib: bool, search_one: Callable[[Segment], TopK]) -> TopK:
+        """The results ``search_one`` gives for each of ``segs`` (at most ``width`` wide), searched in the pool with
+        at most ``search_threads`` in flight and folded into one ``width``-wide accumulator as they arrive."""
         todo = list(segs)
         window = max(1, min(self.engine.settings.search_threads, len(todo)))
         running: set[Future[TopK]] = set()
@@ -134,8 +139,7 @@ class Reader:
         acc: TopK | None = None
 
         def submit() -> None:
-            seg = todo.pop()
-            running.add(self.pool.submit(self._search_one, coll, seg, queries, width, sp))
+            running.add(self.pool.submit(search_one, todo.pop()))
 
         try:
             while todo and len(running) < window:
