@@ -245,11 +245,13 @@ class Engine:
 
     # -- DDL -----------------------------------------------------------------------------------
 
-    def create_collection(self, name: str, dimension: int, metric: MetricType, index_file_size_mb: int) -> None:
+    def create_collection(self, name: str, dimension: int, metric: MetricType, index_file_size_mb: int,
+                          hybrid_schema: str = "") -> None:
         self.require_writable("CreateCollection")
         with self._ddl_lock:
             try:
-                self.catalog.create_collection(self.epoch, name, dimension, metric, index_file_size_mb)
+                self.catalog.create_collection(self.epoch, name, dimension, metric, index_file_size_mb,
+                                               hybrid_schema)
             except ValueError:
                 raise IllegalCollectionName("Collection already exists") from None
             self.refresh()
@@ -333,8 +335,9 @@ class Engine:
     # -- writes --------------------------------------------------------------------------------
 
     def insert(self, coll: Collection, partition: Partition, ids: np.ndarray | None,
-               vectors: np.ndarray, request_key: bytes = b"") -> np.ndarray:
-        """Append rows durably; returns their ids once the WAL has them on disk.
+               vectors: np.ndarray, request_key: bytes = b"", scalars: tuple[np.ndarray, ...] = ()) -> np.ndarray:
+        """Append rows durably (with a hybrid collection's scalar columns); returns their ids once the WAL has them
+        on disk.
 
         A retry of an insert applied within the idempotency window (the same batch with explicit ids, or an
         automatic-id batch under the same ``request_key``) is answered with the ids it got, not applied again.
@@ -342,10 +345,10 @@ class Engine:
         self.require_writable("Insert")
         key = b""
         if self.recent.enabled:
-            key = (content_key(coll.id, coll.created_us, partition.id, ids, vectors) if ids is not None
+            key = (content_key(coll.id, coll.created_us, partition.id, ids, vectors, scalars) if ids is not None
                    else request_key)
         if not key:
-            return self._insert(coll, partition, ids, vectors, b"")
+            return self._insert(coll, partition, ids, vectors, b"", scalars)
         claimed: Future[np.ndarray] = Future()
         with self._keys_lock:
             done = self.recent.lookup(key)
@@ -359,7 +362,7 @@ class Engine:
         if earlier is not None:
             return earlier.result()  # the first attempt is still on its way: its outcome is the answer
         try:
-            row_ids = self._insert(coll, partition, ids, vectors, key)
+            row_ids = self._insert(coll, partition, ids, vectors, key, scalars)
         except BaseException as exc:
             claimed.set_exception(exc)
             raise
@@ -371,7 +374,7 @@ class Engine:
                 self._pending_keys.pop(key, None)
 
     def _insert(self, coll: Collection, partition: Partition, ids: np.ndarray | None, vectors: np.ndarray,
-                key: bytes) -> np.ndarray:
+                key: bytes, scalars: tuple[np.ndarray, ...] = ()) -> np.ndarray:
         n = int(vectors.shape[0])
         wanted = IdMode.USER if ids is not None else IdMode.AUTO
         with self._ddl_lock:
@@ -389,7 +392,7 @@ class Engine:
                     "Entities IDs are user-defined. Please provide IDs for all entities of the collection."
                 )
             row_ids = self.ids.take(n) if ids is None else ids
-            fut = self._append(InsertRecord(coll.id, partition.id, row_ids, vectors, key))
+            fut = self._append(InsertRecord(coll.id, partition.id, row_ids, vectors, key, scalars))
         fut.result()
         return row_ids
 
@@ -421,7 +424,7 @@ class Engine:
         with self._buf_lock:
             buf = self.buffers.setdefault(record.collection_id, MemBuffer())
             if isinstance(record, InsertRecord):
-                buf.insert(lsn, record.partition_id, record.ids, record.vectors)
+                buf.insert(lsn, record.partition_id, record.ids, record.vectors, record.scalars)
             else:
                 buf.delete(lsn, record.partition_id, record.ids)
 

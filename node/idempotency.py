@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,8 +32,9 @@ __all__ = ["KEY_BYTES", "REQUEST_KEY_HEADER", "RecentWrites", "content_key", "pa
 
 
 def content_key(collection_id: int, collection_created_us: int, partition_id: int, ids: np.ndarray,
-                vectors: np.ndarray) -> bytes:
-    """The key of an insert with explicit ids: a 128-bit hash of where it goes and what it holds.
+                vectors: np.ndarray, scalars: Sequence[np.ndarray] = ()) -> bytes:
+    """The key of an insert with explicit ids: a 128-bit hash of where it goes and what it holds (with an
+    entity insert's scalar columns: the same rows with other attribute values are another insert).
 
     The collection's creation time is part of "where": a collection dropped and created again under an id
     its catalog reused (old SQLite catalogs do) is another collection, and the same batch sent to it is new.
@@ -43,6 +44,9 @@ def content_key(collection_id: int, collection_created_us: int, partition_id: in
                            dtype=np.int64).tobytes())
     digest.update(np.ascontiguousarray(ids, dtype=np.int64).tobytes())
     digest.update(np.ascontiguousarray(vectors).tobytes())
+    for column in scalars:  # none for a plain insert: its key is what it always was
+        digest.update(column.dtype.str.encode())
+        digest.update(np.ascontiguousarray(column).tobytes())
     return digest.digest()
 
 

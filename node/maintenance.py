@@ -10,10 +10,11 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from coordinator.catalog import DeleteUpdate, NewSegment, now_us
+from coordinator.hybrid.schema import collection_schema
 from coordinator.model import MB, Collection, Segment, SegmentState
 from node.engine import Engine
 from node.idgen import next_delete_version
-from node.membuffer import MemBuffer
+from node.membuffer import MemBuffer, Rows
 
 log = logging.getLogger(__name__)
 
@@ -92,17 +93,26 @@ def flush_collection(engine: Engine, collection_id: int) -> None:
 def _write_buffered_rows(engine: Engine, coll: Collection, buf: MemBuffer, written: list[str]) -> list[NewSegment]:
     snap = engine.snapshot()
     live_partitions = {p.id for p in snap.partitions_of(coll.id)}
-    max_rows = coll.index_file_size_mb * MB // coll.row_bytes
     added: list[NewSegment] = []
-    for pid, (ids, vectors) in buf.rows_by_partition().items():
+    for pid, rows in buf.partition_rows().items():
         if pid not in live_partitions:
             continue
-        for start, stop in split_rows(int(ids.shape[0]), max_rows):
-            name = engine.segment_names.next()
-            engine.fence.check("Writing a segment")
-            size = engine.store.write_segment(coll.id, name, ids[start:stop], vectors[start:stop])
-            written.append(name)
-            added.append(NewSegment(name, pid, stop - start, 0, size, 0))
+        added += _write_rows(engine, coll, pid, rows, written)
+    return added
+
+
+def _write_rows(engine: Engine, coll: Collection, partition_id: int, rows: Rows,
+                written: list[str]) -> list[NewSegment]:
+    """Write ``rows`` as new segments of at most ``index_file_size`` (of vectors) each, scalar columns beside."""
+    max_rows = coll.index_file_size_mb * MB // coll.row_bytes
+    added: list[NewSegment] = []
+    for start, stop in split_rows(int(rows.ids.shape[0]), max_rows):
+        name = engine.segment_names.next()
+        engine.fence.check("Writing a segment")
+        size = engine.store.write_segment(coll.id, name, rows.ids[start:stop], rows.vectors[start:stop],
+                                          [c[start:stop] for c in rows.scalars])
+        written.append(name)
+        added.append(NewSegment(name, partition_id, stop - start, 0, size, 0))
     return added
 
 
@@ -128,35 +138,31 @@ def _apply_deletes(engine: Engine, coll: Collection, segs: Sequence[Segment], bu
     return updates
 
 
-def _live_rows(engine: Engine, coll: Collection, segs: Sequence[Segment]) -> tuple[np.ndarray, np.ndarray]:
-    ids_parts: list[np.ndarray] = []
-    vec_parts: list[np.ndarray] = []
+def _live_rows(engine: Engine, coll: Collection, segs: Sequence[Segment]) -> Rows:
+    """The live rows of ``segs`` in segment order, scalar columns (of a hybrid collection) aligned with the ids."""
+    schema = collection_schema(coll)
+    width = len(schema.scalars) if schema is not None else 0
+    parts: list[tuple[np.ndarray, np.ndarray, list[np.ndarray]]] = []
     for seg in segs:
         ids = np.asarray(engine.store.ids(coll.id, seg.name))
         vecs = np.asarray(engine.store.vectors(coll.id, seg.name))
+        scalars = [np.asarray(engine.store.scalar(coll.id, seg.name, i)) for i in range(width)]
         deleted = engine.store.deletes(coll.id, seg.name, seg.delete_version)
         if deleted.size:
             keep = np.ones(ids.shape[0], dtype=bool)
             keep[deleted] = False
-            ids, vecs = ids[keep], vecs[keep]
-        ids_parts.append(ids)
-        vec_parts.append(vecs)
-    return np.concatenate(ids_parts), np.concatenate(vec_parts)
+            ids, vecs, scalars = ids[keep], vecs[keep], [c[keep] for c in scalars]
+        parts.append((ids, vecs, scalars))
+    return Rows(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
+                tuple(np.concatenate([p[2][i] for p in parts]) for i in range(width)))
 
 
 def _rewrite(engine: Engine, coll: Collection, partition_id: int, segs: Sequence[Segment]) -> None:
     """Replace ``segs`` by new segments holding only their live rows (one atomic catalog commit)."""
-    ids, vectors = _live_rows(engine, coll, segs)
-    added: list[NewSegment] = []
+    rows = _live_rows(engine, coll, segs)
     written: list[str] = []
     try:
-        max_rows = coll.index_file_size_mb * MB // coll.row_bytes
-        for start, stop in split_rows(int(ids.shape[0]), max_rows):
-            name = engine.segment_names.next()
-            engine.fence.check("Writing a segment")
-            size = engine.store.write_segment(coll.id, name, ids[start:stop], vectors[start:stop])
-            written.append(name)
-            added.append(NewSegment(name, partition_id, stop - start, 0, size, 0))
+        added = _write_rows(engine, coll, partition_id, rows, written)
         engine.catalog.commit_segments(
             engine.epoch, coll.id, coll.index_type, added=added, removed=[s.id for s in segs]
         )

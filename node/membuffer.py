@@ -15,6 +15,16 @@ class Chunk:
     ids: np.ndarray
     vectors: np.ndarray
     alive: np.ndarray  # bool per row; deletes clear it
+    scalars: tuple[np.ndarray, ...] = ()  # a hybrid collection's scalar columns (schema order), row-aligned
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Rows:
+    """Live buffered rows of one partition: ids, vectors and scalar columns, row ``r`` of each one entity."""
+
+    ids: np.ndarray
+    vectors: np.ndarray
+    scalars: tuple[np.ndarray, ...] = ()
 
 
 @dataclass
@@ -42,10 +52,11 @@ class MemBuffer:
             self.first_lsn = lsn
         self.last_lsn = max(self.last_lsn, lsn)
 
-    def insert(self, lsn: int, partition_id: int, ids: np.ndarray, vectors: np.ndarray) -> None:
+    def insert(self, lsn: int, partition_id: int, ids: np.ndarray, vectors: np.ndarray,
+               scalars: tuple[np.ndarray, ...] = ()) -> None:
         self._touch(lsn)
-        self.chunks.append(Chunk(partition_id, ids, vectors, np.ones(ids.shape[0], dtype=bool)))
-        self.nbytes += int(ids.nbytes + vectors.nbytes)
+        self.chunks.append(Chunk(partition_id, ids, vectors, np.ones(ids.shape[0], dtype=bool), scalars))
+        self.nbytes += int(ids.nbytes + vectors.nbytes) + sum(int(c.nbytes) for c in scalars)
 
     def delete(self, lsn: int, partition_id: int, ids: np.ndarray) -> None:
         self._touch(lsn)
@@ -76,19 +87,27 @@ class MemBuffer:
         self.last_lsn = max(self.last_lsn, older.last_lsn)
         self.nbytes += older.nbytes
 
-    def rows_by_partition(self) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-        """Live buffered rows grouped by partition, in insertion order."""
+    def partition_rows(self) -> dict[int, Rows]:
+        """Live buffered rows grouped by partition, in insertion order, with their scalar columns."""
         grouped: dict[int, list[Chunk]] = {}
         for chunk in self.chunks:
             grouped.setdefault(chunk.partition_id, []).append(chunk)
-        out: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        out: dict[int, Rows] = {}
         for pid, chunks in grouped.items():
             ids = np.concatenate([c.ids[c.alive] for c in chunks])
             if ids.size == 0:
                 continue
             vectors = np.concatenate([c.vectors[c.alive] for c in chunks])
-            out[pid] = (ids, vectors)
+            widths = {len(c.scalars) for c in chunks}
+            if len(widths) != 1:
+                raise ValueError(f"buffered rows of partition {pid} differ in their scalar columns")
+            scalars = tuple(np.concatenate([c.scalars[i][c.alive] for c in chunks]) for i in range(widths.pop()))
+            out[pid] = Rows(ids, vectors, scalars)
         return out
+
+    def rows_by_partition(self) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        """Live buffered rows grouped by partition, in insertion order (ids and vectors)."""
+        return {pid: (rows.ids, rows.vectors) for pid, rows in self.partition_rows().items()}
 
     def delete_ids_for(self, partition_id: int) -> np.ndarray:
         """All pending delete ids that apply to segments of ``partition_id``."""

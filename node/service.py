@@ -1,8 +1,8 @@
 """The node's MilvusService: thin handlers that validate, call the engine, and build replies.
 
 Every handler is wrapped by :func:`node.rpc.rpc`, the one place where errors become in-band Milvus statuses.
-The search RPCs live in :mod:`node.search_rpcs`. The hybrid RPCs are not overridden, so they answer gRPC
-UNIMPLEMENTED like Milvus 1.1.
+The search RPCs live in :mod:`node.search_rpcs`, the hybrid metadata and write RPCs in :mod:`node.hybrid_rpcs`;
+hybrid RPCs no mixin defines answer gRPC UNIMPLEMENTED, as in Milvus 1.1.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from node.admission import Admission
 from node.admission import from_settings as admission_from
 from node.commands import Commands
 from node.engine import Engine
+from node.hybrid_rpcs import HybridRpcs
 from node.metrics import NodeMetrics
 from node.reader import Reader
 from node.rpc import MIN_REVISION_HEADER, request_key, rpc
@@ -50,7 +51,7 @@ __all__ = ["MIN_REVISION_HEADER", "MilvusService"]
 log = logging.getLogger(__name__)
 
 
-class MilvusService(SearchRpcs, milvus_pb2_grpc.MilvusServiceServicer):
+class MilvusService(SearchRpcs, HybridRpcs, milvus_pb2_grpc.MilvusServiceServicer):
     def __init__(self, engine: Engine, search_pool: ThreadPoolExecutor, metrics: NodeMetrics | None = None,
                  tracing: Tracing | None = None, admission: Admission | None = None) -> None:
         self.engine = engine
@@ -205,6 +206,9 @@ class MilvusService(SearchRpcs, milvus_pb2_grpc.MilvusServiceServicer):
         tag = validation.partition_tag(request.partition_tag) if request.partition_tag else ""
         self.engine.require_writable("Insert")
         coll = self.engine.collection(request.collection_name)
+        if coll.is_hybrid:
+            raise IllegalArgument(f"Collection {coll.name} has scalar fields: insert its rows with InsertEntity "
+                                  "(every field needs a value).")
         rows = len(request.row_record_array)
         validation.vector_bytes(rows, coll.row_bytes)
         cost = limits.insert_cost(rows, coll.row_bytes, len(request.row_id_array) > 0)
@@ -351,5 +355,12 @@ def _unimplemented(name: str) -> Callable[..., Any]:
     return handler
 
 
+def _defined(name: str) -> bool:
+    """Whether a handler of ``name`` is defined above the generated servicer (whose methods answer UNIMPLEMENTED
+    without a message)."""
+    return any(name in vars(cls) for cls in MilvusService.__mro__ if cls is not milvus_pb2_grpc.MilvusServiceServicer)
+
+
 for _name in HYBRID_RPCS:
-    setattr(MilvusService, _name, _unimplemented(_name))
+    if not _defined(_name):
+        setattr(MilvusService, _name, _unimplemented(_name))

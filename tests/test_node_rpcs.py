@@ -64,12 +64,8 @@ BINARY_DIM = 8192
 SEG_ROWS = 600
 SEGMENTS = 3
 TOPK = 10
-HYBRID_RPCS = (
-    "CreateHybridCollection", "HasHybridCollection", "DropHybridCollection", "DescribeHybridCollection",
-    "CountHybridCollection", "ShowHybridCollections", "ShowHybridCollectionInfo", "PreloadHybridCollection",
-    "InsertEntity", "HybridSearch", "HybridSearchInSegments", "GetEntityByID", "GetEntityIDs",
-    "DeleteEntitiesByID",
-)
+# Hybrid RPCs not served yet (the others: tests/test_hybrid_rpcs.py).
+HYBRID_RPCS = ("HybridSearch", "HybridSearchInSegments")
 
 
 def not_found(name: str) -> str:
