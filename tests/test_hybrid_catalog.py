@@ -4,14 +4,18 @@ in place (SQLite and MariaDB)."""
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
+import numpy as np
 import sqlalchemy as sa
 
 from coordinator.catalog import Catalog
 from coordinator.catalog_schema import ADDED_COLUMNS, collections, make_engine, metadata, missing_columns
 from coordinator.hybrid.schema import collection_schema, schema_to_json
 from coordinator.model import MetricType
+from milvus_wire import milvus_pb2
 from tests.support import hybrid
+from tests.support.nodeproc import NodeProcess
 
 
 def _old_metadata() -> sa.MetaData:
@@ -108,3 +112,22 @@ def test_an_old_catalog_is_upgraded_in_place_and_keeps_its_collections(catalog_u
         for c in catalogs:
             c.close()
 
+
+
+def test_a_node_serves_an_upgraded_catalog(catalog_uri: str, tmp_path: Path) -> None:
+    _old_database(catalog_uri)
+    x = np.random.default_rng(3).standard_normal((20, 8)).astype(np.float32)
+    with NodeProcess(tmp_path / "n", ["--auto-flush-interval", "0"], meta_uri=catalog_uri) as node:
+        stub = node.stub()
+        assert stub.HasCollection(milvus_pb2.CollectionName(collection_name="old")).bool_reply
+        reply = stub.Insert(milvus_pb2.InsertParam(
+            collection_name="old", row_record_array=[milvus_pb2.RowRecord(float_data=v) for v in x.tolist()]))
+        assert reply.status.error_code == 0, reply.status.reason
+        assert stub.Flush(milvus_pb2.FlushParam(collection_name_array=["old"])).error_code == 0
+        count = stub.CountCollection(milvus_pb2.CollectionName(collection_name="old"))
+        assert count.collection_row_count == 20
+        shop = hybrid.mapping(name="shop")
+        assert stub.CreateHybridCollection(shop).error_code == 0
+        described = stub.DescribeHybridCollection(milvus_pb2.CollectionName(collection_name="shop"))
+        assert described.status.error_code == 0, described.status.reason
+        assert [f.name for f in described.fields] == [f.name for f in shop.fields]
