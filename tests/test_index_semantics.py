@@ -70,10 +70,14 @@ def describe_index(stub: Any, name: str) -> Any:
     return ok(stub.DescribeIndex(milvus_pb2.CollectionName(collection_name=name), timeout=30))
 
 
-def _indexed(stub: Any, name: str, kind: int) -> Any:
-    """The DescribeIndex reply once it names ``kind`` (None before)."""
+def _indexed(stub: Any, name: str, kind: int, params: str | None = None) -> Any:
+    """The DescribeIndex reply once it names ``kind`` (and ``params`` when given; None before)."""
     reply = stub.DescribeIndex(milvus_pb2.CollectionName(collection_name=name), timeout=30)
-    return reply if reply.status.error_code == 0 and reply.index_type == kind else None
+    if reply.status.error_code != 0 or reply.index_type != kind:
+        return None
+    if params is not None and [(p.key, p.value) for p in reply.extra_params] != [("params", params)]:
+        return None
+    return reply
 
 
 def as_milvus_writes(params: dict[str, Any]) -> str:
@@ -157,8 +161,10 @@ def test_describe_index_answers_the_params_as_given(cluster: LocalCluster, kind:
     expected = as_milvus_writes(given)
     reader = TimedStub(cluster.readers[0].stub())
     for where, stub in (("writer", TimedStub(cluster.writer.stub())), ("proxy", proxy), ("reader", reader)):
-        # A read node asked directly (no revision header) answers once it has polled the catalog.
-        reply = poll_for(partial(_indexed, stub, name, kind), 30, what=f"the {where} to see the index")
+        # A read node asked directly (no revision header) answers once it has polled the catalog: wait for the
+        # params too (a FLAT index is the type of a new collection already). Never seeing them fails the poll.
+        reply = poll_for(partial(_indexed, stub, name, kind, expected), 30,
+                         what=f"the {where} to answer the params as given")
         assert [(p.key, p.value) for p in reply.extra_params] == [("params", expected)], where
         assert reply.collection_name == name
     ok(proxy.DropIndex(milvus_pb2.CollectionName(collection_name=name)))
