@@ -8,6 +8,10 @@ vectors are never decoded or re-encoded by the proxy. SearchByID first fetches t
 vectors in the searched partitions; ids not found keep their row, all holes, as on a single server. Node replies
 merge in the direction of the metric the search asks for (``metric_type``), else the collection's.
 
+HybridSearch fans out the same way, one HybridSearchInSegments per node around the client's HSearchParam bytes
+(that message has SearchInFilesParam's layout), after reading the query against the collection's schema in the
+catalog view (a query the nodes would refuse is refused here, with their code and reason).
+
 Every sub-request carries the revision of the catalog view it was routed from (``mishards-min-revision``),
 so a read node that has not yet seen that revision catches up before answering: what a client flushed
 through this proxy is what the read nodes search.
@@ -30,6 +34,9 @@ from coordinator import tracing as spans
 from coordinator import validation
 from coordinator.catalog import CatalogSnapshot
 from coordinator.errors import ErrorCode, MilvusError
+from coordinator.hybrid.from_wire import query_from_search_param
+from coordinator.hybrid.schema import collection_schema
+from coordinator.hybrid.tree import HybridQuery
 from coordinator.membership import Member
 from coordinator.model import MAX_GET_IDS, MAX_TOPK, Collection, MetricType, Segment
 from coordinator.placement import Placement
@@ -45,6 +52,7 @@ from mishards.querydeath import fingerprint
 from mishards.results import merge_node_results
 from mishards.routing import searchable_segments
 from mishards.subrequests import (
+    HYBRID_SEARCH_IN_SEGMENTS,
     MIN_REVISION_HEADER,
     SEARCH_IN_FILES,
     TOO_LARGE,
@@ -113,6 +121,36 @@ def merge_direction(collection_metric: MetricType, extra_params: Any) -> bool:
         return search_metric(parse_extra_params(extra_params, "search params"), collection_metric).higher_is_better
     except MilvusError:
         return collection_metric.higher_is_better
+
+
+def hybrid_scope(snap: CatalogSnapshot, request: bytes) -> tuple[Collection, list[Segment], HybridQuery,
+                                                                 CatalogSnapshot] | None:
+    """What a HybridSearch covers, read against the catalog view in the node's validation order; None for what the
+    writer answers in its own words (a bad name or tags, an unknown or plain collection, tags matching nothing,
+    nothing to search), Failed for a query the nodes would refuse (the same code and reason: the same code reads
+    it against the same schema)."""
+    try:
+        param = milvus_pb2.HSearchParam.FromString(request)
+    except Exception:  # undecodable: the writer's refusal is the answer
+        return None
+    try:
+        validation.collection_name(param.collection_name)
+        tags = validation.partition_tags(param.partition_tag_array)
+    except MilvusError:
+        return None
+    coll = snap.collection(param.collection_name)
+    schema = collection_schema(coll) if coll is not None else None
+    if schema is None:
+        return None
+    try:
+        query = query_from_search_param(param, schema)
+    except MilvusError as refused:
+        raise Failed(refused.code, refused.reason) from None
+    try:
+        coll, segs = searchable_segments(snap, param.collection_name, tags)
+    except MilvusError:
+        return None
+    return (coll, segs, query, snap) if segs else None
 
 
 class Fanout:
@@ -197,12 +235,38 @@ class Fanout:
 
     # -- search ----------------------------------------------------------------------------------
 
+    def hybrid_search(self, request: bytes) -> bytes | None:
+        """HybridSearch over the read nodes (one HybridSearchInSegments per node, exactly as Search fans out), or
+        None when the writer should answer (no readers, an error the writer words, nothing to search)."""
+        readers = self.cluster.readers()
+        if not readers:
+            return None
+        scope = hybrid_scope(self._snapshot(), request)
+        if scope is None:
+            return None
+        coll, segs, query, snap = scope
+        if self.tracing is not None:
+            self.tracing.annotate({spans.COLLECTION: coll.name, spans.NQ: query.vector.nq,
+                                   spans.TOPK: query.vector.topk, spans.SEGMENTS: len(segs)})
+        key = request_key("HybridSearch", request)
+        self.subrequests.check_refused(key)
+        deadline = time.monotonic() + self.timeout
+        parts = self._search(segs, readers, request, snap.revision, deadline, key, HYBRID_SEARCH_IN_SEGMENTS)
+        if len(parts) == 1:
+            return parts[0][0]
+        try:
+            hib = search_metric(query.vector.params, coll.metric).higher_is_better
+        except MilvusError:
+            hib = coll.metric.higher_is_better  # every node refuses the metric: nothing is merged
+        return encode_topk(self._merge([p[1] for p in parts], query.vector.topk, hib))
+
     def _search(self, segs: list[Segment], readers: tuple[Member, ...], request: bytes, revision: int,
-                deadline: float, key: RequestKey) -> list[tuple[bytes, TopK]]:
+                deadline: float, key: RequestKey, method: str = SEARCH_IN_FILES) -> list[tuple[bytes, TopK]]:
         """Each accepted node reply (serialized and decoded), together covering ``segs`` once."""
         placement = self._placement(readers)
         addresses = {m.node_id: m.address for m in readers}
-        return gather(self.subrequests, [s.id for s in segs], placement, addresses, request, revision, deadline, key)
+        return gather(self.subrequests, [s.id for s in segs], placement, addresses, request, revision, deadline, key,
+                      method)
 
     def _merge(self, parts: list[TopK], topk: int, higher_is_better: bool) -> TopK:
         started = time.perf_counter()

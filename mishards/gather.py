@@ -71,16 +71,19 @@ Outcome: TypeAlias = "bytes | BaseException | HedgeCut | None"
 
 
 def gather(shared: SubRequests, segments: list[int], placement: Placement, addresses: dict[str, str],
-           request: bytes, revision: int, deadline: float, key: Callable[[], bytes]) -> list[tuple[bytes, TopK]]:
-    """Each accepted reply (serialized and decoded), together covering ``segments`` once."""
-    return _Search(shared, placement, addresses, request, revision, deadline, key).run(segments)
+           request: bytes, revision: int, deadline: float, key: Callable[[], bytes],
+           method: str = SEARCH_IN_FILES) -> list[tuple[bytes, TopK]]:
+    """Each accepted reply (serialized and decoded), together covering ``segments`` once. ``method`` is the
+    sub-request (SearchInFiles, or HybridSearchInSegments with ``request`` an HSearchParam)."""
+    return _Search(shared, placement, addresses, request, revision, deadline, key, method).run(segments)
 
 
 class _Search:
     """The sub-requests of one search (used by one thread, once)."""
 
     def __init__(self, shared: SubRequests, placement: Placement, addresses: dict[str, str], request: bytes,
-                 revision: int, deadline: float, key: Callable[[], bytes]) -> None:
+                 revision: int, deadline: float, key: Callable[[], bytes], method: str = SEARCH_IN_FILES) -> None:
+        self.method = method
         self.shared = shared
         self.placement = placement
         self.addresses = addresses
@@ -174,11 +177,11 @@ class _Search:
 
     def _send(self, cov: Coverage, node: str, segs: tuple[int, ...], hedge_of: int | None,
               inline: bool = False, cut: float | None = None) -> None:
-        """One SearchInFiles to ``node``: a future whose end is queued for the loop, or (``inline``) a blocking
+        """One sub-request to ``node``: a future whose end is queued for the loop, or (``inline``) a blocking
         call whose end is queued the same way, cut after ``cut`` seconds (None: its full timeout)."""
         shared = self.shared
         attempt = cov.start(node, segs, time.monotonic(), hedge_of)
-        metadata, finish = shared.sub_request(node, segs, self.metadata)
+        metadata, finish = shared.sub_request(node, segs, self.metadata, self.method)
         events = self.events
         inflight = shared.inflight
         last_answer = shared.last_answer
@@ -203,7 +206,7 @@ class _Search:
             exc = fut.exception()
             ended(bytes(fut.result()) if exc is None else exc)
 
-        call = shared.cluster.channel(self.addresses[node]).unary_unary(SEARCH_IN_FILES)
+        call = shared.cluster.channel(self.addresses[node]).unary_unary(self.method)
         payload = search_in_files_request(segs, self.request)
         cut = cut if cut is not None and cut < timeout else None
         try:

@@ -1,8 +1,8 @@
 """The proxy's MilvusService: every call forwarded as bytes (no decoding of the payload), `Cmd version`
-answered by the proxy itself, hybrid RPCs UNIMPLEMENTED as in Milvus 1.1.
+answered by the proxy itself.
 
-Writes, DDL and (for now) every other call go to the current writer; the fan-out of searches across the
-read-only nodes is built on top of this edge.
+Writes, DDL and every other call go to the current writer (the hybrid ones too: CreateHybridCollection, InsertEntity,
+...); searches (Search, SearchByID, HybridSearch) fan out across the read-only nodes on top of this edge.
 """
 
 from __future__ import annotations
@@ -46,22 +46,18 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SERVICE = "milvus.grpc.MilvusService"
-HYBRID = frozenset({
-    "CreateHybridCollection", "HasHybridCollection", "DropHybridCollection", "DescribeHybridCollection",
-    "CountHybridCollection", "ShowHybridCollections", "ShowHybridCollectionInfo", "PreloadHybridCollection",
-    "InsertEntity", "HybridSearch", "HybridSearchInSegments", "GetEntityByID", "GetEntityIDs", "DeleteEntitiesByID",
-})
 # Calls that block until work is done (Milvus semantics): no deadline of ours.
 LONG_CALLS = frozenset({"CreateIndex", "Flush", "Compact", "PreloadCollection", "DropIndex"})
 # Calls that change what searches see: the proxy's catalog view catches up before answering.
 CHANGES_CATALOG = frozenset({"CreateCollection", "DropCollection", "CreatePartition", "DropPartition", "CreateIndex",
-                             "DropIndex", "Flush", "Compact"})
+                             "DropIndex", "Flush", "Compact", "CreateHybridCollection", "DropHybridCollection"})
 # Cache calls every node must see: the writer first, then every read node (each acts on its own share).
 BROADCAST = frozenset({"PreloadCollection", "ReleaseCollection", "ReloadSegments"})
 # A client deadline further away than this is no deadline (gRPC reports none as ~2**63 seconds remaining).
 NO_DEADLINE = 365 * 86400.0
 # Reads any node answers from the shared catalog and storage (used when the writer is down).
-READABLE_ANYWHERE = frozenset({"GetVectorsByID", "GetVectorIDs", "SearchInFiles", "Search", "SearchByID"})
+READABLE_ANYWHERE = frozenset({"GetVectorsByID", "GetVectorIDs", "SearchInFiles", "Search", "SearchByID",
+                               "HybridSearch", "HybridSearchInSegments", "GetEntityByID", "GetEntityIDs"})
 
 
 def _message_class(full_name: str) -> Any:
@@ -108,12 +104,11 @@ class Forwarder:
     def handler(self, method: str, reply_cls: Any) -> Callable[[bytes, grpc.ServicerContext], bytes]:
         path = f"/{SERVICE}/{method}"
         timeout = None if method in LONG_CALLS or not self.settings.request_timeout else self.settings.request_timeout
-        fanned = {"Search": self.fanout.search, "SearchByID": self.fanout.search_by_id} if self.fanout else {}
+        fanned = {"Search": self.fanout.search, "SearchByID": self.fanout.search_by_id,
+                  "HybridSearch": self.fanout.hybrid_search} if self.fanout else {}
         fan_out = fanned.get(method)
 
         def forward(request: bytes, context: grpc.ServicerContext) -> bytes:
-            if method in HYBRID:
-                context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{method} is not implemented (as in Milvus 1.1)")
             try:
                 return serve(request, context)
             except Unimplemented as exc:

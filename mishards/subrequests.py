@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SEARCH_IN_FILES = "/milvus.grpc.MilvusService/SearchInFiles"
+# The hybrid twin: an HSearchInSegmentsParam has SearchInFilesParam's layout (ids as field 1, the search as field 2).
+HYBRID_SEARCH_IN_SEGMENTS = "/milvus.grpc.MilvusService/HybridSearchInSegments"
 MIN_REVISION_HEADER = "mishards-min-revision"
 TOO_LARGE = "The request is larger than the read nodes accept"
 
@@ -60,7 +62,8 @@ def as_error_code(code: int) -> ErrorCode:
 
 
 def search_in_files_request(file_ids: tuple[int, ...], search_param: bytes) -> bytes:
-    """A serialized SearchInFilesParam around an already serialized SearchParam."""
+    """A serialized SearchInFilesParam around an already serialized SearchParam (or an HSearchInSegmentsParam around
+    an HSearchParam: the same fields)."""
     return b"".join(field(1, str(f).encode()) for f in file_ids) + field(2, search_param)
 
 
@@ -149,19 +152,22 @@ class SubRequests:
         if self.metrics is not None:
             self.metrics.node_failed(node, suspect)
 
-    def sub_request(self, node: str, segs: tuple[int, ...], metadata: Metadata) -> tuple[Metadata, Finish | None]:
-        """The metadata to send with one SearchInFiles to ``node`` and what to call when it ends (None when
-        neither metrics nor tracing is on): its latency is observed and its client span ended."""
+    def sub_request(self, node: str, segs: tuple[int, ...], metadata: Metadata,
+                    method: str = SEARCH_IN_FILES) -> tuple[Metadata, Finish | None]:
+        """The metadata to send with one sub-request (``method``: SearchInFiles or HybridSearchInSegments) to
+        ``node`` and what to call when it ends (None when neither metrics nor tracing is on): its latency is
+        observed and its client span ended."""
         if self.metrics is None and self.tracing is None:
             return metadata, None
         span = None
         if self.tracing is not None:
-            span, metadata = self.tracing.start_client(SEARCH_IN_FILES, node, metadata, {spans.SEGMENTS: len(segs)})
+            span, metadata = self.tracing.start_client(method, node, metadata, {spans.SEGMENTS: len(segs)})
         started = time.perf_counter()
+        name = method.rpartition("/")[2]
 
         def finish(error: BaseException | None) -> None:
             if self.metrics is not None:
-                self.metrics.subrequest("SearchInFiles", node, time.perf_counter() - started)
+                self.metrics.subrequest(name, node, time.perf_counter() - started)
             if span is not None and self.tracing is not None:
                 self.tracing.end_client(span, error)
 

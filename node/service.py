@@ -1,8 +1,8 @@
 """The node's MilvusService: thin handlers that validate, call the engine, and build replies.
 
 Every handler is wrapped by :func:`node.rpc.rpc`, the one place where errors become in-band Milvus statuses.
-The search RPCs live in :mod:`node.search_rpcs`, the hybrid metadata and write RPCs in :mod:`node.hybrid_rpcs`;
-hybrid RPCs no mixin defines answer gRPC UNIMPLEMENTED, as in Milvus 1.1.
+The search RPCs live in :mod:`node.search_rpcs` and :mod:`node.hybrid_search_rpcs`, the hybrid metadata and write
+RPCs in :mod:`node.hybrid_rpcs`; hybrid RPCs no mixin defines answer gRPC UNIMPLEMENTED, as in Milvus 1.1.
 """
 
 from __future__ import annotations
@@ -38,10 +38,10 @@ from node.admission import from_settings as admission_from
 from node.commands import Commands
 from node.engine import Engine
 from node.hybrid_rpcs import HybridRpcs
+from node.hybrid_search_rpcs import HybridSearchRpcs
 from node.metrics import NodeMetrics
 from node.reader import Reader
 from node.rpc import MIN_REVISION_HEADER, request_key, rpc
-from node.search_rpcs import SearchRpcs
 
 if TYPE_CHECKING:
     from coordinator.tracing import Tracing
@@ -51,7 +51,7 @@ __all__ = ["MIN_REVISION_HEADER", "MilvusService"]
 log = logging.getLogger(__name__)
 
 
-class MilvusService(SearchRpcs, HybridRpcs, milvus_pb2_grpc.MilvusServiceServicer):
+class MilvusService(HybridSearchRpcs, HybridRpcs, milvus_pb2_grpc.MilvusServiceServicer):
     def __init__(self, engine: Engine, search_pool: ThreadPoolExecutor, metrics: NodeMetrics | None = None,
                  tracing: Tracing | None = None, admission: Admission | None = None) -> None:
         self.engine = engine
