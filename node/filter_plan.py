@@ -4,18 +4,18 @@ rows, how many of them pass the filter (and are live), and the search's shape. N
 Strategies (docs/DESIGN.md 8.12):
 
 - ``NOTHING``: no row passes; the segment adds no hit.
-- ``EXACT``: brute force over the passing rows only, gathered from the segment's stored rows
-  (:func:`node.kernels.exact_rows`). Chosen when the search asks for it (``"exact": true``), when the passing rows
-  are few (:func:`coordinator.hybrid.evaluate.prefer_exact`: at most ``max(k, 2,048,000 / dim)`` rows, or under 7 %
-  of the segment, where every filtered ANN search loses recall and the scan is cheap), and for FLAT segments
-  searched with several queries (binary FLAT always): the gathered rows take faiss' BLAS path, which a selector
-  leaves.
+- ``EXACT``: brute force over the passing rows only (:func:`node.kernels.exact_rows`: for one query or a few, faiss
+  computes the listed rows' distances where they lie; for batches, the rows are gathered a block at a time for faiss'
+  BLAS kernels). Chosen when the search asks for it (``"exact": true``), for every FLAT segment (the passing rows
+  cost less than the segment), and when the passing rows are few
+  (:func:`coordinator.hybrid.evaluate.prefer_exact`: at most ``max(k, 2,048,000 / dim)`` rows, or under 7 % of the
+  segment, where every filtered ANN search loses recall and the scan is cheap).
 - ``INDEX``: the kind's own search with the passing rows as its live mask, exactly as deletes are filtered: a faiss
-  ID selector inside FLAT (one float query), IVF_FLAT / IVF_SQ8 / IVF_PQ and HNSW; oversampling and dropping, widened
-  until enough rows are found, for ANNOY, RNSG and binary IVF. IVF ``nprobe`` and HNSW ``ef`` are widened by
-  1 / selectivity (:func:`~coordinator.hybrid.evaluate.widened`; at most ``nlist``, and :data:`EF_CAP` unless the
-  search asked for more), and queries that come back with fewer than ``min(k, passing)`` hits are searched again
-  exactly over the passing rows (``exact_when_short``).
+  ID selector inside IVF_FLAT / IVF_SQ8 / IVF_PQ and HNSW; oversampling and dropping, widened until enough rows are
+  found, for ANNOY, RNSG and binary IVF. IVF ``nprobe`` and HNSW ``ef`` are widened by 1 / selectivity
+  (:func:`~coordinator.hybrid.evaluate.widened`; at most ``nlist``, and :data:`EF_CAP` unless the search asked for
+  more), and queries that come back with fewer than ``min(k, passing)`` hits are searched again exactly over the
+  passing rows (``exact_when_short``). A segment whose every row passes is searched as ``Search`` searches it.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import numpy as np
 from coordinator.hybrid.evaluate import prefer_exact, widened
 from coordinator.model import IndexType
 from node.index_base import DEFAULT_EF, DEFAULT_NPROBE
-from node.kernels import BLAS_MIN_QUERIES, GATHER_BLOCK_BYTES
+from node.kernels import GATHER_BLOCK_BYTES
 from node.params import SearchParams
 
 EF_CAP = 4096  # HNSW ef a filter may widen to (a caller's larger ef is kept)
@@ -73,12 +73,12 @@ def plan(shape: SegmentShape, k: int, nq: int, params: SearchParams, exact: bool
         return SegmentPlan(Strategy.NOTHING, params, why="no row passes")
     if exact:
         return SegmentPlan(Strategy.EXACT, params, why="exact search requested")
+    if shape.passing >= shape.rows:
+        return SegmentPlan(Strategy.INDEX, params, why="every row passes: the segment's own search")
+    if shape.kind is IndexType.FLAT:
+        return SegmentPlan(Strategy.EXACT, params, why="flat: the passing rows only")
     if prefer_exact(shape.passing, shape.rows, k, shape.dimension):
         return SegmentPlan(Strategy.EXACT, params, why="few rows pass")
-    if shape.kind is IndexType.FLAT:
-        if shape.binary or nq >= BLAS_MIN_QUERIES:
-            return SegmentPlan(Strategy.EXACT, params, why="flat rows gathered for the batched kernels")
-        return SegmentPlan(Strategy.INDEX, params, why="flat kernel with the rows as its selector")
     fraction = shape.passing / shape.rows if shape.rows else 0.0
     if shape.kind in IVF_KINDS:
         nprobe = params.nprobe or DEFAULT_NPROBE

@@ -138,18 +138,9 @@ def _knn(rows: np.ndarray, queries: np.ndarray, k: int, live: LiveMask, metric: 
     """Exact top-k of float32 ``queries`` over float32 ``rows`` under ``metric`` (L2 or IP), whatever metric the
     rows' index was built for: faiss' brute-force kernels (those an ``IndexFlat`` search runs), deletes handled
     as :func:`_faiss_search` does (oversampled when few, else an ID selector)."""
-    nq, dim = queries.shape
-    n = int(rows.shape[0])
 
     def run(width: int, sel: Any = None) -> TopK:
-        dist = np.empty((nq, width), dtype=np.float32)
-        offs = np.empty((nq, width), dtype=np.int64)
-        q, x = faiss.swig_ptr(queries), faiss.swig_ptr(rows)
-        if metric is MetricType.IP:
-            faiss.knn_inner_product(q, x, dim, nq, n, width, faiss.swig_ptr(dist), faiss.swig_ptr(offs), sel)
-        else:
-            faiss.knn_L2sqr(q, x, dim, nq, n, width, faiss.swig_ptr(dist), faiss.swig_ptr(offs), None, sel)
-        return TopK(offs, dist)
+        return _knn_call(rows, queries, width, metric, sel)
 
     if live.deleted == 0:
         return run(k)
@@ -157,6 +148,21 @@ def _knn(rows: np.ndarray, queries: np.ndarray, k: int, live: LiveMask, metric: 
         wide = run(min(live.rows, k + live.deleted))
         return _drop_deleted(wide.distances, wide.ids, live, k, metric.higher_is_better)
     return run(k, live.selector())
+
+
+def _knn_call(rows: np.ndarray, queries: np.ndarray, width: int, metric: MetricType, sel: Any = None) -> TopK:
+    """faiss' brute-force top ``width`` of float32 ``queries`` over float32 ``rows`` (both C-contiguous) under L2 or
+    IP, restricted to the rows ``sel`` selects (an ``IDSelectorArray`` computes only the listed rows' distances)."""
+    nq, dim = queries.shape
+    n = int(rows.shape[0])
+    dist = np.empty((nq, width), dtype=np.float32)
+    offs = np.empty((nq, width), dtype=np.int64)
+    q, x = faiss.swig_ptr(queries), faiss.swig_ptr(rows)
+    if metric is MetricType.IP:
+        faiss.knn_inner_product(q, x, dim, nq, n, width, faiss.swig_ptr(dist), faiss.swig_ptr(offs), sel)
+    else:
+        faiss.knn_L2sqr(q, x, dim, nq, n, width, faiss.swig_ptr(dist), faiss.swig_ptr(offs), None, sel)
+    return TopK(offs, dist)
 
 
 class FloatFlat:
@@ -278,14 +284,24 @@ GATHER_BLOCK_BYTES = 8 * 1024 * 1024
 def exact_rows(vectors: np.ndarray, offsets: np.ndarray, queries: np.ndarray, k: int, metric: MetricType) -> TopK:
     """Exact top-``k`` of ``queries`` among the rows ``offsets`` (int64) of ``vectors`` (a segment's stored rows,
     typically memory-mapped) under ``metric``; results are offsets into ``vectors``, ``k`` wide, -1 holes past the
-    rows found. The rows are copied a block of GATHER_BLOCK_BYTES at a time into one buffer and searched with the
-    kernels above (faiss' BLAS path for float queries), each block's best merged into the result: the cost is
-    that of the chosen rows, not of the segment."""
+    rows found. The cost is that of the chosen rows, not of the segment:
+
+    - fewer than BLAS_MIN_QUERIES float queries: faiss computes the distances of the listed rows where they lie (an
+      ``IDSelectorArray``, no copy);
+    - otherwise the rows are copied a block of GATHER_BLOCK_BYTES at a time into one buffer and searched with the
+      kernels above (faiss' BLAS path for float queries, the popcount kernels for bits), each block's best merged
+      into the result."""
     hib = metric.higher_is_better
     nq = int(queries.shape[0])
     count = int(offsets.shape[0])
     if k <= 0 or count == 0 or nq == 0:
         return TopK.empty(nq, max(k, 0), hib)
+    if (not metric.is_binary and nq < BLAS_MIN_QUERIES and vectors.dtype == np.float32
+            and vectors.flags.c_contiguous):
+        chosen = np.ascontiguousarray(offsets, dtype=np.int64)
+        listed = faiss.IDSelectorArray(count, faiss.swig_ptr(chosen))
+        found = _knn_call(vectors, np.ascontiguousarray(queries, dtype=np.float32), min(k, count), metric, listed)
+        return found if found.k == k else merge([found], k, hib)
     width = int(vectors.shape[1])
     block = max(1, GATHER_BLOCK_BYTES // max(1, width * vectors.dtype.itemsize))
     buffer = np.empty((min(block, count), width), dtype=vectors.dtype)

@@ -78,8 +78,8 @@ def test_hnsw_ef_widens_up_to_the_cap_and_never_below_k() -> None:
     assert tenth.params.ef == EF_CAP  # 10,000 capped
     big = plan(shape(IndexType.HNSW, ROWS // 10), 10, 1, SearchParams(ef=8000))
     assert big.params.ef == 8000  # a caller's ef above the cap is kept
-    wide_k = plan(shape(IndexType.HNSW, ROWS), 500, 1, SearchParams(ef=100))
-    assert wide_k.params.ef == 500
+    wide_k = plan(shape(IndexType.HNSW, ROWS // 2), 500, 1, SearchParams(ef=100))
+    assert wide_k.params.ef == 1000  # ef raised to k first, then widened
     default = plan(shape(IndexType.HNSW, ROWS // 2), 10, 1, SearchParams())
     assert default.params.ef == DEFAULT_EF * 2
 
@@ -97,13 +97,21 @@ def test_binary_ivf_widens_nprobe_too() -> None:
     assert chosen.strategy is Strategy.INDEX and chosen.params.nprobe == 16
 
 
-def test_flat_uses_its_selector_for_one_query_and_gathers_rows_for_batches() -> None:
-    one = plan(shape(IndexType.FLAT, ROWS // 2), 10, 1, SearchParams())
-    assert one.strategy is Strategy.INDEX and not one.exact_when_short
-    batch = plan(shape(IndexType.FLAT, ROWS // 2), 10, 8, SearchParams())
-    assert batch.strategy is Strategy.EXACT
+def test_flat_searches_the_passing_rows_only() -> None:
+    for nq in (1, 8):
+        chosen = plan(shape(IndexType.FLAT, ROWS // 2), 10, nq, SearchParams())
+        assert chosen.strategy is Strategy.EXACT
     binary = plan(shape(IndexType.FLAT, ROWS // 2, binary=True, dim=256), 10, 1, SearchParams())
     assert binary.strategy is Strategy.EXACT
+
+
+@pytest.mark.parametrize("kind", [IndexType.FLAT, IndexType.IVF_FLAT, IndexType.HNSW, IndexType.ANNOY])
+def test_a_segment_whose_every_row_passes_is_searched_as_search_does(kind: IndexType) -> None:
+    params = SearchParams(nprobe=16, ef=64)
+    for rows in (100, ROWS):  # small segments too: the index, not the exact path
+        chosen = plan(shape(kind, rows, rows=rows, nlist=1024), 10, 1, params)
+        assert chosen.strategy is Strategy.INDEX and chosen.params == params
+    assert plan(shape(kind, ROWS, nlist=1024), 10, 1, params, exact=True).strategy is Strategy.EXACT
 
 
 def test_short_queries() -> None:

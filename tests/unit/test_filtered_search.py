@@ -20,10 +20,11 @@ from coordinator.hybrid.tree import Bool, Comparison, Range, Term
 from coordinator.hybrid.types import CompareOp
 from coordinator.model import IndexType, MetricType
 from coordinator.topk import NO_ID, TopK, hole_distance
+from node import kernels
 from node.filtered_search import segment_search
 from node.index_base import SegmentIndex
 from node.indexes import build_index
-from node.kernels import LiveMask, use_blas_from
+from node.kernels import LiveMask, exact_rows, use_blas_from
 from node.params import SearchParams
 
 ROWS = 5000
@@ -375,3 +376,27 @@ def test_rows_outside_the_mask_are_dropped_and_short_queries_searched_exactly(an
     result = segment_search(stub, lambda: FLOAT_ROWS, passing, FLOAT_QUERIES, K, SearchParams(nprobe=1), DIM)
     assert stub.calls == 1
     check(result, MetricType.L2, passing, K, exact=True)
+
+
+@pytest.mark.parametrize("metric", [MetricType.L2, MetricType.IP], ids=lambda m: m.name)
+def test_exact_rows_in_place_and_gathered_agree_on_memory_mapped_rows(metric: MetricType, tmp_path: Any,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A few queries are answered from the rows where they lie, a batch from gathered blocks (small blocks here, so
+    that several are merged): the same rows, the same distances, the oracle's."""
+    np.save(tmp_path / "rows.npy", FLOAT_ROWS)
+    mapped = np.load(tmp_path / "rows.npy", mmap_mode="r")
+    monkeypatch.setattr(kernels, "GATHER_BLOCK_BYTES", 64 * DIM * 4)
+    for mask in (allowed(passing_mask(below(SPREAD // 3))), allowed(passing_mask(below(4)))):
+        offsets = np.flatnonzero(mask).astype(np.int64)
+        passing = LiveMask.of(mask)
+        for k in (K, 300):
+            width = min(k, offsets.size)
+            few = exact_rows(mapped, offsets, FLOAT_QUERIES[:3], width, metric)
+            batch = exact_rows(mapped, offsets, FLOAT_QUERIES, width, metric)
+            check(few, metric, passing, k, exact=True, queries=slice(0, 3))
+            check(batch, metric, passing, k, exact=True)
+            wider = exact_rows(mapped, offsets, FLOAT_QUERIES[:3], offsets.size + 5, metric)  # padded past the rows
+            assert (wider.ids[:, offsets.size:] == NO_ID).all() and (wider.ids[:, : offsets.size] >= 0).all()
+            same = few.ids == batch.ids[:3]
+            assert same.mean() > 0.99  # equal up to ties
+            np.testing.assert_allclose(few.distances, batch.distances[:3], rtol=1e-5, atol=1e-4)
