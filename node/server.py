@@ -79,6 +79,8 @@ def request_attributes(method: str, request: Any) -> dict[str, spans.AttributeVa
     if method == "Search":
         return {spans.COLLECTION: request.collection_name, spans.NQ: len(request.query_record_array),
                 spans.TOPK: int(request.topk)}
+    if method == "HybridSearchInSegments":
+        request = request.search_param  # the collection is named inside, as in SearchInFiles
     if method == "SearchByID":
         return {spans.COLLECTION: request.collection_name, spans.NQ: len(request.id_array),
                 spans.TOPK: int(request.topk)}
