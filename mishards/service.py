@@ -47,12 +47,13 @@ log = logging.getLogger(__name__)
 
 SERVICE = "milvus.grpc.MilvusService"
 # Calls that block until work is done (Milvus semantics): no deadline of ours.
-LONG_CALLS = frozenset({"CreateIndex", "Flush", "Compact", "PreloadCollection", "DropIndex"})
+LONG_CALLS = frozenset({"CreateIndex", "Flush", "Compact", "PreloadCollection", "DropIndex",
+                        "PreloadHybridCollection"})
 # Calls that change what searches see: the proxy's catalog view catches up before answering.
 CHANGES_CATALOG = frozenset({"CreateCollection", "DropCollection", "CreatePartition", "DropPartition", "CreateIndex",
                              "DropIndex", "Flush", "Compact", "CreateHybridCollection", "DropHybridCollection"})
 # Cache calls every node must see: the writer first, then every read node (each acts on its own share).
-BROADCAST = frozenset({"PreloadCollection", "ReleaseCollection", "ReloadSegments"})
+BROADCAST = frozenset({"PreloadCollection", "ReleaseCollection", "ReloadSegments", "PreloadHybridCollection"})
 # A client deadline further away than this is no deadline (gRPC reports none as ~2**63 seconds remaining).
 NO_DEADLINE = 365 * 86400.0
 # Reads any node answers from the shared catalog and storage (used when the writer is down).

@@ -5,6 +5,7 @@ status; what the proxy writes through is searched at once."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -139,6 +140,20 @@ def test_rows_written_through_the_proxy_are_searched_at_once(cluster: LocalClust
     queries = query_vectors(filled, NQ, seed=52)
     body = FILTERS["range"]
     assert_exact(filled, passing(filled, body), queries, K, hybrid_search(stub, filled, body, queries, K))
+
+
+def test_preload_through_the_proxy_warms_every_reader(cluster: LocalCluster) -> None:
+    stub = cluster.stub()
+    filled = fill(stub, "phyb_preload", L2, DIM, [("", 100), ("", 100)], seed=53)
+
+    def cached(reader: Any) -> int:
+        reply = reader.stub().Cmd(milvus_pb2.Command(cmd="mishards_stats"), timeout=TIMEOUT)
+        return int(json.loads(reply.string_reply)["cache_segments"])
+
+    before = [cached(r) for r in cluster.readers]
+    ok(stub.PreloadHybridCollection(milvus_pb2.CollectionName(collection_name=filled.name), timeout=TIMEOUT))
+    after = [cached(r) for r in cluster.readers]
+    assert all(a >= b + 2 for a, b in zip(after, before, strict=True)), (before, after)
 
 
 def test_a_killed_reader_changes_no_answer(cluster: LocalCluster, collections: dict[int, Filled]) -> None:
