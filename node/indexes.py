@@ -5,7 +5,9 @@ are offsets (the caller maps them to row ids) and a :class:`~node.kernels.LiveMa
 faiss ``IDSelectorBitmap``. Deleted rows are never returned, and ``k`` live results come back
 whenever the index finds that many (IVF: within the ``nprobe`` probed lists).
 
-Kinds, and how each one excludes deleted rows:
+Kinds, and how each one excludes deleted rows (and the rows a hybrid search's filter leaves out: any row mask
+becomes a ``LiveMask`` through ``LiveMask.of`` and is honoured the same way; :mod:`node.filter_plan` decides when a
+filtered segment goes through its index at all, with which ``nprobe`` / ``ef``):
 
 =============  ====================================  ==================================================
 kind           structure                             deletes
