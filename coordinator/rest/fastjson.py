@@ -35,6 +35,9 @@ EXACT_INTEGERS = float(1 << 53)
 KEEP_PARSERS = 1
 REUSE_LIMIT = 32 << 20
 COUNT_BLOCK = 1 << 18
+# The lazy document API (Parser.parse returning Array proxies with as_buffer) of pysimdjson up to 7.x: without
+# it every body takes the general way.
+LAZY_API = hasattr(simdjson, "Parser") and hasattr(getattr(simdjson, "Array", None), "as_buffer")
 
 
 def skip_space(body: bytes, at: int) -> int:
@@ -80,7 +83,7 @@ def split(body: bytes, path: Sequence[str] = ("vectors",)) -> tuple[Any, np.ndar
     valid JSON array of rows of numbers, the whole body is valid JSON); it holds ``"vectors"`` exactly once and
     no ``\\u`` escape, so the only key of the document named ``vectors`` is the one found, and the value at
     ``path`` being the placeholder shows that it is that key, at that place."""
-    where = locate(body)
+    where = locate(body) if LAZY_API else None
     if where is None:
         return None
     start, end = where
@@ -128,6 +131,8 @@ _parsers = _Parsers()
 def float_rows(text: bytes | memoryview) -> np.ndarray | None:
     """The rows of ``text`` (a JSON array of arrays of numbers, all of one length) as float32, as numpy would
     convert the Python numbers orjson gives; None for anything else (invalid JSON included)."""
+    if not LAZY_API:
+        return None
     parser = _parsers.take()
     rows = _rows(parser, text)  # if it raised, the parser is dropped: a traceback may still hold its values
     _parsers.give_back(parser, len(text))

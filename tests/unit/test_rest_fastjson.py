@@ -92,6 +92,11 @@ def test_integers_signs_and_exponents() -> None:
     split = fastjson.split(body)
     assert split is not None
     assert _bits(split[1]) == _bits(_general_rows(body))
+    long_digits = ("0." + "1" * 2000, "1" * 15 + "." + "5" * 40 + "e-20", "0." + "0" * 400 + "1")
+    body = ('{"vectors": [[' + ", ".join(long_digits) + "]]}").encode()
+    split = fastjson.split(body)
+    assert split is not None
+    assert _bits(split[1]) == _bits(_general_rows(body))
     # Magnitudes from 2**53 (integers there could round differently) are left to the general path: beyond
     # float32 they become infinity there and the insert is refused.
     body = b'{"vectors": [[1, 3.4028235677973366e38, 1e39]]}'
@@ -158,6 +163,16 @@ REFUSED = [
 def test_what_cannot_be_proven_takes_the_general_path(body: bytes) -> None:
     assert fastjson.split(body) is None
     _same_either_way(body)
+
+
+def test_without_the_lazy_api_every_body_takes_the_general_path() -> None:
+    body = b'{"vectors": [[1, 2]]}'
+    with mock.patch.object(fastjson, "LAZY_API", False):
+        assert fastjson.split(body) is None
+        assert fastjson.float_rows(b"[[1, 2]]") is None
+        reply, calls = _insert(body, True)
+    assert reply.status == 201 and [m for m, _ in calls] == ["Insert"]
+    assert fastjson.LAZY_API  # the installed pysimdjson has it
 
 
 def test_binary_collections_and_unknown_kinds() -> None:
