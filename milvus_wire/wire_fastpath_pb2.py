@@ -23,19 +23,28 @@ _sym_db = _symbol_database.Default()
 
 
 from . import milvus_pb2 as milvus__pb2
+from . import status_pb2 as status__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13wire_fastpath.proto\x12\x11mishards.fastpath\x1a\x0cmilvus.proto\"\xa1\x01\n\x0eInsertParamRaw\x12\x17\n\x0f\x63ollection_name\x18\x01 \x01(\t\x12\x18\n\x10row_record_array\x18\x02 \x03(\x0c\x12\x14\n\x0crow_id_array\x18\x03 \x03(\x03\x12\x15\n\rpartition_tag\x18\x04 \x01(\t\x12/\n\x0c\x65xtra_params\x18\x05 \x03(\x0b\x32\x19.milvus.grpc.KeyValuePair\"\xa1\x01\n\x0eSearchParamRaw\x12\x17\n\x0f\x63ollection_name\x18\x01 \x01(\t\x12\x1b\n\x13partition_tag_array\x18\x02 \x03(\t\x12\x1a\n\x12query_record_array\x18\x03 \x03(\x0c\x12\x0c\n\x04topk\x18\x04 \x01(\x03\x12/\n\x0c\x65xtra_params\x18\x05 \x03(\x0b\x32\x19.milvus.grpc.KeyValuePair\"g\n\x15SearchInFilesParamRaw\x12\x15\n\rfile_id_array\x18\x01 \x03(\t\x12\x37\n\x0csearch_param\x18\x02 \x01(\x0b\x32!.mishards.fastpath.SearchParamRawb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13wire_fastpath.proto\x12\x11mishards.fastpath\x1a\x0cmilvus.proto\x1a\x0cstatus.proto\"\xa1\x01\n\x0eInsertParamRaw\x12\x17\n\x0f\x63ollection_name\x18\x01 \x01(\t\x12\x18\n\x10row_record_array\x18\x02 \x03(\x0c\x12\x14\n\x0crow_id_array\x18\x03 \x03(\x03\x12\x15\n\rpartition_tag\x18\x04 \x01(\t\x12/\n\x0c\x65xtra_params\x18\x05 \x03(\x0b\x32\x19.milvus.grpc.KeyValuePair\"\xa1\x01\n\x0eSearchParamRaw\x12\x17\n\x0f\x63ollection_name\x18\x01 \x01(\t\x12\x1b\n\x13partition_tag_array\x18\x02 \x03(\t\x12\x1a\n\x12query_record_array\x18\x03 \x03(\x0c\x12\x0c\n\x04topk\x18\x04 \x01(\x03\x12/\n\x0c\x65xtra_params\x18\x05 \x03(\x0b\x32\x19.milvus.grpc.KeyValuePair\"g\n\x15SearchInFilesParamRaw\x12\x15\n\rfile_id_array\x18\x01 \x03(\t\x12\x37\n\x0csearch_param\x18\x02 \x01(\x0b\x32!.mishards.fastpath.SearchParamRaw\"\xbc\x01\n\x0fHInsertParamRaw\x12\x17\n\x0f\x63ollection_name\x18\x01 \x01(\t\x12\x15\n\rpartition_tag\x18\x02 \x01(\t\x12/\n\x08\x65ntities\x18\x03 \x01(\x0b\x32\x1d.mishards.fastpath.HEntityRaw\x12\x17\n\x0f\x65ntity_id_array\x18\x04 \x03(\x03\x12/\n\x0c\x65xtra_params\x18\x05 \x03(\x0b\x32\x19.milvus.grpc.KeyValuePair\"\xb9\x01\n\nHEntityRaw\x12#\n\x06status\x18\x01 \x01(\x0b\x32\x13.milvus.grpc.Status\x12\x11\n\tentity_id\x18\x02 \x01(\x03\x12\x13\n\x0b\x66ield_names\x18\x03 \x03(\t\x12\x14\n\x0c\x61ttr_records\x18\x04 \x01(\x0c\x12\x0f\n\x07row_num\x18\x05 \x01(\x03\x12\x37\n\rresult_values\x18\x06 \x03(\x0b\x32 .mishards.fastpath.FieldValueRaw\"\xe3\x01\n\rFieldValueRaw\x12\x15\n\x0bint32_value\x18\x01 \x01(\x05H\x00\x12\x15\n\x0bint64_value\x18\x02 \x01(\x03H\x00\x12\x15\n\x0b\x66loat_value\x18\x03 \x01(\x02H\x00\x12\x16\n\x0c\x64ouble_value\x18\x04 \x01(\x01H\x00\x12\x16\n\x0cstring_value\x18\x05 \x01(\tH\x00\x12\x14\n\nbool_value\x18\x06 \x01(\x08H\x00\x12>\n\x0cvector_value\x18\x07 \x01(\x0b\x32&.mishards.fastpath.VectorFieldValueRawH\x00\x42\x07\n\x05value\"$\n\x13VectorFieldValueRaw\x12\r\n\x05value\x18\x01 \x03(\x0c\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'wire_fastpath_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_INSERTPARAMRAW']._serialized_start=57
-  _globals['_INSERTPARAMRAW']._serialized_end=218
-  _globals['_SEARCHPARAMRAW']._serialized_start=221
-  _globals['_SEARCHPARAMRAW']._serialized_end=382
-  _globals['_SEARCHINFILESPARAMRAW']._serialized_start=384
-  _globals['_SEARCHINFILESPARAMRAW']._serialized_end=487
+  _globals['_INSERTPARAMRAW']._serialized_start=71
+  _globals['_INSERTPARAMRAW']._serialized_end=232
+  _globals['_SEARCHPARAMRAW']._serialized_start=235
+  _globals['_SEARCHPARAMRAW']._serialized_end=396
+  _globals['_SEARCHINFILESPARAMRAW']._serialized_start=398
+  _globals['_SEARCHINFILESPARAMRAW']._serialized_end=501
+  _globals['_HINSERTPARAMRAW']._serialized_start=504
+  _globals['_HINSERTPARAMRAW']._serialized_end=692
+  _globals['_HENTITYRAW']._serialized_start=695
+  _globals['_HENTITYRAW']._serialized_end=880
+  _globals['_FIELDVALUERAW']._serialized_start=883
+  _globals['_FIELDVALUERAW']._serialized_end=1110
+  _globals['_VECTORFIELDVALUERAW']._serialized_start=1112
+  _globals['_VECTORFIELDVALUERAW']._serialized_end=1148
 # @@protoc_insertion_point(module_scope)

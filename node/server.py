@@ -51,6 +51,7 @@ FAST_REQUESTS = {
     "Insert": wire_fastpath_pb2.InsertParamRaw,
     "Search": wire_fastpath_pb2.SearchParamRaw,
     "SearchInFiles": wire_fastpath_pb2.SearchInFilesParamRaw,
+    "InsertEntity": wire_fastpath_pb2.HInsertParamRaw,
 }
 
 

@@ -7,12 +7,13 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+import grpc
 import numpy as np
 import pytest
 
 from coordinator.errors import ErrorCode
 from coordinator.hybrid.attrs import field_names
-from milvus_wire import milvus_pb2
+from milvus_wire import milvus_pb2, wire_fastpath_pb2
 from mishards import hybrid_client as hc
 from tests.support import hybrid
 from tests.support import hybrid_rows as hr
@@ -412,3 +413,31 @@ def _renamed(request: Any, name: str) -> Any:
     if hasattr(copy, "collection_name"):
         copy.collection_name = name
     return copy
+
+
+def test_vectors_in_any_valid_encoding_are_decoded(api: Any, hnode: NodeProcess) -> None:
+    """InsertEntity reads its vectors as raw bytes (decoded all at once when canonical): other valid encodings of a
+    RowRecord are decoded one by one, malformed ones refused."""
+    schema = new_collection(api, "enc")
+    name = schema.collection_name
+    cols = hr.columns(schema, 2, seed=9)
+    vecs = hr.vectors(schema, 2, seed=9)
+    raw = wire_fastpath_pb2.HInsertParamRaw.FromString(
+        hc.insert_param(schema, cols, vecs, ids=[1, 2]).SerializeToString())
+    records = raw.entities.result_values[0].vector_value.value
+    records[1] = b"".join(b"\x0d" + np.float32(v).tobytes() for v in vecs[1])  # floats unpacked, one tag each
+    channel = grpc.insecure_channel(hnode.address)
+    try:
+        call = channel.unary_unary("/milvus.grpc.MilvusService/InsertEntity",
+                                   request_serializer=lambda m: m.SerializeToString(),
+                                   response_deserializer=milvus_pb2.HEntityIDs.FromString)
+        assert list(ok(call(raw, timeout=60)).entity_id_array) == [1, 2]
+        records[0] = b"\xff\xff"
+        bad = call(raw, timeout=60)
+        assert_status(bad, C.ILLEGAL_ROWRECORD, "Malformed vector record")
+    finally:
+        channel.close()
+    flush(api, name)
+    assert count(api, name) == 2
+    hr.assert_rows_read_back(api, name, schema, np.array([1, 2]), cols, vecs)
+    ok(api.DropHybridCollection(cname(name)))
