@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any
 
-from coordinator.rest import api_collections, api_system, api_vectors, openapi
+from coordinator.rest import api_collections, api_hybrid, api_system, api_vectors, openapi
 from coordinator.rest.backend import Aborted, Backend
 from coordinator.rest.codes import CallFailed, RestError, WebCode, http_status, web_code
 from coordinator.rest.paging import parse_query
@@ -44,6 +44,7 @@ ENDPOINTS: dict[str, Endpoint] = {
     "get_vectors": api_vectors.get_vectors, "insert": api_vectors.insert,
     "search_or_delete": api_vectors.search_or_delete,
     "openapi": openapi.document_endpoint, "docs": openapi.docs_endpoint,
+    **api_hybrid.ENDPOINTS,
 }
 NO_MAPPING = "Current url has no mapping"
 BUSY_WAIT_SECONDS = 30.0

@@ -10,6 +10,7 @@ import functools
 import html
 from typing import Any
 
+from coordinator.rest.openapi_hybrid import HYBRID_SPECS
 from coordinator.rest.replies import Reply, Request, dumps
 from coordinator.rest.routes import ROUTES, Route
 
@@ -91,6 +92,7 @@ SPECS: dict[str, tuple[str, list[tuple[str, str]], Any, Any]] = {
                   {"type": "object"}, {"type": "object"}),
     "openapi": ("This document", [], None, {"type": "object"}),
     "docs": ("This document as a page", [], None, {"type": "string"}),
+    **HYBRID_SPECS,
 }
 
 
@@ -125,7 +127,8 @@ def document() -> bytes:
         "openapi": "3.1.0",
         "info": {"title": "Milvus 1.1 RESTful API (Mishards)", "version": "1.1.1",
                  "description": "Milvus 1.1's web server API. Ids and distances are JSON strings; errors are "
-                                "{\"message\", \"code\"} with Milvus status codes (31..37 for REST-only ones)."},
+                                "{\"message\", \"code\"} with Milvus status codes (31..37 for REST-only ones). "
+                                "Beyond 1.1: /hybrid/collections (scalar fields, filtered search with the DSL)."},
         "paths": paths,
     })
 

@@ -35,6 +35,7 @@ class Route:
 
 
 C = "/collections/{collection_name}"
+H = "/hybrid/collections"
 
 ROUTES: tuple[Route, ...] = (
     Route("root", "GET", "/"),
@@ -59,6 +60,15 @@ ROUTES: tuple[Route, ...] = (
     Route("search_or_delete", "PUT", C + "/vectors", not_found=True),
     Route("system_info", "GET", "/system/{info}"),
     Route("system_op", "PUT", "/system/{op}"),
+    # Beyond Milvus 1.1: hybrid collections (scalar fields, entities as JSON rows, searches filtered by the DSL).
+    Route("hybrid_create", "POST", H, success=201),
+    Route("hybrid_list", "GET", H),
+    Route("hybrid_describe", "GET", H + "/{collection_name}", not_found=True),
+    Route("hybrid_drop", "DELETE", H + "/{collection_name}", success=204, not_found=True),
+    Route("hybrid_insert", "POST", H + "/{collection_name}/entities", success=201, not_found=True),
+    Route("hybrid_get", "GET", H + "/{collection_name}/entities", not_found=True),
+    Route("hybrid_delete", "DELETE", H + "/{collection_name}/entities", not_found=True),
+    Route("hybrid_search", "POST", H + "/{collection_name}/search", not_found=True),
     # Beyond Milvus 1.1: the API's own description.
     Route("openapi", "GET", "/openapi.json"),
     Route("docs", "GET", "/docs"),
