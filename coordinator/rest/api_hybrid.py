@@ -147,18 +147,17 @@ def delete_entities(backend: Backend, req: Request) -> Reply:
     return _tagged(_name(req), Reply(200, OK_SORTED))
 
 
-def _with_fields(backend: Backend, name: str, fields: tuple[str, ...], reply: Any) -> bytes:
+def _with_fields(backend: Backend, schema: HybridSchema, fields: tuple[str, ...], reply: Any) -> bytes:
     """The hits of ``reply`` with the requested fields of each row (one ``GetEntityByID`` per distinct row)."""
     ids = np.asarray(reply.ids, dtype=np.int64)
     distinct = [int(i) for i in dict.fromkeys(ids.tolist()) if i != -1]
     if len(distinct) > MAX_IDS:
         raise RestError(ErrorCode.ILLEGAL_ARGUMENT, f"The search found {len(distinct)} distinct rows; fields are "
                                                     f"returned for at most {MAX_IDS}: ask for fewer or none")
-    schema = _schema(backend, name)
     entities: dict[int, dict[str, Any] | None] = {}
     for entity_id in distinct:
         try:
-            entities[entity_id] = _entity(backend, schema, name, entity_id, fields)
+            entities[entity_id] = _entity(backend, schema, schema.collection_name, entity_id, fields)
         except CallFailed as exc:
             if exc.code != ErrorCode.UNEXPECTED_ERROR:  # not "Collection or partition is empty" (dropped meanwhile)
                 raise
@@ -170,6 +169,7 @@ def _with_fields(backend: Backend, name: str, fields: tuple[str, ...], reply: An
 def search(backend: Backend, req: Request) -> Reply:
     name = _name(req)
     wanted = search_request(name, strict_object(req.body))
+    schema = None
     if wanted.fields is not None:
         schema = _schema(backend, name)
         unknown = next((f for f in wanted.fields if schema.field(f) is None), None)
@@ -177,11 +177,11 @@ def search(backend: Backend, req: Request) -> Reply:
             raise CallFailed(int(ErrorCode.ILLEGAL_ARGUMENT),
                              f"Field {unknown} does not exist in collection {name} (fields).")
     reply = call(backend, "HybridSearch", wanted.param)
-    if wanted.fields is None:
+    if schema is None or wanted.fields is None:
         body = search_result(int(reply.row_num), np.asarray(reply.ids, dtype=np.int64),
                              np.asarray(reply.distances, dtype=np.float32))
     else:
-        body = _with_fields(backend, name, wanted.fields, reply)
+        body = _with_fields(backend, schema, wanted.fields, reply)
     return Reply(200, body, attributes={COLLECTION: name, NQ: int(reply.row_num)})
 
 
