@@ -13,7 +13,8 @@ from coordinator.hybrid.schema import HybridSchema
 from coordinator.hybrid.types import STORAGE_DTYPE, DataType
 from milvus_wire import milvus_pb2
 from mishards import hybrid_client as hc
-from tests.support.requests import SUCCESS
+from tests.support import hybrid
+from tests.support.requests import SUCCESS, assert_status, ok, unique_name
 
 
 def boundaries(data_type: DataType) -> np.ndarray:
@@ -94,3 +95,22 @@ def assert_absent(stub: Any, name: str, ids: Iterable[int]) -> None:
     for entity_id in ids:
         reply = entity(stub, name, entity_id)
         assert (reply.row_num, reply.attr_records, len(reply.result_values)) == (0, b"", 0), entity_id
+
+
+def cname(name: str) -> Any:
+    return milvus_pb2.CollectionName(collection_name=name)
+
+
+def flush(api: Any, name: str) -> None:
+    ok(api.Flush(milvus_pb2.FlushParam(collection_name_array=[name])))
+
+
+def count(api: Any, name: str) -> int:
+    return int(ok(api.CountHybridCollection(cname(name))).collection_row_count)
+
+
+def new_collection(api: Any, prefix: str = "h", **kwargs: Any) -> HybridSchema:
+    """A new hybrid collection of ``tests.support.hybrid.mapping(**kwargs)`` under a unique name; its schema."""
+    name = unique_name(prefix)
+    assert_status(api.CreateHybridCollection(hybrid.mapping(name=name, **kwargs)), SUCCESS, "OK")
+    return describe(api, name)
