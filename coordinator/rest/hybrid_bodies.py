@@ -278,7 +278,7 @@ def search_request(name: str, doc: Mapping[str, Any]) -> SearchRequest:
     if not isinstance(dsl, dict):
         raise bodies.type_error("dsl", "an object", dsl)
     tags = bodies.strings(doc.get("partition_tags"), "partition_tags")
-    fields = None if doc.get("fields") is None else tuple(bodies.strings(doc["fields"], "fields"))
+    fields = tuple(bodies.strings(doc.get("fields"), "fields")) or None  # none asked: ids and distances only
     param = milvus_pb2.HSearchParam(collection_name=name, partition_tag_array=tags,
                                     extra_params=[milvus_pb2.KeyValuePair(key=DSL_KEY, value=_json_text(dsl))])
     return SearchRequest(param, fields)

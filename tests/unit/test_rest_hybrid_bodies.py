@@ -184,6 +184,7 @@ def test_search_body_carries_the_dsl_the_server_reads_as_the_grpc_one() -> None:
     grpc = hc.search_param(SCHEMA, DSL, ["p", "q"], as_dsl=True)
     assert query_from_search_param(grpc, SCHEMA) == query_from_search_param(param, SCHEMA)
     assert search_request("shop", {"dsl": DSL}).fields is None
+    assert search_request("shop", {"dsl": DSL, "fields": []}).fields is None
 
 
 @pytest.mark.parametrize(("body", "code"), [
