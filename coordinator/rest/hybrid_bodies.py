@@ -27,6 +27,7 @@ from typing import Any, cast
 import numpy as np
 
 from coordinator.errors import IllegalArgument
+from coordinator.hybrid import jsonvalue
 from coordinator.hybrid.attrs import entity_message
 from coordinator.hybrid.from_wire import DSL_KEY
 from coordinator.hybrid.schema import FieldSchema, HybridSchema
@@ -241,28 +242,17 @@ class SearchRequest:
     fields: tuple[str, ...] | None
 
 
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise ValueError(f"key {key!r} repeated in one object")
-        out[key] = value
-    return out
-
-
-def _constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON value")
-
-
 def strict_object(body: bytes) -> dict[str, Any]:
-    """A body parsed as strict JSON (no NaN / Infinity, no key twice in one object), as the DSL text of a gRPC
-    search is: a DSL reads the same whichever way it arrives."""
+    """A body parsed as strict JSON by the hybrid model's own reader (no NaN / Infinity, no key twice in one
+    object), as the DSL text of a gRPC search is: a DSL reads the same whichever way it arrives."""
     if not body.strip():
         raise RestError(WebCode.BODY_FIELD_LOSS, "Request payload is required.")
     try:
-        doc = json.loads(body, parse_constant=_constant, object_pairs_hook=_unique_keys)
-    except (ValueError, RecursionError) as exc:
+        doc = jsonvalue.loads(body.decode("utf-8"), "request body")
+    except UnicodeDecodeError as exc:
         raise RestError(WebCode.BODY_PARSE_FAIL, f"json error: {exc}") from None
+    except IllegalArgument as exc:
+        raise RestError(WebCode.BODY_PARSE_FAIL, f"json error: {exc.reason}") from None
     if not isinstance(doc, dict):
         raise RestError(WebCode.BODY_PARSE_FAIL, "json error: the body must be a JSON object")
     return doc
