@@ -100,10 +100,10 @@ def insert(backend: Backend, req: Request) -> Reply:
         raise RestError(WebCode.BODY_FIELD_LOSS, "Request payload is required.")
     name = _name(req)
     schema = _schema(backend, name)  # a missing collection is reported before the body is read
-    param = insert_param(name, schema, bodies.parse_object(req.body))
-    reply = call(backend, "InsertEntity", param)
+    request = insert_param(name, schema, bodies.parse_object(req.body))
+    reply = call(backend, "InsertEntity", request.body)
     body = dumps({"ids": [str(i) for i in reply.entity_id_array]})
-    return Reply(201, body, attributes={COLLECTION: name, NQ: int(param.entities.row_num)})
+    return Reply(201, body, attributes={COLLECTION: name, NQ: request.rows})
 
 
 def _query_ids(req: Request) -> list[int]:

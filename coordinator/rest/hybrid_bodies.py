@@ -5,8 +5,9 @@
   vector field ``VECTOR`` with its ``dimension``), ``params`` (an object) its ``extra_params`` entry ``params``.
 - Insert: rows ``{"entities": [{field: value, ...}, ...]}`` or columns ``{"columns": {field: [values]}}`` (every
   field of the schema, the vector field included), ``ids`` and ``partition_tag`` optional, become
-  ``InsertEntity``'s ``HInsertParam`` packed by :func:`coordinator.hybrid.attrs.entity_message` (the encoding every
-  hybrid producer uses; vectors read by :func:`coordinator.hybrid.vectors.from_json`, with Insert's checks).
+  ``InsertEntity``'s ``HInsertParam``, its attributes packed by :func:`coordinator.hybrid.attrs.pack_attributes`
+  (the encoding every hybrid producer uses), its vectors read by :func:`coordinator.hybrid.vectors.from_json` (with
+  Insert's checks) and written as ``RowRecord`` fields in one pass.
 - Search: ``{"dsl": {"bool": ...}, "partition_tags": [...], "fields": [...]}`` becomes ``HybridSearch``'s
   ``HSearchParam`` with the DSL as text in ``extra_params["dsl"]``: the server reads it with the same parser as a
   gRPC client's DSL (:func:`coordinator.hybrid.dsl.query_from_dsl`), so both paths refuse and answer alike.
@@ -28,13 +29,15 @@ import numpy as np
 
 from coordinator.errors import IllegalArgument
 from coordinator.hybrid import jsonvalue
-from coordinator.hybrid.attrs import entity_message
+from coordinator.hybrid.attrs import field_names, pack_attributes
 from coordinator.hybrid.from_wire import DSL_KEY
 from coordinator.hybrid.schema import FieldSchema, HybridSchema
 from coordinator.hybrid.types import DataType, integer_bounds
 from coordinator.hybrid.vectors import from_json
 from coordinator.rest import bodies
 from coordinator.rest.codes import RestError, WebCode
+from coordinator.rest.encode import records
+from coordinator.wire import field
 from milvus_wire import milvus_pb2
 
 # Type names a field may declare; STRING is passed on so that the server refuses it with its own reason.
@@ -214,7 +217,27 @@ def scalar_column(f: FieldSchema, values: list[Any]) -> np.ndarray:
     return np.array(values, dtype=np.float64)  # orjson reads integers beyond 64 bits and 1e309 as errors or floats
 
 
-def insert_param(name: str, schema: HybridSchema, doc: Mapping[str, Any]) -> Any:
+ENTITY_VALUES, VECTOR_VALUE, RECORDS, ENTITIES = 6, 7, 1, 3  # HEntity.result_values, FieldValue.vector_value, ...
+
+
+def entity_bytes(schema: HybridSchema, scalars: Mapping[str, np.ndarray], vectors: np.ndarray) -> bytes:
+    """A serialized ``HEntity`` equal to :func:`coordinator.hybrid.attrs.entity_message`'s, its vectors written as
+    ``RowRecord`` fields in one pass (:func:`coordinator.rest.encode.records`) instead of a message per row."""
+    head = milvus_pb2.HEntity(field_names=field_names(schema), attr_records=pack_attributes(schema, scalars),
+                              row_num=len(vectors))
+    rows = records(RECORDS, vectors, schema.is_binary)
+    return bytes(head.SerializeToString()) + field(ENTITY_VALUES, field(VECTOR_VALUE, rows))
+
+
+@dataclass(frozen=True, slots=True)
+class InsertRequest:
+    """``InsertEntity``'s serialized request and the number of rows it carries."""
+
+    body: bytes
+    rows: int
+
+
+def insert_param(name: str, schema: HybridSchema, doc: Mapping[str, Any]) -> InsertRequest:
     """``InsertEntity``'s request of an insert body, for collection ``name`` of schema ``schema``."""
     bodies.strict_keys(doc, INSERT_KEYS)
     rows, columns = doc.get("entities"), doc.get("columns")
@@ -227,8 +250,9 @@ def insert_param(name: str, schema: HybridSchema, doc: Mapping[str, Any]) -> Any
     vectors = from_json(values[schema.vector.name], schema, f"vectors of field {schema.vector.name}")
     ids = [] if doc.get("ids") is None else id_list(doc["ids"])
     tag = bodies.string(doc, "partition_tag", None)
-    return milvus_pb2.HInsertParam(collection_name=name, partition_tag=tag, entity_id_array=ids,
-                                   entities=entity_message(schema, scalars, vectors))
+    head = milvus_pb2.HInsertParam(collection_name=name, partition_tag=tag, entity_id_array=ids)
+    body = bytes(head.SerializeToString()) + field(ENTITIES, entity_bytes(schema, scalars, vectors))
+    return InsertRequest(body, len(vectors))
 
 
 # -- search ----------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from coordinator.hybrid.from_wire import query_from_search_param
 from coordinator.hybrid.schema import schema_from_mapping
 from coordinator.rest.codes import RestError, WebCode
 from coordinator.rest.hybrid_bodies import (
+    entity_bytes,
     id_list,
     insert_param,
     mapping_from_json,
@@ -98,21 +99,38 @@ def test_malformed_create_bodies_are_refused(body: dict[str, Any], code: int) ->
     assert code_of(lambda: mapping_from_json(body)) == code
 
 
+def _insert(body: dict[str, Any], schema: Any = SCHEMA) -> Any:
+    request = insert_param(schema.collection_name, schema, body)
+    param = pb.HInsertParam.FromString(request.body)
+    assert request.rows == param.entities.row_num
+    return param
+
+
 def test_rows_and_columns_are_the_client_helpers_insert() -> None:
-    param = insert_param("shop", SCHEMA, {"entities": ROWS, "ids": ["7", 8], "partition_tag": "p"})
+    param = _insert({"entities": ROWS, "ids": ["7", 8], "partition_tag": "p"})
     columns = {n: [r[n] for r in ROWS] for n in TYPES}
     vectors = np.array([r["v"] for r in ROWS], dtype=np.float32)
     expected = hc.insert_param(SCHEMA, columns, vectors, ids=[7, 8], partition_tag="p")
     assert param == expected
-    as_columns = insert_param("shop", SCHEMA, {"columns": {**columns, "v": [r["v"] for r in ROWS]},
-                                               "ids": [7, 8], "partition_tag": "p"})
+    as_columns = _insert({"columns": {**columns, "v": [r["v"] for r in ROWS]}, "ids": [7, 8], "partition_tag": "p"})
     assert as_columns == expected
     decoded = decode_entities(SCHEMA, param.entities)
     assert decoded.columns["i64"].tolist() == [-(2**63), 2**63 - 1] and decoded.columns["b"].tolist() == [True, False]
     assert decoded.columns["d"].tolist() == [-1e300, 5e-324] and np.array_equal(decoded.vectors, vectors)
     assert decoded.columns["f"].tolist() == [np.float32(0.1), -2.0]
-    plain = insert_param("shop", SCHEMA, {"entities": ROWS[:1]})
+    plain = _insert({"entities": ROWS[:1]})
     assert list(plain.entity_id_array) == [] and plain.partition_tag == ""
+
+
+def test_entity_bytes_are_the_serialized_entity_message() -> None:
+    binary = schema_from_mapping(mapping_from_json({"collection_name": "bits", "fields": [
+        {"name": "a", "type": "INT8"}, {"name": "v", "type": "VECTOR", "dimension": 16,
+                                         "params": {"metric_type": "HAMMING"}}]}))
+    rng = np.random.default_rng(0)
+    for schema, vectors in ((SCHEMA, rng.standard_normal((5, 4)).astype(np.float32)),
+                            (binary, rng.integers(0, 256, (5, 2), dtype=np.uint8))):
+        columns = {f.name: np.arange(5) for f in schema.scalars}
+        assert entity_bytes(schema, columns, vectors) == entity_message(schema, columns, vectors).SerializeToString()
 
 
 def _row(**change: Any) -> dict[str, Any]:
@@ -157,7 +175,7 @@ def test_malformed_insert_bodies_are_refused(body: dict[str, Any], code: int) ->
 
 
 def test_values_out_of_a_narrower_range_are_left_to_the_server() -> None:
-    param = insert_param("shop", SCHEMA, _row(i8=300, b=2, f=1e39))
+    param = _insert(_row(i8=300, b=2, f=1e39))
     with pytest.raises(MilvusError) as info:
         decode_entities(SCHEMA, param.entities)  # what the node runs before writing anything
     assert info.value.code == ErrorCode.ILLEGAL_ARGUMENT and "i8" in info.value.reason
@@ -167,7 +185,7 @@ def test_binary_collections_take_byte_values() -> None:
     schema = schema_from_mapping(mapping_from_json({"collection_name": "bits", "fields": [
         {"name": "a", "type": "INT16"}, {"name": "v", "type": "VECTOR", "dimension": 16,
                                           "params": {"metric_type": "JACCARD"}}]}))
-    param = insert_param("bits", schema, {"entities": [{"a": 1, "v": [255, 0]}, {"a": 2, "v": [1, 2]}]})
+    param = _insert({"entities": [{"a": 1, "v": [255, 0]}, {"a": 2, "v": [1, 2]}]}, schema)
     assert param.entities.result_values[0].vector_value.value[0].binary_data == b"\xff\x00"
     assert code_of(lambda: insert_param("bits", schema, {"entities": [{"a": 1, "v": [256, 0]}]})) == 5
     assert code_of(lambda: insert_param("bits", schema, {"entities": [{"a": 1, "v": [1, 2, 3]}]})) == 7
