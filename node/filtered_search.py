@@ -33,13 +33,6 @@ def searched_metric(index: SegmentIndex, params: SearchParams) -> MetricType:
     return index.metric
 
 
-def passing_offsets(passing: LiveMask) -> np.ndarray:
-    """The offsets of the rows a mask passes, ascending."""
-    if passing.mask is None:
-        return np.arange(passing.rows, dtype=np.int64)
-    return np.flatnonzero(passing.mask).astype(np.int64, copy=False)
-
-
 def only_passing(result: TopK, passing: LiveMask, k: int, higher_is_better: bool) -> TopK:
     """``result`` (writable arrays) with any row outside ``passing`` removed (the rest keep their order)."""
     ids = np.asarray(result.ids)
@@ -70,12 +63,12 @@ def segment_search(index: SegmentIndex, rows: Rows, passing: LiveMask, queries: 
     if chosen.strategy is Strategy.NOTHING:
         return TopK.empty(nq, k, hib)
     if chosen.strategy is Strategy.EXACT:
-        return exact_rows(rows(), passing_offsets(passing), queries, k, metric)
+        return exact_rows(rows(), passing.offsets(), queries, k, metric)
     result = only_passing(index.search(queries, k, passing, chosen.params), passing, k, hib)
     if chosen.exact_when_short:
         short = short_queries((result.ids != NO_ID).sum(axis=1), k, passing.live)
         if short.size:
-            again = exact_rows(rows(), passing_offsets(passing), queries[short], k, metric)
+            again = exact_rows(rows(), passing.offsets(), queries[short], k, metric)
             result.ids[short] = again.ids
             result.distances[short] = again.distances
     return result

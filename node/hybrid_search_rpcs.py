@@ -11,7 +11,8 @@ collection's schema.
 ``HybridSearchInSegments`` is the proxy's fan-out twin of ``SearchInFiles``: ``segment_id_array`` lists numeric
 segment (file) ids of the collection, as ``SearchInFiles`` takes them, and the search param's partition tags are not
 read (the caller chose the segments). Both are admitted like ``Search`` (``node.admission``), charged the search's
-estimate plus the filter's masks and gathered rows (:func:`node.filter_plan.filter_cost`).
+estimate plus the filter's masks and gathered rows (:func:`node.filter_plan.filter_cost`), and share the node's
+:class:`~node.hybrid_search.MaskCache`.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from coordinator.model import MAX_SEARCH_FILES, Collection, Segment
 from milvus_wire import milvus_pb2
 from node import convert, params
 from node.filter_plan import filter_cost
-from node.hybrid_search import filtered_search
+from node.hybrid_search import MaskCache, filtered_search
 from node.params import SearchParams
 from node.rpc import rpc
 from node.search_rpcs import SearchRpcs
@@ -50,6 +51,15 @@ def hybrid_cost(nq: int, topk: int, segs: Sequence[Segment], threads: int, query
 
 
 class HybridSearchRpcs(SearchRpcs):
+    _mask_cache: MaskCache | None = None
+
+    @property
+    def masks(self) -> MaskCache:
+        """This node's masks of recent filters (made at the first hybrid search)."""
+        if self._mask_cache is None:
+            self._mask_cache = MaskCache()
+        return self._mask_cache
+
     def _hybrid_setup(self, param: Any, read_tags: bool = True) -> tuple[Collection, list[str], HybridQuery,
                                                                         SearchParams]:
         validation.collection_name(param.collection_name)
@@ -79,7 +89,7 @@ class HybridSearchRpcs(SearchRpcs):
             if waited:  # segments merged meanwhile may have lost their files: search what is there now
                 segs = segments(self.engine.snapshot())
             self._annotate(segs)
-            return convert.topk_result(filtered_search(self.reader, coll, segs, query, sp))
+            return convert.topk_result(filtered_search(self.reader, coll, segs, query, sp, self.masks))
 
     @rpc(milvus_pb2.TopKQueryResult)
     def HybridSearchInSegments(self, request: Any) -> Any:
@@ -92,4 +102,4 @@ class HybridSearchRpcs(SearchRpcs):
             if waited:
                 segs = self._requested_files(coll, ids)
             self._annotate(segs)
-            return convert.topk_result(filtered_search(self.reader, coll, segs, query, sp))
+            return convert.topk_result(filtered_search(self.reader, coll, segs, query, sp, self.masks))

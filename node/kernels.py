@@ -68,6 +68,7 @@ class LiveMask:
     bitmap: np.ndarray | None = None  # packed little-endian bits of ``mask`` (kept alive for faiss)
     _selector: Any = field(default=None, repr=False)
     _excluded: int | None = field(default=None, repr=False)  # rows ``mask`` leaves out, when built by ``of``
+    _offsets: np.ndarray | None = field(default=None, repr=False)
 
     @staticmethod
     def build(rows: int, deleted_offsets: np.ndarray) -> LiveMask:
@@ -98,6 +99,15 @@ class LiveMask:
     @property
     def live(self) -> int:
         return self.rows - self.deleted
+
+    def offsets(self) -> np.ndarray:
+        """The offsets of the live rows, ascending (computed once)."""
+        if self._offsets is None:
+            if self.mask is None:
+                self._offsets = np.arange(self.rows, dtype=np.int64)
+            else:
+                self._offsets = np.flatnonzero(self.mask).astype(np.int64, copy=False)
+        return self._offsets
 
     def selector(self) -> Any:
         if self._selector is None:

@@ -25,6 +25,7 @@ from tests.support.hybrid_search import (
     assert_exact,
     dsl,
     fill,
+    flush,
     hybrid_search,
     passing,
     precision_and_recall,
@@ -159,6 +160,23 @@ def test_no_filter_is_a_plain_search(api: Any, collections: dict[int, Filled]) -
     ok(status)
     ok(plain[0])
     assert np.array_equal(ids, plain[1]) and np.array_equal(dist, plain[2])
+
+
+def test_a_repeated_filter_follows_deletes(api: Any) -> None:
+    """The node keeps the masks of recent filters: after deletes the same filter excludes the deleted rows."""
+    filled = fill(api, "hyb_masks", L2, DIM, [("", 400), ("", 400)], seed=17)
+    queries = query_vectors(filled, NQ, seed=18)
+    body = FILTERS["between"]
+    first = hybrid_search(api, filled, body, queries, K)
+    assert_exact(filled, passing(filled, body), queries, K, first)
+    gone = np.unique(first[1][first[1] >= 0])[:12]
+    ok(api.DeleteByID(milvus_pb2.DeleteByIDParam(collection_name=filled.name, id_array=gone.tolist()),
+                      timeout=TIMEOUT))
+    flush(api, filled.name)
+    filled.deleted |= np.isin(filled.ids, gone)
+    again = hybrid_search(api, filled, body, queries, K)
+    assert not np.isin(again[1], gone).any()
+    assert_exact(filled, passing(filled, body), queries, K, again)
 
 
 def _segment_ids(meta_uri: str, name: str) -> list[int]:
