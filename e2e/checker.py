@@ -114,8 +114,25 @@ def read_present(stub: Any, collection: str, ids: Sequence[int], dim: int) -> tu
     return present, wrong
 
 
-def read_segments(stub: Any, collection: str) -> list[int]:
-    """Every id listed by GetVectorIDs over the segments ShowCollectionInfo names (duplicates kept)."""
+# GetVectorIDs of a segment that a background merge or compaction retired after ShowCollectionInfo listed it.
+RETIRED_SEGMENT = frozenset({"Segment does not exist", "Segment does not belong to this collection"})
+
+
+def read_segments(stub: Any, collection: str, timeout: float = 60.0) -> list[int]:
+    """Every id listed by GetVectorIDs over the segments ShowCollectionInfo names (duplicates kept).
+
+    The listing is read again from the start when a segment it names was retired meanwhile (merges and
+    compactions run in the background), so the ids come from one consistent set of segments."""
+    deadline = time.monotonic() + timeout
+    while True:
+        listed = _read_segments_once(stub, collection)
+        if listed is not None:
+            return listed
+        assert time.monotonic() < deadline, f"segments of {collection} kept changing for {timeout:.0f} s"
+
+
+def _read_segments_once(stub: Any, collection: str) -> list[int] | None:
+    """The ids of the listed segments, or None when one of them was retired before it was read."""
     info = stub.ShowCollectionInfo(milvus_pb2.CollectionName(collection_name=collection), timeout=60)
     assert info.status.error_code == 0, info.status.reason
     listed: list[int] = []
@@ -123,6 +140,8 @@ def read_segments(stub: Any, collection: str) -> list[int]:
         for segment in partition.get("segments") or []:
             reply = stub.GetVectorIDs(milvus_pb2.GetVectorIDsParam(collection_name=collection,
                                                                    segment_name=segment["name"]), timeout=60)
+            if reply.status.reason in RETIRED_SEGMENT:
+                return None
             assert reply.status.error_code == 0, reply.status.reason
             listed.extend(reply.vector_id_array)
     return listed
