@@ -12,7 +12,7 @@ Strategies (docs/DESIGN.md 8.12):
   segment, where every filtered ANN search loses recall and the scan is cheap).
 - ``INDEX``: the kind's own search with the passing rows as its live mask, exactly as deletes are filtered: a faiss
   ID selector inside IVF_FLAT / IVF_SQ8 / IVF_PQ and HNSW; oversampling and dropping, widened until enough rows are
-  found, for ANNOY, RNSG and binary IVF. IVF ``nprobe`` and HNSW ``ef`` are widened by 1 / selectivity
+  found, for ANNOY, RNSG and binary IVF. IVF ``nprobe`` and HNSW ``ef`` are widened by BREADTH / selectivity
   (:func:`~coordinator.hybrid.evaluate.widened`; at most ``nlist``, and :data:`EF_CAP` unless the search asked for
   more), and queries that come back with fewer than ``min(k, passing)`` hits are searched again exactly over the
   passing rows (``exact_when_short``). A segment whose every row passes is searched as ``Search`` searches it.
@@ -33,6 +33,10 @@ from node.kernels import GATHER_BLOCK_BYTES
 from node.params import SearchParams
 
 EF_CAP = 4096  # HNSW ef a filter may widen to (a caller's larger ef is kept)
+# How much wider than 1 / selectivity an index is searched under a filter: a selector leaves fewer candidates per
+# probed list or graph hop, and 1 / selectivity alone kept recall at 50 % of 100k x 128 rows at 0.947 (IVF_FLAT)
+# and 0.920 (HNSW) for default params (benchmarks/hybrid_bench.py).
+BREADTH = 2.0
 IVF_KINDS = frozenset({IndexType.IVF_FLAT, IndexType.IVF_SQ8, IndexType.IVF_PQ})
 # Bytes a row costs while a segment's filter is evaluated and searched: the mask, the mask of one clause, one of a
 # group and a comparison's temporary (bool each), and the packed bits handed to faiss.
@@ -79,7 +83,7 @@ def plan(shape: SegmentShape, k: int, nq: int, params: SearchParams, exact: bool
         return SegmentPlan(Strategy.EXACT, params, why="flat: the passing rows only")
     if prefer_exact(shape.passing, shape.rows, k, shape.dimension):
         return SegmentPlan(Strategy.EXACT, params, why="few rows pass")
-    fraction = shape.passing / shape.rows if shape.rows else 0.0
+    fraction = (shape.passing / shape.rows if shape.rows else 0.0) / BREADTH
     if shape.kind in IVF_KINDS:
         nprobe = params.nprobe or DEFAULT_NPROBE
         cap = shape.nlist if shape.nlist is not None else nprobe

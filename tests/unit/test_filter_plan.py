@@ -57,11 +57,11 @@ def test_selective_filters_go_exact(passing: int, k: int, exact: bool) -> None:
 def test_ivf_nprobe_widens_by_the_selectivity_up_to_nlist() -> None:
     half = plan(shape(IndexType.IVF_FLAT, ROWS // 2, nlist=1024), 10, 1, SearchParams(nprobe=16))
     assert half.strategy is Strategy.INDEX and half.exact_when_short
-    assert half.params.nprobe == 32
+    assert half.params.nprobe == 64  # 16 x BREADTH 2 / 0.5
     tenth = plan(shape(IndexType.IVF_SQ8, ROWS // 8, nlist=64), 10, 1, SearchParams(nprobe=16))
-    assert tenth.params.nprobe == 64  # 16 / 0.125 = 128, capped at nlist
+    assert tenth.params.nprobe == 64  # 16 x 2 / 0.125 = 256, capped at nlist
     default = plan(shape(IndexType.IVF_PQ, ROWS // 4, nlist=1024), 10, 1, SearchParams())
-    assert default.params.nprobe == DEFAULT_NPROBE * 4
+    assert default.params.nprobe == DEFAULT_NPROBE * 8
     everything = plan(shape(IndexType.IVF_FLAT, ROWS, nlist=1024), 10, 1, SearchParams(nprobe=16))
     assert everything.params.nprobe == 16  # nothing filtered out: unchanged
 
@@ -73,15 +73,15 @@ def test_ivf_never_narrows_a_callers_nprobe() -> None:
 
 def test_hnsw_ef_widens_up_to_the_cap_and_never_below_k() -> None:
     half = plan(shape(IndexType.HNSW, ROWS // 2), 10, 1, SearchParams(ef=64))
-    assert half.strategy is Strategy.INDEX and half.exact_when_short and half.params.ef == 128
+    assert half.strategy is Strategy.INDEX and half.exact_when_short and half.params.ef == 256
     tenth = plan(shape(IndexType.HNSW, ROWS // 10), 10, 1, SearchParams(ef=1000))
     assert tenth.params.ef == EF_CAP  # 10,000 capped
     big = plan(shape(IndexType.HNSW, ROWS // 10), 10, 1, SearchParams(ef=8000))
     assert big.params.ef == 8000  # a caller's ef above the cap is kept
     wide_k = plan(shape(IndexType.HNSW, ROWS // 2), 500, 1, SearchParams(ef=100))
-    assert wide_k.params.ef == 1000  # ef raised to k first, then widened
+    assert wide_k.params.ef == 2000  # ef raised to k first, then widened (x 2 / 0.5)
     default = plan(shape(IndexType.HNSW, ROWS // 2), 10, 1, SearchParams())
-    assert default.params.ef == DEFAULT_EF * 2
+    assert default.params.ef == DEFAULT_EF * 4
 
 
 @pytest.mark.parametrize("kind", [IndexType.ANNOY, IndexType.RNSG])
@@ -94,7 +94,7 @@ def test_kinds_without_selectors_oversample_then_fall_back(kind: IndexType) -> N
 def test_binary_ivf_widens_nprobe_too() -> None:
     chosen = plan(shape(IndexType.IVF_FLAT, ROWS // 2, binary=True, nlist=128, dim=256), 10, 1,
                   SearchParams(nprobe=8))
-    assert chosen.strategy is Strategy.INDEX and chosen.params.nprobe == 16
+    assert chosen.strategy is Strategy.INDEX and chosen.params.nprobe == 32  # 8 x 2 / 0.5
 
 
 def test_flat_searches_the_passing_rows_only() -> None:
