@@ -44,7 +44,7 @@ MISSING = "no_such_collection"
 @dataclass(frozen=True)
 class Setup:
     cluster: LocalCluster
-    floats: str  # ROWS rows in two flushed segments, a partition "p1"
+    floats: str  # ROWS rows in two flushed segments (one in _default, one in partition "p1"), an empty "p0"
     empty: str  # no rows at all
     binary: str  # HAMMING, ROWS rows
     ids: list[int]
@@ -61,11 +61,14 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
         api = cluster.stub()
         rng = np.random.default_rng(5)
         ok(create(api, "rs_floats", DIM, L2))
-        ok(api.CreatePartition(milvus_pb2.PartitionParam(collection_name="rs_floats", tag="p1"), timeout=30))
+        for tag in ("p0", "p1"):
+            ok(api.CreatePartition(milvus_pb2.PartitionParam(collection_name="rs_floats", tag=tag), timeout=30))
         ids: list[int] = []
-        for half in range(2):  # two flushes: two segments, so the proxy merges parts from both read nodes
+        # Two segments in two partitions (so a background merge never retires the one named below), and the
+        # proxy merges parts from both read nodes.
+        for half, tag in enumerate(("", "p1")):
             batch = list(range(half * ROWS // 2, (half + 1) * ROWS // 2))
-            insert_ok(api, "rs_floats", rng.standard_normal((len(batch), DIM)).astype(np.float32), batch)
+            insert_ok(api, "rs_floats", rng.standard_normal((len(batch), DIM)).astype(np.float32), batch, tag)
             ok(flush(api, "rs_floats"))
             ids += batch
         ok(create(api, "rs_empty", DIM, L2))
@@ -160,7 +163,7 @@ CASES: dict[str, Case] = {
         collection_name=s.floats, segment_name="nope"), 1),
     "Search": ("Search", lambda s: _search(s.floats, 5, 3), SUCCESS),
     "Search k above rows": ("Search", lambda s: _search(s.floats, 1000, 2), SUCCESS),
-    "Search partition with no rows": ("Search", lambda s: _search(s.floats, 5, tags=["p1"]), SUCCESS),
+    "Search partition with no rows": ("Search", lambda s: _search(s.floats, 5, tags=["p0"]), SUCCESS),
     "Search empty collection": ("Search", lambda s: _search(s.empty, 5), SUCCESS),
     "Search binary": ("Search", lambda s: search_param(s.binary, np.zeros((2, BITS // 8), np.uint8), 3), SUCCESS),
     "Search no queries": ("Search", lambda s: _search(s.floats, 5, 0), 11),
