@@ -8,8 +8,9 @@ from typing import Any, cast
 import numpy as np
 
 from coordinator import validation
-from coordinator.errors import ErrorCode, IllegalDimension, IllegalRowRecord, MilvusError
+from coordinator.errors import ErrorCode, IllegalRowRecord, MilvusError
 from coordinator.model import Collection
+from coordinator.row_records import decode_row_records
 from coordinator.topk import TopK
 from coordinator.wire import SUCCESS_REASON, SUCCESS_STATUS, encode_topk, encode_vector_ids, field, varint
 from milvus_wire import milvus_pb2, status_pb2
@@ -82,20 +83,7 @@ def vectors(records: Sequence[Any], coll: Collection) -> np.ndarray:
             records = [milvus_pb2.RowRecord.FromString(r) for r in records]
         except Exception:
             raise IllegalRowRecord("Malformed vector record") from None
-    if coll.is_binary:
-        width = coll.dimension // 8
-        if any(len(r.binary_data) != width for r in records):
-            raise IllegalDimension(validation.WRONG_DIMENSION)
-        return np.frombuffer(b"".join(r.binary_data for r in records), dtype=np.uint8).reshape(n, width)
-    dim = coll.dimension
-    out = np.empty((n, dim), dtype=np.float32)
-    for i, rec in enumerate(records):
-        data = rec.float_data
-        if len(data) != dim:
-            raise IllegalDimension(validation.WRONG_DIMENSION)
-        out[i] = data
-    validation.finite(out)
-    return out
+    return decode_row_records(records, coll.dimension, coll.is_binary)
 
 
 def topk_result(result: TopK) -> bytes:

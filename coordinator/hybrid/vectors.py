@@ -16,6 +16,7 @@ from coordinator import validation
 from coordinator.errors import IllegalArgument, IllegalDimension, IllegalRowRecord
 from coordinator.hybrid.jsonvalue import is_integer, is_number
 from coordinator.hybrid.schema import HybridSchema
+from coordinator.row_records import decode_row_records
 from milvus_wire import milvus_pb2
 
 
@@ -29,20 +30,8 @@ def from_records(records: Sequence[Any], schema: HybridSchema) -> np.ndarray:
         raise IllegalRowRecord(validation.EMPTY_VECTORS)
     n = len(records)
     validation.vector_bytes(n, row_bytes(schema))
-    if schema.is_binary:
-        width = schema.dimension // 8
-        if any(len(r.binary_data) != width for r in records):
-            raise IllegalDimension(validation.WRONG_DIMENSION)
-        return np.frombuffer(b"".join(r.binary_data for r in records), dtype=np.uint8).reshape(n, width).copy()
-    dim = schema.dimension
-    out = np.empty((n, dim), dtype=np.float32)
-    for i, rec in enumerate(records):
-        data = rec.float_data
-        if len(data) != dim:
-            raise IllegalDimension(validation.WRONG_DIMENSION)
-        out[i] = data
-    validation.finite(out)
-    return out
+    decoded = decode_row_records(records, schema.dimension, schema.is_binary)
+    return decoded.copy() if schema.is_binary else decoded
 
 
 def from_json(rows: Any, schema: HybridSchema, what: str) -> np.ndarray:

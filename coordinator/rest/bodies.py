@@ -37,11 +37,12 @@ def parse_object(body: bytes, empty_message: str = "Request payload is required.
         raise RestError(WebCode.BODY_FIELD_LOSS, empty_message)
     doc = parse_json(body)
     if not isinstance(doc, dict):
-        raise RestError(WebCode.BODY_PARSE_FAIL, f"json error: the body must be a JSON object, not {_kind(doc)}")
+        raise RestError(WebCode.BODY_PARSE_FAIL, f"json error: the body must be a JSON object, not {json_kind(doc)}")
     return doc
 
 
-def _kind(value: Any) -> str:
+def json_kind(value: Any) -> str:
+    """How an error message names the JSON type of ``value`` ('a number', 'null', ...)."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -54,7 +55,7 @@ def _kind(value: Any) -> str:
 
 
 def type_error(name: str, wanted: str, value: Any) -> RestError:
-    return RestError(WebCode.BODY_PARSE_FAIL, f"json error: field '{name}' must be {wanted}, not {_kind(value)}")
+    return RestError(WebCode.BODY_PARSE_FAIL, f"json error: field '{name}' must be {wanted}, not {json_kind(value)}")
 
 
 def strict_keys(doc: Mapping[str, Any], allowed: tuple[str, ...]) -> None:

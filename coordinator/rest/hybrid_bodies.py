@@ -178,21 +178,9 @@ def columns_of(schema: HybridSchema, value: Any) -> dict[str, list[Any]]:
     return out
 
 
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    return "an array" if isinstance(value, list) else "an object"
-
-
 def _value_type(f: FieldSchema, row: int, value: Any, wanted: str) -> RestError:
     return RestError(WebCode.BODY_PARSE_FAIL, f"json error: the value of field '{f.name}' in row index {row} must "
-                                              f"be {wanted} ({f.type.name}), not {_kind(value)}")
+                                              f"be {wanted} ({f.type.name}), not {bodies.json_kind(value)}")
 
 
 def scalar_column(f: FieldSchema, values: list[Any]) -> np.ndarray:

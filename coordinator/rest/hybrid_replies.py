@@ -17,7 +17,7 @@ import numpy as np
 from coordinator.hybrid.attrs import decode_entities
 from coordinator.hybrid.schema import FieldSchema, HybridSchema
 from coordinator.hybrid.types import DataType
-from coordinator.rest.replies import dumps
+from coordinator.rest.replies import dumps, hit_rows
 
 
 def _params(text: str) -> Any:
@@ -75,11 +75,6 @@ def hits_json(row_num: int, ids: np.ndarray, distances: np.ndarray,
     reply with each hit's requested fields (``entity`` null for a row no longer found)."""
     if row_num <= 0:
         return b'{"num":0,"result":[]}'
-    id_rows = np.asarray(ids, dtype=np.int64).reshape(row_num, -1)
-    dist_rows = np.asarray(distances, dtype=np.float32).reshape(row_num, -1)
-    result = []
-    for id_row, dist_row in zip(id_rows, dist_rows, strict=True):
-        keep = id_row != -1
-        result.append([{"distance": f"{d:f}", "entity": entities.get(i), "id": str(i)}
-                       for i, d in zip(id_row[keep].tolist(), dist_row[keep].tolist(), strict=True)])
+    result = [[{"distance": f"{d:f}", "entity": entities.get(i), "id": str(i)} for i, d in hits]
+              for hits in hit_rows(row_num, ids, distances)]
     return dumps({"num": row_num, "result": result})

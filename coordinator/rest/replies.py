@@ -81,19 +81,25 @@ def index_name(value: int) -> str:
     return INDEX_NAMES.get(value, str(value))
 
 
+def hit_rows(row_num: int, ids: np.ndarray, distances: np.ndarray) -> list[list[tuple[int, float]]]:
+    """The ``(id, distance)`` hits of each of a result's ``row_num`` rows, slots of id -1 (no row) left out."""
+    id_rows = np.asarray(ids, dtype=np.int64).reshape(row_num, -1)
+    dist_rows = np.asarray(distances, dtype=np.float32).reshape(row_num, -1)
+    out = []
+    for id_row, dist_row in zip(id_rows, dist_rows, strict=True):
+        keep = id_row != -1
+        out.append(list(zip(id_row[keep].tolist(), dist_row[keep].tolist(), strict=True)))
+    return out
+
+
 def search_result(row_num: int, ids: np.ndarray, distances: np.ndarray) -> bytes:
     """``{"num": nq, "result": [[{"distance", "id"}, ...], ...]}``; slots of id -1 (no row) are left out, so
     a row may be shorter than topk or empty (``[]``, never ``null``)."""
     if row_num <= 0:
         return b'{"num":0,"result":[]}'
-    id_rows = np.asarray(ids, dtype=np.int64).reshape(row_num, -1)
-    dist_rows = np.asarray(distances, dtype=np.float32).reshape(row_num, -1)
     rows = []
-    for id_row, dist_row in zip(id_rows, dist_rows, strict=True):
-        keep = id_row != -1
-        hits = [f'{{"distance":"{d:f}","id":"{i}"}}'
-                for i, d in zip(id_row[keep].tolist(), dist_row[keep].tolist(), strict=True)]
-        rows.append("[" + ",".join(hits) + "]")
+    for hits in hit_rows(row_num, ids, distances):
+        rows.append("[" + ",".join(f'{{"distance":"{d:f}","id":"{i}"}}' for i, d in hits) + "]")
     return f'{{"num":{row_num},"result":[{",".join(rows)}]}}'.encode()
 
 
