@@ -26,6 +26,7 @@ from node.index_base import SegmentIndex
 from node.indexes import build_index
 from node.kernels import LiveMask, exact_rows, use_blas_from
 from node.params import SearchParams
+from tests.support.requests import exact_distances
 
 ROWS = 5000
 DIM = 32
@@ -63,32 +64,10 @@ def below(threshold: int) -> Bool:
 SELECTIVITIES = {"100%": SPREAD, "50%": SPREAD // 2, "10%": SPREAD // 10, "1%": SPREAD // 100, "0.1%": SPREAD // 1000}
 
 
-def popcount(a: np.ndarray) -> np.ndarray:
-    return np.unpackbits(a, axis=-1).sum(axis=-1).astype(np.float64)
-
-
 def distances(rows: np.ndarray, queries: np.ndarray, metric: MetricType) -> np.ndarray:
     """(nq, rows) distances from the definitions, float64; NaN where SUB/SUPERSTRUCTURE do not match."""
-    if metric is MetricType.L2:
-        return ((queries[:, None, :].astype(np.float64) - rows[None, :, :].astype(np.float64)) ** 2).sum(axis=2)
-    if metric is MetricType.IP:
-        return queries.astype(np.float64) @ rows.astype(np.float64).T
-    q, r = queries[:, None, :], rows[None, :, :]
-    inter, union = popcount(q & r), popcount(q | r)
-    if metric is MetricType.HAMMING:
-        return popcount(q ^ r)
-    ratio = np.divide(inter, union, out=np.ones_like(inter), where=union > 0)
-    if metric is MetricType.JACCARD:
-        return 1.0 - ratio
-    if metric is MetricType.TANIMOTO:
-        with np.errstate(divide="ignore"):
-            return -np.log2(ratio)
-    q_pop, r_pop = popcount(q), popcount(r)
-    if metric is MetricType.SUBSTRUCTURE:
-        matched = inter == q_pop
-        return np.where(matched, np.divide(q_pop - inter, q_pop, out=np.zeros_like(inter), where=q_pop > 0), np.nan)
-    matched = inter == r_pop
-    return np.where(matched, np.divide(r_pop - inter, r_pop, out=np.zeros_like(inter), where=r_pop > 0), np.nan)
+    exact, candidates = exact_distances(rows, queries, int(metric))
+    return np.where(candidates, exact, np.nan)
 
 
 _DISTANCES: dict[MetricType, np.ndarray] = {}

@@ -24,6 +24,7 @@ from node import indexes
 from node.indexes import INDEX_KINDS, SegmentIndex, build_index, load_index
 from node.kernels import LiveMask, exact_index, use_blas_from
 from node.params import SearchParams
+from tests.support import requests as support_requests
 
 ROWS = 3000
 DIM = 32
@@ -63,27 +64,11 @@ def data(metric: MetricType) -> tuple[np.ndarray, np.ndarray]:
     return (BINARY_ROWS, BINARY_QUERIES) if metric.is_binary else (FLOAT_ROWS, FLOAT_QUERIES)
 
 
-def popcount(a: np.ndarray) -> np.ndarray:
-    return np.unpackbits(a, axis=-1).sum(axis=-1).astype(np.float64)
-
-
 def oracle(rows: np.ndarray, queries: np.ndarray, metric: MetricType) -> np.ndarray:
     """(nq, rows) exact distances from the metric definitions (float64)."""
-    if metric is MetricType.L2:
-        return ((queries[:, None, :].astype(np.float64) - rows[None, :, :].astype(np.float64)) ** 2).sum(axis=2)
-    if metric is MetricType.IP:
-        return queries.astype(np.float64) @ rows.astype(np.float64).T
-    q, r = queries[:, None, :], rows[None, :, :]
-    inter, union = popcount(q & r), popcount(q | r)
-    if metric is MetricType.HAMMING:
-        return popcount(q ^ r)
-    ratio = np.divide(inter, union, out=np.ones_like(inter), where=union > 0)
-    if metric is MetricType.JACCARD:
-        return 1.0 - ratio
-    if metric is MetricType.TANIMOTO:
-        with np.errstate(divide="ignore"):
-            return -np.log2(ratio)
-    raise AssertionError(metric)
+    if metric in (MetricType.SUBSTRUCTURE, MetricType.SUPERSTRUCTURE):
+        raise AssertionError(metric)
+    return support_requests.exact_distances(rows, queries, int(metric))[0]
 
 
 _ORACLES: dict[MetricType, np.ndarray] = {}
