@@ -1,7 +1,8 @@
 """The engine of one node: catalog, write-ahead log, insert buffers, and their lifecycle.
 
 Reads (search, get) live in :mod:`node.reader`; flush, merge, compaction and garbage collection in
-:mod:`node.maintenance`. This module owns the state they share.
+:mod:`node.maintenance`, run in the background by :mod:`node.autoflush`; the insert buffers in
+:mod:`node.write_buffers`. This module owns the state they share.
 """
 
 from __future__ import annotations
@@ -39,13 +40,16 @@ from coordinator.snapshots import SnapshotHolder
 from node.idempotency import RecentWrites, content_key
 from node.idgen import IdGenerator, SegmentNamer
 from node.kernels import OmpThreads
+from node.keyed_inserts import KeyedInserts
 from node.membuffer import ALL_PARTITIONS, MemBuffer
 from node.segment_cache import SegmentCache
 from node.settings import NodeSettings
 from node.storage import SegmentStore
 from node.wal import DeleteRecord, InsertRecord, Record, Seal, WriteAheadLog
+from node.write_buffers import WriteBuffers
 
 if TYPE_CHECKING:
+    from node.autoflush import Upkeep
     from node.index_builds import IndexBuilds
     from node.metrics import NodeMetrics
 
@@ -77,19 +81,17 @@ class Engine:
         self.snapshots = SnapshotHolder(self.catalog, on_reload=lambda s: self.cache.retain(
             {seg.id for seg in s.segments_by_id.values() if seg.state in SEARCHABLE_STATES}))
         self._ddl_lock = threading.RLock()
-        self._buf_lock = threading.Lock()
-        self.buffers: dict[int, MemBuffer] = {}
+        self.write_buffers = WriteBuffers()
+        self.buffers: dict[int, MemBuffer] = self.write_buffers.by_collection  # read under _buf_lock (metrics)
+        self._buf_lock = self.write_buffers.lock
         self._maint_locks: dict[int, threading.Lock] = {}
-        self._flushing: dict[int, int] = {}  # collection id -> first LSN of a buffer being flushed
         self.wal: WriteAheadLog | None = None
         # Keyed inserts and deletes of the idempotency window (replayed from the log by a new writer), and the
         # keyed inserts still on their way to the log (a retry waits for the first attempt's outcome).
         self.recent = RecentWrites(settings.idempotency_window, time.monotonic)
-        self._keys_lock = threading.Lock()
-        self._pending_keys: dict[bytes, Future[np.ndarray]] = {}
+        self.keyed = KeyedInserts(self.recent)
         self._stop = threading.Event()
-        self._wake = threading.Event()
-        self._background: threading.Thread | None = None
+        self.upkeep: Upkeep | None = None  # timed flushes and maintenance (the writer only)
         self._follower: threading.Thread | None = None
         self.builds: IndexBuilds | None = None
 
@@ -109,6 +111,7 @@ class Engine:
         """Take over writing: bump the writer epoch (fencing every earlier writer), clean up what a crashed
         writer left, replay the write-ahead log from storage, and start flushing, merging and indexing."""
         from node import maintenance
+        from node.autoflush import Upkeep
         from node.index_builds import IndexBuilds
 
         with self._ddl_lock:
@@ -122,8 +125,8 @@ class Engine:
             maintenance.remove_orphans(self)
             self._open_wal()
             self.builds = IndexBuilds(self, self.settings.index_build_threads)
-            self._background = threading.Thread(target=self._run_background, name="maintenance", daemon=True)
-            self._background.start()
+            self.upkeep = Upkeep(self)
+            self.upkeep.start()
             self.writable = True
             return self.epoch
 
@@ -155,10 +158,10 @@ class Engine:
 
     def close(self, flush: bool = True) -> None:
         self._stop.set()
-        self._wake.set()
-        for thread in (self._background, self._follower):
-            if thread is not None:
-                thread.join(timeout=60)
+        if self.upkeep is not None:
+            self.upkeep.stop()
+        if self._follower is not None:
+            self._follower.join(timeout=60)
         if self.builds is not None:
             self.builds.close()
         if self.wal is not None:
@@ -172,29 +175,6 @@ class Engine:
             self.wal.close()
         self.catalog.close()
 
-    def _run_background(self) -> None:
-        from node import maintenance
-
-        last_sweep = time.monotonic()
-        while not self._stop.is_set():
-            interval = self.auto_flush_interval
-            self._wake.wait(timeout=interval if interval > 0 else 1.0)
-            self._wake.clear()
-            if self._stop.is_set():
-                return
-            try:
-                if interval > 0 or self._buffers_over_limit():
-                    maintenance.flush(self, None)
-                maintenance.merge_all(self)
-                if self.builds is not None:
-                    self.builds.tick()
-                maintenance.collect_garbage(self)
-                if time.monotonic() - last_sweep >= self.settings.file_cleanup_timeout:
-                    maintenance.remove_stale_index_files(self)
-                    last_sweep = time.monotonic()
-            except Exception:
-                log.exception("background maintenance failed; retrying at the next interval")
-
     def _follow_catalog(self) -> None:
         """Not the writer: reload the snapshot whenever the catalog revision moves (one cheap query per poll).
 
@@ -204,14 +184,14 @@ class Engine:
         self.snapshots.follow(self.settings.catalog_refresh_interval, self._stop, paused=lambda: self.writable)
 
     def set_auto_flush_interval(self, seconds: float) -> None:
-        """Change the timed flush period now: the maintenance thread, which may be waiting out the old period,
-        is woken and waits the new one from here."""
+        """Change the timed flush period now: the next flush is due by the new period, counted from the oldest
+        buffered record, and the maintenance thread waits the new period from here."""
         self.auto_flush_interval = seconds
-        self._wake.set()
+        if self.upkeep is not None:
+            self.upkeep.wake(maintenance=True)
 
-    def _buffers_over_limit(self) -> bool:
-        with self._buf_lock:
-            return sum(b.nbytes for b in self.buffers.values()) >= self.insert_buffer_bytes
+    def buffers_over_limit(self) -> bool:
+        return self.write_buffers.nbytes() >= self.insert_buffer_bytes
 
     # -- catalog snapshot ----------------------------------------------------------------------
 
@@ -262,8 +242,7 @@ class Engine:
             coll = self.collection(name, self.refresh())
             with self.maintenance_lock(coll.id):
                 self.catalog.drop_collection(self.epoch, coll.id)
-                with self._buf_lock:
-                    self.buffers.pop(coll.id, None)
+                self.write_buffers.drop(coll.id)
                 self.recent.forget_collection(coll.id)
                 snap = self.refresh()
             self.cache.retain(set(snap.segments_by_id))
@@ -294,10 +273,7 @@ class Engine:
                 raise UnexpectedError(f"Partition {tag} of collection {name} not found")
             with self.maintenance_lock(coll.id):
                 self.catalog.drop_partition(self.epoch, part.id)
-                with self._buf_lock:
-                    buf = self.buffers.get(coll.id)
-                    if buf is not None:
-                        buf.drop_partition(part.id)
+                self.write_buffers.drop_partition(coll.id, part.id)
                 snap = self.refresh()
             self.cache.retain(set(snap.segments_by_id))
 
@@ -349,29 +325,7 @@ class Engine:
                    else request_key)
         if not key:
             return self._insert(coll, partition, ids, vectors, b"", scalars)
-        claimed: Future[np.ndarray] = Future()
-        with self._keys_lock:
-            done = self.recent.lookup(key)
-            earlier = self._pending_keys.get(key)
-            if done is None and earlier is None:
-                self._pending_keys[key] = claimed
-        if done is not None:
-            log.info("insert of %d rows into %s is a retry of one applied at LSN %d: not applied again",
-                     done.ids.size, coll.name, done.lsn)
-            return done.ids
-        if earlier is not None:
-            return earlier.result()  # the first attempt is still on its way: its outcome is the answer
-        try:
-            row_ids = self._insert(coll, partition, ids, vectors, key, scalars)
-        except BaseException as exc:
-            claimed.set_exception(exc)
-            raise
-        else:
-            claimed.set_result(row_ids)
-            return row_ids
-        finally:
-            with self._keys_lock:
-                self._pending_keys.pop(key, None)
+        return self.keyed.run(key, lambda: self._insert(coll, partition, ids, vectors, key, scalars), coll.name)
 
     def _insert(self, coll: Collection, partition: Partition, ids: np.ndarray | None, vectors: np.ndarray,
                 key: bytes, scalars: tuple[np.ndarray, ...] = ()) -> np.ndarray:
@@ -404,8 +358,8 @@ class Engine:
     def _append(self, record: Record) -> Future[int]:
         assert self.wal is not None
         fut = self.wal.append(record)
-        if self._buffers_over_limit():
-            self._wake.set()
+        if self.upkeep is not None and self.buffers_over_limit():
+            self.upkeep.wake()
         return fut
 
     def _remember(self, lsn: int, record: Record) -> None:
@@ -418,42 +372,26 @@ class Engine:
     def _apply(self, lsn: int, record: Record) -> None:
         """Apply a durable WAL record to the insert buffers (called in LSN order)."""
         self._remember(lsn, record)
-        snap = self.snapshot()
-        if record.collection_id not in snap.collections_by_id:
+        if record.collection_id not in self.snapshot().collections_by_id:
             return
-        with self._buf_lock:
-            buf = self.buffers.setdefault(record.collection_id, MemBuffer())
-            if isinstance(record, InsertRecord):
-                buf.insert(lsn, record.partition_id, record.ids, record.vectors, record.scalars)
-            else:
-                buf.delete(lsn, record.partition_id, record.ids)
+        if self.write_buffers.apply(lsn, record) and self.upkeep is not None:
+            self.upkeep.wake()  # a new flush deadline starts with this record
+
+    # -- buffers a flush takes (node.maintenance) ---------------------------------------------
 
     def take_buffer(self, collection_id: int) -> MemBuffer | None:
-        with self._buf_lock:
-            buf = self.buffers.get(collection_id)
-            if buf is None or buf.empty:
-                return None
-            self.buffers[collection_id] = MemBuffer()
-            self._flushing[collection_id] = buf.first_lsn
-            return buf
+        return self.write_buffers.take(collection_id)
 
     def done_flushing(self, collection_id: int) -> None:
-        with self._buf_lock:
-            self._flushing.pop(collection_id, None)
+        self.write_buffers.done_flushing(collection_id)
 
     def restore_buffer(self, collection_id: int, older: MemBuffer) -> None:
-        with self._buf_lock:
-            current = self.buffers.setdefault(collection_id, MemBuffer())
-            current.restore_before(older)
+        self.write_buffers.restore(collection_id, older)
 
     def buffered_collections(self) -> list[int]:
-        with self._buf_lock:
-            return [cid for cid, buf in self.buffers.items() if not buf.empty]
+        return self.write_buffers.collections()
 
     def oldest_unflushed_lsn(self) -> int:
         """Every WAL record below this LSN is reflected in flushed segments."""
         assert self.wal is not None
-        with self._buf_lock:
-            firsts = [b.first_lsn for b in self.buffers.values() if not b.empty and b.first_lsn]
-            firsts += [lsn for lsn in self._flushing.values() if lsn]
-        return min([*firsts, self.wal.next_lsn])
+        return self.write_buffers.oldest_lsn(self.wal.next_lsn)

@@ -42,6 +42,7 @@ class MemBuffer:
     first_lsn: int = 0
     last_lsn: int = 0
     nbytes: int = 0
+    first_at: float = 0.0  # monotonic time the first buffered record was acknowledged (its flush deadline)
 
     @property
     def empty(self) -> bool:
@@ -84,6 +85,7 @@ class MemBuffer:
         self.chunks = older.chunks + self.chunks
         self.deletes = older.deletes + self.deletes
         self.first_lsn = older.first_lsn or self.first_lsn
+        self.first_at = older.first_at or self.first_at
         self.last_lsn = max(self.last_lsn, older.last_lsn)
         self.nbytes += older.nbytes
 
