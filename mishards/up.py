@@ -2,7 +2,7 @@
 
 One writer and N read-only nodes (child processes) sharing a SQLite catalog and a storage folder, static
 membership, and the proxy in front; logs in one folder. A child that dies is restarted with backoff, on the same
-port and data (``mishards/supervisor.py``), and the event is printed and logged (``logs/up.log``); only Ctrl-C
+port and data (``coordinator/supervisor.py``), and the event is printed and logged (``logs/up.log``); only Ctrl-C
 (or SIGTERM) stops everything, cleanly. The children never outlive ``mishards up``, even when it is killed.
 
 Every child serves Prometheus ``/metrics`` on a free port of its own (``--no-metrics`` turns that off); the
@@ -24,7 +24,7 @@ from pathlib import Path
 from types import FrameType
 
 from coordinator.lifecycle import write_ready_file
-from mishards.supervisor import Child, Supervisor
+from coordinator.supervisor import Child, Supervisor
 
 log = logging.getLogger("mishards.up")  # also when run as __main__
 
@@ -127,7 +127,7 @@ def _log_to(path: Path) -> None:
     """Supervision events (children exiting, restarting) go to ``logs/up.log`` as well as to the terminal."""
     handler = logging.FileHandler(path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    for name in ("mishards.up", "mishards.supervisor"):
+    for name in ("mishards.up", "coordinator.supervisor"):
         logger = logging.getLogger(name)
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)

@@ -7,8 +7,9 @@ import sys
 from collections.abc import Sequence
 
 from coordinator.lifecycle import run_command
+from coordinator.workers import take_spec
 from node import settings as node_settings
-from node.server import NodeServer
+from node import workers
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -29,6 +30,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--search-threads", type=int, help="segments searched in parallel per request")
     p.add_argument("--omp-threads", type=int, help="faiss OpenMP threads")
     p.add_argument("--grpc-workers", type=int, help="gRPC worker threads")
+    p.add_argument("--workers", type=int,
+                   help="worker processes sharing the gRPC port (default 1; 0: one per usable CPU; ro and "
+                        "standalone roles)")
     p.add_argument("--request-memory",
                    help="memory heavy requests in flight may hold, e.g. 4GB (default: a quarter of the machine's)")
     p.add_argument("--max-searches", type=int,
@@ -56,8 +60,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return run_command("mishards node", sys.argv[1:] if argv is None else argv, parse_args, node_settings.load,
-                       lambda settings: NodeServer(settings).serve_forever())
+    spec, rest = take_spec(sys.argv[1:] if argv is None else argv)
+    return run_command("mishards node", rest, parse_args, node_settings.load,
+                       lambda settings: workers.run(settings, spec, rest))
 
 
 if __name__ == "__main__":

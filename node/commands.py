@@ -43,6 +43,10 @@ UNKNOWN = "Unknown command"
 # This node's own figures (cache, index builds, catalog revision, values waiting for a restart): not a Milvus 1.1
 # command (1.1 answers it "Unknown command"), so that get_system_info stays exactly 1.1's.
 STATS = "mishards_stats"
+# This node's worker processes (``--workers``), as ``{"workers": [address, ...]}``: each worker's own address
+# (the advertised host and its own port); a single-process node answers its own address. Every worker answers
+# the same; a proxy spreads sub-requests over them.
+WORKERS = "mishards_workers"
 
 
 def _bool(value: bool) -> str:
@@ -73,6 +77,7 @@ class Commands:
         self._kept = {key: value for key, value in kept.items() if key in BY_NAME}
         self._answers = {key: value for key, value in self._kept.items() if not BY_NAME[key].setting}
         self._waiting_restart: set[str] = set()
+        self.workers: tuple[str, ...] = ()  # set by the server once it listens
         self._current: dict[str, Callable[[], str]] = {
             "cluster.enable": lambda: _bool(s.role != "standalone"),
             "cluster.role": lambda: "rw" if s.role == "standalone" else s.role,
@@ -108,6 +113,8 @@ class Commands:
             return sysinfo.system_info()
         if cmd == STATS:
             return json.dumps(self.stats(), sort_keys=True)
+        if cmd == WORKERS:
+            return json.dumps({"workers": list(self.workers)})
         if cmd[:10] in ("get_config", "set_config"):
             return self.config(cmd)
         return UNKNOWN

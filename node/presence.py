@@ -4,13 +4,15 @@ A read-only node computes its own share with the same pure placement function th
 read-only members it sees plus itself, and loads those segments into its cache in the background. It
 registers as ``warming`` and reports ``ready`` (membership record and gRPC health) once its share is loaded,
 so a newly joined node is warm before it is given traffic. The share is kept warm as segments are flushed,
-merged or indexed and as members come and go.
+merged or indexed and as members come and go. A watch-only presence (``register=False``: the secondary workers
+of a multi-process read node) follows the member list and warms the same share without registering.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from coordinator.membership import Member, MembershipProvider, create_provider
@@ -32,8 +34,9 @@ def share_members(view: tuple[Member, ...], me: Member) -> list[str]:
 
 class Presence:
     def __init__(self, engine: Engine, reader: Reader, membership_uri: str, me: Member, replication: int,
-                 on_ready: Callable[[], None]) -> None:
+                 on_ready: Callable[[], None], register: bool = True) -> None:
         self.engine = engine
+        self.registers = register
         self.reader = reader
         self.me = me
         self.replication = replication
@@ -46,6 +49,13 @@ class Presence:
         self._thread = threading.Thread(target=self._run, name="presence", daemon=True)
         self.ready = False
         self.share_size = 0
+        self.since = time.monotonic()  # warming from here until ready
+        if engine.metrics is not None:
+            engine.metrics.warming = self.warming_seconds  # the node's /metrics reports the warm-up
+
+    def warming_seconds(self) -> float:
+        """Seconds this node has been joining and loading its share; 0 once it reported ready."""
+        return 0.0 if self.ready else time.monotonic() - self.since
 
     def start(self) -> None:
         """Join the membership in the background: while its store (etcd) does not answer yet, keep trying
@@ -55,6 +65,8 @@ class Presence:
     def _join(self) -> None:
         self._until_done("follow the member list", self.provider.start)
         self.provider.subscribe(lambda _view: self._wake.set())
+        if not self.registers:
+            return
         self._until_done("register", lambda: self.provider.register(
             Member(self.me.node_id, self.me.address, self.me.role, "warming")))
 
@@ -75,7 +87,8 @@ class Presence:
         if self._thread.is_alive():
             self._thread.join(timeout=30)
         try:
-            self.provider.unregister()
+            if self.registers:
+                self.provider.unregister()
         finally:
             self.provider.stop()
 
@@ -86,7 +99,8 @@ class Presence:
                 self.warm()
                 if not self.ready:
                     self.ready = True
-                    self.provider.register(Member(self.me.node_id, self.me.address, self.me.role, "ready"))
+                    if self.registers:
+                        self.provider.register(Member(self.me.node_id, self.me.address, self.me.role, "ready"))
                     self.on_ready()
                     log.info("node %s ready: %d segments of its share loaded", self.me.node_id, self.share_size)
             except Exception as exc:

@@ -8,6 +8,7 @@ import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 import grpc
@@ -18,6 +19,7 @@ from coordinator.fencing import WriterFence
 from coordinator.lifecycle import serve_until_signalled, write_ready_file
 from coordinator.membership import Member
 from coordinator.tracing import Tracing, configure_tracing
+from coordinator.workers import WorkerSpec, join_host_port
 from milvus_wire import milvus_pb2, status_pb2, wire_fastpath_pb2
 from node.engine import Engine
 from node.metrics import NodeMetrics
@@ -25,6 +27,7 @@ from node.presence import Presence
 from node.reader import Reader
 from node.service import MilvusService
 from node.settings import NodeSettings
+from node.workers import forward_handler, forwards, served_locally, watch_only
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +40,14 @@ GRPC_OPTIONS = [
 ]
 
 
-def grpc_options(max_message_bytes: int) -> list[tuple[str, int]]:
+def grpc_options(max_message_bytes: int, reuse_port: bool = False) -> list[tuple[str, int]]:
     """The server's channel options: requests up to ``max_message_bytes`` (a larger one is refused by gRPC with
     RESOURCE_EXHAUSTED before it is read into memory), replies of any size (a search's is bounded by the
-    result-size rule and the memory budget), and a ping policy for long calls."""
-    return [("grpc.max_receive_message_length", max_message_bytes), ("grpc.max_send_message_length", -1),
-            *GRPC_OPTIONS]
+    result-size rule and the memory budget), and a ping policy for long calls. ``SO_REUSEPORT`` only for the
+    workers of one node (``--workers``): two single-process nodes must never silently share a port."""
+    options = [("grpc.max_receive_message_length", max_message_bytes), ("grpc.max_send_message_length", -1),
+               *GRPC_OPTIONS]
+    return [(name, 1) if name == "grpc.so_reuseport" and reuse_port else (name, value) for name, value in options]
 
 
 SERVICE = "milvus.grpc.MilvusService"
@@ -99,15 +104,22 @@ def _traced(method: str, behavior: Any, tracing: Tracing, node: Callable[[], str
     return handler
 
 
-def milvus_handler(servicer: Any, tracing: Tracing | None = None,
-                   node: Callable[[], str] = lambda: "") -> grpc.GenericRpcHandler:
+def milvus_handler(servicer: Any, tracing: Tracing | None = None, node: Callable[[], str] = lambda: "",
+                   routed: Callable[[str], grpc.RpcMethodHandler | None] = lambda _method: None,
+                   local: Callable[[Any], Any] = lambda behavior: behavior) -> grpc.GenericRpcHandler:
     """The MilvusService method handlers, with the fast-path request types where they apply (and, with
-    tracing on, each call's span tagged with the node and what the request is about)."""
+    tracing on, each call's span tagged with the node and what the request is about). A method for which
+    ``routed`` gives a handler is served by it (a worker forwarding to its primary); the others run
+    ``local(behavior)``."""
     handlers = {}
     for method in milvus_pb2.DESCRIPTOR.services_by_name["MilvusService"].methods:
+        elsewhere = routed(method.name)
+        if elsewhere is not None:
+            handlers[method.name] = elsewhere
+            continue
         request_cls: Any = FAST_REQUESTS.get(method.name) or _message_class(method.input_type.full_name)
         reply_cls = _message_class(method.output_type.full_name)
-        behavior = getattr(servicer, method.name)
+        behavior = local(getattr(servicer, method.name))
         if tracing is not None:
             behavior = _traced(method.name, behavior, tracing, node)
         handlers[method.name] = grpc.unary_unary_rpc_method_handler(
@@ -125,11 +137,16 @@ def writer_fence(valid_until: Callable[[], float], ttl: float) -> WriterFence:
 
 
 class NodeServer:
-    def __init__(self, settings: NodeSettings) -> None:
+    """One node process; with ``spec``, one worker of a multi-process node (``node/workers.py``)."""
+
+    def __init__(self, settings: NodeSettings, spec: WorkerSpec | None = None) -> None:
         self.settings = settings
+        self.spec = spec
         self.metrics = NodeMetrics() if settings.metrics_port else None
         self.metrics_port = 0
-        self.engine = Engine(settings, self.metrics)
+        # A standalone node's secondary worker is a read-only engine over the primary's catalog and storage.
+        self.engine = Engine(replace(settings, role="ro") if forwards(settings.role, spec) else settings,
+                             self.metrics)
         if self.metrics is not None:
             self.metrics.watch(self.engine)
         self.tracing = configure_tracing(settings.otlp_endpoint, f"mishards-node-{settings.role}",
@@ -137,7 +154,7 @@ class NodeServer:
         self.search_pool = ThreadPoolExecutor(max_workers=settings.search_threads, thread_name_prefix="search")
         self.server = grpc.server(
             ThreadPoolExecutor(max_workers=settings.grpc_workers, thread_name_prefix="grpc"),
-            options=grpc_options(settings.grpc_max_message_bytes),
+            options=grpc_options(settings.grpc_max_message_bytes, reuse_port=spec is not None),
             interceptors=[self.tracing.server_interceptor()] if self.tracing is not None else None,
         )
         self.health = health.HealthServicer()
@@ -145,6 +162,8 @@ class NodeServer:
         self.election: Any = None
         self._lease_catalog: Any = None
         self.port = 0
+        self.own_port = 0  # a worker's own port (``--workers``)
+        self.primary: grpc.Channel | None = None  # a forwarding worker's channel to the primary
         self.rest: Any = None  # the REST API's server (coordinator.rest), when http_port is on
         self.http_port = 0
         self._stopped = threading.Event()
@@ -152,12 +171,18 @@ class NodeServer:
     def start(self) -> str:
         self.engine.open()
         service = MilvusService(self.engine, self.search_pool, self.metrics, self.tracing)
-        self.server.add_generic_rpc_handlers((milvus_handler(service, self.tracing, self.node_name),))
+        self.server.add_generic_rpc_handlers((self._handler(service),))
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        self.port = self.server.add_insecure_port(f"{self.settings.host}:{self.settings.port}")
+        self.port = self.server.add_insecure_port(join_host_port(self.settings.host, self.settings.port))
         if self.port == 0:
             raise OSError(f"cannot listen on {self.settings.host}:{self.settings.port}")
+        if self.spec is not None:
+            own = join_host_port(self.settings.host, self.spec.own_port)
+            self.own_port = self.server.add_insecure_port(own)
+            if self.own_port == 0:
+                raise OSError(f"cannot listen on {own}")
         self.engine.bound_port = self.port
+        service.commands.workers = self.spec.addresses if self.spec is not None else (self.advertised(),)
         self.server.start()
         self.health.set("", health_pb2.HealthCheckResponse.SERVING)
         serving = health_pb2.HealthCheckResponse.SERVING
@@ -173,6 +198,7 @@ class NodeServer:
             self.presence = Presence(
                 self.engine, Reader(self.engine, self.search_pool), self.settings.membership, me,
                 self.settings.replication, lambda: self.health.set(SERVICE, serving),
+                register=not watch_only(self.settings.role, self.spec),
             )
             self.presence.start()
             if self.metrics is not None:
@@ -187,9 +213,34 @@ class NodeServer:
         log.info("node (%s) serving MilvusService on %s, storage %s", self.settings.role, address,
                  self.settings.storage_path)
         if self.settings.ready_file:
+            worker = {} if self.spec is None else {"worker": self.spec.index,
+                                                   "own_address": self.spec.addresses[self.spec.index]}
             write_ready_file(self.settings.ready_file, address, metrics_port=self.metrics_port,
-                             http_port=self.http_port)
+                             http_port=self.http_port, **worker)
         return address
+
+    def advertised(self) -> str:
+        """The address others use to reach this node."""
+        return self.settings.advertise or join_host_port(self.settings.host, self.port)
+
+    def _handler(self, service: MilvusService) -> grpc.GenericRpcHandler:
+        """The node's MilvusService; a standalone node's secondary worker serves the searches (each on a
+        snapshot caught up with the catalog) and forwards every other call to the primary."""
+        if self.spec is None or not forwards(self.settings.role, self.spec):
+            return milvus_handler(service, self.tracing, self.node_name)
+        from node.workers import PRIMARY_CHANNEL_OPTIONS, caught_up
+
+        self.primary = grpc.insecure_channel(self.spec.primary, options=PRIMARY_CHANNEL_OPTIONS)
+        primary = self.primary
+        role, spec = self.settings.role, self.spec
+
+        def routed(method: str) -> grpc.RpcMethodHandler | None:
+            if served_locally(role, spec, method):
+                return None
+            return forward_handler(primary, f"/{SERVICE}/{method}")
+
+        return milvus_handler(service, self.tracing, self.node_name, routed,
+                              lambda behavior: caught_up(self.engine, behavior))
 
     def _serve_rest(self, service: MilvusService) -> None:
         """Milvus 1.1's REST API over this node's servicer, in this process (``node/rest.py``)."""
@@ -256,6 +307,8 @@ class NodeServer:
         if self.rest is not None:
             self.rest.stop()  # REST requests in flight finish (they run on the servicer, like gRPC calls)
         self.server.stop(grace).wait()
+        if self.primary is not None:
+            self.primary.close()
         self.search_pool.shutdown(wait=True)
         self.engine.close()  # flush and close the log while still the writer
         if self.election is not None:

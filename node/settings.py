@@ -37,6 +37,9 @@ class NodeSettings:
     index_build_threads: int = 1  # index builds running at once
     omp_threads: int = 1  # faiss / OpenMP threads per search
     grpc_workers: int = 32
+    # worker processes (node/workers.py): 1 = this process serves; N > 1 = a parent runs N workers sharing the
+    # gRPC port; 0 = the CPUs this process may use (affinity, cgroup quota). Role rw always runs one.
+    workers: int = 1
     # Admission of heavy requests (node/admission.py): memory that searches and inserts in flight may hold,
     # estimated from their fields ('' = a quarter of the machine's memory or cgroup limit); searches running
     # heavy searches (estimated at 64 MB or more) running at once (0 = the CPUs, at least 2); seconds a request
@@ -92,6 +95,11 @@ class NodeSettings:
             raise ValueError(f"election must be '' or 'catalog', not {self.election!r}")
         if self.replication < 0:
             raise ValueError("replication must be >= 0")
+        if self.workers < 0:
+            raise ValueError("workers must be >= 0 (0: one per usable CPU)")
+        if self.role == "rw" and self.workers > 1:
+            raise ValueError("role rw (the cluster's writer) runs as one process: workers must be 1 "
+                             "(add read-only nodes, or run ro nodes with several workers)")
         if min(self.search_threads, self.omp_threads, self.grpc_workers, self.index_build_threads) < 1:
             raise ValueError("thread counts must be >= 1")
 

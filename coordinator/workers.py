@@ -1,0 +1,160 @@
+"""Multi-process mode of a node or proxy (``--workers N``): what a worker is told, and the pure decisions.
+
+With N > 1, ``python -m node`` / ``python -m mishards`` is a small parent (``coordinator/worker_pool.py``) that
+starts N worker processes of the same command. Every worker listens on the shared gRPC port (``SO_REUSEPORT``:
+the kernel spreads new connections over them) and, for a node, also on a port of its own, so that a proxy can
+reach each worker deterministically. A worker learns its place from a :class:`WorkerSpec` given on its command
+line (``--worker-spec JSON``, never written by hand).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from coordinator.limits import cpu_count
+
+SPEC_FLAG = "--worker-spec"
+CGROUP_V2_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+CGROUP_V1_QUOTA = Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us")
+CGROUP_V1_PERIOD = Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us")
+WILDCARD_HOSTS = ("", "0.0.0.0", "::", "[::]")
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSpec:
+    """One worker's place: its index (0 is the primary), the worker count, the shared port, its own port,
+    the address of the primary's own port (reachable from this machine) and every worker's advertised
+    address (index order)."""
+
+    index: int
+    count: int
+    shared_port: int
+    own_port: int
+    primary: str
+    addresses: tuple[str, ...]
+
+    @property
+    def is_primary(self) -> bool:
+        return self.index == 0
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> WorkerSpec:
+        raw = json.loads(text)
+        return cls(int(raw["index"]), int(raw["count"]), int(raw["shared_port"]), int(raw["own_port"]),
+                   str(raw["primary"]), tuple(str(a) for a in raw["addresses"]))
+
+
+def take_spec(argv: Sequence[str]) -> tuple[WorkerSpec | None, list[str]]:
+    """Split ``--worker-spec JSON`` (added by the parent) from the rest of a command line."""
+    rest: list[str] = []
+    spec: WorkerSpec | None = None
+    items = list(argv)
+    i = 0
+    while i < len(items):
+        if items[i] == SPEC_FLAG and i + 1 < len(items):
+            spec = WorkerSpec.from_json(items[i + 1])
+            i += 2
+            continue
+        if items[i].startswith(SPEC_FLAG + "="):
+            spec = WorkerSpec.from_json(items[i].partition("=")[2])
+        else:
+            rest.append(items[i])
+        i += 1
+    return spec, rest
+
+
+def parse_cpu_max(text: str) -> float | None:
+    """CPUs a cgroup v2 ``cpu.max`` allows (``"max 100000"``: no limit -> None; ``"150000 100000"`` -> 1.5)."""
+    parts = text.split()
+    if len(parts) != 2 or parts[0] == "max":
+        return None
+    try:
+        quota, period = int(parts[0]), int(parts[1])
+    except ValueError:
+        return None
+    return quota / period if quota > 0 and period > 0 else None
+
+
+def parse_cfs(quota_text: str, period_text: str) -> float | None:
+    """CPUs a cgroup v1 quota allows (quota -1: no limit -> None)."""
+    try:
+        quota, period = int(quota_text.strip()), int(period_text.strip())
+    except ValueError:
+        return None
+    return quota / period if quota > 0 and period > 0 else None
+
+
+def worker_count(setting: int, cpus: int, quota: float | None) -> int:
+    """Workers to run: the setting when positive; 0 = the CPUs this process may use, bounded by a cgroup
+    quota (rounded up: a quota of 1.5 CPUs keeps two workers busy part of the time), at least 1."""
+    if setting > 0:
+        return setting
+    usable = cpus if quota is None else min(cpus, math.ceil(quota))
+    return max(1, usable)
+
+
+def cgroup_cpu_quota() -> float | None:
+    """The CPU quota of this process's cgroup (v2, else v1), None when unlimited or unknown."""
+    try:
+        return parse_cpu_max(CGROUP_V2_CPU_MAX.read_text())
+    except OSError:
+        pass
+    try:
+        return parse_cfs(CGROUP_V1_QUOTA.read_text(), CGROUP_V1_PERIOD.read_text())
+    except OSError:
+        return None
+
+
+def usable_workers(setting: int) -> int:
+    """:func:`worker_count` for this process (affinity and cgroup quota read here)."""
+    return worker_count(setting, cpu_count(), cgroup_cpu_quota() if setting <= 0 else None)
+
+
+def join_host_port(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
+
+
+def local_host(host: str) -> str:
+    """Where a process on this machine reaches a server listening on ``host`` (a wildcard: loopback)."""
+    if host in WILDCARD_HOSTS:
+        return "::1" if host in ("::", "[::]") else "127.0.0.1"
+    return host
+
+
+def advertised_host(host: str, advertise: str) -> str:
+    """The host others use to reach this process: the advertised address's host, else the listening host
+    (a wildcard: loopback)."""
+    if advertise:
+        found = advertise.rpartition(":")[0].strip("[]")
+        if found:
+            return found
+    return local_host(host)
+
+
+def worker_addresses(host: str, advertise: str, own_ports: Sequence[int]) -> tuple[str, ...]:
+    """Every worker's advertised address: the advertised host and that worker's own port."""
+    where = advertised_host(host, advertise)
+    return tuple(join_host_port(where, port) for port in own_ports)
+
+
+def specs(host: str, advertise: str, shared_port: int, own_ports: Sequence[int]) -> list[WorkerSpec]:
+    """The spec of each of ``len(own_ports)`` workers."""
+    addresses = worker_addresses(host, advertise, own_ports)
+    primary = join_host_port(local_host(host), own_ports[0])
+    return [WorkerSpec(i, len(own_ports), shared_port, port, primary, addresses) for i, port in enumerate(own_ports)]
+
+
+def child_argv(argv: Sequence[str], spec: WorkerSpec, metrics: bool, http_port: int) -> list[str]:
+    """A worker's command line: the parent's, then what the parent decided (argparse keeps the last value):
+    one process, the shared port, metrics on a free port of its own (the parent aggregates them), the REST
+    port given, and the spec. ``--ready-file`` is added by the supervisor."""
+    return [*argv, "--workers", "1", "--port", str(spec.shared_port), "--metrics-port", "-1" if metrics else "0",
+            "--http-port", str(http_port), SPEC_FLAG, spec.to_json()]
+
