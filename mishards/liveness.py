@@ -81,6 +81,11 @@ class NodeWatch:
                 if current is None or current[1].done():
                     self._streams[address] = (node, self._open(address, node))
 
+    def connected(self) -> frozenset[str]:
+        """The read nodes (ids) whose stream is open right now: reachable and serving (the proxy's metrics)."""
+        with self._lock:
+            return frozenset(node for node, stream in self._streams.values() if not stream.done())
+
     def _open(self, address: str, node: str) -> grpc.Future:
         stub = health_pb2_grpc.HealthStub(self.cluster.channel(address))
         stream = stub.Watch(WATCH_REQUEST)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -16,12 +17,16 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from coordinator.metrics_endpoint import MetricsEndpoint
+from coordinator.model import SEARCHABLE_STATES
+from coordinator.placement import Placement
 
 if TYPE_CHECKING:
     import grpc
 
+    from coordinator.catalog import CatalogSnapshot
     from mishards.catalog_view import CatalogView
     from mishards.cluster import Cluster
+    from mishards.liveness import NodeWatch
 
 log = logging.getLogger(__name__)
 
@@ -60,12 +65,51 @@ def status_code(reply: bytes, is_status: bool) -> int:
     return 0
 
 
+@dataclass(frozen=True, slots=True)
+class ReplicaShortfall:
+    """One collection's searchable segments, and how many of them have too few live replicas."""
+
+    segments: int
+    under_replicated: int  # fewer live replicas than the placement's width (none counted too)
+    unavailable: int  # no live replica at all: searches of the collection fail or miss these
+
+
+def replica_shortfall(segments: Mapping[str, Sequence[int]], placement: Placement,
+                      live: frozenset[str]) -> dict[str, ReplicaShortfall]:
+    """Per collection: segments whose placement replicas are not all ``live`` (pure).
+
+    The target is ``placement.width`` (the replication factor, at most the read nodes there are); a segment
+    counts as under-replicated when fewer of its replicas are live, and as unavailable when none is. Without
+    read nodes (the writer searches) no segment is short.
+    """
+    width = placement.width
+    out: dict[str, ReplicaShortfall] = {}
+    for name, ids in segments.items():
+        under = none = 0
+        # Without read nodes the writer answers searches: nothing is short of replicas.
+        for replicas in placement.replica_map(ids).values() if placement.nodes else ():
+            alive = sum(1 for n in replicas if n in live)
+            under += alive < width
+            none += alive == 0
+        out[name] = ReplicaShortfall(len(ids), under, none)
+    return out
+
+
+def searchable_by_collection(snap: CatalogSnapshot) -> dict[str, list[int]]:
+    """Every collection's searchable (flushed) segment ids."""
+    return {c.name: [s.id for s in snap.segments_of(c.id) if s.state in SEARCHABLE_STATES]
+            for c in snap.collections.values()}
+
+
 class ClusterCollector(Collector):
     """What the proxy knows of the cluster and the catalog, read at scrape time."""
 
-    def __init__(self, cluster: Cluster, view: CatalogView | None) -> None:
+    def __init__(self, cluster: Cluster, view: CatalogView | None, replication: int = 0,
+                 watch: NodeWatch | None = None) -> None:
         self.cluster = cluster
         self.view = view
+        self.replication = replication
+        self.watch = watch
 
     def collect(self) -> Iterator[Any]:
         members = GaugeMetricFamily("mishards_proxy_members", "Cluster members the proxy sees, by role and state",
@@ -92,6 +136,30 @@ class ClusterCollector(Collector):
             lag = max(0.0, time.time() - holder.checked_at) if holder.checked_at else 0.0
             yield GaugeMetricFamily("mishards_proxy_catalog_refresh_lag_seconds",
                                     "Seconds since the proxy's view last checked the catalog revision", lag)
+            if self.watch is not None:
+                yield from self._replicas(self.view.snapshot(), self.watch)
+
+    def _replicas(self, snap: CatalogSnapshot, watch: NodeWatch) -> Iterator[Any]:
+        """Placement of the searchable segments over the ready read nodes, against the nodes reachable now
+        (an open health stream, not suspected)."""
+        placement = Placement.of((m.node_id for m in self.cluster.readers()), r=self.replication or None)
+        live = watch.connected() - self.cluster.failures.suspects()
+        yield GaugeMetricFamily("mishards_proxy_replication_factor",
+                                "Replicas each segment should have on read nodes (placement width)", placement.width)
+        yield GaugeMetricFamily("mishards_proxy_live_readers", "Ready read nodes the proxy reaches now",
+                                len(live & set(placement.nodes)))
+        counts = replica_shortfall(searchable_by_collection(snap), placement, live)
+        families = (
+            ("mishards_proxy_segments", "Searchable segments, by collection", "segments"),
+            ("mishards_proxy_segments_under_replicated",
+             "Segments with fewer live replicas than the replication factor, by collection", "under_replicated"),
+            ("mishards_proxy_segments_unavailable", "Segments with no live replica, by collection", "unavailable"),
+        )
+        for name, doc, field in families:
+            family = GaugeMetricFamily(name, doc, labels=["collection"])
+            for coll, c in sorted(counts.items()):
+                family.add_metric([coll], getattr(c, field))
+            yield family
 
 
 class ProxyMetrics:
@@ -140,9 +208,11 @@ class ProxyMetrics:
         self.endpoint = MetricsEndpoint(self.registry)
         self._sub_children: dict[tuple[str, str], Any] = {}
 
-    def watch(self, cluster: Cluster, view: CatalogView | None) -> None:
-        """Report membership, the writer, suspicions and the catalog view when scraped."""
-        self.registry.register(ClusterCollector(cluster, view))
+    def watch(self, cluster: Cluster, view: CatalogView | None, replication: int = 0,
+              nodes: NodeWatch | None = None) -> None:
+        """Report membership, the writer, suspicions and the catalog view when scraped; with the read nodes'
+        watch, also each collection's segments short of live replicas (``replication`` as the fan-out uses)."""
+        self.registry.register(ClusterCollector(cluster, view, replication, nodes))
 
     def timed(self, method: str, is_status: bool, handler: Handler) -> Handler:
         """``handler`` counted in the in-flight gauge and observed by method and Milvus status code."""

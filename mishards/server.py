@@ -72,7 +72,7 @@ class ProxyServer:
         self.server.start()
         self.health.set("", health_pb2.HealthCheckResponse.SERVING)
         if self.metrics is not None:
-            self.metrics.watch(self.cluster, self.view)
+            self.metrics.watch(self.cluster, self.view, self.settings.replication, self.watch)
             self.metrics_port = self.metrics.serve(self.settings.host, max(0, self.settings.metrics_port))
         if self.settings.http_port:
             self._serve_rest(forwarder)

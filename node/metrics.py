@@ -9,6 +9,7 @@ scraped, so the request path does no extra work for it.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -34,10 +35,12 @@ WORK_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 3
 
 class EngineCollector(Collector):
     def __init__(self, engine: Engine, members: Callable[[], Callable[[], tuple[Member, ...]] | None],
-                 admission: Callable[[], Callable[[], AdmissionStats] | None] = lambda: None) -> None:
+                 admission: Callable[[], Callable[[], AdmissionStats] | None] = lambda: None,
+                 warming: Callable[[], Callable[[], float] | None] = lambda: None) -> None:
         self.engine = engine
         self.members = members
         self.admission = admission
+        self.warming = warming
 
     def collect(self) -> Iterator[Any]:
         e = self.engine
@@ -83,6 +86,11 @@ class EngineCollector(Collector):
             builds.add_metric(["ok"], e.builds.built)
             builds.add_metric(["failed"], e.builds.failed)
             yield builds
+        yield from storage_metrics(e.settings.storage)
+        warming = self.warming()
+        if warming is not None:
+            yield GaugeMetricFamily("mishards_node_warming_seconds",
+                                    "Seconds this read node has been warming its share (0 once ready)", warming())
         stats_of = self.admission()
         if stats_of is not None:
             yield from admission_metrics(stats_of())
@@ -94,6 +102,20 @@ class EngineCollector(Collector):
             for (role, state), n in sorted(counts.items()):
                 members.add_metric([role, state], n)
             yield members
+
+
+def storage_metrics(path: os.PathLike[str]) -> Iterator[Any]:
+    """Size and free space of the file system holding the storage path (segments, index files, WAL)."""
+    try:
+        st = os.statvfs(path)
+    except OSError as exc:  # e.g. a storage mount gone: the scrape goes on without these
+        log.warning("cannot read the storage file system's size: %s", exc)
+        return
+    yield GaugeMetricFamily("mishards_node_storage_size_bytes", "Size of the file system holding the storage path",
+                            st.f_blocks * st.f_frsize)
+    yield GaugeMetricFamily("mishards_node_storage_free_bytes",
+                            "Bytes available to the node on the file system holding the storage path",
+                            st.f_bavail * st.f_frsize)
 
 
 def admission_metrics(a: AdmissionStats) -> Iterator[Any]:
@@ -138,11 +160,15 @@ class NodeMetrics:
         self.members: Callable[[], tuple[Member, ...]] | None = None
         # Set by the servicer: its admission's figures, read when scraped.
         self.admission: Callable[[], AdmissionStats] | None = None
+        # Set on a read node with membership: seconds it has been warming its share (0 once ready).
+        self.warming: Callable[[], float] | None = None
         self.endpoint = MetricsEndpoint(self.registry)
 
     def watch(self, engine: Engine) -> None:
-        """Report the engine's state (cache, catalog, segments, buffers, WAL, builds) and membership when scraped."""
-        self.registry.register(EngineCollector(engine, lambda: self.members, lambda: self.admission))
+        """Report the engine's state (cache, catalog, segments, buffers, WAL, builds, storage space), warm-up and
+        membership when scraped."""
+        self.registry.register(EngineCollector(engine, lambda: self.members, lambda: self.admission,
+                                               lambda: self.warming))
 
     def begin(self) -> None:
         """A request starts (the in-flight gauge); :meth:`observe` ends it."""
