@@ -4,7 +4,8 @@ A read-only node computes its own share with the same pure placement function th
 read-only members it sees plus itself, and loads those segments into its cache in the background. It
 registers as ``warming`` and reports ``ready`` (membership record and gRPC health) once its share is loaded,
 so a newly joined node is warm before it is given traffic. The share is kept warm as segments are flushed,
-merged or indexed and as members come and go.
+merged or indexed and as members come and go. A watch-only presence (``register=False``: the secondary workers
+of a multi-process read node) follows the member list and warms the same share without registering.
 """
 
 from __future__ import annotations
@@ -33,8 +34,9 @@ def share_members(view: tuple[Member, ...], me: Member) -> list[str]:
 
 class Presence:
     def __init__(self, engine: Engine, reader: Reader, membership_uri: str, me: Member, replication: int,
-                 on_ready: Callable[[], None]) -> None:
+                 on_ready: Callable[[], None], register: bool = True) -> None:
         self.engine = engine
+        self.registers = register
         self.reader = reader
         self.me = me
         self.replication = replication
@@ -63,6 +65,8 @@ class Presence:
     def _join(self) -> None:
         self._until_done("follow the member list", self.provider.start)
         self.provider.subscribe(lambda _view: self._wake.set())
+        if not self.registers:
+            return
         self._until_done("register", lambda: self.provider.register(
             Member(self.me.node_id, self.me.address, self.me.role, "warming")))
 
@@ -83,7 +87,8 @@ class Presence:
         if self._thread.is_alive():
             self._thread.join(timeout=30)
         try:
-            self.provider.unregister()
+            if self.registers:
+                self.provider.unregister()
         finally:
             self.provider.stop()
 
@@ -94,7 +99,8 @@ class Presence:
                 self.warm()
                 if not self.ready:
                     self.ready = True
-                    self.provider.register(Member(self.me.node_id, self.me.address, self.me.role, "ready"))
+                    if self.registers:
+                        self.provider.register(Member(self.me.node_id, self.me.address, self.me.role, "ready"))
                     self.on_ready()
                     log.info("node %s ready: %d segments of its share loaded", self.me.node_id, self.share_size)
             except Exception as exc:
