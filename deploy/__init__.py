@@ -1,0 +1,1 @@
+"""Deployment files of Mishards and the code that renders the generated ones."""
