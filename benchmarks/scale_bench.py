@@ -242,8 +242,8 @@ def insert_all(node: NodeProcess, ds: Dataset, data: str) -> InsertFigures:
 # -- one kind --------------------------------------------------------------------------------------
 
 
-def build(node: NodeProcess, spec: Spec) -> tuple[float, float | None, int, int]:
-    """CreateIndex through gRPC: (wall seconds, the node's logged build seconds, index bytes, segments)."""
+def build(node: NodeProcess, spec: Spec) -> tuple[float, float | None, int, int, Memory]:
+    """CreateIndex through gRPC: (wall seconds, the node's logged build seconds, index bytes, segments, memory)."""
     stub, name = node.stub(), collection_name(spec.data)
     before = set(index_files(node.storage))
     param = milvus_pb2.IndexParam(collection_name=name, index_type=int(spec.index_type),
@@ -254,7 +254,7 @@ def build(node: NodeProcess, spec: Spec) -> tuple[float, float | None, int, int]
     segs = segment_names(collection_info(stub, name))
     new = {p: size for p, size in index_files(node.storage).items() if p not in before}
     logged = node_build_seconds(node, spec.index_type.name, segs)
-    return wall, logged, sum(new.values()), len(segs)
+    return wall, logged, sum(new.values()), len(segs), memory_of(node)
 
 
 def search_point(stub: Any, ds: Dataset, name: str, label: str, params: Mapping[str, int],
@@ -293,7 +293,7 @@ def search_point(stub: Any, ds: Dataset, name: str, label: str, params: Mapping[
 def run_kind(spec: Spec, ds: Dataset, storage: Path, workdir: Path, single: int) -> KindFigures:
     name = collection_name(spec.data)
     with running(workdir / "build", storage, BUILD_THREADS) as node:
-        create_s, logged_s, index_bytes, segments = build(node, spec)
+        create_s, logged_s, index_bytes, segments, builder = build(node, spec)
     print(f"  {spec.name}: CreateIndex {create_s:.1f} s ({BUILD_THREADS} threads), index files "
           f"{index_bytes / 1e6:.1f} MB, {segments} segment(s)", flush=True)
     with running(workdir / "search", storage, SEARCH_THREADS) as node:
@@ -315,7 +315,7 @@ def run_kind(spec: Spec, ds: Dataset, storage: Path, workdir: Path, single: int)
     notes = {"load_average": os.getloadavg()[0], "when": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
              "single_queries": min(single, len(ds.queries)), "queries": int(ds.queries.shape[0])}
     return KindFigures(spec.data, spec.name, ds.rows, ds.dim, raw, segments, dict(spec.build), create_s, logged_s,
-                       index_bytes, preload_s, base, preloaded, searched, tuple(points), notes)
+                       index_bytes, preload_s, base, preloaded, searched, tuple(points), notes, builder)
 
 
 # -- main ------------------------------------------------------------------------------------------

@@ -118,6 +118,7 @@ class KindFigures:
     searched: Memory  # after every search loop
     points: tuple[PointFigures, ...]
     notes: Mapping[str, Any] = field(default_factory=dict)
+    builder: Memory | None = None  # the build node after CreateIndex (its peak covers the build)
 
     @property
     def loaded(self) -> Memory:
@@ -151,8 +152,9 @@ def _memory(raw: Mapping[str, int]) -> Memory:
 
 def kind_from_json(raw: Mapping[str, Any]) -> KindFigures:
     values = dict(raw)
-    for key in ("base", "preloaded", "searched"):
-        values[key] = _memory(values[key])
+    for key in ("base", "preloaded", "searched", "builder"):
+        if values.get(key) is not None:
+            values[key] = _memory(values[key])
     values["points"] = tuple(PointFigures(**p) for p in values["points"])
     return KindFigures(**values)
 
