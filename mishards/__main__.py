@@ -7,8 +7,9 @@ import sys
 from collections.abc import Sequence
 
 from coordinator.lifecycle import run_command
+from coordinator.workers import take_spec
 from mishards import settings as proxy_settings
-from mishards.server import ProxyServer
+from mishards import workers
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -29,6 +30,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--query-of-death-ttl", type=float,
                    help="seconds a request that 2 read nodes died or timed out on stays refused (0: off)")
     p.add_argument("--grpc-workers", type=int, help="gRPC worker threads")
+    p.add_argument("--workers", type=int,
+                   help="proxy processes sharing the gRPC and REST ports (default 1; 0: one per usable CPU)")
     p.add_argument("--grpc-max-message-size", help="largest client request the proxy takes (default 512MB)")
     p.add_argument("--replication", type=int, help="replicas per segment across read nodes (0: automatic)")
     p.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port (0: off, -1: any free)")
@@ -43,8 +46,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return run_command("mishards proxy", sys.argv[1:] if argv is None else argv, parse_args, proxy_settings.load,
-                       lambda settings: ProxyServer(settings).serve_forever())
+    spec, rest = take_spec(sys.argv[1:] if argv is None else argv)
+    return run_command("mishards proxy", rest, parse_args, proxy_settings.load,
+                       lambda settings: workers.run(settings, spec, rest))
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from coordinator.catalog import WriterLease
 from coordinator.etcd_client import EtcdError
 from coordinator.membership import Member, MembershipProvider, create_provider, readers
 from mishards.failures import FailureTracker
+from mishards.worker_channels import SpreadChannel, WorkerDirectory
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,8 @@ CHANNEL_OPTIONS = [
 
 
 class Cluster:
-    """Members, the current writer, recent node failures, and one long-lived gRPC channel per node address.
+    """Members, the current writer, recent node failures, and one long-lived gRPC channel per node address
+    (and per worker of a node that runs several: ``mishards/worker_channels.py``).
 
     Where an etcd election names the writer, the answer is cached for ``writer_cache_seconds`` (a lookup
     per forwarded call would add an etcd round trip to every write); ``forget_writer`` drops it at once
@@ -44,6 +46,8 @@ class Cluster:
         # The catalog's writer lease, where rw nodes elect through the catalog (set by the proxy server).
         self.lease: Callable[[], WriterLease | None] | None = None
         self._channels: dict[str, grpc.Channel] = {}
+        self._spread: dict[str, SpreadChannel] = {}
+        self.workers = WorkerDirectory(self._plain)
         self._lock = threading.Lock()
 
     def start(self) -> None:
@@ -55,6 +59,7 @@ class Cluster:
             for channel in self._channels.values():
                 channel.close()
             self._channels.clear()
+            self._spread.clear()
 
     def members(self) -> tuple[Member, ...]:
         return self.provider.members()
@@ -90,6 +95,15 @@ class Cluster:
         return readers(self.members())
 
     def channel(self, address: str) -> grpc.Channel:
+        """The channel to the node at ``address``: its searches spread over its workers when it has several."""
+        spread = self._spread.get(address)
+        if spread is None:
+            main = self._plain(address)
+            with self._lock:
+                spread = self._spread.setdefault(address, SpreadChannel(address, main, self.workers, self._plain))
+        return spread
+
+    def _plain(self, address: str) -> grpc.Channel:
         with self._lock:
             channel = self._channels.get(address)
             if channel is None:

@@ -13,6 +13,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from coordinator.lifecycle import serve_until_signalled, write_ready_file
 from coordinator.sizes import parse_size
 from coordinator.tracing import configure_tracing
+from coordinator.workers import WorkerSpec, join_host_port
 from mishards.catalog_view import CatalogView
 from mishards.cluster import Cluster
 from mishards.fanout import Fanout, FanoutPolicy
@@ -32,8 +33,11 @@ GRPC_OPTIONS = [
 
 
 class ProxyServer:
-    def __init__(self, settings: ProxySettings) -> None:
+    """One proxy process; with ``spec``, one of the identical workers of a multi-process proxy."""
+
+    def __init__(self, settings: ProxySettings, spec: WorkerSpec | None = None) -> None:
         self.settings = settings
+        self.spec = spec
         self.cluster = Cluster(settings.membership)
         self.metrics = ProxyMetrics() if settings.metrics_port else None
         self.metrics_port = 0
@@ -41,7 +45,8 @@ class ProxyServer:
         interceptors = [self.tracing.server_interceptor()] if self.tracing is not None else None
         self.server = grpc.server(ThreadPoolExecutor(max_workers=settings.grpc_workers, thread_name_prefix="proxy"),
                                   options=[*GRPC_OPTIONS, ("grpc.max_receive_message_length",
-                                                           parse_size(settings.grpc_max_message_size))],
+                                                           parse_size(settings.grpc_max_message_size)),
+                                           ("grpc.so_reuseport", 1 if spec is not None else 0)],
                                   interceptors=interceptors)
         self.health = health.HealthServicer()
         self.view: CatalogView | None = None
@@ -66,9 +71,13 @@ class ProxyServer:
         forwarder = Forwarder(self.settings, self.cluster, fanout, self.view, self.metrics, self.tracing)
         self.server.add_generic_rpc_handlers((forwarder.generic_handler(),))
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        self.port = self.server.add_insecure_port(f"{self.settings.host}:{self.settings.port}")
+        self.port = self.server.add_insecure_port(join_host_port(self.settings.host, self.settings.port))
         if self.port == 0:
             raise OSError(f"cannot listen on {self.settings.host}:{self.settings.port}")
+        if self.spec is not None:  # a worker is also reachable on a port of its own
+            own = join_host_port(self.settings.host, self.spec.own_port)
+            if self.server.add_insecure_port(own) == 0:
+                raise OSError(f"cannot listen on {own}")
         self.server.start()
         self.health.set("", health_pb2.HealthCheckResponse.SERVING)
         if self.metrics is not None:
@@ -76,11 +85,13 @@ class ProxyServer:
             self.metrics_port = self.metrics.serve(self.settings.host, max(0, self.settings.metrics_port))
         if self.settings.http_port:
             self._serve_rest(forwarder)
-        address = f"{self.settings.host}:{self.port}"
+        address = join_host_port(self.settings.host, self.port)
         log.info("proxy serving MilvusService on %s (membership %s)", address, self.settings.membership)
         if self.settings.ready_file:
+            worker = {} if self.spec is None else {"worker": self.spec.index,
+                                                   "own_address": self.spec.addresses[self.spec.index]}
             write_ready_file(self.settings.ready_file, address, metrics_port=self.metrics_port,
-                             http_port=self.http_port)
+                             http_port=self.http_port, **worker)
         return address
 
     def _serve_rest(self, forwarder: Forwarder) -> None:
@@ -92,7 +103,7 @@ class ProxyServer:
         self.rest = serve_rest(ProxyBackend(forwarder.handler, forwarder.view), self.settings.host,
                                self.settings.http_port, self.settings.grpc_workers,
                                parse_size(self.settings.grpc_max_message_size), registry, "mishards_proxy",
-                               self.tracing)
+                               self.tracing, reuse_port=self.spec is not None)
         self.http_port = self.rest.port
 
     def stop(self, grace: float = 5.0) -> None:

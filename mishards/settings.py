@@ -38,6 +38,9 @@ class ProxySettings:
     # seconds a request after which 2 read nodes died or timed out stays refused (query-of-death protection; 0: off)
     query_of_death_ttl: float = 120.0
     grpc_workers: int = 64
+    # proxy processes sharing the gRPC and REST ports (SO_REUSEPORT; coordinator/worker_pool.py): 1 = this
+    # process serves; 0 = one per CPU this process may use (affinity, cgroup quota)
+    workers: int = 1
     grpc_max_message_size: str = "512MB"  # largest client request the proxy takes (as the nodes' setting)
     metrics_port: int = 0  # Prometheus /metrics on this port (0: off, -1: any free port)
     http_port: int = 19121  # Milvus 1.1's REST API on this port (0: off, -1: any free port)
@@ -62,6 +65,8 @@ class ProxySettings:
             raise ValueError("write_retry_timeout must be within [0, 3600] seconds")
         if not MIN_MESSAGE_BYTES <= parse_size(self.grpc_max_message_size) <= MAX_MESSAGE_BYTES:
             raise ValueError("grpc_max_message_size must be within 4MB and 2047MB (gRPC's limit is 2 GiB)")
+        if self.workers < 0:
+            raise ValueError("workers must be >= 0 (0: one per usable CPU)")
         if self.request_timeout < 0 or self.grpc_workers < 1:
             raise ValueError("request_timeout must be >= 0 and grpc_workers >= 1")
 

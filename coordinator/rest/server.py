@@ -40,8 +40,9 @@ class RestServer:
     """Serves an ASGI ``app`` on ``host:port`` (0: any free port). ``start`` returns once it accepts
     connections; ``stop`` lets requests in flight finish (for up to ``GRACE_SECONDS``) and joins the thread."""
 
-    def __init__(self, app: Any, host: str, port: int, executor: ThreadPoolExecutor) -> None:
+    def __init__(self, app: Any, host: str, port: int, executor: ThreadPoolExecutor, reuse_port: bool = False) -> None:
         self.app = app
+        self.reuse_port = reuse_port  # the workers of one proxy share the port (SO_REUSEPORT)
         self.host = host
         self.port = port
         self.executor = executor
@@ -55,6 +56,8 @@ class RestServer:
         # without it a reply written in two parts waits for the client's delayed ACK (40 ms on keep-alive).
         sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if self.reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         try:
             sock.bind((self.host, self.port))
         except OSError as exc:
@@ -97,15 +100,16 @@ class RestServer:
 
 
 def serve_rest(backend: Any, host: str, port: int, workers: int, max_body: int, registry: Any = None,
-               prefix: str = "mishards", tracing: Any = None) -> RestServer:
+               prefix: str = "mishards", tracing: Any = None, reuse_port: bool = False) -> RestServer:
     """Start the REST API of ``backend`` on ``host:port`` (-1 or 0 given as 0: any free port) with ``workers``
-    request threads; REST metrics go to ``registry`` (the process's Prometheus registry) when given."""
+    request threads; REST metrics go to ``registry`` (the process's Prometheus registry) when given.
+    ``reuse_port``: the port is shared with the other workers of the same proxy (``--workers``)."""
     from coordinator.rest.app import RestApp
     from coordinator.rest.metrics import RestMetrics
 
     executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rest")
     metrics = RestMetrics(registry, prefix) if registry is not None else None
     app = RestApp(backend, executor, max_body, metrics, tracing)
-    server = RestServer(app, host, max(0, port), executor)
+    server = RestServer(app, host, max(0, port), executor, reuse_port)
     server.start()
     return server
