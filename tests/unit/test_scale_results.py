@@ -1,12 +1,16 @@
-"""The scale benchmark's pure parts: /proc memory fields, tie-tolerant recall, result files and the table."""
+"""The scale benchmark's pure parts: /proc memory fields, tie-tolerant recall, result files, the table, and the
+capacity plan's arithmetic."""
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
 import numpy as np
+import pytest
 
+from benchmarks.capacity_plan import GIB, MIB, Target, growth, operating_point, plan, segment_rows
 from benchmarks.scale_results import (
     InsertFigures,
     KindFigures,
@@ -112,3 +116,47 @@ def test_results_round_trip_and_tabulate(tmp_path: Path) -> None:
     assert row[:8] == ["IVF_FLAT", "1", "3.5", "1", "300", "600", "1757.81", "|"]
     assert row[8:] == ["nprobe=4", "0.710", "0.80", "1.90", "1,100", "9,000"]
     assert lines[3].split()[1:3] == ["nprobe=16", "0.930"]
+
+
+def test_segment_rows_follow_index_file_size() -> None:
+    assert segment_rows(128, 1024) == 2_097_152  # 1 GiB of 512-byte rows
+    assert segment_rows(768, 1024) == 349_525
+    assert segment_rows(256, 1024, binary=True) == 33_554_432
+
+
+def test_growth_rules() -> None:
+    ivf = growth("IVF_SQ8", 1_000_000, 4_000_000)
+    assert ivf.build_per_row == ivf.search == 2.0  # nlist = 4 sqrt(rows)
+    hnsw = growth("HNSW", 1_000_000, 1_000_000)
+    assert hnsw.search == 1.0
+    flat = growth("FLAT", 1_000_000, 3_000_000)
+    assert (flat.build_per_row, flat.search) == (0.0, 3.0)
+
+
+def test_operating_point_is_the_fastest_with_enough_recall() -> None:
+    a = PointFigures("a", 0.80, 1, 2, 900, 9000)
+    b = PointFigures("b", 0.93, 1, 2, 800, 5000)
+    c = PointFigures("c", 0.99, 1, 2, 500, 2000)
+    assert operating_point([a, b, c]) == b
+    assert operating_point([a]) == a
+
+
+def test_plan_arithmetic() -> None:
+    m = 1_000_000
+    base = Memory(400 * MIB, 100 * MIB, 300 * MIB, 0, 0, 0, 400 * MIB)
+    searched = Memory(400 * MIB + 700 * m, 100 * MIB + 100 * m, 300 * MIB + 600 * m, 0, 0, 0, 0)
+    builder = Memory(0, 0, 0, 0, 0, 0, 400 * MIB + 2000 * m)
+    kind = KindFigures("float", "IVF_SQ8", m, 128, 512 * m, 1, {"nlist": 4000}, 100.0, None, 200 * m, 1.0,
+                       base, searched, searched, (PointFigures("nprobe=16", 0.95, 1.0, 2.0, 1000.0, 4000.0),),
+                       {}, builder)
+    t = Target(rows=10 * m, replication=2, reader_memory_gib=16, reader_cores=4, headroom=0.25, builds_at_once=1)
+    p = plan(kind, None, t)
+    assert (p.segment_rows, p.segments) == (2_097_152, 5)
+    assert (p.private_b, p.mapped_b) == (100, 600)  # mapped: max(600 measured, 200 index + 8 ids)
+    usable = 16 * GIB * 0.75 - 400 * MIB
+    assert p.readers == max(2, math.ceil(2 * 10 * m * 700 / usable)) == 2
+    assert p.reader_gib == pytest.approx((10 * m * 700 + 400 * MIB) / GIB)
+    g = math.sqrt(2.097152)
+    assert p.build_hours == pytest.approx(100.0 * 2.097152 * g * 5 / 3600)
+    assert p.qps_batched == pytest.approx(2 * 4 / (g / 4000 * 5))
+    assert p.writer_gib == pytest.approx((400 * MIB + 2 * 1024 * MIB + 2000 * 2_097_152) / 0.75 / GIB)

@@ -1,0 +1,191 @@
+"""A cluster plan for a large collection, derived from the 1M-row figures :mod:`benchmarks.scale_bench` saved.
+
+    python -m benchmarks.capacity_plan [--measured-rows 1000000] [--rows 100000000] [--dim 128] \
+        [--replication 2] [--reader-memory-gib 64] [--reader-cores 8] [--kinds IVF_SQ8,HNSW]
+
+For every measured kind it prints the arithmetic, line by line, that docs/CAPACITY.md quotes: segments at
+``index_file_size``, memory per vector on a search node (private and mapped), read nodes and memory each,
+the writer, storage, build time and QPS. The scaling rules from a 1M-row segment to the plan's segment size
+are stated in :func:`growth`. Pure arithmetic; the only I/O is reading the result files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmarks.scale_results import InsertFigures, KindFigures, PointFigures, read_results
+
+GIB = 1 << 30
+MIB = 1 << 20
+ID_BYTES = 8
+DEFAULT_RESULTS = Path(__file__).resolve().parent / ".cache" / "scale" / "results"
+RECALL_TARGET = 0.9
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    rows: int = 100_000_000
+    dim: int = 128
+    index_file_size_mb: int = 1024
+    replication: int = 2
+    reader_memory_gib: float = 64.0  # memory limit of one read pod
+    reader_cores: int = 8
+    headroom: float = 0.25  # share of a pod's limit kept free (search working memory, fragmentation)
+    build_threads: int = 2  # faiss threads per build on the writer (as measured)
+    builds_at_once: int = 2  # index_build_threads on the writer
+
+
+@dataclass(frozen=True, slots=True)
+class Growth:
+    """Cost of one S-row segment relative to the measured M-row one, per vector (build) and per query (search)."""
+
+    build_per_row: float
+    search: float
+    rule: str
+
+
+def growth(kind: str, measured_rows: int, segment_rows: int) -> Growth:
+    """IVF: nlist = 4 * sqrt(rows), so the build cost per row (training and assignment) and the per-query cost
+    (nprobe lists of rows / nlist each, plus nlist centroids) grow as sqrt(rows). Graphs and trees: log(rows).
+    Exact search: rows."""
+    ratio = segment_rows / measured_rows
+    if kind in ("IVF_FLAT", "IVF_SQ8", "IVF_PQ", "BIN_IVF_FLAT"):
+        f = math.sqrt(ratio)
+        return Growth(f, f, f"sqrt({segment_rows:,}/{measured_rows:,}) = {f:.2f}")
+    if kind in ("HNSW", "ANNOY"):
+        f = math.log(segment_rows) / math.log(measured_rows)
+        return Growth(f, f, f"ln({segment_rows:,})/ln({measured_rows:,}) = {f:.2f}")
+    return Growth(0.0, ratio, f"exact: rows ratio {ratio:.2f}, nothing to build")
+
+
+def segment_rows(dim: int, index_file_size_mb: int, binary: bool = False) -> int:
+    """Rows of a full segment: ``index_file_size`` of raw vectors (the node's ``max_rows``)."""
+    row_bytes = dim // 8 if binary else dim * 4
+    return index_file_size_mb * MIB // row_bytes
+
+
+def operating_point(points: Sequence[PointFigures]) -> PointFigures:
+    """The cheapest measured point with recall@10 >= 0.9, else the most accurate one."""
+    good = [p for p in points if p.recall >= RECALL_TARGET]
+    return max(good, key=lambda p: p.qps100) if good else max(points, key=lambda p: p.recall)
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    kind: str
+    point: PointFigures
+    private_b: float  # bytes per vector on a search node
+    mapped_b: float  # bytes per vector of mapped files, all resident
+    segment_rows: int
+    segments: int
+    readers: int
+    reader_gib: float  # memory one reader holds
+    writer_gib: float
+    storage_gib: float
+    build_hours: float
+    qps_batched: float  # cluster QPS, queries sent 100 at a time
+    qps_single_per_thread: float  # nq=1 queries per second per search thread, cluster-wide work
+    lines: tuple[str, ...]
+
+
+def plan(res: KindFigures, ins: InsertFigures | None, t: Target) -> Plan:
+    n, m = t.rows, res.rows
+    lines: list[str] = []
+    say = lines.append
+    binary = res.data == "binary"
+    s_rows = segment_rows(t.dim, t.index_file_size_mb, binary)
+    segs = math.ceil(n / s_rows)
+    say(f"segment rows S = {t.index_file_size_mb} MiB / {t.dim // 8 if binary else t.dim * 4} B = {s_rows:,}; "
+        f"segments = ceil({n:,} / {s_rows:,}) = {segs}")
+    dim_scale = t.dim / res.dim
+    grown = res.loaded
+    private = grown.anon / m * dim_scale
+    measured_file = grown.file / m * dim_scale
+    index_file = res.index_bytes / m * dim_scale
+    mapped = max(measured_file, index_file + ID_BYTES)
+    say(f"measured at {m:,} rows: private {grown.anon / m:.0f} B/vector, mapped {grown.file / m:.0f} B/vector resident "
+        f"after the searches, index file {res.index_bytes / m:.0f} B/vector"
+        + (f"; scaled to d={t.dim} by {dim_scale:.2f}" if dim_scale != 1 else ""))
+    per_vec = private + mapped
+    say(f"plan per vector: private {private:.0f} + mapped max({measured_file:.0f}, index {index_file:.0f} + ids "
+        f"{ID_BYTES}) = {per_vec:.0f} B")
+    total = t.replication * n * per_vec
+    usable = t.reader_memory_gib * GIB * (1 - t.headroom) - res.base.rss
+    readers = max(t.replication, math.ceil(total / usable))
+    reader_bytes = total / readers + res.base.rss
+    say(f"all replicas: {t.replication} x {n:,} x {per_vec:.0f} B = {total / GIB:,.1f} GiB; usable per reader = "
+        f"{t.reader_memory_gib:g} GiB x {1 - t.headroom:.2f} - {res.base.rss / MIB:.0f} MiB (idle node) = "
+        f"{usable / GIB:.1f} GiB -> readers = ceil({total / GIB:,.1f} / {usable / GIB:.1f}) = {readers}, "
+        f"each holding {reader_bytes / GIB:.1f} GiB ({t.replication * segs / readers:.1f} segments)")
+    buffer = 2 * t.index_file_size_mb * MIB  # a full insert buffer being flushed while the next one fills
+    build_peak = res.builder.hwm - res.base.rss if res.builder else 0  # a fresh node's peak over an idle one
+    build_mem = max(0.0, build_peak) / m * s_rows * t.builds_at_once * dim_scale
+    writer = (res.base.rss + buffer + build_mem) / (1 - t.headroom)
+    say(f"writer: idle {res.base.rss / MIB:.0f} MiB + insert buffers 2 x {t.index_file_size_mb} MiB + builds "
+        f"{t.builds_at_once} x {max(0.0, build_peak) / m:.0f} B/row x {s_rows:,} = {build_mem / GIB:.1f} GiB, "
+        f"/ {1 - t.headroom:.2f} headroom = {writer / GIB:.1f} GiB")
+    raw = n * ((t.dim // 8 if binary else t.dim * 4) + ID_BYTES)
+    wal = ins.storage.get("wal", 0) / ins.rows * (t.dim / ins.dim) * s_rows if ins and ins.rows else 0.0
+    merge = 2 * t.index_file_size_mb * MIB
+    storage = (raw + n * index_file + wal + merge) * 1.3
+    wal_seen = f"{ins.storage.get('wal', 0) / MIB:.0f} MiB after {ins.rows:,} rows" if ins else "not measured"
+    say(f"storage: raw {raw / GIB:,.1f} GiB + index {n * index_file / GIB:,.1f} GiB + WAL {wal / GIB:.1f} GiB (one "
+        f"segment's worth; measured {wal_seen}) + merges 2 x {t.index_file_size_mb} MiB, x 1.3 = "
+        f"{storage / GIB:,.0f} GiB")
+    g = growth(res.kind, m, s_rows)
+    per_seg_build = res.create_index_s / m * s_rows * g.build_per_row
+    hours = per_seg_build * segs / t.builds_at_once / 3600
+    say(f"build: {res.create_index_s:.1f} s per {m:,} rows ({t.build_threads} threads) x {s_rows / m:.2f} x "
+        f"{g.rule} = {per_seg_build:.0f} s per segment; x {segs} / {t.builds_at_once} at once = {hours:.1f} h")
+    pt = operating_point(res.points)
+    per_query = g.search / pt.qps100 * segs  # thread-seconds per query over every segment
+    qps = readers * t.reader_cores / per_query
+    single = 1 / (g.search / pt.qps1 * segs)
+    say(f"search at {pt.label} (recall@10 {pt.recall:.3f} at {m:,} rows): {1e3 / pt.qps100:.3f} ms of one thread "
+        f"per query per segment (nq=100), x {g.search:.2f} x {segs} segments = {per_query * 1e3:.1f} ms per query; "
+        f"{readers} readers x {t.reader_cores} cores -> {qps:,.0f} QPS batched (about {qps / readers:,.0f} per reader)")
+    say(f"nq=1: {1e3 / pt.qps1:.2f} ms per call per segment (gRPC floor included) x {g.search:.2f} x {segs} = "
+        f"{1e3 / single:.0f} thread-ms per query -> {single * readers * t.reader_cores:,.0f} QPS with every core busy")
+    return Plan(res.kind, pt, private, mapped, s_rows, segs, readers, reader_bytes / GIB, writer / GIB,
+                storage / GIB, hours, qps, single, tuple(lines))
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.capacity_plan", description=__doc__.split("\n\n")[0])
+    d = Target()
+    p.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
+    p.add_argument("--measured-rows", type=int, default=1_000_000)
+    p.add_argument("--rows", type=int, default=d.rows)
+    p.add_argument("--dim", type=int, default=d.dim)
+    p.add_argument("--index-file-size", type=int, default=d.index_file_size_mb, help="MB")
+    p.add_argument("--replication", type=int, default=d.replication)
+    p.add_argument("--reader-memory-gib", type=float, default=d.reader_memory_gib)
+    p.add_argument("--reader-cores", type=int, default=d.reader_cores)
+    p.add_argument("--kinds", default="", help="comma-separated (default: every measured float kind)")
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    inserts, kinds = read_results(args.results, args.measured_rows)
+    t = Target(rows=args.rows, dim=args.dim, index_file_size_mb=args.index_file_size,
+               replication=args.replication, reader_memory_gib=args.reader_memory_gib, reader_cores=args.reader_cores)
+    wanted = {k.strip().upper() for k in args.kinds.split(",") if k.strip()}
+    by_data = {i.data: i for i in inserts}
+    for res in kinds:
+        if (wanted and res.kind not in wanted) or (not wanted and res.data != "float"):
+            continue
+        p = plan(res, by_data.get(res.data), t)
+        print(f"-- {res.kind} {dict(res.build)}: {t.rows:,} x {t.dim}, replication {t.replication}, "
+              f"readers of {t.reader_memory_gib:g} GiB / {t.reader_cores} cores")
+        print("\n".join(f"  {line}" for line in p.lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
