@@ -1,0 +1,124 @@
+"""The pure decisions of the multi-process mode (no network): how many workers, what a worker is told, which
+calls a secondary serves or forwards, which channel a proxy's call takes, how worker metrics merge."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from coordinator.worker_metrics import merge_families
+from coordinator.worker_pool import strip_flags
+from coordinator.workers import (
+    SPEC_FLAG,
+    WorkerSpec,
+    advertised_host,
+    child_argv,
+    parse_cfs,
+    parse_cpu_max,
+    specs,
+    take_spec,
+    worker_count,
+)
+from mishards.worker_channels import RoundRobin, parse_workers, spreads
+from node.settings import NodeSettings
+from node.workers import call_timeout, forwarded_metadata, served_locally, watch_only, workers_for
+
+
+def test_worker_count_follows_the_setting_else_the_cpus_bounded_by_the_cgroup_quota() -> None:
+    assert worker_count(3, cpus=16, quota=None) == 3
+    assert worker_count(0, cpus=16, quota=None) == 16
+    assert worker_count(0, cpus=16, quota=4.0) == 4
+    assert worker_count(0, cpus=16, quota=1.5) == 2  # a fractional quota keeps the next worker partly busy
+    assert worker_count(0, cpus=2, quota=8.0) == 2  # affinity bounds it too
+    assert worker_count(0, cpus=1, quota=0.2) == 1
+
+
+def test_cgroup_quota_files_are_read_as_cpus() -> None:
+    assert parse_cpu_max("max 100000\n") is None
+    assert parse_cpu_max("150000 100000\n") == 1.5
+    assert parse_cpu_max("garbage") is None
+    assert parse_cfs("-1\n", "100000\n") is None
+    assert parse_cfs("200000\n", "100000\n") == 2.0
+    assert parse_cfs("x", "100000") is None
+
+
+def test_a_writer_runs_as_one_process() -> None:
+    with pytest.raises(ValueError, match="rw"):
+        NodeSettings(role="rw", workers=2)
+    assert workers_for(NodeSettings(role="rw", workers=0)) == 1
+    assert workers_for(NodeSettings(role="ro", workers=3)) == 3
+    with pytest.raises(ValueError, match="workers"):
+        NodeSettings(workers=-1)
+
+
+def test_each_worker_is_told_its_place_and_the_primary_is_reached_on_loopback() -> None:
+    found = specs("0.0.0.0", "10.0.0.5:19530", 19530, [4001, 4002])
+    assert [s.index for s in found] == [0, 1] and found[0].is_primary and not found[1].is_primary
+    assert found[1].addresses == ("10.0.0.5:4001", "10.0.0.5:4002")
+    assert found[1].primary == "127.0.0.1:4001"
+    assert advertised_host("127.0.0.1", "") == "127.0.0.1"
+    assert advertised_host("::", "") == "::1"
+    assert specs("::1", "", 1, [2])[0].addresses == ("[::1]:2",)
+
+
+def test_the_spec_travels_on_the_command_line_and_later_flags_win() -> None:
+    spec = WorkerSpec(1, 2, 19530, 4002, "127.0.0.1:4001", ("h:4001", "h:4002"))
+    argv = child_argv(["--role", "ro", "--port", "0"], spec, metrics=True, http_port=0)
+    assert argv[:4] == ["--role", "ro", "--port", "0"]
+    assert argv[argv.index("--workers") + 1] == "1" and argv[-4:-2] == ["--http-port", "0"]
+    found, rest = take_spec(argv)
+    assert found == spec and SPEC_FLAG not in rest
+    assert rest[rest.index("--port", 4) + 1] == "19530"
+    assert take_spec(["--x", f"{SPEC_FLAG}={spec.to_json()}"]) == (spec, ["--x"])
+    assert strip_flags(["--ready-file", "r", "--port", "1", "--ready-file=q"], ["--ready-file"]) == ("--port", "1")
+
+
+def test_a_standalone_secondary_serves_searches_and_forwards_everything_else() -> None:
+    secondary = WorkerSpec(1, 2, 1, 2, "p", ("a", "b"))
+    primary = WorkerSpec(0, 2, 1, 2, "p", ("a", "b"))
+    for method in ("Search", "SearchByID", "SearchInFiles", "HybridSearch", "HybridSearchInSegments"):
+        assert served_locally("standalone", secondary, method)
+    for method in ("Insert", "Flush", "CreateCollection", "HasCollection", "Cmd", "GetVectorsByID", "DeleteByID"):
+        assert not served_locally("standalone", secondary, method)
+        assert served_locally("standalone", primary, method)
+        assert served_locally("standalone", None, method)
+        assert served_locally("ro", secondary, method)  # a read node's every worker is a full read engine
+    assert watch_only("ro", secondary) and not watch_only("ro", primary) and not watch_only("standalone", secondary)
+
+
+def test_a_forwarded_call_keeps_the_callers_metadata_and_deadline() -> None:
+    metadata = [("user-agent", "grpc-python"), ("mishards-min-revision", "7"), ("grpc-accept-encoding", "gzip"),
+                (":authority", "x"), ("trace-bin", b"\x01")]
+    assert forwarded_metadata(metadata) == (("mishards-min-revision", "7"), ("trace-bin", b"\x01"))
+    assert forwarded_metadata(None) == ()
+    assert call_timeout(None) is None
+    assert call_timeout(1e12) is None
+    assert call_timeout(2.5) == 2.5
+    assert call_timeout(-1.0) == 0.001  # an expired deadline stays expired
+
+
+def test_a_proxy_spreads_searches_over_the_workers_a_node_names() -> None:
+    assert parse_workers(0, json.dumps({"workers": ["a:1", "a:2"]}), "a:0") == ("a:1", "a:2")
+    assert parse_workers(0, "Unknown command", "a:0") == ("a:0",)  # an older node
+    assert parse_workers(0, json.dumps({"workers": []}), "a:0") == ("a:0",)
+    assert parse_workers(1, "", "a:0") == ("a:0",)
+    path = "/milvus.grpc.MilvusService/"
+    assert spreads(path + "SearchInFiles", ("a:1", "a:2"))
+    assert not spreads(path + "SearchInFiles", ("a:0",))
+    assert not spreads(path + "Insert", ("a:1", "a:2"))
+    turn = RoundRobin()
+    assert [turn.pick(3) for _ in range(7)] == [0, 1, 2, 0, 1, 2, 0]
+
+
+def test_worker_pages_merge_into_one_family_per_metric_with_a_worker_label() -> None:
+    page = ("# HELP x_total Calls\n# TYPE x_total counter\nx_total{method=\"Search\"} 3.0\n"
+            "# HELP y Gauge\n# TYPE y gauge\ny 1.0\n")
+    other = "# HELP x_total Calls\n# TYPE x_total counter\nx_total{method=\"Search\"} 4.0\n"
+    merged = merge_families([("0", text_string_to_metric_families(page)),
+                             ("1", text_string_to_metric_families(other))])
+    by_name = {family.name: family for family in merged}
+    assert set(by_name) == {"x", "y"}
+    assert sorted((s.labels["worker"], s.value) for s in by_name["x"].samples) == [("0", 3.0), ("1", 4.0)]
+    assert [s.labels for s in by_name["y"].samples] == [{"worker": "0"}]
