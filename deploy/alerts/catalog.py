@@ -66,7 +66,8 @@ class Alert:
     chart_when: str = ""  # the chart renders the rule only when this value is true (e.g. ".Values.writer.standby")
 
 
-WHERE = "{{ $labels.component }} {{ $labels.instance }} (job {{ $labels.job }}{{ with $labels.pod }}, pod {{ . }}{{ end }})"
+WHERE = ("{{ $labels.component }} {{ $labels.instance }} (job {{ $labels.job }}"
+         "{{ with $labels.pod }}, pod {{ . }}{{ end }})")
 
 ALERTS: tuple[Alert, ...] = (
     Alert("MishardsNodeDown", 'max by ($L) (up{component=~"writer|reader"}) == 0', "nodeDownFor", "critical",

@@ -1,0 +1,1 @@
+"""Grafana dashboards: their definition and the generated JSON."""
