@@ -9,8 +9,8 @@
 #   * for the tests: installs Node.js and npm when `node` / `npm` are missing, and the Node.js SDK of
 #     Milvus 1.x pinned by tests/compat/node_sdk/package-lock.json (npm ci; skipped while
 #     node_modules/.bootstrap-<sha256 of package.json and package-lock.json> exists).
-# It never starts the MariaDB or etcd system services: the tests start private instances
-# (tests/support/mariadb.py, tests/support/etcd.py).
+# It never starts the MariaDB, etcd, Prometheus or Alertmanager system services: the tests start private
+# instances (tests/support/mariadb.py, tests/support/etcd.py, tests/support/prometheus.py).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -32,7 +32,8 @@ runtime_only="${MISHARDS_BOOTSTRAP_RUNTIME_ONLY:-0}"
 missing=()
 if [[ $runtime_only != 1 ]]; then
     # libfuse3-3: the e2e slow-disk scenario's FUSE mount (e2e/slowfs.py, through mfusepy).
-    for pkg in mariadb-server etcd-server etcd-client libfuse3-3; do
+    # prometheus (with promtool) and prometheus-alertmanager: the alert rules' tests (tests/test_alert*.py).
+    for pkg in mariadb-server etcd-server etcd-client libfuse3-3 prometheus prometheus-alertmanager; do
         pkg_installed "$pkg" || missing+=("$pkg")
     done
     # Node.js for the Node.js SDK compatibility test (tests/test_nodejs_compat.py). Checked by command,
@@ -54,7 +55,7 @@ fi
 if ((${#missing[@]})); then
     [[ $EUID -eq 0 ]] || die "missing Debian packages: ${missing[*]} (run this script as root)"
     say "installing Debian packages: ${missing[*]}"
-    # Keep the packages' maintainer scripts from starting mariadb/etcd system services.
+    # Keep the packages' maintainer scripts from starting mariadb/etcd/prometheus system services.
     if [[ ! -e $POLICY_RC ]]; then
         printf '#!/bin/sh\nexit 101\n' >"$POLICY_RC"
         chmod 0755 "$POLICY_RC"
