@@ -238,6 +238,10 @@ spec:
         - --election
         - catalog
         {{- end }}
+        {{- if and (eq .role "ro") .values.workers }}
+        - --workers
+        - {{ .values.workers | quote }}
+        {{- end }}
         {{- range $v.node.extraArgs }}
         - {{ . | quote }}
         {{- end }}
