@@ -110,6 +110,12 @@ def test_every_metric_a_rule_or_dashboard_queries_is_served(cluster: UpProcess) 
     assert not missing, f"queried but not served by any process: {missing}"
 
 
+def test_prometheus_accepts_every_dashboard_query(monitoring: tuple[PrometheusServer, AlertmanagerServer]) -> None:
+    prom, _ = monitoring
+    for expr in dashboard_queries():
+        prom.query(expr.replace("$__rate_interval", "1m"))  # raises (HTTP 400) on a query Prometheus refuses
+
+
 def test_read_node_down_and_writer_stopped_reach_alertmanager(
         cluster: UpProcess, monitoring: tuple[PrometheusServer, AlertmanagerServer]) -> None:
     prom, am = monitoring

@@ -1,6 +1,6 @@
 """The Grafana dashboards of a Mishards cluster, built with grafana-foundation-sdk (a development dependency):
-``python -m deploy.grafana.dashboards [--check]`` writes (or checks) ``deploy/grafana/dashboards/*.json``, which
-compose's Grafana provisions and the chart ships as ConfigMaps (``monitoring.dashboards.enabled``).
+``python -m deploy.grafana.dashboards [--check]`` writes (or checks) ``helm/mishards/dashboards/*.json``, which
+the chart ships as ConfigMaps (``monitoring.dashboards.enabled``) and compose's Grafana provisions.
 
 Every query names metrics the processes export (``tests/test_alerts_e2e.py`` checks them against real scrapes)
 and aggregates over the ``worker`` label a multi-process node or proxy adds.
@@ -20,7 +20,8 @@ from grafana_foundation_sdk.builders import dashboard, prometheus, stat, timeser
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.dashboard import DataSourceRef, GridPos
 
-OUT = Path(__file__).resolve().parent / "dashboards"
+ROOT = Path(__file__).resolve().parents[2]
+OUT = ROOT / "helm" / "mishards" / "dashboards"  # inside the chart (its ConfigMaps); compose mounts it too
 COMMAND = "python -m deploy.grafana.dashboards"
 DATASOURCE = DataSourceRef(type_val="prometheus", uid="${datasource}")
 RATE = "[$__rate_interval]"
@@ -212,7 +213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             stale.append(path.name)
         else:
             path.write_text(text)
-            print(f"wrote {path}")
+            print(f"wrote {path.relative_to(ROOT)}")
     if stale:
         print(f"not up to date (run `{COMMAND}`): {', '.join(stale)}", file=sys.stderr)
         return 1
