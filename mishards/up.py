@@ -7,7 +7,8 @@ port and data (``coordinator/supervisor.py``), and the event is printed and logg
 
 Every child serves Prometheus ``/metrics`` on a free port of its own (``--no-metrics`` turns that off); the
 ports are printed once everything serves and recorded in each child's ready file under ``<data>/run``.
-``--otlp-endpoint`` turns tracing on in every child.
+``--otlp-endpoint`` turns tracing on in every child. ``--workers N`` runs each read node and the proxy as N
+processes sharing their ports (the writer stays one).
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                    help="the proxy's Milvus 1.1 REST API port (default 19121; 0: off, -1: a free one)")
     p.add_argument("--data-dir", default="./mishards-data", help="catalog, storage and logs")
     p.add_argument("--readers", type=int, default=2, help="read-only nodes")
+    p.add_argument("--workers", type=int, default=1,
+                   help="processes per read node and for the proxy, sharing their ports (0: one per CPU)")
     p.add_argument("--ready-file", help="write the proxy address here once everything serves")
     p.add_argument("--metrics", action=argparse.BooleanOptionalAction, default=True,
                    help="every process serves Prometheus /metrics on a free port of its own (default: on)")
@@ -86,16 +89,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Each child binds a free metrics port itself (-1) and reports it in its ready file: no port races.
     observe = [*(["--metrics-port", "-1"] if args.metrics else []),
                *(["--otlp-endpoint", args.otlp_endpoint] if args.otlp_endpoint else [])]
+    workers = ["--workers", str(args.workers)] if args.workers != 1 else []
     code = 0
     try:
         node_args = ["--host", args.host, "--storage-path", str(data / "storage"), "--meta-uri", meta,
                      "--membership", membership, *observe]
         spawn("writer", "node", ["--role", "rw", "--port", str(ports[0]), *node_args])
         for i in range(args.readers):
-            spawn(f"reader-{i + 1}", "node", ["--role", "ro", "--port", str(ports[i + 1]), *node_args])
+            spawn(f"reader-{i + 1}", "node", ["--role", "ro", "--port", str(ports[i + 1]), *workers, *node_args])
         proxy = spawn("proxy", "mishards", ["--host", args.host, "--port", str(args.port), "--membership",
                                             membership, "--meta-uri", meta, "--http-port", str(args.http_port),
-                                            *observe])
+                                            *workers, *observe])
         address = str(proxy.info["address"])
         http_port = int(str(proxy.info.get("http_port", 0)))
         # A restarted proxy comes back on the ports it got (clients keep their address).

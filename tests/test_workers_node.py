@@ -168,16 +168,20 @@ def test_sigterm_drains_every_worker_and_the_parent_exits_0(tmp_path: Path) -> N
     node.proc.send_signal(signal.SIGTERM)
     assert node.proc.wait(timeout=60) == 0
 
-    def gone(pid: int) -> bool:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-        except (OSError, IndexError):
-            return True
-        return state == "Z"  # exited, waiting to be reaped
+    def all_gone() -> bool:
+        return all(gone(int(pid)) for pid in pids)
 
-    for pid in pids:
-        poll_for(lambda pid=pid: gone(pid), 30, what=f"worker {pid} gone")
+    poll_for(all_gone, 30, what=f"workers {pids} gone")
     node.stop()
+
+
+def gone(pid: int) -> bool:
+    """The process exited (it may wait to be reaped by its new parent)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state == "Z"
 
 
 def test_pymilvus_112_scenario_through_a_secondary_worker(tmp_path: Path) -> None:
