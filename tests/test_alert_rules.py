@@ -259,3 +259,22 @@ def helm_binary() -> Path:
                          capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, f"scripts/fetch_helm.py failed:\n{res.stderr}"
     return Path(res.stdout.strip().splitlines()[-1])
+
+
+def test_compose_prometheus_loads_the_rules_and_sends_to_alertmanager() -> None:
+    """deploy/prometheus.yml names the rules file relative to itself (compose mounts deploy/alerts beside it), so
+    promtool can check it here with the rules; Alertmanager's configuration passes amtool."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    mounts = dict(m.split(":")[:2] for m in compose["services"]["prometheus"]["volumes"])
+    assert mounts["./deploy/prometheus.yml"] == "/etc/prometheus/prometheus.yml"
+    assert mounts["./deploy/alerts"] == "/etc/prometheus/alerts"
+    config = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text())
+    assert config["rule_files"] == ["alerts/mishards.rules.yml"]
+    (target,) = config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"]
+    assert target.split(":")[0] in compose["services"]
+    res = promtool("check", "config", str(ROOT / "deploy" / "prometheus.yml"))
+    assert res.returncode == 0 and f"SUCCESS: {len(ALERTS)} rules found" in res.stdout, res.stdout + res.stderr
+    amtool = require_binary("amtool", "prometheus-alertmanager")
+    checked = subprocess.run([amtool, "check-config", str(ROOT / "deploy" / "alertmanager.yml")], capture_output=True,
+                             text=True, timeout=60)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
