@@ -253,12 +253,15 @@ def test_chart_refuses_rules_without_metrics(helm_binary: Path) -> None:
     assert res.returncode != 0 and "needs metrics.enabled" in res.stderr
 
 
-@pytest.fixture(scope="module")
-def helm_binary() -> Path:
+def fetched_helm() -> Path:
+    """The real helm binary, fetched once (and cached in .cache/tools) by scripts/fetch_helm.py."""
     res = subprocess.run([sys.executable, str(ROOT / "scripts" / "fetch_helm.py")], cwd=ROOT,
                          capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, f"scripts/fetch_helm.py failed:\n{res.stderr}"
     return Path(res.stdout.strip().splitlines()[-1])
+
+
+_helm = pytest.fixture(scope="module", name="helm_binary")(fetched_helm)
 
 
 def test_compose_prometheus_loads_the_rules_and_sends_to_alertmanager() -> None:

@@ -16,10 +16,12 @@ import pytest
 import yaml
 
 from deploy.grafana import dashboards
+from tests.test_alert_rules import fetched_helm
 
 ROOT = Path(__file__).resolve().parents[1]
 CHART = ROOT / "helm" / "mishards"
 kubernetes_validate: Any = importlib.import_module("kubernetes_validate")
+_helm = pytest.fixture(scope="module", name="helm_binary")(fetched_helm)
 
 
 def committed() -> dict[str, dict[str, Any]]:
@@ -46,14 +48,6 @@ def test_panels_query_the_datasource_variable_and_do_not_overlap() -> None:
             cells |= mine
     queries = [t["expr"] for board in committed().values() for p in board["panels"] for t in p["targets"]]
     assert sorted(queries) == sorted(dashboards.dashboard_queries())
-
-
-@pytest.fixture(scope="module")
-def helm_binary() -> Path:
-    res = subprocess.run([sys.executable, str(ROOT / "scripts" / "fetch_helm.py")], cwd=ROOT,
-                         capture_output=True, text=True, timeout=600)
-    assert res.returncode == 0, f"scripts/fetch_helm.py failed:\n{res.stderr}"
-    return Path(res.stdout.strip().splitlines()[-1])
 
 
 def test_chart_ships_each_dashboard_as_a_labelled_configmap(helm_binary: Path) -> None:

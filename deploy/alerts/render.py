@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from deploy.alerts.catalog import ALERTS, GROUP, THRESHOLDS, Alert, description_of, expr_of
+from deploy.generated import write_or_check
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES_FILE = ROOT / "deploy" / "alerts" / "mishards.rules.yml"
@@ -120,21 +121,7 @@ def outputs() -> dict[Path, str]:
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog=COMMAND, description="Render the alert rules (rules file and chart template).")
     p.add_argument("--check", action="store_true", help="fail if a rendered file is not up to date")
-    args = p.parse_args(argv)
-    stale = []
-    for path, text in outputs().items():
-        current = path.read_text() if path.exists() else None
-        if current == text:
-            continue
-        if args.check:
-            stale.append(str(path.relative_to(ROOT)))
-        else:
-            path.write_text(text)
-            print(f"wrote {path.relative_to(ROOT)}")
-    if stale:
-        print(f"not up to date (run `{COMMAND}`): {', '.join(stale)}", file=sys.stderr)
-        return 1
-    return 0
+    return write_or_check(outputs(), p.parse_args(argv).check, COMMAND)
 
 
 if __name__ == "__main__":

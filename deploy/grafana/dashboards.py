@@ -20,7 +20,8 @@ from grafana_foundation_sdk.builders import dashboard, prometheus, stat, timeser
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.dashboard import DataSourceRef, GridPos
 
-ROOT = Path(__file__).resolve().parents[2]
+from deploy.generated import ROOT, write_or_check
+
 OUT = ROOT / "helm" / "mishards" / "dashboards"  # inside the chart (its ConfigMaps); compose mounts it too
 COMMAND = "python -m deploy.grafana.dashboards"
 DATASOURCE = DataSourceRef(type_val="prometheus", uid="${datasource}")
@@ -203,21 +204,7 @@ def dashboard_queries() -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog=COMMAND, description="Write the Grafana dashboards' JSON.")
     p.add_argument("--check", action="store_true", help="fail if a written file is not up to date")
-    args = p.parse_args(argv)
-    stale = []
-    OUT.mkdir(exist_ok=True)
-    for path, text in rendered().items():
-        if path.exists() and path.read_text() == text:
-            continue
-        if args.check:
-            stale.append(path.name)
-        else:
-            path.write_text(text)
-            print(f"wrote {path.relative_to(ROOT)}")
-    if stale:
-        print(f"not up to date (run `{COMMAND}`): {', '.join(stale)}", file=sys.stderr)
-        return 1
-    return 0
+    return write_or_check(rendered(), p.parse_args(argv).check, COMMAND)
 
 
 if __name__ == "__main__":
