@@ -38,6 +38,7 @@ class Target:
     headroom: float = 0.25  # share of a pod's limit kept free (search working memory, fragmentation)
     build_threads: int = 2  # faiss threads per build on the writer (as measured)
     builds_at_once: int = 2  # index_build_threads on the writer
+    insert_buffer_gib: float = 2.0  # insert_buffer_size on the writer
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,14 +123,19 @@ def plan(res: KindFigures, ins: InsertFigures | None, t: Target) -> Plan:
         f"{t.reader_memory_gib:g} GiB x {1 - t.headroom:.2f} - {res.base.rss / MIB:.0f} MiB (idle node) = "
         f"{usable / GIB:.1f} GiB -> readers = ceil({total / GIB:,.1f} / {usable / GIB:.1f}) = {readers}, "
         f"each holding {reader_bytes / GIB:.1f} GiB ({t.replication * segs / readers:.1f} segments)")
-    buffer = 2 * t.index_file_size_mb * MIB  # a full insert buffer being flushed while the next one fills
+    row_bytes = (t.dim // 8 if binary else t.dim * 4) + ID_BYTES
+    # The writer's peak while it took the measured rows in and flushed them, per byte of rows (ids included).
+    insert_peak = (ins.writer.hwm - int(ins.notes.get("writer_start", res.base.rss))) / (ins.rows * (
+        (ins.dim // 8 if binary else ins.dim * 4) + ID_BYTES)) if ins and ins.rows else 2.0
+    buffer = t.insert_buffer_gib * GIB * insert_peak
     build_peak = res.builder.hwm - res.base.rss if res.builder else 0  # a fresh node's peak over an idle one
     build_mem = max(0.0, build_peak) / m * s_rows * t.builds_at_once * dim_scale
     writer = (res.base.rss + buffer + build_mem) / (1 - t.headroom)
-    say(f"writer: idle {res.base.rss / MIB:.0f} MiB + insert buffers 2 x {t.index_file_size_mb} MiB + builds "
-        f"{t.builds_at_once} x {max(0.0, build_peak) / m:.0f} B/row x {s_rows:,} = {build_mem / GIB:.1f} GiB, "
-        f"/ {1 - t.headroom:.2f} headroom = {writer / GIB:.1f} GiB")
-    raw = n * ((t.dim // 8 if binary else t.dim * 4) + ID_BYTES)
+    say(f"writer: idle {res.base.rss / MIB:.0f} MiB + insert_buffer_size {t.insert_buffer_gib:g} GiB x "
+        f"{insert_peak:.2f} (measured peak per buffered byte) = {buffer / GIB:.1f} GiB + builds {t.builds_at_once} x "
+        f"{max(0.0, build_peak) / m:.0f} B/row x {s_rows:,} = {build_mem / GIB:.1f} GiB, / {1 - t.headroom:.2f} "
+        f"headroom = {writer / GIB:.1f} GiB")
+    raw = n * row_bytes
     wal = ins.storage.get("wal", 0) / ins.rows * (t.dim / ins.dim) * s_rows if ins and ins.rows else 0.0
     merge = 2 * t.index_file_size_mb * MIB
     storage = (raw + n * index_file + wal + merge) * 1.3

@@ -150,7 +150,10 @@ def test_plan_arithmetic() -> None:
                        base, searched, searched, (PointFigures("nprobe=16", 0.95, 1.0, 2.0, 1000.0, 4000.0),),
                        {}, builder)
     t = Target(rows=10 * m, replication=2, reader_memory_gib=16, reader_cores=4, headroom=0.25, builds_at_once=1)
-    p = plan(kind, None, t)
+    writer = Memory(0, 0, 0, 0, 0, 0, 300 * MIB + 3 * m * 520)  # peak: 3 bytes per byte of rows + ids
+    ins = InsertFigures("float", m, 128, 10_000, 10.0, 20.0, 1.0, 1.0, 1, {"wal": 520 * m}, writer,
+                        {"writer_start": 300 * MIB})
+    p = plan(kind, ins, t)
     assert (p.segment_rows, p.segments) == (2_097_152, 5)
     assert (p.private_b, p.mapped_b) == (100, 600)  # mapped: max(600 measured, 200 index + 8 ids)
     usable = 16 * GIB * 0.75 - 400 * MIB
@@ -159,4 +162,6 @@ def test_plan_arithmetic() -> None:
     g = math.sqrt(2.097152)
     assert p.build_hours == pytest.approx(100.0 * 2.097152 * g * 5 / 3600)
     assert p.qps_batched == pytest.approx(2 * 4 / (g / 4000 * 5))
-    assert p.writer_gib == pytest.approx((400 * MIB + 2 * 1024 * MIB + 2000 * 2_097_152) / 0.75 / GIB)
+    assert p.writer_gib == pytest.approx((400 * MIB + 2 * GIB * 3 + 2000 * 2_097_152) / 0.75 / GIB)
+    raw, index, wal, merges = 10 * m * 520, 10 * m * 200, 520 * 2_097_152, 2 * 1024 * MIB
+    assert p.storage_gib == pytest.approx((raw + index + wal + merges) * 1.3 / GIB)
