@@ -13,10 +13,10 @@ a) Insert (first invocation only): the rows in batches of 10,000 with user ids 0
 b) Per kind, the *build node* (``OMP_NUM_THREADS=2``, ``--omp-threads 2``: both cores build) runs
    ``CreateIndex`` (wall time; it blocks until the index is built, written and committed); the new
    ``index-*`` files are measured. The node is stopped.
-c) A fresh *search node* on the same storage (``OMP_NUM_THREADS=1``, ``--omp-threads 1``: one thread per
-   query, as the chart's default) is measured before and after ``PreloadCollection`` and after the searches:
-   VmRSS, RssAnon / RssFile from /proc/<pid>/status and Pss / Pss_Anon / Pss_File from smaps_rollup
-   (``anon`` is private memory, ``file`` the mapped index files and raw vectors, i.e. page cache).
+c) A fresh read-only *search node* on the same storage (``--role ro``, like the chart's readers: it replays
+   no log; ``OMP_NUM_THREADS=1``, ``--omp-threads 1``: one thread per query, as the chart's default) is
+   measured before and after ``PreloadCollection`` and after the searches: VmRSS, RssAnon / RssFile from
+   /proc/<pid>/status and Pss / Pss_Anon / Pss_File from smaps_rollup (``anon`` is private memory, ``file`` the mapped index files and raw vectors, i.e. page cache).
 d) Per search point: nq=1 one call at a time over the first ``--single`` queries (p50 / p99, QPS), then nq=100
    over every query (QPS) and recall@10 of those results (ids for float; tie-tolerant by distance for
    Hamming, where many rows share the 10th distance).
@@ -120,8 +120,8 @@ def node_env(threads: int) -> dict[str, str]:
     return {"OMP_NUM_THREADS": str(threads), "OMP_WAIT_POLICY": "PASSIVE"}
 
 
-def node_args(threads: int) -> list[str]:
-    return ["--omp-threads", str(threads), "--cache-size", CACHE_SIZE]
+def node_args(threads: int, role: str = "standalone") -> list[str]:
+    return ["--role", role, "--omp-threads", str(threads), "--cache-size", CACHE_SIZE]
 
 
 def collection_name(data: str) -> str:
@@ -155,8 +155,8 @@ def reply_arrays(reply: Any) -> tuple[np.ndarray, np.ndarray]:
 
 
 @contextmanager
-def running(workdir: Path, storage: Path, threads: int) -> Iterator[NodeProcess]:
-    node = NodeProcess(workdir, node_args(threads), env=node_env(threads), storage=storage).start(timeout=300.0)
+def running(workdir: Path, storage: Path, threads: int, role: str = "standalone") -> Iterator[NodeProcess]:
+    node = NodeProcess(workdir, node_args(threads, role), env=node_env(threads), storage=storage).start(timeout=300.0)
     try:
         yield node
     finally:
@@ -298,11 +298,11 @@ def search_point(stub: Any, ds: Dataset, name: str, label: str, params: Mapping[
 
 def run_kind(spec: Spec, ds: Dataset, storage: Path, workdir: Path, single: int) -> KindFigures:
     name = collection_name(spec.data)
-    with running(workdir / "build", storage, BUILD_THREADS) as node:
+    with running(workdir / f"build-{spec.name.lower()}", storage, BUILD_THREADS) as node:
         create_s, logged_s, index_bytes, segments, builder = build(node, spec)
     print(f"  {spec.name}: CreateIndex {create_s:.1f} s ({BUILD_THREADS} threads), index files "
           f"{index_bytes / 1e6:.1f} MB, {segments} segment(s)", flush=True)
-    with running(workdir / "search", storage, SEARCH_THREADS) as node:
+    with running(workdir / f"search-{spec.name.lower()}", storage, SEARCH_THREADS, "ro") as node:
         stub = node.stub()
         base = memory_of(node)
         t0 = time.perf_counter()
@@ -336,7 +336,7 @@ def header(args: argparse.Namespace) -> list[str]:
         f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB; load average "
         f"{os.getloadavg()[0]:.2f} at start",
         f"nodes   : build: OMP_NUM_THREADS={BUILD_THREADS} python -m node {' '.join(node_args(BUILD_THREADS))}; "
-        f"search: OMP_NUM_THREADS={SEARCH_THREADS} python -m node {' '.join(node_args(SEARCH_THREADS))} "
+        f"search: OMP_NUM_THREADS={SEARCH_THREADS} python -m node {' '.join(node_args(SEARCH_THREADS, 'ro'))} "
         "(other settings default); loopback",
         f"data    : {args.rows:,} rows, index_file_size {INDEX_FILE_SIZE_MB} MB, insert batches of {INSERT_BATCH:,}, "
         f"k={K}, nq=1 over {args.single} queries, nq={BATCH_NQ} over {args.queries}; storage under {args.workdir}",
