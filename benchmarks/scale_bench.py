@@ -16,7 +16,8 @@ b) Per kind, the *build node* (``OMP_NUM_THREADS=2``, ``--omp-threads 2``: both 
 c) A fresh read-only *search node* on the same storage (``--role ro``, like the chart's readers: it replays
    no log; ``OMP_NUM_THREADS=1``, ``--omp-threads 1``: one thread per query, as the chart's default) is
    measured before and after ``PreloadCollection`` and after the searches: VmRSS, RssAnon / RssFile from
-   /proc/<pid>/status and Pss / Pss_Anon / Pss_File from smaps_rollup (``anon`` is private memory, ``file`` the mapped index files and raw vectors, i.e. page cache).
+   /proc/<pid>/status and Pss / Pss_Anon / Pss_File from smaps_rollup (``anon`` is private memory, ``file``
+   the mapped index files and raw vectors, i.e. page cache).
 d) Per search point: nq=1 one call at a time over the first ``--single`` queries (p50 / p99, QPS), then nq=100
    over every query (QPS) and recall@10 of those results (ids for float; tie-tolerant by distance for
    Hamming, where many rows share the 10th distance).
