@@ -1,5 +1,7 @@
 """The writer's background upkeep: timed flushes on one thread; merges, index builds and garbage collection on
-another (a flush waits only for maintenance of its own collection, never for a whole maintenance pass).
+another (a flush waits only for maintenance of its own collection, never for a whole maintenance pass). A
+maintenance pass starts right after each timed flush (or ``auto_flush_interval`` after the previous pass), so
+that its merges run early in the flush cycle rather than in the way of the next flush.
 
 A timed flush keeps Milvus 1.1's promise that an acknowledged row is searchable within ``auto_flush_interval``.
 Its deadline runs from the oldest acknowledged record still buffered (not from the end of the previous
@@ -22,7 +24,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-READ_ALLOWANCE = 0.05  # seconds left after a flush for the proxy and read nodes to catch up and load the segment
+READ_ALLOWANCE = 0.1  # seconds left after a flush for the proxy and read nodes to catch up and load the segment
 COST_MARGIN = 1.25  # the slowest recent flush, plus this share of it
 COST_HISTORY = 8  # timed flushes whose durations the lead is computed from
 RETRY_PAUSE = 1.0  # seconds before a failed flush is tried again
@@ -94,6 +96,7 @@ class Upkeep:
                 self._stop.wait(RETRY_PAUSE)
                 continue
             self.costs.append(self.clock() - now)
+            self._maintain_wake.set()  # merge what the flush added now, well before the next flush is due
 
     def _run_maintenance(self) -> None:
         from node import maintenance
