@@ -25,7 +25,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,8 +41,10 @@ from benchmarks.lite_plan import (
     LITE_LEVELS,
     LITE_SEARCH_LEVEL,
     PLANS,
+    ClientFigures,
     IndexPlan,
     K,
+    PointFigures,
     Refusal,
     Row,
     RunFigures,
@@ -64,6 +66,7 @@ class KindRuns:
     plan: IndexPlan
     ours: list[RunFigures] = field(default_factory=list)
     theirs: list[RunFigures] = field(default_factory=list)
+    also: list[ClientFigures] = field(default_factory=list)
     refused: str = ""
     level_p50_ms: list[dict[str, float]] = field(default_factory=list)
     lite_server: list[dict[str, Any]] = field(default_factory=list)
@@ -86,7 +89,10 @@ def header(args: argparse.Namespace, ds: Dataset, root: Path, versions: dict[str
         f"(own environment {args.venv}: {', '.join(REQUIREMENTS)})",
         f"mishards: {' '.join(f'{k}={v}' for k, v in NODE_ENV.items())} python -m node {' '.join(NODE_ARGS)}, "
         "loopback, index_file_size 1024 MB; client: the project's raw gRPC stubs (milvus_pb2), one thread, "
-        "each InsertParam built from Python lists inside the timed loop",
+        "each InsertParam built from Python lists inside the timed loop"
+        + ("; also pymilvus 1.1.2 in a subprocess with PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION=python, as shipped "
+           "users run it (its insert goes to a second collection, dropped after; it searches the same one)"
+           if args.pymilvus1 else ""),
         f"milvus  : {' '.join(f'{k}={v}' for k, v in LITE_ENV.items())} in the worker and its embedded server "
         f"({server[0].get('name', '?')}, {server[0].get('threads', '?')} threads at open); client: MilvusClient "
         f"on a local file, one thread, rows as dicts of Python lists made before the clock; searches at "
@@ -100,7 +106,7 @@ def header(args: argparse.Namespace, ds: Dataset, root: Path, versions: dict[str
     ]
 
 
-TABLE_ROW = "  {:<40} {:>12} {:>12} {:>10} {:>10}"
+TABLE_ROW = "  {:<40} {:>12} {:>12} {:>10} {:>10} {:>14}"
 
 
 def kind_lines(runs: KindRuns) -> list[str]:
@@ -109,10 +115,12 @@ def kind_lines(runs: KindRuns) -> list[str]:
              f"{len(runs.theirs)} run(s)"]
     if runs.refused:
         lines.append(f"  Milvus Lite refused this index: {runs.refused}")
-    lines.append(TABLE_ROW.format("figure", "Mishards", "Milvus Lite", "unit", "Mishards"))
-    for row in table_rows(plan, runs.ours, runs.theirs):
+    lines.append(TABLE_ROW.format("figure", "Mishards", "Milvus Lite", "unit", "Mishards", "Mishards via"))
+    lines.append(TABLE_ROW.format("", "raw stubs", "MilvusClient", "", "advantage", "pymilvus 1.1.2"))
+    for row in table_rows(plan, runs.ours, runs.theirs, runs.also):
+        also = fmt_value(row.also, row.unit) if row.also is not None else ""
         lines.append(TABLE_ROW.format(row.figure, fmt_value(row.ours, row.unit), fmt_value(row.theirs, row.unit),
-                                      row.unit or "(diff)", row.comparison))
+                                      row.unit or "(diff)", row.comparison, also))
     acks = [r.ack_rate for r in runs.ours if r.ack_rate is not None]
     if acks:
         lines.append(f"  (Mishards calls alone, requests built before: {float(np.median(acks)):,.0f} vectors/s; "
@@ -161,10 +169,14 @@ def run_line(system: str, kind: str, repeat: int, fig: RunFigures | Refusal, too
     if isinstance(fig, Refusal):
         return f"  [{kind} #{repeat + 1}] {system}: refused ({took:.0f} s)"
     searchable = ", ".join(f"{k} {'-' if v is None else f'{v:.3f}'}" for k, v in fig.searchable_s.items())
-    points = ", ".join(f"{label} p50 {p.p50_ms:.2f} ms / {p.batched_qps:,.0f} QPS / recall {p.recall:.3f}"
-                       for label, p in fig.points.items())
-    return (f"  [{kind} #{repeat + 1}] {system}: insert {fig.insert_rate:,.0f} vectors/s, searchable s: {searchable}; "
-            f"build {fig.build_s:.2f} s, load {fig.load_s:.2f} s; {points} ({took:.0f} s)")
+    return (f"  [{kind} #{repeat + 1}] {system}: searchable s: {searchable}; build {fig.build_s:.2f} s, "
+            f"load {fig.load_s:.2f} s; {point_text(fig.insert_rate, fig.points)} ({took:.0f} s)")
+
+
+def point_text(insert_rate: float, points: Mapping[str, PointFigures]) -> str:
+    return f"insert {insert_rate:,.0f} vectors/s; " + ", ".join(
+        f"{label} p50 {p.p50_ms:.2f} ms / {p.batched_qps:,.0f} QPS / recall {p.recall:.3f}"
+        for label, p in points.items())
 
 
 # -- main ------------------------------------------------------------------------------------------
@@ -178,6 +190,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=None, help="fresh loads per system and kind (default 1)")
     p.add_argument("--batch", type=int, default=10_000, help="rows per insert call (default 10000)")
     p.add_argument("--quick", action="store_true", help="20000 rows, 200 queries, 1 repeat")
+    p.add_argument("--no-pymilvus1", dest="pymilvus1", action="store_false",
+                   help="skip the Mishards runs through pymilvus 1.1.2 (pure-Python protobuf)")
     p.add_argument("--venv", type=Path, default=DEFAULT_VENV, help="Milvus Lite's environment (made if missing)")
     args = p.parse_args(argv)
     defaults = QUICK if args.quick else {"rows": 100_000, "queries": 1_000, "repeats": 1}
@@ -219,9 +233,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                     where = root / f"{kind.lower()}-{r}-{system}"
                     fig: RunFigures | Refusal
                     if system == "ours":
-                        ours = run_mishards(where, runs.plan, data, ds.gt_ids).figures
-                        runs.ours.append(ours)
-                        fig = ours
+                        mine = run_mishards(where, runs.plan, data, ds.gt_ids, pymilvus1=args.pymilvus1)
+                        runs.ours.append(mine.figures)
+                        if mine.pymilvus1 is not None:
+                            runs.also.append(mine.pymilvus1)
+                            client = mine.pymilvus1_versions
+                            print(f"  [{kind} #{r + 1}] Mishards via pymilvus {client.get('pymilvus')} "
+                                  f"({client.get('protobuf')}): "
+                                  + point_text(mine.pymilvus1.insert_rate, mine.pymilvus1.points), flush=True)
+                        fig = mine.figures
                     else:
                         lite: LiteRun = run_lite(python, where, LITE_ENV, runs.plan, data, ds.gt_ids, LEVEL_QUERIES)
                         fig = lite.figures

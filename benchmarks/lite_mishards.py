@@ -6,8 +6,10 @@ Like ``benchmarks.index_bench`` the node is ``python -m node --omp-threads 1`` w
 
 from __future__ import annotations
 
+import json
+import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,20 +29,58 @@ from benchmarks.index_bench import (
     search_request,
     settle,
 )
-from benchmarks.lite_plan import BATCH_NQ, OUR_SEARCHABLE, IndexPlan, PointFigures, RunFigures, SearchPoint, batches
-from benchmarks.lite_side import SearchInputs
+from benchmarks.lite_plan import (
+    BATCH_NQ,
+    OUR_SEARCHABLE,
+    ClientFigures,
+    IndexPlan,
+    PointFigures,
+    RunFigures,
+    SearchPoint,
+    batches,
+)
+from benchmarks.lite_side import SearchInputs, WorkerProcess, checked, point_figures
 from benchmarks.node_bench import check_status
 from milvus_wire import milvus_pb2
-from tests.support.nodeproc import NodeProcess
+from tests.support.nodeproc import ROOT, NodeProcess
 
 COLLECTION = "lite_bench"
 PROBE_POLL_CAP_S = 60.0
+
+
+PYMILVUS1_ENV = {"PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION": "python"}  # its generated code predates protobuf 4
+PYMILVUS1_COLLECTION = "lite_bench_pymilvus1"
 
 
 @dataclass
 class MishardsRun:
     figures: RunFigures
     segments: int
+    pymilvus1: ClientFigures | None = None
+    pymilvus1_versions: dict[str, Any] = field(default_factory=dict)
+
+
+def run_pymilvus1(node: NodeProcess, workdir: Path, plan: IndexPlan, data: SearchInputs,
+                  gt: np.ndarray) -> tuple[ClientFigures, dict[str, Any]]:
+    """The same node through pymilvus 1.1.2 in a subprocess: an insert into a second collection (dropped
+    afterwards), then the searches of every point on the benchmark collection."""
+    host, _, port = node.address.rpartition(":")
+    worker = WorkerProcess([sys.executable, "-m", "benchmarks.lite_pymilvus1"], workdir, PYMILVUS1_ENV, cwd=ROOT)
+    try:
+        versions = checked(worker.call("open", host=host, port=int(port)), "pymilvus 1.1.2 open")
+        inserted = checked(worker.call("insert", collection=PYMILVUS1_COLLECTION, base=str(data.base),
+                                       spans=batches(data.rows, data.batch), index_file_size=INDEX_FILE_SIZE_MB),
+                           "pymilvus 1.1.2 insert")
+        points = {}
+        for point in plan.points:
+            reply = checked(worker.call("search", collection=COLLECTION, queries=str(data.queries), nq=data.nq,
+                                        k=data.k, params=json.dumps(dict(point.params)),
+                                        spans=batches(data.nq, BATCH_NQ), warmup_single=data.warmup_single,
+                                        warmup_batched=data.warmup_batched), "pymilvus 1.1.2 search")
+            points[point.label] = point_figures(reply, gt, data.k)
+        return ClientFigures(data.rows / float(inserted["insert_s"]), points), versions
+    finally:
+        worker.stop()
 
 
 def insert_rows(stub: Any, base: np.ndarray, spans: list[tuple[int, int]]) -> tuple[float, float, float]:
@@ -103,8 +143,10 @@ def search_point(stub: Any, data: SearchInputs, queries: np.ndarray, point: Sear
                         recall_at(ids, gt[: ids.shape[0]], data.k))
 
 
-def run_mishards(workdir: Path, plan: IndexPlan, data: SearchInputs, gt: np.ndarray) -> MishardsRun:
-    """One fresh node: insert, Flush until searchable, build the index, preload, search every point."""
+def run_mishards(workdir: Path, plan: IndexPlan, data: SearchInputs, gt: np.ndarray,
+                 pymilvus1: bool = False) -> MishardsRun:
+    """One fresh node: insert, Flush until searchable, build the index, preload, search every point (and,
+    with ``pymilvus1``, the same through pymilvus 1.1.2)."""
     base = np.load(data.base, mmap_mode="r")
     queries = np.load(data.queries)[: data.nq]
     node = NodeProcess(workdir, NODE_ARGS, env=NODE_ENV).start()
@@ -134,6 +176,9 @@ def run_mishards(workdir: Path, plan: IndexPlan, data: SearchInputs, gt: np.ndar
         figures = RunFigures(insert_rate=data.rows / insert_s, ack_rate=data.rows / (insert_s - build_req_s),
                              searchable_s={OUR_SEARCHABLE: searchable}, flush_s=flush_s, build_s=t1 - t0,
                              load_s=t2 - t1, points=points)
-        return MishardsRun(figures, len(segments))
+        run = MishardsRun(figures, len(segments))
+        if pymilvus1:
+            run.pymilvus1, run.pymilvus1_versions = run_pymilvus1(node, workdir / "pymilvus1", plan, data, gt)
+        return run
     finally:
         node.stop()

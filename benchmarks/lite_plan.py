@@ -100,6 +100,14 @@ class RunFigures:
 
 
 @dataclass(frozen=True)
+class ClientFigures:
+    """Mishards through a second client (pymilvus 1.1.2 as shipped): insert rate and search points."""
+
+    insert_rate: float
+    points: Mapping[str, PointFigures] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Refusal:
     """The system refused the index kind; ``reason`` is its own message."""
 
@@ -135,6 +143,7 @@ class Row:
     theirs: float | None
     unit: str
     lower_is_better: bool
+    also: float | None = None  # Mishards through pymilvus 1.1.2, where measured
 
     @property
     def factor(self) -> float | None:
@@ -171,15 +180,17 @@ def best_searchable(searchable: Mapping[str, float | None]) -> tuple[str, float 
     return label, seen[label]
 
 
-def table_rows(plan: IndexPlan, ours: Sequence[RunFigures], theirs: Sequence[RunFigures]) -> list[Row]:
-    """Medians over runs of every figure, Mishards against Milvus Lite (an empty side shows as n/a)."""
+def table_rows(plan: IndexPlan, ours: Sequence[RunFigures], theirs: Sequence[RunFigures],
+               also: Sequence[ClientFigures] = ()) -> list[Row]:
+    """Medians over runs of every figure, Mishards against Milvus Lite (an empty side shows as n/a);
+    ``also`` adds Mishards through pymilvus 1.1.2 to the insert and search rows."""
 
     def med(runs: Sequence[RunFigures], get: Callable[[RunFigures], float | None]) -> float | None:
         return median_of([get(r) for r in runs])
 
     rows = [
         Row("insert, client builds + sends", med(ours, lambda r: r.insert_rate), med(theirs, lambda r: r.insert_rate),
-            "vectors/s", False),
+            "vectors/s", False, median_of([c.insert_rate for c in also])),
     ]
     def at(level: str) -> Callable[[RunFigures], float | None]:
         return lambda r: r.searchable_s.get(level)
@@ -195,14 +206,15 @@ def table_rows(plan: IndexPlan, ours: Sequence[RunFigures], theirs: Sequence[Run
     rows.append(Row("load (Preload / load_collection)", med(ours, lambda r: r.load_s),
                     med(theirs, lambda r: r.load_s), "s", True))
     for point in plan.points:
-        def pf(runs: Sequence[RunFigures], attr: str, label: str = point.label) -> float | None:
+        def pf(runs: Sequence[RunFigures | ClientFigures], attr: str, label: str = point.label) -> float | None:
             return median_of([getattr(r.points[label], attr) if label in r.points else None for r in runs])
 
         tag = "" if point.label == "exact" else f" {point.label}"
         rows += [
-            Row(f"nq=1 p50{tag}", pf(ours, "p50_ms"), pf(theirs, "p50_ms"), "ms", True),
-            Row(f"nq=1 p99{tag}", pf(ours, "p99_ms"), pf(theirs, "p99_ms"), "ms", True),
-            Row(f"nq={BATCH_NQ} QPS{tag}", pf(ours, "batched_qps"), pf(theirs, "batched_qps"), "QPS", False),
-            Row(f"recall@{K}{tag}", pf(ours, "recall"), pf(theirs, "recall"), "", False),
+            Row(f"nq=1 p50{tag}", pf(ours, "p50_ms"), pf(theirs, "p50_ms"), "ms", True, pf(also, "p50_ms")),
+            Row(f"nq=1 p99{tag}", pf(ours, "p99_ms"), pf(theirs, "p99_ms"), "ms", True, pf(also, "p99_ms")),
+            Row(f"nq={BATCH_NQ} QPS{tag}", pf(ours, "batched_qps"), pf(theirs, "batched_qps"), "QPS", False,
+                pf(also, "batched_qps")),
+            Row(f"recall@{K}{tag}", pf(ours, "recall"), pf(theirs, "recall"), "", False, pf(also, "recall")),
         ]
     return rows

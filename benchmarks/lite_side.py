@@ -2,7 +2,7 @@
 
 The worker (``benchmarks/lite_worker.py``) runs in the environment of :mod:`benchmarks.lite_env` with
 ``MilvusClient`` on a fresh database file; requests and replies are JSON lines. When the worker exits
-the embedded server stops with it; :meth:`LiteWorker.stop` waits for both by process id.
+the embedded server stops with it; :meth:`WorkerProcess.stop` waits for both by process id.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import select
 import signal
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,13 +58,16 @@ class SearchInputs:
     warmup_batched: int
 
 
-class LiteWorker:
-    def __init__(self, python: Path, workdir: Path, env: Mapping[str, str]) -> None:
+class WorkerProcess:
+    """A worker speaking JSON lines on stdin / stdout (``benchmarks/lite_worker.py`` protocol)."""
+
+    def __init__(self, argv: Sequence[str], workdir: Path, env: Mapping[str, str], cwd: Path | None = None) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.workdir = workdir
+        self.name = Path(argv[-1]).name
         self._log = open(workdir / "worker.log", "wb")  # noqa: SIM115 - kept open for the child's lifetime
-        self.proc = subprocess.Popen([str(python), str(WORKER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=self._log, cwd=workdir, env={**os.environ, **env}, text=True)
+        self.proc = subprocess.Popen(list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
+                                     cwd=cwd or workdir, env={**os.environ, **env}, text=True)
         self.server_pids: list[int] = []
 
     def call(self, op: str, timeout: float = REPLY_TIMEOUT_S, **fields: Any) -> dict[str, Any]:
@@ -73,10 +76,10 @@ class LiteWorker:
         self.proc.stdin.flush()
         ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
         if not ready:
-            raise TimeoutError(f"Milvus Lite worker: no reply to {op} within {timeout:.0f} s")
+            raise TimeoutError(f"worker {self.name}: no reply to {op} within {timeout:.0f} s")
         line = self.proc.stdout.readline()
         if not line:
-            raise RuntimeError(f"Milvus Lite worker exited during {op}: {self.log_tail()}")
+            raise RuntimeError(f"worker {self.name} exited during {op}: {self.log_tail()}")
         reply: dict[str, Any] = json.loads(line)
         for proc in reply.get("server", []):
             if proc["pid"] not in self.server_pids:
@@ -95,7 +98,7 @@ class LiteWorker:
             try:
                 self.call("close", timeout=EXIT_TIMEOUT_S)
             except (OSError, TimeoutError, RuntimeError, ValueError) as exc:
-                log.warning("Milvus Lite worker did not close cleanly: %s", exc)
+                log.warning("worker %s did not close cleanly: %s", self.name, exc)
             try:
                 self.proc.wait(timeout=EXIT_TIMEOUT_S)
             except subprocess.TimeoutExpired:
@@ -143,7 +146,7 @@ class LiteRun:
 
 def lite_versions(python: Path, workdir: Path, env: Mapping[str, str]) -> dict[str, Any]:
     """Start Milvus Lite on an empty database once: its versions and server process, for the header."""
-    worker = LiteWorker(python, workdir, env)
+    worker = WorkerProcess([str(python), str(WORKER)], workdir, env)
     try:
         return checked(worker.call("open", db=str(workdir / "lite.db")), "open")
     finally:
@@ -153,7 +156,7 @@ def lite_versions(python: Path, workdir: Path, env: Mapping[str, str]) -> dict[s
 def run_lite(python: Path, workdir: Path, env: Mapping[str, str], plan: IndexPlan, data: SearchInputs,
              gt: np.ndarray, level_queries: int) -> LiteRun:
     """One fresh database: load with ``plan``'s index, rebuild it on the flushed rows, search every point."""
-    worker = LiteWorker(python, workdir, env)
+    worker = WorkerProcess([str(python), str(WORKER)], workdir, env)
     try:
         versions = checked(worker.call("open", db=str(workdir / "lite.db")), "open")
         index = plan.lite_index()

@@ -17,8 +17,9 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 import numpy as np
 
@@ -52,6 +53,38 @@ def protobuf_backend() -> str:
 def first_id(result: Any) -> int:
     hits = result[0] if result else []
     return int(hits[0]["id"]) if hits else -1
+
+
+def timed_searches(run: Callable[[list[list[float]]], list[list[int]]], req: dict[str, Any]) -> dict[str, Any]:
+    """Warm-up, then nq=1 one call at a time (latencies), then nq=100 calls (QPS and the ids found).
+
+    ``run`` searches a list of vectors and returns each one's ids; ``req`` names the queries file, their
+    count ``nq``, ``k``, the nq=100 ``spans`` and the warm-up counts.
+    """
+    queries = np.load(req["queries"])[: int(req["nq"])]
+    k = int(req["k"])
+    singles = [[q] for q in queries.tolist()]
+    batched = [queries[a:b].tolist() for a, b in req["spans"]]
+    for q in singles[: int(req["warmup_single"])]:
+        run(q)
+    for b in batched[: int(req["warmup_batched"])]:
+        run(b)
+    lat = []
+    started = time.perf_counter()
+    for q in singles:
+        t0 = time.perf_counter()
+        run(q)
+        t1 = time.perf_counter()
+        lat.append(t1 - t0)
+        if t1 - started > LOOP_CAP_S:
+            break
+    serial_qps = len(lat) / (time.perf_counter() - started)
+    ids: list[list[int]] = []
+    started = time.perf_counter()
+    for b in batched:
+        ids += [found[:k] + [-1] * (k - len(found)) for found in run(b)]
+    batched_qps = len(ids) / (time.perf_counter() - started)
+    return {"lat_s": lat, "serial_qps": serial_qps, "batched_qps": batched_qps, "ids": ids}
 
 
 class Worker:
@@ -150,37 +183,15 @@ class Worker:
                 "server": child_processes()}
 
     def search(self, req: dict[str, Any]) -> dict[str, Any]:
-        """Warm-up, then nq=1 one call at a time (latencies), then nq=100 calls (QPS and the ids found)."""
-        c, name = self.client, req["collection"]
-        queries = np.load(req["queries"])[: int(req["nq"])]
-        k, level, params, field = int(req["k"]), req["level"], req["search_params"], req["vector_field"]
-        singles = [[q] for q in queries.tolist()]
-        batched = [queries[a:b].tolist() for a, b in req["spans"]]
+        c, name, level, params, field = self.client, req["collection"], req["level"], req["search_params"], \
+            req["vector_field"]
 
-        def run(vectors: list[list[float]]) -> Any:
-            return c.search(name, vectors, limit=k, search_params=params, anns_field=field, consistency_level=level)
+        def run(vectors: list[list[float]]) -> list[list[int]]:
+            found = c.search(name, vectors, limit=int(req["k"]), search_params=params, anns_field=field,
+                             consistency_level=level)
+            return [[int(h["id"]) for h in hits] for hits in found]
 
-        for q in singles[: int(req["warmup_single"])]:
-            run(q)
-        for b in batched[: int(req["warmup_batched"])]:
-            run(b)
-        lat = []
-        started = time.perf_counter()
-        for q in singles:
-            t0 = time.perf_counter()
-            run(q)
-            t1 = time.perf_counter()
-            lat.append(t1 - t0)
-            if t1 - started > LOOP_CAP_S:
-                break
-        serial_qps = len(lat) / (time.perf_counter() - started)
-        ids: list[list[int]] = []
-        started = time.perf_counter()
-        for b in batched:
-            for hits in run(b):
-                ids.append([int(h["id"]) for h in hits] + [-1] * (k - len(hits)))
-        batched_qps = len(ids) / (time.perf_counter() - started)
-        return {"lat_s": lat, "serial_qps": serial_qps, "batched_qps": batched_qps, "ids": ids}
+        return timed_searches(run, req)
 
     def levels(self, req: dict[str, Any]) -> dict[str, Any]:
         """nq=1 latency at each consistency level, the levels taking turns query by query."""
@@ -202,8 +213,14 @@ class Worker:
         return {}
 
 
-def serve(requests: TextIO, replies: TextIO) -> None:
-    worker = Worker()
+class Handler(Protocol):
+    def handle(self, req: dict[str, Any]) -> dict[str, Any]: ...
+
+    def close(self) -> dict[str, Any]: ...
+
+
+def serve(requests: TextIO, replies: TextIO, worker: Handler) -> None:
+    """Answer JSON requests line by line until ``close`` (or the end of input)."""
     for line in requests:
         if not line.strip():
             continue
@@ -219,12 +236,17 @@ def serve(requests: TextIO, replies: TextIO) -> None:
     worker.close()
 
 
-def main() -> int:
+def serve_stdio(worker: Handler) -> int:
+    """Serve on stdin / stdout; anything else written to stdout (a child's, a library's) goes to stderr."""
     replies = os.fdopen(os.dup(1), "w")
-    os.dup2(2, 1)  # the embedded server and any library print go to stderr, never into the replies
+    os.dup2(2, 1)
     sys.stdout = sys.stderr
-    serve(sys.stdin, replies)
+    serve(sys.stdin, replies, worker)
     return 0
+
+
+def main() -> int:
+    return serve_stdio(Worker())
 
 
 if __name__ == "__main__":

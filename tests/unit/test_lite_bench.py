@@ -127,6 +127,6 @@ def test_venv_is_current_only_with_the_same_pins(tmp_path: Path) -> None:
 def test_worker_answers_bad_requests_with_a_message_and_stops_on_close() -> None:
     requests = io.StringIO('{"op": "nope"}\n\n{"op": "close"}\n{"op": "never read"}\n')
     replies = io.StringIO()
-    lite_worker.serve(requests, replies)
+    lite_worker.serve(requests, replies, lite_worker.Worker())
     answers = [json.loads(line) for line in replies.getvalue().splitlines()]
     assert answers == [{"ok": False, "error": "ValueError: unknown op 'nope'"}, {"ok": True}]
