@@ -12,6 +12,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from typing import TYPE_CHECKING
 
@@ -77,9 +78,9 @@ class Engine:
         self.bound_port = settings.port  # the real port once the server listens (``--port 0``)
         self.auto_flush_interval = settings.auto_flush_interval
         self.insert_buffer_bytes = settings.insert_buffer_bytes
-        # Segments no longer searchable in a newer snapshot (merged away, dropped) leave the cache at once.
-        self.snapshots = SnapshotHolder(self.catalog, on_reload=lambda s: self.cache.retain(
-            {seg.id for seg in s.segments_by_id.values() if seg.state in SEARCHABLE_STATES}))
+        # Told of every newer snapshot a poll or a catch-up loads (a read node's share is warmed on it).
+        self.snapshot_listeners: list[Callable[[CatalogSnapshot], None]] = []
+        self.snapshots = SnapshotHolder(self.catalog, on_reload=self._reloaded)
         self._ddl_lock = threading.RLock()
         self.write_buffers = WriteBuffers()
         self.buffers: dict[int, MemBuffer] = self.write_buffers.by_collection  # read under _buf_lock (metrics)
@@ -197,6 +198,12 @@ class Engine:
 
     def snapshot(self) -> CatalogSnapshot:
         return self.snapshots.snapshot()
+
+    def _reloaded(self, snap: CatalogSnapshot) -> None:
+        """Segments no longer searchable (merged away, dropped) leave the cache at once; listeners hear of it."""
+        self.cache.retain({seg.id for seg in snap.segments_by_id.values() if seg.state in SEARCHABLE_STATES})
+        for listener in self.snapshot_listeners:
+            listener(snap)
 
     def catch_up(self, revision: int) -> None:
         """Reload the snapshot now if it is older than ``revision`` (a caller's newer view of the catalog)."""

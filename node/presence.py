@@ -4,8 +4,9 @@ A read-only node computes its own share with the same pure placement function th
 read-only members it sees plus itself, and loads those segments into its cache in the background. It
 registers as ``warming`` and reports ``ready`` (membership record and gRPC health) once its share is loaded,
 so a newly joined node is warm before it is given traffic. The share is kept warm as segments are flushed,
-merged or indexed and as members come and go. A watch-only presence (``register=False``: the secondary workers
-of a multi-process read node) follows the member list and warms the same share without registering.
+merged or indexed (as soon as the node loads a newer catalog snapshot) and as members come and go. A
+watch-only presence (``register=False``: the secondary workers of a multi-process read node) follows the
+member list and warms the same share without registering.
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ class Presence:
     def _join(self) -> None:
         self._until_done("follow the member list", self.provider.start)
         self.provider.subscribe(lambda _view: self._wake.set())
+        self.engine.snapshot_listeners.append(lambda _snap: self._wake.set())  # new segments: warm them now
         if not self.registers:
             return
         self._until_done("register", lambda: self.provider.register(
