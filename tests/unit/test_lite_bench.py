@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from benchmarks import lite_env, lite_worker
-from benchmarks.lite_bench import QUICK, parse_args
+from benchmarks.datasets import Dataset
+from benchmarks.lite_bench import QUICK, header, parse_args
 from benchmarks.lite_plan import (
     LITE_LEVELS,
     OUR_SEARCHABLE,
@@ -130,3 +131,17 @@ def test_worker_answers_bad_requests_with_a_message_and_stops_on_close() -> None
     lite_worker.serve(requests, replies, lite_worker.Worker())
     answers = [json.loads(line) for line in replies.getvalue().splitlines()]
     assert answers == [{"ok": False, "error": "ValueError: unknown op 'nope'"}, {"ok": True}]
+
+
+def test_header_names_machine_versions_command_and_both_clients(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    ds = Dataset("tiny", "L2", rng.random((20, 128), dtype=np.float32), rng.random((3, 128), dtype=np.float32),
+                 np.zeros((3, 10), dtype=np.int64), np.zeros((3, 10), dtype=np.float32))
+    versions = {"python": "3.11", "milvus_lite": "2.5.1", "pymilvus": "2.5.18", "protobuf": "protobuf 7 (upb)",
+                "numpy": "2", "server": [{"name": "milvus", "threads": 6}]}
+    lines = header(parse_args(["--quick"]), ds, tmp_path, versions)
+    starts = [line.split(":")[0].strip() for line in lines[1:]]
+    assert starts == ["command", "machine", "ours", "lite", "mishards", "milvus", "data", "kinds"]
+    text = "\n".join(lines)
+    assert "milvus-lite 2.5.1" in text and "pymilvus 2.5.18" in text and "OMP_NUM_THREADS=1" in text
+    assert "pymilvus 1.1.2" in text and "MilvusClient" in text and "20 x 128" in text
