@@ -90,7 +90,7 @@ class Plan:
     storage_gib: float
     build_hours: float
     qps_batched: float  # cluster QPS, queries sent 100 at a time
-    qps_single_per_thread: float  # nq=1 queries per second per search thread, cluster-wide work
+    qps_single: float  # cluster QPS, one query per call, every reader core busy
     lines: tuple[str, ...]
 
 
@@ -158,7 +158,7 @@ def plan(res: KindFigures, ins: InsertFigures | None, t: Target) -> Plan:
     say(f"nq=1: {1e3 / pt.qps1:.2f} ms per call per segment (gRPC floor included) x {g.search:.2f} x {segs} = "
         f"{1e3 / single:.0f} thread-ms per query -> {single * readers * t.reader_cores:,.0f} QPS with every core busy")
     return Plan(res.kind, pt, private, mapped, s_rows, segs, readers, reader_bytes / GIB, writer / GIB,
-                storage / GIB, hours, qps, single, tuple(lines))
+                storage / GIB, hours, qps, single * readers * t.reader_cores, tuple(lines))
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -183,14 +183,28 @@ def main(argv: Sequence[str] | None = None) -> int:
                replication=args.replication, reader_memory_gib=args.reader_memory_gib, reader_cores=args.reader_cores)
     wanted = {k.strip().upper() for k in args.kinds.split(",") if k.strip()}
     by_data = {i.data: i for i in inserts}
+    plans = []
     for res in kinds:
         if (wanted and res.kind not in wanted) or (not wanted and res.data != "float"):
             continue
         p = plan(res, by_data.get(res.data), t)
+        plans.append(p)
         print(f"-- {res.kind} {dict(res.build)}: {t.rows:,} x {t.dim}, replication {t.replication}, "
               f"readers of {t.reader_memory_gib:g} GiB / {t.reader_cores} cores")
         print("\n".join(f"  {line}" for line in p.lines))
+    print("\n".join(summary_table(plans)))
     return 0
+
+
+def summary_table(plans: Sequence[Plan]) -> list[str]:
+    """The plans as one Markdown table."""
+    lines = ["| index | point (recall@10 at 1M) | B/vector private + mapped | readers | GiB per reader | "
+             "writer GiB | storage GiB | build h | QPS nq=100 | QPS nq=1 |", "|---" * 10 + "|"]
+    for p in plans:
+        lines.append(f"| {p.kind} | {p.point.label} ({p.point.recall:.3f}) | {p.private_b:.0f} + {p.mapped_b:.0f} | "
+                     f"{p.readers} | {p.reader_gib:.1f} | {p.writer_gib:.1f} | {p.storage_gib:,.0f} | "
+                     f"{p.build_hours:.1f} | {p.qps_batched:,.0f} | {p.qps_single:,.0f} |")
+    return lines
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks.capacity_plan import GIB, MIB, Target, growth, operating_point, plan, segment_rows
+from benchmarks.capacity_plan import GIB, MIB, Target, growth, operating_point, plan, segment_rows, summary_table
 from benchmarks.scale_results import (
     InsertFigures,
     KindFigures,
@@ -162,6 +162,8 @@ def test_plan_arithmetic() -> None:
     g = math.sqrt(2.097152)
     assert p.build_hours == pytest.approx(100.0 * 2.097152 * g * 5 / 3600)
     assert p.qps_batched == pytest.approx(2 * 4 / (g / 4000 * 5))
+    assert p.qps_single == pytest.approx(2 * 4 / (g / 1000 * 5))
+    assert summary_table([p])[2].startswith("| IVF_SQ8 | nprobe=16 (0.950) | 100 + 600 | 2 |")
     assert p.writer_gib == pytest.approx((400 * MIB + 2 * GIB * 3 + 2000 * 2_097_152) / 0.75 / GIB)
     raw, index, wal, merges = 10 * m * 520, 10 * m * 200, 520 * 2_097_152, 2 * 1024 * MIB
     assert p.storage_gib == pytest.approx((raw + index + wal + merges) * 1.3 / GIB)
