@@ -50,6 +50,7 @@ from benchmarks.lite_plan import (
     RunFigures,
     fmt_advantage,
     fmt_value,
+    median,
     parse_kinds,
     table_rows,
 )
@@ -125,6 +126,11 @@ def kind_lines(runs: KindRuns) -> list[str]:
     if acks:
         lines.append(f"  (Mishards calls alone, requests built before: {float(np.median(acks)):,.0f} vectors/s; "
                      "MilvusClient builds its request inside insert(), so Milvus Lite has no such figure)")
+    cpu = [f"{system} {median([c[0] for c in got]):.2f} / {median([c[1] for c in got]):.2f}"
+           for system, runs_of in (("Mishards", runs.ours), ("Milvus Lite", runs.theirs))
+           if (got := [r.insert_cpu_s for r in runs_of if r.insert_cpu_s is not None])]
+    if cpu:
+        lines.append("  insert CPU seconds, client / server (where the insert time goes): " + ", ".join(cpu))
     flushes = [r.flush_s for r in runs.theirs]
     if flushes:
         lines.append(f"  (Milvus Lite flush() after the rows were searchable: {float(np.median(flushes)):.3f} s; "

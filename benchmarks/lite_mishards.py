@@ -40,6 +40,7 @@ from benchmarks.lite_plan import (
     batches,
 )
 from benchmarks.lite_side import SearchInputs, WorkerProcess, checked, point_figures
+from benchmarks.lite_worker import cpu_seconds
 from benchmarks.node_bench import check_status
 from milvus_wire import milvus_pb2
 from tests.support.nodeproc import ROOT, NodeProcess
@@ -83,13 +84,19 @@ def run_pymilvus1(node: NodeProcess, workdir: Path, plan: IndexPlan, data: Searc
         worker.stop()
 
 
-def insert_rows(stub: Any, base: np.ndarray, spans: list[tuple[int, int]]) -> tuple[float, float, float]:
-    """Insert like a Milvus 1.x client: Python lists in hand, build each InsertParam, send, wait.
+@dataclass(frozen=True)
+class Inserted:
+    seconds: float  # in all
+    build_s: float  # building the requests
+    acked: float  # perf_counter at the last acknowledgement
+    cpu_s: tuple[float, float]  # CPU seconds of this process and of the node during the loop
 
-    Returns (seconds in all, seconds building requests, end of the last acknowledgement on perf_counter).
-    """
+
+def insert_rows(stub: Any, base: np.ndarray, spans: list[tuple[int, int]], node_pid: int) -> Inserted:
+    """Insert like a Milvus 1.x client: Python lists in hand, build each InsertParam, send, wait."""
     lists = [(base[a:b].tolist(), list(range(a, b))) for a, b in spans]  # the client's data, before the clock
     build = 0.0
+    client_cpu, node_cpu = time.process_time(), cpu_seconds(node_pid)
     started = time.perf_counter()
     for rows, ids in lists:
         t0 = time.perf_counter()
@@ -101,7 +108,8 @@ def insert_rows(stub: Any, base: np.ndarray, spans: list[tuple[int, int]]) -> tu
         if len(reply.vector_id_array) != len(ids):
             raise RuntimeError(f"Insert acknowledged {len(reply.vector_id_array)} of {len(ids)} rows")
     acked = time.perf_counter()
-    return acked - started, build, acked
+    cpu = (time.process_time() - client_cpu, cpu_seconds(node_pid) - node_cpu)
+    return Inserted(acked - started, build, acked, cpu)
 
 
 def flush_until_searchable(stub: Any, probe: np.ndarray, want: int, point: SearchPoint,
@@ -155,9 +163,10 @@ def run_mishards(workdir: Path, plan: IndexPlan, data: SearchInputs, gt: np.ndar
         schema = milvus_pb2.CollectionSchema(collection_name=COLLECTION, dimension=int(base.shape[1]),
                                              index_file_size=INDEX_FILE_SIZE_MB, metric_type=METRIC_L2)
         check_status(stub.CreateCollection(schema, timeout=CALL_TIMEOUT_S), "CreateCollection")
-        insert_s, build_req_s, acked = insert_rows(stub, base, batches(data.rows, data.batch))
+        assert node.proc is not None
+        ins = insert_rows(stub, base, batches(data.rows, data.batch), node.proc.pid)
         last = data.rows - 1
-        flush_s, searchable = flush_until_searchable(stub, np.asarray(base[last]), last, plan.points[0], acked)
+        flush_s, searchable = flush_until_searchable(stub, np.asarray(base[last]), last, plan.points[0], ins.acked)
         reply = stub.CountCollection(milvus_pb2.CollectionName(collection_name=COLLECTION), timeout=CALL_TIMEOUT_S)
         check_status(reply.status, "CountCollection")
         if int(reply.collection_row_count) != data.rows:
@@ -173,9 +182,9 @@ def run_mishards(workdir: Path, plan: IndexPlan, data: SearchInputs, gt: np.ndar
                                             timeout=CALL_TIMEOUT_S), "PreloadCollection")
         t2 = time.perf_counter()
         points = {p.label: search_point(stub, data, queries, p, gt) for p in plan.points}
-        figures = RunFigures(insert_rate=data.rows / insert_s, ack_rate=data.rows / (insert_s - build_req_s),
+        figures = RunFigures(insert_rate=data.rows / ins.seconds, ack_rate=data.rows / (ins.seconds - ins.build_s),
                              searchable_s={OUR_SEARCHABLE: searchable}, flush_s=flush_s, build_s=t1 - t0,
-                             load_s=t2 - t1, points=points)
+                             load_s=t2 - t1, points=points, insert_cpu_s=ins.cpu_s)
         run = MishardsRun(figures, len(segments))
         if pymilvus1:
             run.pymilvus1, run.pymilvus1_versions = run_pymilvus1(node, workdir / "pymilvus1", plan, data, gt)

@@ -97,6 +97,7 @@ class RunFigures:
     build_s: float
     load_s: float
     points: Mapping[str, PointFigures] = field(default_factory=dict)
+    insert_cpu_s: tuple[float, float] | None = None  # CPU seconds of the insert loop: (client, server)
 
 
 @dataclass(frozen=True)

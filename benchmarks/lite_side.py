@@ -187,6 +187,7 @@ def run_lite(python: Path, workdir: Path, env: Mapping[str, str], plan: IndexPla
             insert_rate=data.rows / float(loaded["insert_s"]), ack_rate=None,
             searchable_s=dict(loaded["searchable_s"]), flush_s=float(loaded["flush_s"]),
             build_s=float(built["build_s"]), load_s=float(built["load_s"]), points=points,
+            insert_cpu_s=(float(loaded["client_cpu_s"]), float(loaded["server_cpu_s"])),
         )
         return LiteRun(figures, versions, level_p50, list(built.get("server", [])), dict(built["describe"]))
     finally:

@@ -42,6 +42,19 @@ def child_processes() -> list[dict[str, Any]]:
     return found
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds process ``pid`` has used so far (all its threads); 0.0 when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime: fields 14, 15
+
+
+def servers_cpu() -> float:
+    return sum(cpu_seconds(p["pid"]) for p in child_processes())
+
+
 def protobuf_backend() -> str:
     try:
         api = importlib.import_module("google.protobuf.internal.api_implementation")
@@ -137,6 +150,7 @@ class Worker:
                 for a, b in req["spans"]]
         prepare_s = time.perf_counter() - made
         calls = []
+        client_cpu, server_cpu = time.process_time(), servers_cpu()
         started = time.perf_counter()
         for part in data:
             t0 = time.perf_counter()
@@ -145,6 +159,7 @@ class Worker:
             if int(reply["insert_count"]) != len(part):
                 raise RuntimeError(f"insert acknowledged {reply['insert_count']} of {len(part)} rows")
         acked = time.perf_counter()
+        client_cpu, server_cpu = time.process_time() - client_cpu, servers_cpu() - server_cpu
         searchable = self.poll_levels(name, base[rows - 1].tolist(), rows - 1, req["levels"], req["search_params"],
                                       req["vector_field"], acked)
         flush_s = time.perf_counter()
@@ -152,7 +167,8 @@ class Worker:
         flush_s = time.perf_counter() - flush_s
         counted = c.query(name, filter="", output_fields=["count(*)"], consistency_level="Strong")
         return {"insert_s": acked - started, "calls_s": calls, "prepare_s": prepare_s, "searchable_s": searchable,
-                "flush_s": flush_s, "count": int(counted[0]["count(*)"]), "server": child_processes()}
+                "flush_s": flush_s, "count": int(counted[0]["count(*)"]), "server": child_processes(),
+                "client_cpu_s": client_cpu, "server_cpu_s": server_cpu}
 
     def poll_levels(self, name: str, probe: list[float], want: int, levels: list[str], params: dict[str, Any],
                     field: str, since: float) -> dict[str, float | None]:
