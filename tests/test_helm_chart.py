@@ -99,6 +99,7 @@ VARIANTS = {
                    "--set-string", "node.extraEnv[0].value=30", "--set", "proxy.extraArgs={--request-timeout,10}",
                    "--set", "image.repository=registry.example/mishards", "--set", "image.tag=1.2.3",
                    "--set", "writer.nodeSelector.disk=ssd"],
+    "100m": ["-f", str(CHART / "values-100m.yaml")],  # docs/CAPACITY.md's plan
 }
 
 
