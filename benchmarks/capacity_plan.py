@@ -133,7 +133,8 @@ def plan(res: KindFigures, ins: InsertFigures | None, t: Target) -> Plan:
     writer = (res.base.rss + buffer + build_mem) / (1 - t.headroom)
     say(f"writer: idle {res.base.rss / MIB:.0f} MiB + insert_buffer_size {t.insert_buffer_gib:g} GiB x "
         f"{insert_peak:.2f} (measured peak per buffered byte) = {buffer / GIB:.1f} GiB + builds {t.builds_at_once} x "
-        f"{max(0.0, build_peak) / m:.0f} B/row x {s_rows:,} = {build_mem / GIB:.1f} GiB, / {1 - t.headroom:.2f} "
+        f"{max(0.0, build_peak) / m:.0f} B/row{'' if res.builder else ' (not measured)'} x {s_rows:,} = "
+        f"{build_mem / GIB:.1f} GiB, / {1 - t.headroom:.2f} "
         f"headroom = {writer / GIB:.1f} GiB")
     raw = n * row_bytes
     wal = ins.storage.get("wal", 0) / ins.rows * (t.dim / ins.dim) * s_rows if ins and ins.rows else 0.0
