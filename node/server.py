@@ -27,7 +27,7 @@ from node.presence import Presence
 from node.reader import Reader
 from node.service import MilvusService
 from node.settings import NodeSettings
-from node.workers import forward_handler, forwards, served_locally, watch_only
+from node.workers import forwards, served_locally, watch_only
 
 log = logging.getLogger(__name__)
 
@@ -210,7 +210,8 @@ class NodeServer:
         if self.engine.elects_writer and self.settings.election == "catalog":
             self._campaign_in_catalog()
         address = f"{self.settings.host}:{self.port}"
-        log.info("node (%s) serving MilvusService on %s, storage %s", self.settings.role, address,
+        worker = "" if self.spec is None else f", worker {self.spec.index} on {self.spec.addresses[self.spec.index]}"
+        log.info("node (%s%s) serving MilvusService on %s, storage %s", self.settings.role, worker, address,
                  self.settings.storage_path)
         if self.settings.ready_file:
             worker = {} if self.spec is None else {"worker": self.spec.index,
@@ -228,7 +229,7 @@ class NodeServer:
         snapshot caught up with the catalog) and forwards every other call to the primary."""
         if self.spec is None or not forwards(self.settings.role, self.spec):
             return milvus_handler(service, self.tracing, self.node_name)
-        from node.workers import PRIMARY_CHANNEL_OPTIONS, caught_up
+        from node.worker_forward import PRIMARY_CHANNEL_OPTIONS, caught_up, forward_handler
 
         self.primary = grpc.insecure_channel(self.spec.primary, options=PRIMARY_CHANNEL_OPTIONS)
         primary = self.primary

@@ -23,7 +23,8 @@ from coordinator.workers import (
 )
 from mishards.worker_channels import RoundRobin, parse_workers, spreads
 from node.settings import NodeSettings
-from node.workers import call_timeout, forwarded_metadata, served_locally, watch_only, workers_for
+from node.worker_forward import call_timeout, forwarded_metadata
+from node.workers import served_locally, watch_only, workers_for
 
 
 def test_worker_count_follows_the_setting_else_the_cpus_bounded_by_the_cgroup_quota() -> None:
