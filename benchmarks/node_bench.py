@@ -8,6 +8,8 @@ a) Insert: a fresh node per repeat, batches of ``--batch`` rows through ``Insert
 b) Exact search after ``Flush``: (i) nq=1, one call at a time: latency percentiles through gRPC and of
    the same ``IndexFlatL2`` search in this process; (ii) nq=100 batches, k=10: QPS both ways and the
    ratio. The node runs with ``--omp-threads 1`` and this process with ``faiss.omp_set_num_threads(1)``.
+   (iii) Right after ingest (``benchmarks.ingest_search``): after each repeat's inserts, ``Flush`` and search at
+   once, without waiting for merges, each nq=1 call paired with the same query in-process.
 c) A header with the machine, versions and the exact command; d) PASS / MISS against the targets.
 
 Every figure is the median over ``--repeats``; gRPC and in-process alternate which goes first. Only
@@ -40,6 +42,9 @@ import grpc
 import numpy as np
 
 from benchmarks.datasets import Dataset, load_sift_like, recall_at
+from benchmarks.ingest_search import TARGET_ADDED_P50_MS as TARGET_INGEST_ADDED_MS
+from benchmarks.ingest_search import IngestRound, search_after_ingest
+from benchmarks.ingest_search import report_lines as ingest_lines
 from milvus_wire import milvus_pb2
 from node.kernels import use_blas_from
 from tests.support.nodeproc import NodeProcess
@@ -432,8 +437,7 @@ def report_search(rounds: list[SearchRound], ds: Dataset, segments: int, count: 
     ratio = median(ratios)
     n_batched = len(batches(nq, BATCH_NQ))
     lines = [
-        f"-- b) exact search (FLAT, L2) after Flush: node holds {count} rows in {segments} segment(s); "
-        f"in-process faiss.IndexFlatL2 on the same rows",
+        f"  after Flush and the background merges: node holds {count} rows in {segments} segment(s)",
         f"  (i) nq=1, {nq} calls one at a time   p50 ms   p95 ms   p99 ms        QPS",
         f"      gRPC Search               {g50:9.3f} {g95:8.3f} {g99:8.3f} {fmt_rate(gqs):>10}",
         f"      in-process faiss          {l50:9.3f} {l95:8.3f} {l99:8.3f} {fmt_rate(lqs):>10}",
@@ -465,8 +469,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--queries", type=int, default=1_000, help="held-out queries (default 1000)")
     p.add_argument("--repeats", type=int, default=3, help="repetitions; medians are reported (default 3)")
     p.add_argument("--batch", type=int, default=10_000, help="rows per Insert call (default 10000)")
+    p.add_argument("--ingest-queries", type=int, default=300,
+                   help="nq=1 calls of (iii), right after each repeat's ingest (default 300)")
     args = p.parse_args(argv)
-    for name in ("rows", "dim", "queries", "repeats", "batch"):
+    for name in ("rows", "dim", "queries", "repeats", "batch", "ingest_queries"):
         if getattr(args, name) < 1:
             p.error(f"--{name} must be >= 1")
     return args
@@ -480,6 +486,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="node-bench-")))
         print("\n".join(header_lines(args, ds, root)), flush=True)
         # a) insert, a fresh node per repeat; the last one stays up for the searches.
+        index = faiss.IndexFlatL2(ds.dim)
+        index.add(ds.base)
+        use_blas_from(int(index.d))  # the node's rule, so that the baseline is like for like
+        single_q = [np.ascontiguousarray(ds.queries[i : i + 1]) for i in range(ds.queries.shape[0])]
+        singles = [search_request(q) for q in single_q]
+        fresh = min(args.ingest_queries, len(singles))
+        ingest: list[IngestRound] = []
         rep = InsertReport()
         node: NodeProcess | None = None
         for r in range(args.repeats):
@@ -489,9 +502,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             stack.callback(node.stop)
             create_collection(node, ds.dim)
             rep.runs.append(insert_once(node, ds, args.batch))
+            ingest.append(search_after_ingest(node.stub(), COLLECTION, index, singles[:fresh], single_q[:fresh], K))
         assert node is not None
         wire_costs(ds, args.batch, rep)
         lines, insert_rate = report_insert(rep, ds, args.batch)
+        print("\n".join(lines), flush=True)
+        lines, ingest_added = ingest_lines(ingest, ds.rows, args.batch)
+        print(f"-- b) exact search (FLAT, L2), {ds.rows} rows; in-process faiss.IndexFlatL2 on the same rows",
+              flush=True)
         print("\n".join(lines), flush=True)
 
         # b) search on the last node.
@@ -499,13 +517,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         stub = node.stub()
         check_status(stub.PreloadCollection(milvus_pb2.PreloadCollectionParam(collection_name=COLLECTION),
                                             timeout=CALL_TIMEOUT_S), "PreloadCollection")
-        index = faiss.IndexFlatL2(ds.dim)
-        index.add(ds.base)
-        single_q = [np.ascontiguousarray(ds.queries[i : i + 1]) for i in range(ds.queries.shape[0])]
         spans = batches(ds.queries.shape[0], BATCH_NQ)
         batched_q = [np.ascontiguousarray(ds.queries[a:b]) for a, b in spans]
-        use_blas_from(int(index.d))  # the node's rule, so that the baseline is like for like
-        singles = [search_request(q) for q in single_q]
         batched = [search_request(q) for q in batched_q]
         for i in range(min(WARMUP_SINGLE, len(singles))):
             check_status(stub.Search(singles[i], timeout=CALL_TIMEOUT_S).status, "Search")
@@ -539,6 +552,8 @@ def main(argv: Sequence[str] | None = None) -> int:
          ratio >= TARGET_BATCHED_RATIO),
         (f"nq=1 added latency at p50 <= {TARGET_ADDED_P50_MS:g} ms", f"{added_p50:.3f} ms",
          added_p50 <= TARGET_ADDED_P50_MS),
+        (f"right after ingest: nq=1 added p50 <= {TARGET_INGEST_ADDED_MS:g} ms", f"{ingest_added:.3f} ms",
+         ingest_added <= TARGET_INGEST_ADDED_MS),
     ]
     print(f"-- d) targets ({args.repeats} repeats, medians)")
     for label, value, ok in targets:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -35,6 +36,14 @@ def error_reply(reply_type: Any, err: MilvusError) -> Any:
 _DECODE_BLOCK_BYTES = 16 * 1024 * 1024
 
 
+@functools.lru_cache(maxsize=64)
+def _record_prefix(binary: bool, dimension: int) -> tuple[bytes, int, np.dtype[Any]]:
+    """The bytes before the payload of a canonical RowRecord, the payload's size and its dtype."""
+    if binary:
+        return b"\x12" + varint(dimension // 8), dimension // 8, np.dtype(np.uint8)
+    return b"\x0a" + varint(dimension * 4), dimension * 4, np.dtype("<f4")
+
+
 def _bulk_decode(raw: Sequence[bytes], coll: Collection) -> np.ndarray | None:
     """Decode raw RowRecord bytes in one numpy operation when every record has the canonical shape.
 
@@ -42,16 +51,16 @@ def _bulk_decode(raw: Sequence[bytes], coll: Collection) -> np.ndarray | None:
     packed) for float collections, ``binary_data`` (field 2) for binary ones. Anything else returns
     None and is decoded message by message.
     """
-    dtype: type[np.generic]
-    if coll.is_binary:
-        dtype, payload, tag = np.uint8, coll.dimension // 8, 0x12
-    else:
-        dtype, payload, tag = np.float32, coll.dimension * 4, 0x0A
-    prefix = bytes([tag]) + varint(payload)
+    prefix, payload, dtype = _record_prefix(coll.is_binary, coll.dimension)
     width = len(prefix) + payload
+    n = len(raw)
+    if n == 1:  # one query (nq=1 searches): no joined copy, no array comparison
+        only = raw[0]
+        if len(only) != width or not only.startswith(prefix):
+            return None
+        return np.frombuffer(only, dtype=dtype, offset=len(prefix)).reshape(1, -1).copy()
     if any(len(r) != width for r in raw):
         return None
-    n = len(raw)
     expected = np.frombuffer(prefix, dtype=np.uint8)
     out = np.empty((n, payload), dtype=np.uint8)
     # A block of records at a time: joining them all at once would hold a bytes object per record alive.

@@ -88,6 +88,10 @@ def flush_collection(engine: Engine, collection_id: int) -> None:
         engine.refresh()
         if engine.metrics is not None:
             engine.metrics.flush_seconds.observe(time.perf_counter() - started)
+        if added and engine.upkeep is not None and engine.auto_flush_interval > 0:
+            # Timed flushes write a small segment every interval: merge them now, not at the next pass (with
+            # timed flushes off, segments are merged at the regular pass, a second or so later).
+            engine.upkeep.wake(maintenance=True)
 
 
 def _write_buffered_rows(engine: Engine, coll: Collection, buf: MemBuffer, written: list[str]) -> list[NewSegment]:

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
+from types import MappingProxyType
 from typing import Any
 
 from coordinator.errors import IllegalArgument, IllegalDimension, IllegalIndexType
 from coordinator.model import IndexType, MetricType
-from coordinator.search_params import parse_extra_params, requested_metric
+from coordinator.search_params import KeyValue, parse_extra_params, requested_metric
 
-__all__ = ["SearchParams", "build_params", "index_type", "parse_extra_params", "search_params", "to_json",
-           "with_metric"]
+__all__ = ["SearchParams", "build_params", "index_type", "parse_extra_params", "search_params",
+           "search_settings", "to_json", "with_metric"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +137,36 @@ def search_params(kind: IndexType, params: Mapping[str, Any], topk: int) -> Sear
     if kind is IndexType.RNSG:
         return SearchParams(search_length=_int_param(params, SEARCH_LENGTH))
     return SearchParams()
+
+
+# Search params texts up to this long are parsed and validated once per (index type, text, topk) and remembered.
+CACHED_PARAMS_CHARS = 256
+
+
+class _Pair:
+    """The ``params`` entry of a request's extra_params (what :func:`parse_extra_params` reads)."""
+
+    __slots__ = ("key", "value")
+
+    def __init__(self, key: str, value: str) -> None:
+        self.key = key
+        self.value = value
+
+
+def search_settings(kind: IndexType, pairs: Iterable[KeyValue], topk: int) -> tuple[Mapping[str, Any], SearchParams]:
+    """A search's ``extra_params`` parsed (read-only) and validated against the index type, as
+    :func:`parse_extra_params` then :func:`search_params` do; short texts are remembered, so repeated searches with
+    the same params skip the JSON parse and the checks (errors are raised each time, never remembered)."""
+    text: str | None = next((p.value for p in pairs if p.key == "params"), None)
+    if text is not None and len(text) > CACHED_PARAMS_CHARS:
+        return _search_settings.__wrapped__(kind, text, topk)
+    return _search_settings(kind, text, topk)
+
+
+@functools.lru_cache(maxsize=1024)
+def _search_settings(kind: IndexType, text: str | None, topk: int) -> tuple[Mapping[str, Any], SearchParams]:
+    raw = parse_extra_params(() if text is None else (_Pair("params", text),), "search params")
+    return MappingProxyType(raw), search_params(kind, raw, topk)
 
 
 def to_json(params: Mapping[str, Any]) -> str:

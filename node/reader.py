@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -130,36 +131,47 @@ class Reader:
         return self.fold(segs, width, hib, lambda seg: self._search_one(coll, seg, queries, width, sp))
 
     def fold(self, segs: Sequence[Segment], width: int, hib: bool, search_one: Callable[[Segment], TopK]) -> TopK:
-        """The results ``search_one`` gives for each of ``segs`` (at most ``width`` wide), searched in the pool with
-        at most ``search_threads`` in flight and folded into one ``width``-wide accumulator as they arrive."""
-        todo = list(segs)
-        window = max(1, min(self.engine.settings.search_threads, len(todo)))
-        running: set[Future[TopK]] = set()
-        done: list[TopK] = []  # finished parts not folded yet (less than FOLD_BYTES of them)
-        acc: TopK | None = None
+        """The results ``search_one`` gives for each of ``segs`` (at most ``width`` wide), folded into one
+        ``width``-wide result.
 
-        def submit() -> None:
-            running.add(self.pool.submit(search_one, todo.pop()))
+        ``search_threads`` workers take segments from one queue until it is empty: the calling thread is one of
+        them and the pool runs the others, so a search costs ``search_threads - 1`` pool hops however many
+        segments it covers. Each worker folds its finished parts into its own accumulator once FOLD_BYTES of
+        them are there (so a search holds about one partial result per worker), and the workers' results are
+        merged at the end.
+        """
+        todo = deque(segs)
+        workers = max(1, min(self.engine.settings.search_threads, len(todo)))
 
-        try:
-            while todo and len(running) < window:
-                submit()
-            while running:
-                finished, _ = wait(running, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    running.discard(fut)
-                    done.append(fut.result())
+        def work() -> TopK | None:
+            acc: TopK | None = None
+            done: list[TopK] = []  # finished parts not folded yet (less than FOLD_BYTES of them)
+            while True:
+                try:
+                    seg = todo.popleft()
+                except IndexError:
+                    break
+                done.append(search_one(seg))
                 if sum(p.ids.nbytes + p.distances.nbytes for p in done) >= FOLD_BYTES:
                     acc = merge_rows(done if acc is None else [acc, *done], width, hib, out=acc)
                     done = []
-                while todo and len(running) < window:
-                    submit()
-        finally:
-            for fut in running:
+            if not done:
+                return acc
+            return merge_rows(done if acc is None else [acc, *done], width, hib, out=acc)
+
+        helpers = [self.pool.submit(work) for _ in range(workers - 1)]
+        try:
+            parts = [work()]
+        except BaseException:
+            todo.clear()  # the helpers stop after the segment they are searching
+            for fut in helpers:
                 fut.cancel()
-        if acc is None:
-            return merge_rows(done, width, hib)
-        return merge_rows([acc, *done], width, hib, out=acc) if done else acc
+            raise
+        for fut in helpers:
+            if not fut.cancel():  # a helper that never started has nothing to give
+                parts.append(fut.result())
+        found = [p for p in parts if p is not None]
+        return found[0] if len(found) == 1 else merge_rows(found, width, hib)
 
     def _search_one(self, coll: Collection, seg: Segment, queries: np.ndarray, width: int,
                     params: SearchParams) -> TopK:

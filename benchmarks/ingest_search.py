@@ -1,0 +1,120 @@
+"""(iii) of ``benchmarks.node_bench``: exact search right after ingest, before background merges are awaited.
+
+The rows were just inserted in ``--batch``-row calls at the node's default settings (timed flushes every second
+write a segment each time, and background merges combine them). The benchmark calls ``Flush`` and at once
+searches: nq=1 calls, each followed (or preceded, alternately) by the same query on an in-process
+``IndexFlatL2`` over the same rows, so that the load of the machine (and of the node's own merges) weighs on
+both sides alike. The segments the collection has are counted right after the ``Flush`` and after the last
+search.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import faiss
+import numpy as np
+
+from milvus_wire import milvus_pb2
+
+CALL_TIMEOUT_S = 120.0
+TARGET_ADDED_P50_MS = 1.0  # nq=1 p50 through gRPC minus in-process, right after ingest
+
+
+@dataclass(frozen=True)
+class IngestRound:
+    segments_at_flush: int
+    segments_after: int
+    grpc_lat: np.ndarray  # seconds per nq=1 Search call
+    local_lat: np.ndarray  # seconds per in-process search of the same query
+    ping_lat: np.ndarray  # seconds per HasCollection call (the gRPC floor)
+    flush_s: float
+
+    @property
+    def added_p50_ms(self) -> float:
+        return float(np.median(self.grpc_lat) - np.median(self.local_lat)) * 1e3
+
+
+def segment_count(stub: Any, collection: str) -> int:
+    reply = stub.ShowCollectionInfo(milvus_pb2.CollectionName(collection_name=collection), timeout=CALL_TIMEOUT_S)
+    if reply.status.error_code != 0:
+        raise RuntimeError(f"ShowCollectionInfo failed: {reply.status.reason}")
+    info = json.loads(reply.json_info)
+    return sum(len(p.get("segments") or []) for p in info.get("partitions", []))
+
+
+def search_after_ingest(stub: Any, collection: str, index: faiss.Index, singles: Sequence[Any],
+                        single_q: Sequence[np.ndarray], k: int) -> IngestRound:
+    """Flush, then at once ``len(singles)`` nq=1 searches through gRPC, interleaved with the in-process ones."""
+    started = time.perf_counter()
+    status = stub.Flush(milvus_pb2.FlushParam(collection_name_array=[collection]), timeout=CALL_TIMEOUT_S)
+    flush_s = time.perf_counter() - started
+    if status.error_code != 0:
+        raise RuntimeError(f"Flush failed: {status.reason}")
+    at_flush = segment_count(stub, collection)
+    n = len(singles)
+    grpc_lat = np.empty(n)
+    local_lat = np.empty(n)
+
+    def remote(i: int) -> None:
+        t0 = time.perf_counter()
+        reply = stub.Search(singles[i], timeout=CALL_TIMEOUT_S)
+        grpc_lat[i] = time.perf_counter() - t0
+        if reply.status.error_code != 0:
+            raise RuntimeError(f"Search failed: {reply.status.reason}")
+
+    def local(i: int) -> None:
+        t0 = time.perf_counter()
+        index.search(single_q[i], k)
+        local_lat[i] = time.perf_counter() - t0
+
+    for i in range(n):
+        first, second = (remote, local) if i % 2 == 0 else (local, remote)
+        first(i)
+        second(i)
+    after = segment_count(stub, collection)
+    ping = milvus_pb2.CollectionName(collection_name=collection)
+    ping_lat = np.empty(n)
+    for i in range(n):
+        t0 = time.perf_counter()
+        stub.HasCollection(ping, timeout=CALL_TIMEOUT_S)
+        ping_lat[i] = time.perf_counter() - t0
+    return IngestRound(at_flush, after, grpc_lat, local_lat, ping_lat, flush_s)
+
+
+def report_lines(rounds: Sequence[IngestRound], rows: int, batch: int) -> tuple[list[str], float]:
+    """The (iii) lines and the median of the per-repeat added p50 (ms)."""
+
+    def p(values: np.ndarray) -> tuple[float, float, float]:
+        a, b, c = np.percentile(values * 1e3, [50, 95, 99])
+        return float(a), float(b), float(c)
+
+    def med(values: Sequence[float]) -> float:
+        return float(np.median(values))
+
+    g = [p(r.grpc_lat) for r in rounds]
+    loc = [p(r.local_lat) for r in rounds]
+    pings = [p(r.ping_lat) for r in rounds]
+    g50, g95, g99 = (med([x[i] for x in g]) for i in range(3))
+    l50, l95, l99 = (med([x[i] for x in loc]) for i in range(3))
+    f50 = med([x[0] for x in pings])
+    added = [r.added_p50_ms for r in rounds]
+    beyond = [a - x[0] for a, x in zip(added, pings, strict=True)]
+    segs = " / ".join(f"{r.segments_at_flush} -> {r.segments_after}" for r in rounds)
+    n = rounds[0].grpc_lat.shape[0]
+    lines = [
+        f"  (iii) right after ingest: {rows} rows in Insert calls of {batch} at default auto flush (1 s), Flush "
+        f"({med([r.flush_s for r in rounds]) * 1e3:.0f} ms), then at once {n} nq=1 calls, each paired with the same "
+        "query in-process",
+        f"      segments right after Flush -> after the last search, per repeat: {segs}",
+        f"      gRPC Search               {g50:9.3f} {g95:8.3f} {g99:8.3f}",
+        f"      in-process faiss          {l50:9.3f} {l95:8.3f} {l99:8.3f}",
+        f"      added latency             {g50 - l50:+9.3f} {g95 - l95:+8.3f} {g99 - l99:+8.3f}   "
+        f"[p50 per repeat: {' / '.join(f'{a:+.3f}' for a in added)} ms]",
+        f"      HasCollection round trip  {f50:9.3f}   (added p50 beyond it: {med(beyond):+.3f} ms)",
+    ]
+    return lines, med(added)
