@@ -3,9 +3,10 @@
 A node with several workers answers ``Cmd("mishards_workers")`` with each worker's own address. The proxy asks
 every node once (in the background, at its first use; again after a worker address stops answering), and its
 channel to the node, :class:`SpreadChannel`, sends each search call to the next worker in turn (round robin)
-over a channel of that worker's own; every other call, and every call while the workers are not known (an
-older node, a single-process one), goes to the node's main address. Failure handling (hedging, failover,
-suspects) stays per node: the fan-out sees one node, whichever worker answered.
+over a channel of that worker's own (at the host the proxy reaches the node at, on the worker's port); every
+other call, and every call while the workers are not known (an older node, a single-process one), goes to the
+node's main address. Failure handling (hedging, failover, suspects) stays per node: the fan-out sees one node,
+whichever worker answered.
 """
 
 from __future__ import annotations
@@ -33,8 +34,9 @@ RETRY_SECONDS = 5.0  # a node that did not answer the question is asked again af
 
 
 def parse_workers(status_code: int, reply: str, main: str) -> tuple[str, ...]:
-    """The worker addresses a node's answer names; ``(main,)`` when it names none (an error status, an
-    older node's "Unknown command", a malformed answer)."""
+    """Where the proxy reaches each worker a node's answer names: the host it reaches the node at (``main``;
+    every worker listens on the node's host) and the worker's own port. ``(main,)`` when the answer names
+    none (an error status, an older node's "Unknown command", a malformed answer)."""
     if status_code != 0:
         return (main,)
     try:
@@ -43,7 +45,11 @@ def parse_workers(status_code: int, reply: str, main: str) -> tuple[str, ...]:
         return (main,)
     if not isinstance(found, list) or not found or not all(isinstance(a, str) and a for a in found):
         return (main,)
-    return tuple(found)
+    host = main.rpartition(":")[0]
+    ports = [a.rpartition(":")[2] for a in found]
+    if not all(port.isdigit() for port in ports):
+        return (main,)
+    return tuple(f"{host}:{port}" for port in ports)
 
 
 def spreads(method: str, workers: tuple[str, ...]) -> bool:

@@ -102,6 +102,10 @@ def test_a_forwarded_call_keeps_the_callers_metadata_and_deadline() -> None:
 
 def test_a_proxy_spreads_searches_over_the_workers_a_node_names() -> None:
     assert parse_workers(0, json.dumps({"workers": ["a:1", "a:2"]}), "a:0") == ("a:1", "a:2")
+    # reached at the host the proxy uses for the node (a node advertising loopback is still reachable)
+    assert parse_workers(0, json.dumps({"workers": ["127.0.0.1:1", "127.0.0.1:2"]}), "10.0.0.5:0") == (
+        "10.0.0.5:1", "10.0.0.5:2")
+    assert parse_workers(0, json.dumps({"workers": ["a:x"]}), "a:0") == ("a:0",)
     assert parse_workers(0, "Unknown command", "a:0") == ("a:0",)  # an older node
     assert parse_workers(0, json.dumps({"workers": []}), "a:0") == ("a:0",)
     assert parse_workers(1, "", "a:0") == ("a:0",)
