@@ -219,21 +219,22 @@ def pids_of(proc: NodeProcess | ProxyProcess) -> list[int]:
     return [proc.proc.pid, *(int(p) for p in ready_info(proc).get("worker_pids", []))]
 
 
-def rss_mb(pids: Sequence[int]) -> tuple[float, float]:
-    """(RssAnon, RssFile) of ``pids`` summed, in MB (file pages are shared between workers in the page cache)."""
-    anon = file = 0
+def memory_text(pids: Sequence[int]) -> str:
+    """Proportional memory of ``pids`` summed (``/proc/PID/smaps_rollup``: pages shared between processes, such
+    as the page cache of mmapped segment and index files, are split among them), in MB."""
+    totals = {"Pss": 0, "Pss_Anon": 0, "Pss_File": 0, "Rss": 0}
     for pid in pids:
         try:
-            text = Path(f"/proc/{pid}/status").read_text()
+            text = Path(f"/proc/{pid}/smaps_rollup").read_text()
         except OSError:
             continue
         for line in text.splitlines():
             key, _, value = line.partition(":")
-            if key == "RssAnon":
-                anon += int(value.split()[0])
-            elif key == "RssFile":
-                file += int(value.split()[0])
-    return anon / 1024, file / 1024
+            if key in totals:
+                totals[key] += int(value.split()[0])
+    mb = {key: kb / 1024 for key, kb in totals.items()}
+    return (f"PSS {mb['Pss']:.0f} MB (anonymous {mb['Pss_Anon']:.0f}, file {mb['Pss_File']:.0f}), "
+            f"RSS {mb['Rss']:.0f} MB, over {len(pids)} processes")
 
 
 def measure_all(address: str, ds: Dataset, pids: Sequence[int],
@@ -250,8 +251,7 @@ def node_round(root: Path, ds: Dataset, workers: int, args: argparse.Namespace) 
     try:
         pids = pids_of(node)
         loads = measure_all(node.address, ds, pids, args)
-        anon, file = rss_mb(pids)
-        return loads, f"RssAnon {anon:.0f} MB, RssFile {file:.0f} MB over {len(pids)} processes"
+        return loads, memory_text(pids)
     finally:
         node.stop()
 
@@ -284,8 +284,7 @@ def cluster_round(root: Path, ds: Dataset, readers: int, workers: int,
                       "Preload")
         pids = [pid for proc in everything[1:] for pid in pids_of(proc)]
         loads = measure_all(proxy.address, ds, pids, args)
-        anon, file = rss_mb([pid for node in nodes for pid in pids_of(node)])
-        return loads, f"read nodes: RssAnon {anon:.0f} MB, RssFile {file:.0f} MB"
+        return loads, "read nodes: " + memory_text([pid for node in nodes for pid in pids_of(node)])
     finally:
         for proc in reversed(started):
             proc.stop()
