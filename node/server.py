@@ -210,8 +210,8 @@ class NodeServer:
         if self.engine.elects_writer and self.settings.election == "catalog":
             self._campaign_in_catalog()
         address = f"{self.settings.host}:{self.port}"
-        worker = "" if self.spec is None else f", worker {self.spec.index} on {self.spec.addresses[self.spec.index]}"
-        log.info("node (%s%s) serving MilvusService on %s, storage %s", self.settings.role, worker, address,
+        named = "" if self.spec is None else f", worker {self.spec.index} on {self.spec.addresses[self.spec.index]}"
+        log.info("node (%s%s) serving MilvusService on %s, storage %s", self.settings.role, named, address,
                  self.settings.storage_path)
         if self.settings.ready_file:
             worker = {} if self.spec is None else {"worker": self.spec.index,
