@@ -17,13 +17,15 @@ b) Search, per search-parameter point: recall@10 against the exact ground truth 
 c) A header with the machine, versions and the exact command; a final table; d) PASS / MISS lines
    for IVF_FLAT and HNSW against the targets (a benchmark: nothing here is an assertion).
 
-Every figure is the median over ``--repeats``; gRPC and in-process alternate which goes first. Only
+Every figure is the median over ``--repeats``; each gRPC call runs back to back with the same search in-process
+(which goes first alternates), so that other work on the machine weighs on both sides alike. Only
 loopback is used, every loop is bounded in count and time, and the node is stopped by its process id.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.metadata
 import json
 import math
@@ -422,18 +424,33 @@ def local_batched(search: Callable[[np.ndarray], Any], queries: Sequence[np.ndar
     return done / (time.perf_counter() - started)
 
 
-def grpc_side(stub: Any, singles: Sequence[Any], batched: Sequence[Any], sizes: Sequence[int],
-              keep_single: list[Any] | None, keep_batch: list[Any] | None) -> tuple[np.ndarray, float, float]:
-    """nq=1 latencies and QPS, then nq=100 QPS, through gRPC."""
-    lat, qps = grpc_serial(stub, singles, keep_single)
-    return lat, qps, grpc_batched(stub, batched, sizes, keep_batch)
+def paired(calls: Sequence[tuple[Callable[[], Any], Callable[[], Any]]], keep_grpc: list[Any] | None,
+           keep_local: list[Any] | None) -> tuple[np.ndarray, np.ndarray]:
+    """Seconds of each gRPC call and of its in-process twin, run back to back (which goes first alternates), so
+    that bursts of other work on the machine weigh on both sides alike. Stops after LOOP_CAP_S of gRPC time."""
+    grpc_s: list[float] = []
+    local_s: list[float] = []
+    for i, (remote, local) in enumerate(calls):
+        order = ((remote, grpc_s, keep_grpc), (local, local_s, keep_local))
+        for fn, times, keep in order if i % 2 == 0 else order[::-1]:
+            t0 = time.perf_counter()
+            out = fn()
+            times.append(time.perf_counter() - t0)
+            if keep is not None:
+                keep.append(out)
+        if sum(grpc_s) > LOOP_CAP_S and keep_grpc is None:
+            break
+    return np.asarray(grpc_s), np.asarray(local_s)
 
 
-def local_side(search: Callable[[np.ndarray], Any], single_q: Sequence[np.ndarray], batched_q: Sequence[np.ndarray],
-               keep_single: list[Any] | None, keep_batch: list[Any] | None) -> tuple[np.ndarray, float, float]:
-    """nq=1 latencies and QPS, then nq=100 QPS, in this process."""
-    lat, qps = local_serial(search, single_q, keep_single)
-    return lat, qps, local_batched(search, batched_q, keep_batch)
+def search_call(stub: Any, req: Any) -> Callable[[], Any]:
+    def call() -> Any:
+        reply = stub.Search(req, timeout=CALL_TIMEOUT_S)
+        if reply.status.error_code:
+            check_status(reply.status, "Search")
+        return reply
+
+    return call
 
 
 # -- one kind --------------------------------------------------------------------------------------
@@ -510,18 +527,21 @@ def search_point(stub: Any, index: SegmentIndex, live: LiveMask, order: np.ndarr
         offs = np.concatenate([np.asarray(r.ids) for r in results])
         return np.where(offs >= 0, order[np.maximum(offs, 0)], -1)
 
+    single_calls = [(search_call(stub, req), functools.partial(search, q)) for req, q in zip(singles, single_q,
+                                                                                            strict=True)]
+    batch_calls = [(search_call(stub, req), functools.partial(search, q)) for req, q in zip(batched, batched_q,
+                                                                                           strict=True)]
     for r in range(repeats):
         first = r == 0
         g_single: list[Any] | None = [] if first else None
         l_single: list[Any] | None = [] if first else None
         g_batch: list[Any] | None = [] if first else None
         l_batch: list[Any] | None = [] if first else None
-        if r % 2 == 0:
-            g = grpc_side(stub, singles, batched, sizes, g_single, g_batch)
-            loc = local_side(search, single_q, batched_q, l_single, l_batch)
-        else:
-            loc = local_side(search, single_q, batched_q, l_single, l_batch)
-            g = grpc_side(stub, singles, batched, sizes, g_single, g_batch)
+        g_lat, l_lat = paired(single_calls, g_single, l_single)
+        g_bat, l_bat = paired(batch_calls, g_batch, l_batch)
+        done = sum(sizes[: g_bat.shape[0]])
+        g = (g_lat, g_lat.shape[0] / g_lat.sum(), done / g_bat.sum())
+        loc = (l_lat, l_lat.shape[0] / l_lat.sum(), done / l_bat.sum())
         pings = np.empty(len(single_q))
         for i in range(pings.shape[0]):
             t0 = time.perf_counter()
