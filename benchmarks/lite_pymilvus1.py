@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.lite_worker import protobuf_backend, serve_stdio, timed_searches
+from benchmarks.lite_worker import Dispatcher, protobuf_backend, serve_stdio, timed_searches
 
 CALL_TIMEOUT_S = 120.0
 
@@ -29,24 +29,17 @@ def check(status: Any, what: str) -> None:
         raise RuntimeError(f"{what}: {status}")
 
 
-class Pymilvus1Worker:
+class Pymilvus1Worker(Dispatcher):
+    OPS = ("open", "insert", "search", "close")
+
     def __init__(self) -> None:
         self.milvus: Any = None
         self.client: Any = None
 
-    def handle(self, req: dict[str, Any]) -> dict[str, Any]:
-        op = req["op"]
-        if op == "open":
-            self.milvus = importlib.import_module("milvus")
-            self.client = self.milvus.Milvus(host=req["host"], port=str(req["port"]))
-            return {"pymilvus": importlib.metadata.version("pymilvus"), "protobuf": protobuf_backend()}
-        if op == "insert":
-            return self.insert(req)
-        if op == "search":
-            return self.search(req)
-        if op == "close":
-            return self.close()
-        raise ValueError(f"unknown op {op!r}")
+    def open(self, req: dict[str, Any]) -> dict[str, Any]:
+        self.milvus = importlib.import_module("milvus")
+        self.client = self.milvus.Milvus(host=req["host"], port=str(req["port"]))
+        return {"pymilvus": importlib.metadata.version("pymilvus"), "protobuf": protobuf_backend()}
 
     def insert(self, req: dict[str, Any]) -> dict[str, Any]:
         c, name = self.client, req["collection"]
@@ -75,7 +68,7 @@ class Pymilvus1Worker:
 
         return timed_searches(run, req)
 
-    def close(self) -> dict[str, Any]:
+    def close(self, req: dict[str, Any] | None = None) -> dict[str, Any]:
         if self.client is not None:
             self.client.close()
             self.client = None

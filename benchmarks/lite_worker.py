@@ -100,26 +100,25 @@ def timed_searches(run: Callable[[list[list[float]]], list[list[int]]], req: dic
     return {"lat_s": lat, "serial_qps": serial_qps, "batched_qps": batched_qps, "ids": ids}
 
 
-class Worker:
-    def __init__(self) -> None:
-        self.client: Any = None
-        self.pymilvus: Any = None
+class Dispatcher:
+    """Answers a request by calling the method its ``op`` names, one of :attr:`OPS`."""
+
+    OPS: tuple[str, ...] = ()
 
     def handle(self, req: dict[str, Any]) -> dict[str, Any]:
         op = req["op"]
-        if op == "open":
-            return self.open(req)
-        if op == "load":
-            return self.load(req)
-        if op == "build":
-            return self.build(req)
-        if op == "search":
-            return self.search(req)
-        if op == "levels":
-            return self.levels(req)
-        if op == "close":
-            return self.close()
-        raise ValueError(f"unknown op {op!r}")
+        if op not in self.OPS:
+            raise ValueError(f"unknown op {op!r}")
+        method: Callable[[dict[str, Any]], dict[str, Any]] = getattr(self, op)
+        return method(req)
+
+
+class Worker(Dispatcher):
+    OPS = ("open", "load", "build", "search", "levels", "close")
+
+    def __init__(self) -> None:
+        self.client: Any = None
+        self.pymilvus: Any = None
 
     def open(self, req: dict[str, Any]) -> dict[str, Any]:
         self.pymilvus = importlib.import_module("pymilvus")
@@ -222,7 +221,7 @@ class Worker:
                 lat[lv].append(time.perf_counter() - t0)
         return {"lat_s": lat}
 
-    def close(self) -> dict[str, Any]:
+    def close(self, req: dict[str, Any] | None = None) -> dict[str, Any]:
         if self.client is not None:
             self.client.close()
             self.client = None
@@ -232,7 +231,7 @@ class Worker:
 class Handler(Protocol):
     def handle(self, req: dict[str, Any]) -> dict[str, Any]: ...
 
-    def close(self) -> dict[str, Any]: ...
+    def close(self, req: dict[str, Any] | None = None) -> dict[str, Any]: ...
 
 
 def serve(requests: TextIO, replies: TextIO, worker: Handler) -> None:
