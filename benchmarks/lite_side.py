@@ -35,6 +35,7 @@ from benchmarks.lite_plan import (
     batches,
     lite_search_params,
 )
+from tests.support.waiting import log_tail
 
 log = logging.getLogger(__name__)
 
@@ -86,11 +87,8 @@ class WorkerProcess:
                 self.server_pids.append(int(proc["pid"]))
         return reply
 
-    def log_tail(self, lines: int = 20) -> str:
-        try:
-            return "\n".join((self.workdir / "worker.log").read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
+    def log_tail(self) -> str:
+        return log_tail(self.workdir / "worker.log", 20)
 
     def stop(self) -> None:
         """Ask the worker to close; then wait for it and its server, killing by pid what outlives the wait."""
