@@ -4,6 +4,7 @@ of timed flushes merged right after the flush."""
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -191,6 +192,10 @@ def test_one_malformed_query_gets_the_same_errors() -> None:
         convert.vectors([b"\x0a\xff"], coll)
 
 
+def _flushed_at_least(svc: MilvusService, coll_id: int, rows_count: int) -> bool:
+    return sum(g.row_count for g in svc.engine.snapshot().segments_of(coll_id)) >= rows_count
+
+
 def test_small_segments_of_timed_flushes_are_merged(tmp_path: Path) -> None:
     svc, close = _service(tmp_path, 2, auto_flush=0.2)
     try:
@@ -206,9 +211,8 @@ def test_small_segments_of_timed_flushes_are_merged(tmp_path: Path) -> None:
                                              row_id_array=ids[start:start + 100].tolist())
             svc.Insert(request, None)
             # each batch waits for its timed flush: one small segment per batch (until merged)
-            flushed = start + 100
-            poll_for(lambda: sum(g.row_count for g in svc.engine.snapshot().segments_of(coll_id)) >= flushed,
-                     timeout=30, what="the timed flush")
+            poll_for(functools.partial(_flushed_at_least, svc, coll_id, start + 100), timeout=30,
+                     what="the timed flush")
         poll_for(lambda: len(svc.engine.snapshot().segments_of(coll_id)) == 1, timeout=30, what="one merged segment")
         queries = x[:4] + 0.001
         status, got_ids, got_dist = _search(svc, queries, 10)
