@@ -45,29 +45,22 @@ import numpy as np
 
 from benchmarks.datasets import Dataset, load_sift_like
 from benchmarks.node_bench import lscpu, protobuf_text, row_records
+from benchmarks.proxy_bench import INSERT_BATCH, NODE_ENV, READER_ARGS, TIMEOUT_S, K, check
 from milvus_wire import milvus_pb2, milvus_pb2_grpc
 from tests.support.nodeproc import CHANNEL_OPTIONS, NodeProcess
 from tests.support.proxyproc import ProxyProcess
 from tests.support.waiting import free_port
 
-K = 10
 SEGMENTS = 4
 NLIST = 512
 NPROBE = 16
-INSERT_BATCH = 10_000
-SERVER_ARGS = ("--omp-threads", "1", "--search-threads", "1")
-SERVER_ENV = {"OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
-TIMEOUT_S = 120.0
+SERVER_ARGS = READER_ARGS  # one faiss thread per process
+SERVER_ENV = NODE_ENV
 WARMUP_S = 1.5
 CHECK_EVERY = 20  # a client parses one reply in this many (the status must be OK)
 TARGET_RATIO = 1.5
 SEARCH = "/milvus.grpc.MilvusService/Search"
 CASES = (("FLAT", "sat_flat", 1), ("FLAT", "sat_flat", 10), ("IVF_FLAT", "sat_ivf", 1), ("IVF_FLAT", "sat_ivf", 10))
-
-
-def check(status: Any, what: str) -> None:
-    if status.error_code != 0:
-        raise RuntimeError(f"{what} failed: error_code {status.error_code}: {status.reason}")
 
 
 # -- data ------------------------------------------------------------------------------------------
