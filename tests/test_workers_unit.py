@@ -4,6 +4,7 @@ calls a secondary serves or forwards, which channel a proxy's call takes, how wo
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -21,7 +22,16 @@ from coordinator.workers import (
     take_spec,
     worker_count,
 )
-from mishards.worker_channels import RoundRobin, parse_workers, spreads
+from milvus_wire import milvus_pb2
+from mishards.worker_channels import (
+    RETRY_SECONDS,
+    SERVICE,
+    RoundRobin,
+    SpreadChannel,
+    WorkerDirectory,
+    parse_workers,
+    spreads,
+)
 from node.settings import NodeSettings
 from node.worker_forward import call_timeout, forwarded_metadata
 from node.workers import served_locally, watch_only, workers_for
@@ -127,3 +137,72 @@ def test_worker_pages_merge_into_one_family_per_metric_with_a_worker_label() -> 
     assert set(by_name) == {"x", "y"}
     assert sorted((s.labels["worker"], s.value) for s in by_name["x"].samples) == [("0", 3.0), ("1", 4.0)]
     assert [s.labels for s in by_name["y"].samples] == [{"worker": "0"}]
+
+
+class _Answered:
+    """A finished call's future (what ``WorkerDirectory`` reads), or a failed one."""
+
+    def __init__(self, reply: bytes | None) -> None:
+        self.reply = reply
+
+    def cancelled(self) -> bool:
+        return False
+
+    def exception(self) -> BaseException | None:
+        return None if self.reply is not None else RuntimeError("unreachable")
+
+    def result(self) -> bytes:
+        assert self.reply is not None
+        return self.reply
+
+    def add_done_callback(self, fn: Any) -> None:
+        fn(self)
+
+
+class _Channel:
+    """Records the methods asked of it; ``Cmd`` answers ``workers`` (None: the call fails)."""
+
+    def __init__(self, name: str, workers: list[str] | None = None) -> None:
+        self.name = name
+        self.workers = workers
+        self.asked: list[str] = []
+
+    def unary_unary(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        self.asked.append(method)
+        channel = self
+
+        class Call:
+            def future(self, request: bytes, timeout: float | None = None) -> _Answered:
+                if channel.workers is None:
+                    return _Answered(None)
+                reply = milvus_pb2.StringReply(string_reply=json.dumps({"workers": channel.workers}))
+                return _Answered(reply.SerializeToString())
+
+            def __call__(self, request: bytes, **kwargs: Any) -> str:
+                return channel.name
+
+        return Call()
+
+
+def test_the_directory_asks_once_again_after_a_failure_and_after_forget() -> None:
+    now = [0.0]
+    main = _Channel("main", None)
+    directory = WorkerDirectory(lambda _address: main, clock=lambda: now[0])
+    assert directory.workers("n:1") == () and main.asked == [SERVICE + "Cmd"]
+    assert directory.workers("n:1") == () and len(main.asked) == 1  # not asked again at once
+    now[0] += RETRY_SECONDS
+    main.workers = ["n:7", "n:8"]
+    assert directory.workers("n:1") == () and len(main.asked) == 2  # asked again; the answer is now known
+    assert directory.workers("n:1") == ("n:7", "n:8")
+    directory.forget("n:1")
+    assert directory.workers("n:1") == () and len(main.asked) == 3
+
+
+def test_a_spread_channel_sends_searches_round_robin_to_workers_and_the_rest_to_the_node() -> None:
+    channels = {"n:1": _Channel("main", ["n:7", "n:8"]), "n:7": _Channel("w0"), "n:8": _Channel("w1")}
+    directory = WorkerDirectory(lambda a: channels[a])
+    spread = SpreadChannel("n:1", channels["n:1"], directory, lambda a: channels[a])
+    search = SERVICE + "SearchInFiles"
+    assert spread.unary_unary(search)(b"") == "main"  # workers not known yet: the node's address
+    assert [spread.unary_unary(search)(b"") for _ in range(4)] == ["w0", "w1", "w0", "w1"]
+    assert spread.unary_unary(SERVICE + "Insert")(b"") == "main"
