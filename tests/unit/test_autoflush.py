@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from node.autoflush import READ_ALLOWANCE, flush_due, flush_lead
+from node.autoflush import READ_ALLOWANCE, Upkeep, flush_due, flush_lead
 from node.wal import DeleteRecord, InsertRecord
 from node.write_buffers import WriteBuffers
 
@@ -69,3 +69,26 @@ def test_the_oldest_record_time_starts_with_an_empty_buffer_and_ends_with_its_fl
     bufs.done_flushing(7)
     bufs.done_flushing(8)
     assert bufs.oldest_at() is None and bufs.oldest_lsn(next_lsn=9) == 9
+
+
+class Engine:
+    """What the flush schedule reads of an engine: its buffers and the interval."""
+
+    def __init__(self, buffers: WriteBuffers, interval: float) -> None:
+        self.write_buffers = buffers
+        self.auto_flush_interval = interval
+
+
+def test_the_next_flush_is_due_an_interval_after_the_oldest_record_less_what_flushes_cost() -> None:
+    clock = Clock()
+    engine = Engine(WriteBuffers(clock), 1.0)
+    upkeep = Upkeep(engine, clock)  # type: ignore[arg-type]  # threads not started
+    assert upkeep.next_flush() is None
+    engine.write_buffers.apply(1, _insert(7, 1))
+    clock.now = 10.7
+    engine.write_buffers.apply(2, _insert(9, 1))
+    assert upkeep.next_flush() == pytest.approx(11.0 - READ_ALLOWANCE)
+    upkeep.costs.extend([0.08, 0.2, 0.05])
+    assert upkeep.next_flush() == pytest.approx(11.0 - 0.2 * 1.25 - READ_ALLOWANCE)
+    engine.auto_flush_interval = 0.0
+    assert upkeep.next_flush() is None
