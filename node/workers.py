@@ -9,6 +9,8 @@
   catches up with the catalog revision, so it sees everything a Flush acknowledged before the search started
   and every DDL at once.
 - role ``rw``: one process (the writer's log and lease are one process's).
+
+The admission budget (``request_memory``) is the node's: each worker gets its share.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+from coordinator.limits import memory_limit
 from coordinator.worker_pool import PoolConfig, serve_workers, strip_flags
 from coordinator.workers import SPEC_FLAG, WorkerSpec, usable_workers
 from node.settings import NodeSettings
@@ -48,6 +51,12 @@ def workers_for(settings: NodeSettings) -> int:
     return usable_workers(settings.workers)
 
 
+def worker_request_memory(settings: NodeSettings, machine_memory: int, count: int) -> int:
+    """Each worker's admission budget: the node's (``request_memory``, else a quarter of the machine's memory)
+    shared among its ``count`` workers (at least 64 MB each)."""
+    return max(64 << 20, settings.request_memory_bytes(machine_memory) // count)
+
+
 def run(settings: NodeSettings, spec: WorkerSpec | None, argv: Sequence[str]) -> None:
     """Serve: one process, or (``workers`` > 1, not a worker itself) the parent of the workers."""
     from node.server import NodeServer
@@ -56,8 +65,9 @@ def run(settings: NodeSettings, spec: WorkerSpec | None, argv: Sequence[str]) ->
     if count == 1:
         NodeServer(settings, spec).serve_forever()
         return
+    budget = ["--request-memory", f"{worker_request_memory(settings, memory_limit(), count)}B"]
     serve_workers(PoolConfig(
-        prog="mishards node", module="node", argv=strip_flags(argv, ("--ready-file", SPEC_FLAG)),
+        prog="mishards node", module="node", argv=(*strip_flags(argv, ("--ready-file", SPEC_FLAG)), *budget),
         host=settings.host, advertise=settings.advertise, port=settings.port, count=count,
         metrics_port=settings.metrics_port, http_port=settings.rest_port, http_shared=False,
         ready_file=settings.ready_file))

@@ -34,7 +34,7 @@ from mishards.worker_channels import (
 )
 from node.settings import NodeSettings
 from node.worker_forward import call_timeout, forwarded_metadata
-from node.workers import served_locally, watch_only, workers_for
+from node.workers import served_locally, watch_only, worker_request_memory, workers_for
 
 
 def test_worker_count_follows_the_setting_else_the_cpus_bounded_by_the_cgroup_quota() -> None:
@@ -62,6 +62,12 @@ def test_a_writer_runs_as_one_process() -> None:
     assert workers_for(NodeSettings(role="ro", workers=3)) == 3
     with pytest.raises(ValueError, match="workers"):
         NodeSettings(workers=-1)
+
+
+def test_the_admission_budget_is_the_nodes_shared_among_its_workers() -> None:
+    assert worker_request_memory(NodeSettings(), 8 << 30, 2) == 1 << 30  # a quarter of 8 GB, halved
+    assert worker_request_memory(NodeSettings(request_memory="4GB"), 8 << 30, 4) == 1 << 30
+    assert worker_request_memory(NodeSettings(request_memory="256MB"), 8 << 30, 16) == 64 << 20
 
 
 def test_each_worker_is_told_its_place_and_the_primary_is_reached_on_loopback() -> None:
