@@ -66,10 +66,15 @@ def _assert_everywhere(cluster: LocalCluster, name: str, base: np.ndarray, ids: 
         assert_search_exact(got_ids, got_dist, base, ids, queries, K, L2)
 
 
-def test_rows_flushed_through_the_proxy_are_found_at_once_on_every_read_node(cluster: LocalCluster) -> None:
+def _collection(cluster: LocalCluster, name: str) -> Any:
     stub = cluster.stub()
-    name = "flushed_everywhere"
     ok(create(stub, name, DIM, L2))
+    return stub
+
+
+def test_rows_flushed_through_the_proxy_are_found_at_once_on_every_read_node(cluster: LocalCluster) -> None:
+    name = "flushed_everywhere"
+    stub = _collection(cluster, name)
     rng = np.random.default_rng(5)
     base = np.zeros((0, DIM), dtype=np.float32)
     ids = np.zeros(0, dtype=np.int64)
@@ -84,9 +89,8 @@ def test_rows_flushed_through_the_proxy_are_found_at_once_on_every_read_node(clu
 
 
 def test_deletes_flushed_through_the_proxy_are_gone_at_once_on_every_read_node(cluster: LocalCluster) -> None:
-    stub = cluster.stub()
     name = "deleted_everywhere"
-    ok(create(stub, name, DIM, L2))
+    stub = _collection(cluster, name)
     rng = np.random.default_rng(6)
     base = rng.standard_normal((60, DIM), dtype=np.float32)
     ids = np.arange(60, dtype=np.int64)
