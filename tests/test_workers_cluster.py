@@ -1,6 +1,6 @@
 """``mishards up --workers 2`` (real processes): its read node and its proxy run two workers each; the proxy
 spreads its searches over both workers of the read node (seen in the node's per-worker metrics), connections to
-the proxy's port land on either proxy worker, and every result is exact."""
+the proxy's gRPC and REST ports land on either proxy worker, and every result is exact."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tests.support import http
 from tests.support import requests as rq
 from tests.support.scrape import scrape, value
 from tests.support.upproc import UpProcess
@@ -24,7 +25,7 @@ def searches_per_worker(metrics_port: int) -> list[float]:
 
 
 def test_up_with_two_workers_spreads_searches_over_the_workers_of_a_read_node(tmp_path: Path) -> None:
-    up = UpProcess(tmp_path / "up", ["--workers", "2", "--readers", "1", "--http-port", "0"])
+    up = UpProcess(tmp_path / "up", ["--workers", "2", "--readers", "1", "--http-port", "-1"])
     up.start()
     channels = []
     try:
@@ -63,6 +64,9 @@ def test_up_with_two_workers_spreads_searches_over_the_workers_of_a_read_node(tm
         assert value(proxy, "mishards_worker_up", worker="0") == value(proxy, "mishards_worker_up", worker="1") == 1
         requests = [value(proxy, "mishards_proxy_request_seconds_count", worker=w) for w in ("0", "1")]
         assert sum(requests) > 0, requests
+        for _ in range(6):  # both proxy workers share the REST port too: every new connection is answered
+            reply = http.request(up.http_port, "GET", f"/collections/{name}")
+            assert reply.status == 200 and reply.json()["dimension"] == DIM, reply.body
     finally:
         for channel in channels:
             channel.close()
