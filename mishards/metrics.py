@@ -110,6 +110,7 @@ class ClusterCollector(Collector):
         self.view = view
         self.replication = replication
         self.watch = watch
+        self._placement: Placement | None = None  # kept while the readers do not change (it caches replicas)
 
     def collect(self) -> Iterator[Any]:
         members = GaugeMetricFamily("mishards_proxy_members", "Cluster members the proxy sees, by role and state",
@@ -143,6 +144,11 @@ class ClusterCollector(Collector):
         """Placement of the searchable segments over the ready read nodes, against the nodes reachable now
         (an open health stream, not suspected)."""
         placement = Placement.of((m.node_id for m in self.cluster.readers()), r=self.replication or None)
+        cached = self._placement
+        if cached is not None and cached == placement:
+            placement = cached
+        else:
+            self._placement = placement
         live = watch.connected() - self.cluster.failures.suspects()
         yield GaugeMetricFamily("mishards_proxy_replication_factor",
                                 "Replicas each segment should have on read nodes (placement width)", placement.width)
