@@ -57,7 +57,13 @@ def varints(values: np.ndarray) -> bytes:
     if flat.size == 0:
         return b""
     if flat.size <= SMALL:  # a few ids (nq=1 replies): a plain loop beats the array passes
-        return b"".join(varint(int(x)) for x in flat.view(np.uint64).tolist())
+        out = bytearray()
+        for value in flat.view(np.uint64).tolist():
+            while value > 0x7F:
+                out.append((value & 0x7F) | 0x80)
+                value >>= 7
+            out.append(value)
+        return bytes(out)
     out = np.empty(_varints_length(flat), dtype=np.uint8)
     _fill_varints(flat, out)
     return out.tobytes()
