@@ -28,7 +28,14 @@ from deploy.alerts.render import rule_groups
 from deploy.grafana.dashboards import dashboard_queries
 from milvus_wire import milvus_pb2_grpc
 from tests.support import requests as rq
-from tests.support.prometheus import AlertmanagerServer, PrometheusServer, Target, queried_names, served_names
+from tests.support.prometheus import (
+    AlertmanagerServer,
+    PrometheusServer,
+    Target,
+    instant,
+    queried_names,
+    served_names,
+)
 from tests.support.upproc import UpProcess
 from tests.support.waiting import poll_for
 
@@ -125,10 +132,20 @@ def test_read_node_down_and_writer_stopped_reach_alertmanager(
         return len(found) == len(cluster.info["metrics_ports"]) and all(t["health"] == "up" for t in found)
 
     poll_for(all_up, 30, interval=0.2, what="Prometheus to scrape every process")
-    # The cluster is healthy: the rules are evaluated and none of the alerts under test is pending or firing.
-    poll_for(lambda: prom.query('count(ALERTS{alertname=~"Mishards.*"}) or vector(0)') is not None
-             and prom.query("mishards_proxy_replication_factor"), 20, interval=0.2,
+    poll_for(lambda: prom.query("mishards_proxy_replication_factor"), 20, interval=0.2,
              what="the proxy's replica metrics in Prometheus")
+
+    def evaluated() -> list[dict[str, Any]]:
+        rules = [r for g in prom.rule_states() for r in g["rules"]]
+        return rules if all(instant(r["lastEvaluation"]) > started for r in rules) else []
+
+    started = prom.now()
+    rules = poll_for(evaluated, 20, interval=0.2, what="an evaluation of every rule on the scraped cluster")
+    assert len(rules) == len(rule_groups()["groups"][0]["rules"])
+    assert all(r["health"] == "ok" for r in rules), [(r["name"], r.get("lastError")) for r in rules]
+    # The cluster is healthy: none of the alerts under test is pending or firing.
+    assert not {"MishardsNodeDown", "MishardsSegmentsUnderReplicated", "MishardsNoWriter"} & {
+        r["name"] for r in rules if r["state"] != "inactive"}
     assert not {"MishardsNodeDown", "MishardsSegmentsUnderReplicated", "MishardsNoWriter"} & firing_names(am)
     assert prom.query("mishards_proxy_replication_factor")[0]["value"][1] == "2"
 

@@ -25,6 +25,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -192,6 +193,14 @@ class PrometheusServer(_Server):
         """The active targets with their labels and health ("up", "down", "unknown")."""
         return list(get_json(f"{self.url}/api/v1/targets?state=active")["data"]["activeTargets"])
 
+    def rule_states(self) -> list[dict[str, Any]]:
+        """The rule groups with each rule's state, health, last error and last evaluation time."""
+        return list(get_json(f"{self.url}/api/v1/rules")["data"]["groups"])
+
+    def now(self) -> float:
+        """Prometheus's clock (seconds since the epoch)."""
+        return float(get_json(f"{self.url}/api/v1/query?query=time()")["data"]["result"][0])
+
     def query(self, expr: str) -> list[dict[str, Any]]:
         """An instant query's result vector."""
         url = f"{self.url}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
@@ -221,3 +230,10 @@ def served_names(ports: Iterable[int], host: str = "127.0.0.1") -> set[str]:
 def queried_names(exprs: Iterable[str]) -> set[str]:
     """The metric names PromQL expressions select (``mishards_*`` and ``up``; label matchers left out)."""
     return {name for expr in exprs for name in _NAME.findall(_SELECTOR.sub("", expr))}
+
+
+def instant(rfc3339: str) -> float:
+    """Seconds since the epoch of a timestamp as Prometheus's API writes it (nanosecond fractions, ``Z``)."""
+    head, _, fraction = rfc3339.rstrip("Z").partition(".")
+    whole = datetime.fromisoformat(head + "+00:00").timestamp()
+    return whole + (float("0." + fraction) if fraction else 0.0)
