@@ -142,7 +142,7 @@ ALERTS: tuple[Alert, ...] = (
           "and max by ($L) (delta(mishards_node_buffered_rows[$flushStallWindow])) > 0\n"
           "and sum by ($L) (increase(mishards_node_flush_seconds_count[$flushStallWindow])) == 0",
           "flushStallFor", "warning", "Buffered rows grow without flushes",
-          f"{WHERE} holds {{{{ $value }}}} unflushed rows, more than $flushStallWindow ago, and has committed "
+          f"{WHERE} holds {{{{ $value }}}} unflushed rows, more than it held $flushStallWindow ago, and has committed "
           "no flush since: inserted rows stay out of searches and the write-ahead log grows."),
     Alert("MishardsCacheNearlyFull",
           "sum by ($L) (mishards_node_cache_bytes) / sum by ($L) (mishards_node_cache_capacity_bytes > 0)\n"
