@@ -115,7 +115,7 @@ SEARCH = (
 )
 
 WRITES = (
-    PanelSpec("Inserted rows per second (requests)", "reqps", (
+    PanelSpec("Insert requests per second", "reqps", (
         q(f'sum by (method) (rate(mishards_proxy_request_seconds_count{{method=~"Insert|InsertEntity"}}{RATE}))',
           "{{method}}"),)),
     PanelSpec("WAL fsync latency", "s", quantiles("mishards_node_wal_fsync_seconds", "", "instance", (0.5, 0.99)),
