@@ -17,6 +17,7 @@ import os
 import signal
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -53,6 +54,10 @@ def short_thresholds() -> dict[str, str]:
     return {k: f"{FOR_SECONDS:g}s" for k in THRESHOLDS if k.endswith("For")}
 
 
+def rule_expressions() -> list[str]:
+    return [r["expr"] for g in rule_groups()["groups"] for r in g["rules"]]
+
+
 def ready_info(up: UpProcess, child: str) -> dict[str, Any]:
     """What a child wrote in its ready file; {} while it has none (restarting)."""
     try:
@@ -81,9 +86,9 @@ def firing_names(am: AlertmanagerServer) -> set[str]:
     return {str(a["labels"].get("alertname")) for a in am.alerts()}
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UpProcess]:
-    up = UpProcess(tmp_path_factory.mktemp("alerts-up"), ["--http-port", "0"]).start()
+def started_with_data(workdir: Path, extra: list[str]) -> UpProcess:
+    """``mishards up`` with a collection of two flushed segments, searched once through the proxy."""
+    up = UpProcess(workdir, ["--http-port", "0", *extra]).start()
     try:
         with grpc.insecure_channel(up.address) as channel:
             stub = milvus_pb2_grpc.MilvusServiceStub(channel)
@@ -96,6 +101,29 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UpProcess]:
             status, ids, _ = rq.search(stub, "alerted", base[:3], 5)
             assert status.error_code == 0, status.reason
             assert ids.shape == (3, 5)
+    except BaseException:
+        up.stop()
+        raise
+    return up
+
+
+def all_rules_evaluated(prom: PrometheusServer, timeout: float = 20) -> list[dict[str, Any]]:
+    """Every rule's state once Prometheus has evaluated all of them after now."""
+    started = prom.now()
+
+    def evaluated() -> list[dict[str, Any]]:
+        rules = [r for g in prom.rule_states() for r in g["rules"]]
+        return rules if all(instant(r["lastEvaluation"]) > started for r in rules) else []
+
+    rules = poll_for(evaluated, timeout, interval=0.2, what="an evaluation of every rule on the scraped cluster")
+    assert len(rules) == len(rule_groups()["groups"][0]["rules"])
+    return rules
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UpProcess]:
+    up = started_with_data(tmp_path_factory.mktemp("alerts-up"), [])
+    try:
         yield up
     finally:
         up.stop()
@@ -111,7 +139,7 @@ def monitoring(cluster: UpProcess) -> Iterator[tuple[PrometheusServer, Alertmana
 
 def test_every_metric_a_rule_or_dashboard_queries_is_served(cluster: UpProcess) -> None:
     served = served_names(int(port) for port in cluster.info["metrics_ports"].values())
-    queried = queried_names([r["expr"] for g in rule_groups()["groups"] for r in g["rules"]] + dashboard_queries())
+    queried = queried_names(rule_expressions() + dashboard_queries())
     assert "mishards_proxy_segments_under_replicated" in queried and "up" in queried
     missing = sorted(queried - served - {"up"})
     assert not missing, f"queried but not served by any process: {missing}"
@@ -135,13 +163,7 @@ def test_read_node_down_and_writer_stopped_reach_alertmanager(
     poll_for(lambda: prom.query("mishards_proxy_replication_factor"), 20, interval=0.2,
              what="the proxy's replica metrics in Prometheus")
 
-    def evaluated() -> list[dict[str, Any]]:
-        rules = [r for g in prom.rule_states() for r in g["rules"]]
-        return rules if all(instant(r["lastEvaluation"]) > started for r in rules) else []
-
-    started = prom.now()
-    rules = poll_for(evaluated, 20, interval=0.2, what="an evaluation of every rule on the scraped cluster")
-    assert len(rules) == len(rule_groups()["groups"][0]["rules"])
+    rules = all_rules_evaluated(prom)
     assert all(r["health"] == "ok" for r in rules), [(r["name"], r.get("lastError")) for r in rules]
     # The cluster is healthy: none of the alerts under test is pending or firing.
     assert not {"MishardsNodeDown", "MishardsSegmentsUnderReplicated", "MishardsNoWriter"} & {
@@ -187,3 +209,25 @@ def test_read_node_down_and_writer_stopped_reach_alertmanager(
         os.kill(writer, signal.SIGCONT)
     poll_for(lambda: not active(am, "MishardsNoWriter"), 60, interval=0.2, what="MishardsNoWriter to resolve")
 
+
+def test_rules_evaluate_on_processes_with_workers(tmp_path: Path) -> None:
+    """With ``--workers 2`` every process's samples carry a ``worker`` label: every rule still evaluates without
+    error (no many-to-many matches), the metrics are all served, and the aggregated series name no worker."""
+    up = started_with_data(tmp_path / "up", ["--workers", "2"])
+    try:
+        served = served_names(int(port) for port in up.info["metrics_ports"].values())
+        assert not queried_names(rule_expressions()) - served - {"up"}
+        with PrometheusServer(rule_groups(), scrape_interval=f"{SCRAPE_SECONDS:g}s") as prom:
+            prom.set_targets(targets(up))
+            poll_for(lambda: prom.query('mishards_proxy_replication_factor{worker="1"}'), 30, interval=0.2,
+                     what="samples of the proxy's second worker in Prometheus")
+            rules = all_rules_evaluated(prom)
+            assert all(r["health"] == "ok" for r in rules), [(r["name"], r.get("lastError")) for r in rules]
+            located = prom.query("max by (namespace, job, component, instance, pod, collection) "
+                                 "(mishards_proxy_segments_under_replicated)")
+            assert [r["metric"] for r in located] == [{"collection": "alerted", "component": "proxy",
+                                                       "instance": "proxy", "job": "mishards"}]
+            assert not {r["name"] for r in rules if r["state"] != "inactive"} & {
+                "MishardsNodeDown", "MishardsNoWriter", "MishardsSegmentsUnavailable"}
+    finally:
+        up.stop()
