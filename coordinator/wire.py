@@ -57,13 +57,13 @@ def varints(values: np.ndarray) -> bytes:
     if flat.size == 0:
         return b""
     if flat.size <= SMALL:  # a few ids (nq=1 replies): a plain loop beats the array passes
-        out = bytearray()
+        packed = bytearray()
         for value in flat.view(np.uint64).tolist():
             while value > 0x7F:
-                out.append((value & 0x7F) | 0x80)
+                packed.append((value & 0x7F) | 0x80)
                 value >>= 7
-            out.append(value)
-        return bytes(out)
+            packed.append(value)
+        return bytes(packed)
     out = np.empty(_varints_length(flat), dtype=np.uint8)
     _fill_varints(flat, out)
     return out.tobytes()
