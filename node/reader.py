@@ -136,23 +136,24 @@ class Reader:
 
         ``search_threads`` workers take segments from one queue until it is empty: the calling thread is one of
         them and the pool runs the others, so a search costs ``search_threads - 1`` pool hops however many
-        segments it covers. Each worker folds its finished parts into its own accumulator once FOLD_BYTES of
-        them are there (so a search holds about one partial result per worker), and the workers' results are
-        merged at the end.
+        segments it covers. Each worker folds its finished parts into its own accumulator once its share of
+        FOLD_BYTES is there (so a search holds about one partial result and one accumulator per worker), and the
+        workers' results are merged at the end.
         """
         todo = deque(segs)
         workers = max(1, min(self.engine.settings.search_threads, len(todo)))
+        fold_bytes = FOLD_BYTES // workers  # the workers' unfolded parts stay under FOLD_BYTES together
 
         def work() -> TopK | None:
             acc: TopK | None = None
-            done: list[TopK] = []  # finished parts not folded yet (less than FOLD_BYTES of them)
+            done: list[TopK] = []  # finished parts not folded yet (less than fold_bytes of them)
             while True:
                 try:
                     seg = todo.popleft()
                 except IndexError:
                     break
                 done.append(search_one(seg))
-                if sum(p.ids.nbytes + p.distances.nbytes for p in done) >= FOLD_BYTES:
+                if sum(p.ids.nbytes + p.distances.nbytes for p in done) >= fold_bytes:
                     acc = merge_rows(done if acc is None else [acc, *done], width, hib, out=acc)
                     done = []
             if not done:
