@@ -47,6 +47,7 @@ import grpc
 import numpy as np
 
 from benchmarks.datasets import Dataset, load_sift_like, recall_at
+from benchmarks.ingest_search import ping_latencies
 from benchmarks.node_bench import (
     batches,
     check_status,
@@ -495,10 +496,9 @@ def run_kind(node: NodeProcess, ds: Dataset, spec: Spec, repeats: int, scratch: 
     spans = batches(nq, BATCH_NQ)
     batched_q = [np.ascontiguousarray(ds.queries[a:b]) for a, b in spans]
     sizes = [b - a for a, b in spans]
-    ping = milvus_pb2.CollectionName(collection_name=name)
     for point in spec.points:
         res.points.append(search_point(stub, index, live, order, name, point, single_q, batched_q, sizes,
-                                       repeats, ping))
+                                       repeats))
     check_status(stub.DropCollection(milvus_pb2.CollectionName(collection_name=name), timeout=CALL_TIMEOUT_S),
                  "DropCollection")
     del index
@@ -507,8 +507,8 @@ def run_kind(node: NodeProcess, ds: Dataset, spec: Spec, repeats: int, scratch: 
 
 
 def search_point(stub: Any, index: SegmentIndex, live: LiveMask, order: np.ndarray, name: str, point: Point,
-                 single_q: list[np.ndarray], batched_q: list[np.ndarray], sizes: list[int], repeats: int,
-                 ping: Any) -> PointResult:
+                 single_q: list[np.ndarray], batched_q: list[np.ndarray], sizes: list[int],
+                 repeats: int) -> PointResult:
     out = PointResult(point)
     singles = [search_request(name, q, point.wire) for q in single_q]
     batched = [search_request(name, q, point.wire) for q in batched_q]
@@ -542,11 +542,7 @@ def search_point(stub: Any, index: SegmentIndex, live: LiveMask, order: np.ndarr
         done = sum(sizes[: g_bat.shape[0]])
         g = (g_lat, g_lat.shape[0] / g_lat.sum(), done / g_bat.sum())
         loc = (l_lat, l_lat.shape[0] / l_lat.sum(), done / l_bat.sum())
-        pings = np.empty(len(single_q))
-        for i in range(pings.shape[0]):
-            t0 = time.perf_counter()
-            stub.HasCollection(ping, timeout=CALL_TIMEOUT_S)
-            pings[i] = time.perf_counter() - t0
+        pings = ping_latencies(stub, name, len(single_q))
         out.rounds.append(PointRound(g[0], loc[0], g[1], loc[1], g[2], loc[2], pings))
         if first:
             assert g_single is not None and l_single is not None and g_batch is not None and l_batch is not None

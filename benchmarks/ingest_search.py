@@ -77,13 +77,18 @@ def search_after_ingest(stub: Any, collection: str, index: faiss.Index, singles:
         first(i)
         second(i)
     after = segment_count(stub, collection)
+    return IngestRound(at_flush, after, grpc_lat, local_lat, ping_latencies(stub, collection, n), flush_s)
+
+
+def ping_latencies(stub: Any, collection: str, calls: int) -> np.ndarray:
+    """Seconds of each of ``calls`` HasCollection calls: the gRPC round trip with no search work (the floor)."""
     ping = milvus_pb2.CollectionName(collection_name=collection)
-    ping_lat = np.empty(n)
-    for i in range(n):
+    out = np.empty(calls)
+    for i in range(calls):
         t0 = time.perf_counter()
         stub.HasCollection(ping, timeout=CALL_TIMEOUT_S)
-        ping_lat[i] = time.perf_counter() - t0
-    return IngestRound(at_flush, after, grpc_lat, local_lat, ping_lat, flush_s)
+        out[i] = time.perf_counter() - t0
+    return out
 
 
 def report_lines(rounds: Sequence[IngestRound], rows: int, batch: int) -> tuple[list[str], float]:

@@ -43,7 +43,7 @@ import numpy as np
 
 from benchmarks.datasets import Dataset, load_sift_like, recall_at
 from benchmarks.ingest_search import TARGET_ADDED_P50_MS as TARGET_INGEST_ADDED_MS
-from benchmarks.ingest_search import IngestRound, search_after_ingest
+from benchmarks.ingest_search import IngestRound, ping_latencies, search_after_ingest
 from benchmarks.ingest_search import report_lines as ingest_lines
 from milvus_wire import milvus_pb2
 from node.kernels import use_blas_from
@@ -347,13 +347,7 @@ def search_round(stub: Any, index: faiss.Index, singles: list[Any], single_q: li
         gs, ls, gb, lb = grpc_serial(), local_serial(), grpc_batched(), local_batched()
     else:
         ls, gs, lb, gb = local_serial(), grpc_serial(), local_batched(), grpc_batched()
-    ping = milvus_pb2.CollectionName(collection_name=COLLECTION)
-    ping_lat = np.empty(nq)
-    for i in range(nq):
-        t0 = time.perf_counter()
-        stub.HasCollection(ping, timeout=CALL_TIMEOUT_S)
-        ping_lat[i] = time.perf_counter() - t0
-    return SearchRound(grpc_lat, local_lat, gs, ls, gb, lb, ping_lat)
+    return SearchRound(grpc_lat, local_lat, gs, ls, gb, lb, ping_latencies(stub, COLLECTION, nq))
 
 
 def default_blas_batched_qps(index: faiss.Index, batched_q: list[np.ndarray], repeats: int) -> tuple[int, int, float]:
