@@ -47,7 +47,6 @@ import grpc
 import numpy as np
 
 from benchmarks.datasets import Dataset, load_sift_like, recall_at
-from benchmarks.ingest_search import ping_latencies
 from benchmarks.node_bench import (
     batches,
     check_status,
@@ -61,6 +60,7 @@ from benchmarks.node_bench import (
     timed,
     verdict,
 )
+from benchmarks.pairing import paired, ping_latencies, search_call
 from coordinator.model import IndexType, MetricType
 from milvus_wire import milvus_pb2
 from node.index_builds import BUILD_INDEX_THRESHOLD
@@ -423,35 +423,6 @@ def local_batched(search: Callable[[np.ndarray], Any], queries: Sequence[np.ndar
         if time.perf_counter() - started > LOOP_CAP_S and keep is None:
             break
     return done / (time.perf_counter() - started)
-
-
-def paired(calls: Sequence[tuple[Callable[[], Any], Callable[[], Any]]], keep_grpc: list[Any] | None,
-           keep_local: list[Any] | None) -> tuple[np.ndarray, np.ndarray]:
-    """Seconds of each gRPC call and of its in-process twin, run back to back (which goes first alternates), so
-    that bursts of other work on the machine weigh on both sides alike. Stops after LOOP_CAP_S of gRPC time."""
-    grpc_s: list[float] = []
-    local_s: list[float] = []
-    for i, (remote, local) in enumerate(calls):
-        order = ((remote, grpc_s, keep_grpc), (local, local_s, keep_local))
-        for fn, times, keep in order if i % 2 == 0 else order[::-1]:
-            t0 = time.perf_counter()
-            out = fn()
-            times.append(time.perf_counter() - t0)
-            if keep is not None:
-                keep.append(out)
-        if sum(grpc_s) > LOOP_CAP_S and keep_grpc is None:
-            break
-    return np.asarray(grpc_s), np.asarray(local_s)
-
-
-def search_call(stub: Any, req: Any) -> Callable[[], Any]:
-    def call() -> Any:
-        reply = stub.Search(req, timeout=CALL_TIMEOUT_S)
-        if reply.status.error_code:
-            check_status(reply.status, "Search")
-        return reply
-
-    return call
 
 
 # -- one kind --------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ search.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Sequence
@@ -19,6 +20,7 @@ from typing import Any
 import faiss
 import numpy as np
 
+from benchmarks.pairing import paired, ping_latencies, search_call
 from milvus_wire import milvus_pb2
 
 CALL_TIMEOUT_S = 120.0
@@ -56,39 +58,11 @@ def search_after_ingest(stub: Any, collection: str, index: faiss.Index, singles:
     if status.error_code != 0:
         raise RuntimeError(f"Flush failed: {status.reason}")
     at_flush = segment_count(stub, collection)
-    n = len(singles)
-    grpc_lat = np.empty(n)
-    local_lat = np.empty(n)
-
-    def remote(i: int) -> None:
-        t0 = time.perf_counter()
-        reply = stub.Search(singles[i], timeout=CALL_TIMEOUT_S)
-        grpc_lat[i] = time.perf_counter() - t0
-        if reply.status.error_code != 0:
-            raise RuntimeError(f"Search failed: {reply.status.reason}")
-
-    def local(i: int) -> None:
-        t0 = time.perf_counter()
-        index.search(single_q[i], k)
-        local_lat[i] = time.perf_counter() - t0
-
-    for i in range(n):
-        first, second = (remote, local) if i % 2 == 0 else (local, remote)
-        first(i)
-        second(i)
+    calls = [(search_call(stub, req), functools.partial(index.search, q, k)) for req, q in zip(singles, single_q,
+                                                                                                strict=True)]
+    grpc_lat, local_lat = paired(calls)
     after = segment_count(stub, collection)
-    return IngestRound(at_flush, after, grpc_lat, local_lat, ping_latencies(stub, collection, n), flush_s)
-
-
-def ping_latencies(stub: Any, collection: str, calls: int) -> np.ndarray:
-    """Seconds of each of ``calls`` HasCollection calls: the gRPC round trip with no search work (the floor)."""
-    ping = milvus_pb2.CollectionName(collection_name=collection)
-    out = np.empty(calls)
-    for i in range(calls):
-        t0 = time.perf_counter()
-        stub.HasCollection(ping, timeout=CALL_TIMEOUT_S)
-        out[i] = time.perf_counter() - t0
-    return out
+    return IngestRound(at_flush, after, grpc_lat, local_lat, ping_latencies(stub, collection, len(singles)), flush_s)
 
 
 def report_lines(rounds: Sequence[IngestRound], rows: int, batch: int) -> tuple[list[str], float]:

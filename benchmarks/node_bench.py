@@ -12,7 +12,8 @@ b) Exact search after ``Flush``: (i) nq=1, one call at a time: latency percentil
    once, without waiting for merges, each nq=1 call paired with the same query in-process.
 c) A header with the machine, versions and the exact command; d) PASS / MISS against the targets.
 
-Every figure is the median over ``--repeats``; gRPC and in-process alternate which goes first. Only
+Every figure is the median over ``--repeats``; each gRPC call runs back to back with the same search in-process
+(which goes first alternates). Only
 loopback is used, every loop is bounded, and nodes are stopped by their own process id.
 """
 
@@ -43,8 +44,9 @@ import numpy as np
 
 from benchmarks.datasets import Dataset, load_sift_like, recall_at
 from benchmarks.ingest_search import TARGET_ADDED_P50_MS as TARGET_INGEST_ADDED_MS
-from benchmarks.ingest_search import IngestRound, ping_latencies, search_after_ingest
+from benchmarks.ingest_search import IngestRound, search_after_ingest
 from benchmarks.ingest_search import report_lines as ingest_lines
+from benchmarks.pairing import paired, ping_latencies, search_call
 from milvus_wire import milvus_pb2
 from node.kernels import use_blas_from
 from tests.support.nodeproc import NodeProcess
@@ -307,47 +309,18 @@ def settle(node: NodeProcess, rows: int) -> tuple[int, int]:
 
 
 def search_round(stub: Any, index: faiss.Index, singles: list[Any], single_q: list[np.ndarray],
-                 batched: list[Any], batched_q: list[np.ndarray], grpc_first: bool,
-                 replies: list[Any] | None) -> SearchRound:
-    nq = len(singles)
-    grpc_lat = np.empty(nq)
-    local_lat = np.empty(nq)
-
-    def grpc_serial() -> float:
-        started = time.perf_counter()
-        for i, req in enumerate(singles):
-            t0 = time.perf_counter()
-            reply = stub.Search(req, timeout=CALL_TIMEOUT_S)
-            grpc_lat[i] = time.perf_counter() - t0
-            if replies is not None:
-                replies.append(reply)
-        return nq / (time.perf_counter() - started)
-
-    def local_serial() -> float:
-        started = time.perf_counter()
-        for i, q in enumerate(single_q):
-            t0 = time.perf_counter()
-            index.search(q, K)
-            local_lat[i] = time.perf_counter() - t0
-        return nq / (time.perf_counter() - started)
-
-    def grpc_batched() -> float:
-        started = time.perf_counter()
-        for req in batched:
-            check_status(stub.Search(req, timeout=CALL_TIMEOUT_S).status, "Search")
-        return nq / (time.perf_counter() - started)
-
-    def local_batched() -> float:
-        started = time.perf_counter()
-        for q in batched_q:
-            index.search(q, K)
-        return nq / (time.perf_counter() - started)
-
-    if grpc_first:
-        gs, ls, gb, lb = grpc_serial(), local_serial(), grpc_batched(), local_batched()
-    else:
-        ls, gs, lb, gb = local_serial(), grpc_serial(), local_batched(), grpc_batched()
-    return SearchRound(grpc_lat, local_lat, gs, ls, gb, lb, ping_latencies(stub, COLLECTION, nq))
+                 batched: list[Any], batched_q: list[np.ndarray], replies: list[Any] | None) -> SearchRound:
+    """(i) and (ii): each gRPC call back to back with the same search in-process (which goes first alternates),
+    then the HasCollection floor. QPS is the queries over the summed call times of a side."""
+    singles_paired = [(search_call(stub, req), functools.partial(index.search, q, K))
+                      for req, q in zip(singles, single_q, strict=True)]
+    grpc_lat, local_lat = paired(singles_paired, replies, None if replies is None else [])
+    batched_paired = [(search_call(stub, req), functools.partial(index.search, q, K))
+                      for req, q in zip(batched, batched_q, strict=True)]
+    grpc_b, local_b = paired(batched_paired)
+    done = sum(q.shape[0] for q in batched_q[: grpc_b.shape[0]])
+    return SearchRound(grpc_lat, local_lat, grpc_lat.shape[0] / grpc_lat.sum(), local_lat.shape[0] / local_lat.sum(),
+                       done / grpc_b.sum(), done / local_b.sum(), ping_latencies(stub, COLLECTION, len(singles)))
 
 
 def default_blas_batched_qps(index: faiss.Index, batched_q: list[np.ndarray], repeats: int) -> tuple[int, int, float]:
@@ -523,8 +496,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         replies: list[Any] = []
         rounds = [
-            search_round(stub, index, singles, single_q, batched, batched_q, grpc_first=r % 2 == 0,
-                         replies=replies if r == 0 else None)
+            search_round(stub, index, singles, single_q, batched, batched_q, replies=replies if r == 0 else None)
             for r in range(args.repeats)
         ]
         for reply in replies:
