@@ -13,8 +13,17 @@ from coordinator.errors import IllegalArgument, IllegalDimension, IllegalIndexTy
 from coordinator.model import IndexType, MetricType
 from coordinator.search_params import KeyValue, parse_extra_params, requested_metric
 
-__all__ = ["SearchParams", "build_params", "index_type", "parse_extra_params", "search_params",
-           "search_settings", "to_json", "with_metric"]
+__all__ = [
+    "SearchParams",
+    "build_params",
+    "index_type",
+    "params_text",
+    "parse_extra_params",
+    "search_params",
+    "search_settings",
+    "to_json",
+    "with_metric",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,10 +166,15 @@ def search_settings(kind: IndexType, pairs: Iterable[KeyValue], topk: int) -> tu
     """A search's ``extra_params`` parsed (read-only) and validated against the index type, as
     :func:`parse_extra_params` then :func:`search_params` do; short texts are remembered, so repeated searches with
     the same params skip the JSON parse and the checks (errors are raised each time, never remembered)."""
-    text: str | None = next((p.value for p in pairs if p.key == "params"), None)
+    text = params_text(pairs)
     if text is not None and len(text) > CACHED_PARAMS_CHARS:
         return _search_settings.__wrapped__(kind, text, topk)
     return _search_settings(kind, text, topk)
+
+
+def params_text(pairs: Iterable[KeyValue]) -> str | None:
+    """The text under the key ``params`` (the first one), None when there is none."""
+    return next((p.value for p in pairs if p.key == "params"), None)
 
 
 @functools.lru_cache(maxsize=1024)

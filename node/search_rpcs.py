@@ -50,25 +50,53 @@ class SearchScope:
         return params.with_metric(self.search, self.raw, self.coll.metric)
 
 
+class ScopeCache:
+    """Validated search scopes of one catalog snapshot by request shape (name, topk, nq, tags, params text), so
+    that repeated searches skip validation, catalog look-ups and partition matching. Only successes are kept
+    (errors are raised again every time); a newer snapshot starts an empty cache."""
+
+    def __init__(self, limit: int = 1024) -> None:
+        self.limit = limit
+        self._snap: CatalogSnapshot | None = None
+        self._items: dict[tuple[Any, ...], SearchScope] = {}
+
+    def get(self, snap: CatalogSnapshot, key: tuple[Any, ...]) -> SearchScope | None:
+        return self._items.get(key) if self._snap is snap else None
+
+    def put(self, snap: CatalogSnapshot, key: tuple[Any, ...], scope: SearchScope) -> None:
+        if self._snap is not snap or len(self._items) >= self.limit:
+            self._items = {}
+            self._snap = snap
+        self._items[key] = scope  # keys carry the revision: a scope never answers another revision's key
+
+
 class SearchRpcs:
     engine: Engine
     reader: Reader
     admission: Admission
     tracing: Tracing | None
     metrics: NodeMetrics | None
+    scopes: ScopeCache
 
     def _search_setup(self, name: str, topk: int, nq: int, tags: Any, extra: Any) -> SearchScope:
         """Validation in Milvus order: name, topk, result size (nq x topk), tags, existence, params (against
-        the collection's index)."""
+        the collection's index); the scope of a request shaped like an earlier one of the same snapshot is
+        remembered."""
+        snap = self.engine.snapshot()
+        key = (snap.revision, name, topk, nq, tuple(tags), params.params_text(extra))
+        scope = self.scopes.get(snap, key)
+        if scope is not None:
+            return scope
         validation.collection_name(name)
         validation.topk(topk)
         validation.result_size(nq, topk)
         clean = validation.partition_tags(tags)
-        coll = self.engine.collection(name)
+        coll = self.engine.collection(name, snap)
         raw, sp = params.search_settings(coll.index_type, extra, topk)
-        snap = self.engine.snapshot()
         segs = self.reader.searchable(snap, coll, self.reader.partitions(snap, coll, clean))
-        return SearchScope(coll, tuple(segs), sp, raw)
+        scope = SearchScope(coll, tuple(segs), sp, raw)
+        self.scopes.put(snap, key, scope)
+        return scope
 
     def _admit_search(self, nq: int, topk: int, segs: Sequence[Segment], query_bytes: int) -> Any:
         return self.admission.search(nq, topk, segs, self.engine.settings.search_threads, query_bytes)

@@ -42,6 +42,7 @@ from node.hybrid_search_rpcs import HybridSearchRpcs
 from node.metrics import NodeMetrics
 from node.reader import Reader
 from node.rpc import MIN_REVISION_HEADER, request_key, rpc
+from node.search_rpcs import ScopeCache
 
 if TYPE_CHECKING:
     from coordinator.tracing import Tracing
@@ -62,6 +63,7 @@ class MilvusService(HybridSearchRpcs, HybridRpcs, milvus_pb2_grpc.MilvusServiceS
             metrics.admission = self.admission.stats
         self.tracing = tracing  # when set, searches tag the current span with the segments they cover
         self.reader = Reader(engine, search_pool)
+        self.scopes = ScopeCache()  # validated search scopes of the current catalog snapshot
         self.commands = Commands(engine)
         # Read-only node in a cluster: which of these segment ids are this node's placement share.
         self.share: Callable[[list[int]], set[int]] | None = None

@@ -220,3 +220,33 @@ def test_small_segments_of_timed_flushes_are_merged(tmp_path: Path) -> None:
         assert_search_exact(got_ids, got_dist, x, ids, queries, 10, L2)
     finally:
         close()
+
+
+def test_a_remembered_scope_never_outlives_its_catalog_snapshot(tmp_path: Path) -> None:
+    """The same request before and after a flush sees the new segment; after a drop it is told the collection is
+    gone; a refused request is refused again."""
+    svc, close = _service(tmp_path, 2)
+    try:
+        schema = milvus_pb2.CollectionSchema(collection_name="c", dimension=DIM, index_file_size=1024, metric_type=L2)
+        assert svc.CreateCollection(schema, None).error_code == 0
+        rng = np.random.default_rng(2)
+        x = rng.standard_normal((200, DIM)).astype(np.float32)
+        ids = np.arange(200, dtype=np.int64)
+        queries = x[150:152] + 0.001
+        for upto in (100, 200):
+            request = milvus_pb2.InsertParam(collection_name="c", row_record_array=rows(x[upto - 100:upto]),
+                                             row_id_array=ids[upto - 100:upto].tolist())
+            svc.Insert(request, None)
+            assert svc.Flush(milvus_pb2.FlushParam(collection_name_array=["c"]), None).error_code == 0
+            for _ in range(2):  # the second time from the remembered scope
+                status, got_ids, got_dist = _search(svc, queries, 5)
+                assert status.error_code == 0, status.reason
+                assert_search_exact(got_ids, got_dist, x[:upto], ids[:upto], queries, 5, L2)
+        for _ in range(2):
+            status, _, _ = _search(svc, queries, 5, ("no_such_tag",))
+            assert status.error_code != 0 and "partition" in status.reason
+        assert svc.DropCollection(milvus_pb2.CollectionName(collection_name="c"), None).error_code == 0
+        status, _, _ = _search(svc, queries, 5)
+        assert status.error_code != 0 and "c" in status.reason
+    finally:
+        close()
