@@ -8,8 +8,9 @@ a) Insert: a fresh node per repeat, batches of ``--batch`` rows through ``Insert
 b) Exact search after ``Flush``: (i) nq=1, one call at a time: latency percentiles through gRPC and of
    the same ``IndexFlatL2`` search in this process; (ii) nq=100 batches, k=10: QPS both ways and the
    ratio. The node runs with ``--omp-threads 1`` and this process with ``faiss.omp_set_num_threads(1)``.
-   (iii) Right after ingest (``benchmarks.ingest_search``): after each repeat's inserts, ``Flush`` and search at
-   once, without waiting for merges, each nq=1 call paired with the same query in-process.
+   (iii) Right after ingest (``benchmarks.ingest_search``): on each repeat's node, the rows again into a new
+   collection the way a client sends them (each batch built, then sent), ``Flush`` and search at once, without
+   waiting for merges, each nq=1 call paired with the same query in-process.
 c) A header with the machine, versions and the exact command; d) PASS / MISS against the targets.
 
 Every figure is the median over ``--repeats``; each gRPC call runs back to back with the same search in-process
@@ -44,7 +45,7 @@ import numpy as np
 
 from benchmarks.datasets import Dataset, load_sift_like, recall_at
 from benchmarks.ingest_search import TARGET_ADDED_P50_MS as TARGET_INGEST_ADDED_MS
-from benchmarks.ingest_search import IngestRound, search_after_ingest
+from benchmarks.ingest_search import IngestRound, client_ingest_round
 from benchmarks.ingest_search import report_lines as ingest_lines
 from benchmarks.pairing import paired, ping_latencies, search_call
 from milvus_wire import milvus_pb2
@@ -469,7 +470,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             stack.callback(node.stop)
             create_collection(node, ds.dim)
             rep.runs.append(insert_once(node, ds, args.batch))
-            ingest.append(search_after_ingest(node.stub(), COLLECTION, index, singles[:fresh], single_q[:fresh], K))
+            ingest.append(client_ingest_round(node.stub(), ds.base, args.batch, index, singles[:fresh],
+                                              single_q[:fresh], K))
         assert node is not None
         wire_costs(ds, args.batch, rep)
         lines, insert_rate = report_insert(rep, ds, args.batch)
