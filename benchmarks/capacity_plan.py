@@ -145,18 +145,22 @@ def plan(res: KindFigures, ins: InsertFigures | None, t: Target) -> Plan:
         f"segment's worth; measured {wal_seen}) + merges 2 x {t.index_file_size_mb} MiB, x 1.3 = "
         f"{storage / GIB:,.0f} GiB")
     g = growth(res.kind, m, s_rows)
-    per_seg_build = res.create_index_s / m * s_rows * g.build_per_row
+    # Distance computations, hence build and search time, grow with the dimension as well.
+    cost = dim_scale
+    dims = f" x d {t.dim}/{res.dim}" if dim_scale != 1 else ""
+    per_seg_build = res.create_index_s / m * s_rows * g.build_per_row * cost
     hours = per_seg_build * segs / t.builds_at_once / 3600
     say(f"build: {res.create_index_s:.1f} s per {m:,} rows ({t.build_threads} threads) x {s_rows / m:.2f} x "
-        f"{g.rule} = {per_seg_build:.0f} s per segment; x {segs} / {t.builds_at_once} at once = {hours:.1f} h")
+        f"{g.rule}{dims} = {per_seg_build:.0f} s per segment; x {segs} / {t.builds_at_once} at once = {hours:.1f} h")
     pt = operating_point(res.points)
-    per_query = g.search / pt.qps100 * segs  # thread-seconds per query over every segment
+    per_query = g.search * cost / pt.qps100 * segs  # thread-seconds per query over every segment
     qps = readers * t.reader_cores / per_query
-    single = 1 / (g.search / pt.qps1 * segs)
+    single = 1 / (g.search * cost / pt.qps1 * segs)
     say(f"search at {pt.label} (recall@10 {pt.recall:.3f} at {m:,} rows): {1e3 / pt.qps100:.3f} ms of one thread "
-        f"per query per segment (nq=100), x {g.search:.2f} x {segs} segments = {per_query * 1e3:.1f} ms per query; "
-        f"{readers} readers x {t.reader_cores} cores -> {qps:,.0f} QPS batched (about {qps / readers:,.0f} per reader)")
-    say(f"nq=1: {1e3 / pt.qps1:.2f} ms per call per segment (gRPC floor included) x {g.search:.2f} x {segs} = "
+        f"per query per segment (nq=100), x {g.search:.2f}{dims} x {segs} segments = {per_query * 1e3:.1f} ms per "
+        f"query; {readers} readers x {t.reader_cores} cores -> {qps:,.0f} QPS batched (about {qps / readers:,.0f} "
+        "per reader)")
+    say(f"nq=1: {1e3 / pt.qps1:.2f} ms per call per segment (gRPC floor included) x {g.search:.2f}{dims} x {segs} = "
         f"{1e3 / single:.0f} thread-ms per query -> {single * readers * t.reader_cores:,.0f} QPS with every core busy")
     return Plan(res.kind, pt, private, mapped, s_rows, segs, readers, reader_bytes / GIB, writer / GIB,
                 storage / GIB, hours, qps, single * readers * t.reader_cores, tuple(lines))
