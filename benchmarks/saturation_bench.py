@@ -11,7 +11,8 @@ nprobe 16). Every process runs one faiss thread (``--omp-threads 1 --search-thre
 
 a) A standalone node with 1 worker, then 2 workers (same storage).
 b) A cluster: a writer, 1 or 2 read nodes (every segment on every reader) and a proxy, with 1 or 2 workers
-   per read node and for the proxy.
+   per read node and for the proxy; the load starts once every worker of every read node has its share loaded
+   (health SERVING), and the writer's CPU counts with the servers'.
 
 For each: QPS, p50 / p99 latency, the CPU the servers and the clients used (cores busy during the measured
 window, from /proc), QPS per server core, and the ratio 2 workers / 1 worker. On a 2-core machine the clients
@@ -42,14 +43,15 @@ from typing import Any
 import faiss
 import grpc
 import numpy as np
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from benchmarks.datasets import Dataset, load_sift_like
 from benchmarks.node_bench import lscpu, protobuf_text, row_records
 from benchmarks.proxy_bench import INSERT_BATCH, NODE_ENV, READER_ARGS, TIMEOUT_S, K, check
-from milvus_wire import milvus_pb2, milvus_pb2_grpc
+from milvus_wire import milvus_pb2
 from tests.support.nodeproc import CHANNEL_OPTIONS, NodeProcess
 from tests.support.proxyproc import ProxyProcess
-from tests.support.waiting import free_port
+from tests.support.waiting import free_port, poll_for
 
 SEGMENTS = 4
 NLIST = 512
@@ -249,6 +251,24 @@ def node_round(root: Path, ds: Dataset, workers: int, args: argparse.Namespace) 
         node.stop()
 
 
+def wait_serving(address: str, timeout: float = TIMEOUT_S) -> None:
+    """Until the read node (worker) at ``address`` reports its share loaded (health SERVING)."""
+    channel = grpc.insecure_channel(address)
+    stub = health_pb2_grpc.HealthStub(channel)
+    request = health_pb2.HealthCheckRequest(service="milvus.grpc.MilvusService")
+
+    def serving() -> bool:
+        try:
+            return bool(stub.Check(request, timeout=5).status == health_pb2.HealthCheckResponse.SERVING)
+        except grpc.RpcError:
+            return False
+
+    try:
+        poll_for(serving, timeout, interval=0.1, what=f"{address} serving")
+    finally:
+        channel.close()
+
+
 def cluster_round(root: Path, ds: Dataset, readers: int, workers: int,
                   args: argparse.Namespace) -> tuple[dict[Any, Load], str]:
     meta = f"sqlite:///{root / 'storage' / 'meta.sqlite'}"
@@ -270,12 +290,10 @@ def cluster_round(root: Path, ds: Dataset, readers: int, workers: int,
         for proc in everything:
             proc.start()
             started.append(proc)
-        for node in nodes:  # each reader warm before the load (health SERVING on its share)
-            stub = milvus_pb2_grpc.MilvusServiceStub(grpc.insecure_channel(node.address))
-            for name in ("sat_flat", "sat_ivf"):
-                check(stub.PreloadCollection(milvus_pb2.CollectionName(collection_name=name), timeout=TIMEOUT_S),
-                      "Preload")
-        pids = [pid for proc in everything[1:] for pid in pids_of(proc)]
+        for node in nodes:  # every worker of every reader warm before the load, else the proxy uses the writer
+            for address in ready_info(node).get("workers") or [node.address]:
+                wait_serving(address)
+        pids = [pid for proc in everything for pid in pids_of(proc)]
         loads = measure_all(proxy.address, ds, pids, args)
         return loads, "read nodes: " + memory_text([pid for node in nodes for pid in pids_of(node)])
     finally:
