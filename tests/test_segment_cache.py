@@ -34,8 +34,12 @@ def test_preload_release_and_a_byte_bounded_lru(tmp_path: Path) -> None:
         schema = milvus_pb2.CollectionSchema(collection_name="c", dimension=64, index_file_size=1024, metric_type=1)
         assert s.CreateCollection(schema).error_code == 0
         rng = np.random.default_rng(1)
-        for _ in range(4):  # four segments of 2,000 rows x 64 floats (~0.5 MB each)
-            s.Insert(milvus_pb2.InsertParam(collection_name="c", row_record_array=_rows(
+        # Four segments of 2,000 rows x 64 floats (~0.5 MB each), each in a partition of its own so that no
+        # background merge (which works within a partition) joins them before the preload counts them.
+        for i in range(4):
+            tag = f"p{i}"
+            assert s.CreatePartition(milvus_pb2.PartitionParam(collection_name="c", tag=tag)).error_code == 0
+            s.Insert(milvus_pb2.InsertParam(collection_name="c", partition_tag=tag, row_record_array=_rows(
                 rng.standard_normal((2000, 64)).astype(np.float32))))
             assert s.Flush(milvus_pb2.FlushParam()).error_code == 0
         assert _stats(s)["cache_segments"] == 0
