@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mishards.supervisor import RestartPolicy, next_backoff
+from coordinator.supervisor import RestartPolicy, next_backoff
 
 POLICY = RestartPolicy(initial=0.5, maximum=30.0, stable_after=60.0)
 
