@@ -31,4 +31,4 @@ def from_env(env: Mapping[str, str] = os.environ) -> E2ESettings:
     seed = env.get("MISHARDS_E2E_SEED", "").strip()
     if mode == "long":
         return E2ESettings(mode, 60.0, 300.0, 20.0, 15.0, 600.0, 5.0, int(seed) if seed else None)
-    return E2ESettings(mode, 14.0, 35.0, 10.0, 10.0, 60.0, 2.0, int(seed) if seed else None)
+    return E2ESettings(mode, 12.0, 24.0, 6.0, 6.0, 36.0, 1.5, int(seed) if seed else None)

@@ -1,6 +1,6 @@
 """Soak: steady load through both proxies with no fault, sampling every process' RSS, open files and threads;
 after bursts that grow the thread pools and the first third of the samples (warm-up), nothing may grow
-(60 s in CI, 10 minutes with MISHARDS_E2E=long)."""
+(36 s in CI, 10 minutes with MISHARDS_E2E=long)."""
 
 from __future__ import annotations
 
