@@ -2,11 +2,11 @@
 
 A node with several workers answers ``Cmd("mishards_workers")`` with each worker's own address. The proxy asks
 every node once (in the background, at its first use; again after a worker address stops answering), and its
-channel to the node, :class:`SpreadChannel`, sends each search call to the next worker in turn (round robin)
-over a channel of that worker's own (at the host the proxy reaches the node at, on the worker's port); every
-other call, and every call while the workers are not known (an older node, a single-process one), goes to the
-node's main address. Failure handling (hedging, failover, suspects) stays per node: the fan-out sees one node,
-whichever worker answered.
+channel to the node, :class:`SpreadChannel`, sends each search call to the worker with the fewest of this
+proxy's calls in flight (:func:`least_busy`; among equals, the next in turn), over a channel of that worker's
+own (at the host the proxy reaches the node at, on the worker's port); every other call, and every call while
+the workers are not known (an older node, a single-process one), goes to the node's main address. Failure
+handling (hedging, failover, suspects) stays per node: the fan-out sees one node, whichever worker answered.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import grpc
@@ -57,14 +57,40 @@ def spreads(method: str, workers: tuple[str, ...]) -> bool:
     return len(workers) > 1 and method in SPREAD_METHODS
 
 
-class RoundRobin:
-    """The next worker index, in turn (thread safe)."""
+def least_busy(in_flight: Sequence[int], start: int) -> int:
+    """The index of the worker to call next: the one with the fewest calls in flight; among equals, the first
+    at or after ``start`` (wrapping), so that a turn counter makes equally busy workers take turns."""
+    n = len(in_flight)
+    first = start % n
+    return (first + min(range(n), key=lambda k: in_flight[(first + k) % n])) % n
+
+
+class InFlight:
+    """Calls in flight per worker address and a turn counter; :meth:`pick` chooses with :func:`least_busy`
+    and counts the call, :meth:`done` uncounts it (thread safe)."""
 
     def __init__(self) -> None:
         self._count = itertools.count()
+        self._busy: dict[str, int] = {}
+        self._lock = threading.Lock()
 
-    def pick(self, n: int) -> int:
-        return next(self._count) % n
+    def pick(self, workers: Sequence[str]) -> str:
+        with self._lock:
+            chosen = workers[least_busy([self._busy.get(w, 0) for w in workers], next(self._count))]
+            self._busy[chosen] = self._busy.get(chosen, 0) + 1
+            return chosen
+
+    def done(self, worker: str) -> None:
+        with self._lock:
+            left = self._busy.get(worker, 0) - 1
+            if left > 0:
+                self._busy[worker] = left
+            else:
+                self._busy.pop(worker, None)
+
+    def busy(self, worker: str) -> int:
+        with self._lock:
+            return self._busy.get(worker, 0)
 
 
 class WorkerDirectory:
@@ -118,39 +144,60 @@ class WorkerDirectory:
         future.add_done_callback(answered)
 
 
-class _Watched:
-    """A worker's multicallable that reports the worker as unreachable (UNAVAILABLE) to ``on_lost``."""
+class _Spread:
+    """A search method's multicallable on a node with several workers: each call goes to the least busy worker
+    (chosen when it starts, counted until it ends); a worker that answers UNAVAILABLE makes the directory ask
+    the node again."""
 
-    def __init__(self, inner: Any, on_lost: Callable[[], None]) -> None:
-        self.inner = inner
-        self.on_lost = on_lost
+    def __init__(self, node: SpreadChannel, workers: tuple[str, ...], method: str, args: Any, kwargs: Any) -> None:
+        self.node = node
+        self.workers = workers
+        self.method = method
+        self.args = args
+        self.kwargs = kwargs
 
-    def _check(self, exc: BaseException | None) -> None:
+    def _start(self) -> tuple[str, Any]:
+        worker = self.node.in_flight.pick(self.workers)
+        return worker, self.node.plain(worker).unary_unary(self.method, *self.args, **self.kwargs)
+
+    def _ended(self, worker: str, exc: BaseException | None) -> None:
+        self.node.in_flight.done(worker)
         if isinstance(exc, grpc.RpcError) and exc.code() == grpc.StatusCode.UNAVAILABLE:
-            self.on_lost()
+            self.node.directory.forget(self.node.address)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        worker, call = self._start()
         try:
-            return self.inner(*args, **kwargs)
-        except grpc.RpcError as exc:
-            self._check(exc)
+            reply = call(*args, **kwargs)
+        except BaseException as exc:
+            self._ended(worker, exc)
             raise
-
-    def future(self, *args: Any, **kwargs: Any) -> Any:
-        fut = self.inner.future(*args, **kwargs)
-        fut.add_done_callback(lambda f: None if f.cancelled() else self._check(f.exception()))
-        return fut
+        self._ended(worker, None)
+        return reply
 
     def with_call(self, *args: Any, **kwargs: Any) -> Any:
+        worker, call = self._start()
         try:
-            return self.inner.with_call(*args, **kwargs)
-        except grpc.RpcError as exc:
-            self._check(exc)
+            reply = call.with_call(*args, **kwargs)
+        except BaseException as exc:
+            self._ended(worker, exc)
             raise
+        self._ended(worker, None)
+        return reply
+
+    def future(self, *args: Any, **kwargs: Any) -> Any:
+        worker, call = self._start()
+        try:
+            fut = call.future(*args, **kwargs)
+        except BaseException as exc:
+            self._ended(worker, exc)
+            raise
+        fut.add_done_callback(lambda f: self._ended(worker, None if f.cancelled() else f.exception()))
+        return fut
 
 
 class SpreadChannel(grpc.Channel):
-    """The proxy's channel to one node: searches go round robin to its workers, the rest to its address."""
+    """The proxy's channel to one node: searches go to its least busy worker, the rest to its address."""
 
     def __init__(self, address: str, main: grpc.Channel, directory: WorkerDirectory,
                  plain: Callable[[str], grpc.Channel]) -> None:
@@ -158,7 +205,7 @@ class SpreadChannel(grpc.Channel):
         self.main = main
         self.directory = directory
         self.plain = plain
-        self.turn = RoundRobin()
+        self.in_flight = InFlight()
 
     def unary_unary(self, method: str, *args: Any, **kwargs: Any) -> Any:
         if method not in SPREAD_METHODS:
@@ -166,9 +213,7 @@ class SpreadChannel(grpc.Channel):
         workers = self.directory.workers(self.address)
         if not spreads(method, workers):
             return self.main.unary_unary(method, *args, **kwargs)
-        worker = workers[self.turn.pick(len(workers))]
-        return _Watched(self.plain(worker).unary_unary(method, *args, **kwargs),
-                        lambda: self.directory.forget(self.address))
+        return _Spread(self, workers, method, args, kwargs)
 
     def unary_stream(self, method: str, *args: Any, **kwargs: Any) -> Any:
         return self.main.unary_stream(method, *args, **kwargs)

@@ -26,9 +26,10 @@ from milvus_wire import milvus_pb2
 from mishards.worker_channels import (
     RETRY_SECONDS,
     SERVICE,
-    RoundRobin,
+    InFlight,
     SpreadChannel,
     WorkerDirectory,
+    least_busy,
     parse_workers,
     spreads,
 )
@@ -129,8 +130,23 @@ def test_a_proxy_spreads_searches_over_the_workers_a_node_names() -> None:
     assert spreads(path + "SearchInFiles", ("a:1", "a:2"))
     assert not spreads(path + "SearchInFiles", ("a:0",))
     assert not spreads(path + "Insert", ("a:1", "a:2"))
-    turn = RoundRobin()
-    assert [turn.pick(3) for _ in range(7)] == [0, 1, 2, 0, 1, 2, 0]
+
+
+def test_the_least_busy_worker_is_chosen_and_equally_busy_ones_take_turns() -> None:
+    assert [least_busy([0, 0, 0], turn) for turn in range(7)] == [0, 1, 2, 0, 1, 2, 0]
+    assert least_busy([2, 0, 1], 0) == 1
+    assert least_busy([2, 0, 1], 2) == 1  # the fewest wins whatever the turn
+    assert least_busy([1, 3, 1], 1) == 2 and least_busy([1, 3, 1], 0) == 0  # ties: first at or after the turn
+    assert least_busy([5], 9) == 0
+    busy = InFlight()
+    workers = ("a:1", "a:2")
+    first, second = busy.pick(workers), busy.pick(workers)
+    assert {first, second} == set(workers)
+    busy.done(first)
+    assert busy.pick(workers) == first and busy.pick(workers) in workers  # the idle one, then either
+    busy.done(first)
+    busy.done(first)
+    assert busy.busy(first) == 0 and busy.busy(second) >= 1
 
 
 def test_worker_pages_merge_into_one_family_per_metric_with_a_worker_label() -> None:
@@ -165,6 +181,27 @@ class _Answered:
         fn(self)
 
 
+class _Pending:
+    """A search call in flight on worker ``worker`` until :meth:`finish`."""
+
+    def __init__(self, name: str) -> None:
+        self.worker = {"w0": "n:7", "w1": "n:8"}.get(name, name)
+        self.callbacks: list[Any] = []
+
+    def add_done_callback(self, fn: Any) -> None:
+        self.callbacks.append(fn)
+
+    def cancelled(self) -> bool:
+        return False
+
+    def exception(self) -> BaseException | None:
+        return None
+
+    def finish(self) -> None:
+        for fn in self.callbacks:
+            fn(self)
+
+
 class _Channel:
     """Records the methods asked of it; ``Cmd`` answers ``workers`` (None: the call fails)."""
 
@@ -178,7 +215,9 @@ class _Channel:
         channel = self
 
         class Call:
-            def future(self, request: bytes, timeout: float | None = None) -> _Answered:
+            def future(self, request: bytes, timeout: float | None = None) -> _Answered | _Pending:
+                if method != SERVICE + "Cmd":
+                    return _Pending(channel.name)
                 if channel.workers is None:
                     return _Answered(None)
                 reply = milvus_pb2.StringReply(string_reply=json.dumps({"workers": channel.workers}))
@@ -212,3 +251,11 @@ def test_a_spread_channel_sends_searches_round_robin_to_workers_and_the_rest_to_
     assert spread.unary_unary(search)(b"") == "main"  # workers not known yet: the node's address
     assert [spread.unary_unary(search)(b"") for _ in range(4)] == ["w0", "w1", "w0", "w1"]
     assert spread.unary_unary(SERVICE + "Insert")(b"") == "main"
+    # Calls still in flight steer the next ones to the idle worker; a finished call no longer counts.
+    held = [spread.unary_unary(search).future(b"") for _ in range(2)]
+    assert {spread.in_flight.busy("n:7"), spread.in_flight.busy("n:8")} == {1}
+    held[0].finish()
+    idle = "w0" if held[0].worker == "n:7" else "w1"
+    assert [spread.unary_unary(search)(b"") for _ in range(3)] == [idle] * 3
+    held[1].finish()
+    assert spread.in_flight.busy("n:7") == spread.in_flight.busy("n:8") == 0
