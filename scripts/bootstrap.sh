@@ -108,8 +108,8 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 pip=("$VENV/bin/python" -m pip install --quiet)
 say "upgrading pip"
 "${pip[@]}" --upgrade pip
-say "installing the project with dev extras (pip install -e '.[dev]')"
-"${pip[@]}" -e '.[dev]'
+say "installing the project with dev and tools extras (pip install -e '.[dev,tools]')"
+"${pip[@]}" -e '.[dev,tools]'
 # pymilvus 1.1.2 pins an old grpcio, so install it without its dependencies. The compatibility
 # tests run it in a subprocess with PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION=python.
 say "installing pymilvus==$PYMILVUS_VERSION (no deps) for compatibility tests"
