@@ -242,6 +242,10 @@ spec:
         - --workers
         - {{ .values.workers | quote }}
         {{- end }}
+        - --health-port
+        - {{ $v.node.healthPort | quote }}
+        {{- include "mishards.clusterTls.args" $root | nindent 8 }}
+        {{- include "mishards.auth.args" $root | nindent 8 }}
         {{- range $v.node.extraArgs }}
         - {{ . | quote }}
         {{- end }}
@@ -271,28 +275,32 @@ spec:
         - name: grpc
           containerPort: {{ $v.node.port }}
           protocol: TCP
+        - name: health
+          containerPort: {{ $v.node.healthPort }}
+          protocol: TCP
         {{- if $v.metrics.enabled }}
         - name: metrics
           containerPort: {{ $v.metrics.port }}
           protocol: TCP
         {{- end }}
       # Service "" is SERVING once the process serves; milvus.grpc.MilvusService only once a read-only node has
-      # loaded its share of segments (readiness, and so Kubernetes membership, waits for that).
+      # loaded its share of segments (readiness, and so Kubernetes membership, waits for that). The probes ask the
+      # plaintext health-only port: the kubelet cannot present the cluster certificate the gRPC port requires.
       startupProbe:
         grpc:
-          port: {{ $v.node.port }}
+          port: {{ $v.node.healthPort }}
         periodSeconds: 5
         timeoutSeconds: 5
         failureThreshold: {{ div $v.node.startupTimeoutSeconds 5 | max 1 }}
       livenessProbe:
         grpc:
-          port: {{ $v.node.port }}
+          port: {{ $v.node.healthPort }}
         periodSeconds: 10
         timeoutSeconds: 5
         failureThreshold: 6
       readinessProbe:
         grpc:
-          port: {{ $v.node.port }}
+          port: {{ $v.node.healthPort }}
           service: milvus.grpc.MilvusService
         periodSeconds: 5
         timeoutSeconds: 5
@@ -309,6 +317,7 @@ spec:
           readOnly: true
         - name: tmp
           mountPath: /tmp
+        {{- include "mishards.tls.volumeMounts" (dict "root" $root) | nindent 8 }}
   volumes:
     - name: data
       persistentVolumeClaim:
@@ -318,6 +327,7 @@ spec:
         name: {{ include "mishards.fullname" $root }}-config
     - name: tmp
       emptyDir: {}
+    {{- include "mishards.tls.volumes" (dict "root" $root) | nindent 4 }}
   {{- with .values.nodeSelector }}
   nodeSelector:
     {{- toYaml . | nindent 4 }}
