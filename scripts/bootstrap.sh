@@ -5,7 +5,8 @@
 #   * installs the Debian packages the tests need, only if they are missing;
 #   * creates .venv with the python3 on PATH (3.11+) and installs the project with its dev extras,
 #     plus the real Milvus 1.1 client (pymilvus 1.1.2) for the compatibility tests;
-#   * skips the pip step when .venv/.bootstrap-<sha256 of pyproject.toml> exists;
+#   * installs the Python client (client/, package mishards_client) editable;
+#   * skips the pip step when .venv/.bootstrap-<sha256 of pyproject.toml and client/pyproject.toml> exists;
 #   * for the tests: installs Node.js and npm when `node` / `npm` are missing, and the Node.js SDK of
 #     Milvus 1.x pinned by tests/compat/node_sdk/package-lock.json (npm ci; skipped while
 #     node_modules/.bootstrap-<sha256 of package.json and package-lock.json> exists).
@@ -91,7 +92,7 @@ if [[ $runtime_only != 1 ]]; then
 fi
 
 # --- Python venv -----------------------------------------------------------------------------
-stamp="$VENV/.bootstrap-$(sha256sum pyproject.toml | cut -d' ' -f1)"
+stamp="$VENV/.bootstrap-$(cat pyproject.toml client/pyproject.toml | sha256sum | cut -d' ' -f1)"
 if [[ -f $stamp ]]; then
     say "venv up to date ($(basename "$stamp" | cut -c1-22)…)"
     exit 0
@@ -110,6 +111,9 @@ say "upgrading pip"
 "${pip[@]}" --upgrade pip
 say "installing the project with dev and tools extras (pip install -e '.[dev,tools]')"
 "${pip[@]}" -e '.[dev,tools]'
+# The Python client (its own distribution in client/, package mishards_client), editable.
+say "installing the Python client (pip install -e ./client)"
+"${pip[@]}" -e ./client
 # pymilvus 1.1.2 pins an old grpcio, so install it without its dependencies. The compatibility
 # tests run it in a subprocess with PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION=python.
 say "installing pymilvus==$PYMILVUS_VERSION (no deps) for compatibility tests"
