@@ -10,7 +10,10 @@ COMMANDS = {
     "node": ("node", "run a node (roles standalone, rw, ro)"),
     "proxy": ("mishards", "run the proxy (forwards to the cluster's nodes)"),
     "up": ("mishards.up", "run a local cluster: proxy, writer and read-only nodes on embedded defaults"),
+    "user": ("coordinator.users_cli", "manage users, roles and tokens of token authentication"),
     "status": ("coordinator.status", "show the cluster: members, health, writer, epoch, segments per node"),
+    "import": ("mishards_tools.import_cli", "load .npy/.fvecs/.bvecs/.ivecs/.hdf5/.parquet/.csv into a collection"),
+    "bench": ("mishards_tools.bench_cli", "ann-benchmarks-style recall/QPS runs against any endpoint, with plots"),
 }
 
 USAGE = "usage: mishards <command> [options]\n\ncommands:\n" + "\n".join(

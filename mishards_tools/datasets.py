@@ -41,7 +41,9 @@ class ReaderOptions:
     vector_column: str = "vector"
 
 
-VECS_COMPONENT: dict[str, np.dtype[Any]] = {".fvecs": np.dtype("<f4"), ".ivecs": np.dtype("<i4"), ".bvecs": np.dtype("u1")}
+VECS_COMPONENT: dict[str, np.dtype[Any]] = {
+    ".fvecs": np.dtype("<f4"), ".ivecs": np.dtype("<i4"), ".bvecs": np.dtype("u1"),
+}
 SUFFIXES = (".npy", *VECS_COMPONENT, ".hdf5", ".h5", ".parquet", ".csv")
 
 
