@@ -2,7 +2,8 @@
 
 Tables: ``cluster_state`` (one row: revision, writer epoch and id), ``writer_lease`` (the catalog election's
 lease, on the database's clock), ``wal_seals`` (one row per writer epoch: the log position its writer
-replayed), ``collections``, ``partitions`` and ``segments``. MySQL tables use ``utf8mb4`` / ``utf8mb4_bin``.
+replayed), ``collections``, ``partitions`` and ``segments``; the users of the token authentication
+(``auth_users``, ``auth_tokens``, ``auth_grants``: ``coordinator.auth``). MySQL tables use ``utf8mb4`` / ``utf8mb4_bin``.
 
 Columns added after a table's first release (:data:`ADDED_COLUMNS`) are nullable, so that a database created by
 an older version gets them with ``ALTER TABLE ... ADD COLUMN`` (:func:`add_missing_columns`) and an older
@@ -129,6 +130,41 @@ segments = sa.Table(
     **_NO_ID_REUSE,
 )
 
+
+# Token authentication (coordinator.auth): users with a global role, their tokens (SHA-256 hex of each, never the
+# token; at most two live at once so that one can be rotated without downtime) and per-collection grants. These
+# are operator data: written by ``mishards user``, never fenced by the writer epoch.
+auth_users = sa.Table(
+    "auth_users",
+    metadata,
+    sa.Column("name", _NAME, primary_key=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("created_us", sa.BigInteger, nullable=False),
+    **_TABLE_KW,
+)
+
+auth_tokens = sa.Table(
+    "auth_tokens",
+    metadata,
+    sa.Column("id", _ID, primary_key=True, autoincrement=True),
+    sa.Column("user_name", _NAME, nullable=False, index=True),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_us", sa.BigInteger, nullable=False),
+    sa.Column("expires_at", sa.Double, nullable=True),  # seconds since the epoch; NULL: never
+    **_TABLE_KW,
+    **_NO_ID_REUSE,
+)
+
+auth_grants = sa.Table(
+    "auth_grants",
+    metadata,
+    sa.Column("user_name", _NAME, primary_key=True),
+    sa.Column("collection_name", _NAME, primary_key=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    **_TABLE_KW,
+)
+
+AUTH_TABLES = (auth_users, auth_tokens, auth_grants)
 
 # (table, column) pairs added after the table's first release, in the order they were added.
 ADDED_COLUMNS: tuple[tuple[sa.Table, str], ...] = ((collections, "hybrid_schema"),)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
+from coordinator.auth.guard import forwarded
 from coordinator.errors import ErrorCode
 from milvus_wire import milvus_pb2, status_pb2
 from mishards.outcomes import reply_status
@@ -66,7 +67,8 @@ def to_every_reader(cluster: Cluster, request: bytes, path: str, writer_reply: b
         return writer_reply
     calls: list[tuple[Member, Any, Any]] = []
     for member in cluster.readers():
-        span, metadata = (None, ()) if tracing is None else tracing.start_client(path, member.node_id)
+        span, metadata = (None, forwarded()) if tracing is None else \
+            tracing.start_client(path, member.node_id, forwarded())
         future = cluster.channel(member.address).unary_unary(path).future(
             request, timeout=READER_TIMEOUT, metadata=metadata or None)
         calls.append((member, future, span))

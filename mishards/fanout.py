@@ -32,6 +32,7 @@ import grpc
 
 from coordinator import tracing as spans
 from coordinator import validation
+from coordinator.auth.guard import forwarded
 from coordinator.catalog import CatalogSnapshot
 from coordinator.errors import ErrorCode, MilvusError
 from coordinator.hybrid.from_wire import query_from_search_param
@@ -349,7 +350,8 @@ class Fanout:
             call = self.cluster.channel(member.address).unary_unary(method)
             started = time.perf_counter()
             try:
-                with self._traced(method, member.node_id, ((MIN_REVISION_HEADER, str(revision)),)) as metadata:
+                sent = ((MIN_REVISION_HEADER, str(revision)), *forwarded())
+                with self._traced(method, member.node_id, sent) as metadata:
                     data = bytes(call(request, timeout=shared.call_timeout(deadline), metadata=metadata))
             except grpc.RpcError as exc:
                 ending = rpc_ending(exc.code(), exc.details())

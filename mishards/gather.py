@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, TypeAlias
 
 import grpc
 
+from coordinator.auth.guard import forwarded
 from coordinator.errors import ErrorCode
 from coordinator.placement import Placement
 from coordinator.topk import TopK
@@ -88,7 +89,8 @@ class _Search:
         self.placement = placement
         self.addresses = addresses
         self.request = request
-        self.metadata: Metadata = ((MIN_REVISION_HEADER, str(revision)),)
+        # the caller's authorization goes with every sub-request (a node without mTLS checks it too)
+        self.metadata: Metadata = ((MIN_REVISION_HEADER, str(revision)), *forwarded())
         self.deadline = deadline
         self.key = key
         self.events: queue.SimpleQueue[tuple[Attempt, Outcome]] = queue.SimpleQueue()

@@ -1,5 +1,7 @@
 """The proxy's MilvusService: every call forwarded as bytes (no decoding of the payload), `Cmd version`
-answered by the proxy itself.
+answered by the proxy itself. Every call, gRPC or REST, is first admitted by the guard (``coordinator.auth``): a
+refused one answers PERMISSION_DENIED in its own reply type and nothing is forwarded; an admitted one carries the
+caller's ``authorization`` metadata on every sub-request made for it.
 
 Writes, DDL and every other call go to the current writer (the hybrid ones too: CreateHybridCollection, InsertEntity,
 ...); searches (Search, SearchByID, HybridSearch) fan out across the read-only nodes on top of this edge.
@@ -16,6 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
+from coordinator.auth.classes import LISTS
+from coordinator.auth.guard import Guard, Refused, forwarded
+from coordinator.auth.requests import narrow_list, parse_request
 from coordinator.errors import ErrorCode
 from coordinator.headers import REQUEST_KEY_HEADER
 from coordinator.membership import Member
@@ -92,8 +97,9 @@ class Unimplemented(Exception):
 class Forwarder:
     def __init__(self, settings: ProxySettings, cluster: Cluster, fanout: Fanout | None = None,
                  view: CatalogView | None = None, metrics: ProxyMetrics | None = None,
-                 tracing: Tracing | None = None) -> None:
+                 tracing: Tracing | None = None, guard: Guard | None = None) -> None:
         self.settings = settings
+        self.guard = guard  # who may run what (coordinator.auth); None: every call is forwarded
         self.cluster = cluster
         self.fanout = fanout
         self.view = view
@@ -110,6 +116,19 @@ class Forwarder:
         fan_out = fanned.get(method)
 
         def forward(request: bytes, context: grpc.ServicerContext) -> bytes:
+            if self.guard is None:
+                return served(request, context)
+            verdict = self.guard.admit(method, request, context, parse_request)
+            if isinstance(verdict, Refused):  # nothing is forwarded
+                return error_bytes(reply_cls, ErrorCode.PERMISSION_DENIED, verdict.reason)
+            reply = served(request, context)
+            if method in LISTS and verdict.identity.scoped:
+                reply = narrow_list(method, reply, verdict.identity)
+            if verdict.audited is not None:
+                self.guard.done(verdict, reply_status_of(reply, reply_cls)[0])
+            return reply
+
+        def served(request: bytes, context: grpc.ServicerContext) -> bytes:
             try:
                 return serve(request, context)
             except Unimplemented as exc:
@@ -165,6 +184,7 @@ class Forwarder:
 
     def _call_writer(self, target: Member, path: str, request: bytes, timeout: float | None,
                      metadata: Metadata) -> bytes:
+        metadata = (*metadata, *forwarded())  # the caller's authorization, for a node without mTLS
         if self.tracing is None:
             return bytes(self.cluster.channel(target.address).unary_unary(path)(request, timeout=timeout,
                                                                                 metadata=metadata or None))
@@ -285,7 +305,7 @@ class Forwarder:
             return writer_reply
         readers = self.cluster.readers()
         revision = self._revision()
-        header: tuple[tuple[str, str], ...] = ((MIN_REVISION_HEADER, str(revision)),)
+        header: tuple[tuple[str, str], ...] = ((MIN_REVISION_HEADER, str(revision)), *forwarded())
         calls = []
         for member in readers:
             span, metadata = (None, header) if self.tracing is None else \

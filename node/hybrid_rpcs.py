@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from coordinator import limits, metadata, validation
+from coordinator.auth.guard import visible_to_caller
 from coordinator.errors import IllegalArgument, IllegalVectorId, UnexpectedError
 from coordinator.hybrid import metadata as hybrid_meta
 from coordinator.hybrid.attrs import decode_entities, entity_message, entity_records, scalar_order
@@ -113,8 +114,10 @@ class HybridRpcs:
 
     @rpc(milvus_pb2.MappingList)
     def ShowHybridCollections(self, request: Any) -> Any:
-        return milvus_pb2.MappingList(status=convert.OK, mapping_list=hybrid_meta.hybrid_mappings(
-            self.engine.snapshot()))
+        mappings = hybrid_meta.hybrid_mappings(self.engine.snapshot())
+        shown = set(visible_to_caller([m.collection_name for m in mappings]))
+        return milvus_pb2.MappingList(status=convert.OK,
+                                      mapping_list=[m for m in mappings if m.collection_name in shown])
 
     @rpc(milvus_pb2.CollectionInfo)
     def ShowHybridCollectionInfo(self, request: Any) -> Any:

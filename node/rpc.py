@@ -1,5 +1,6 @@
-"""The node's gRPC edge: :func:`rpc`, the one place where a handler's errors become in-band Milvus statuses, and
-what a handler may read of the call it serves (the caller's catalog revision, the request's idempotency key)."""
+"""The node's gRPC edge: :func:`rpc`, the one place where a handler's errors become in-band Milvus statuses and
+where every call (gRPC or REST) is checked against the caller's identity (``coordinator.auth``), and what a
+handler may read of the call it serves (the caller's catalog revision, the request's idempotency key)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
 
+from coordinator.auth.guard import Refused
 from coordinator.errors import ErrorCode, MilvusError, UnexpectedError
 from node import convert
 from node.idempotency import REQUEST_KEY_HEADER, parse_request_key
@@ -45,8 +47,10 @@ def request_key() -> bytes:
 def rpc(reply_type: Any) -> Callable[[Handler], GrpcMethod]:
     """Map every error of a handler to a ``reply_type`` carrying the Milvus status; never raise.
 
-    The handler's object has ``engine`` (a read-only node first catches up with the caller's catalog revision)
-    and ``metrics`` (None, or what observes each call's method, status code and duration).
+    The handler's object has ``engine`` (a read-only node first catches up with the caller's catalog revision),
+    ``metrics`` (None, or what observes each call's method, status code and duration) and ``guard`` (None, or
+    the :class:`coordinator.auth.guard.Guard` that admits the call first: a refused call answers
+    PERMISSION_DENIED and runs nothing).
     """
 
     def wrap(fn: Handler) -> GrpcMethod:
@@ -57,7 +61,15 @@ def rpc(reply_type: Any) -> Callable[[Handler], GrpcMethod]:
             if self.metrics is not None:
                 self.metrics.begin()
             call = _CALL.set(context)
+            guard = self.guard
+            admitted = None
             try:
+                if guard is not None:
+                    verdict = guard.admit(fn.__name__, request, context)
+                    if isinstance(verdict, Refused):
+                        code = ErrorCode.PERMISSION_DENIED
+                        return convert.error_reply(reply_type, MilvusError(verdict.reason, code))
+                    admitted = verdict
                 if context is not None and not self.engine.writable:
                     self.engine.catch_up(_min_revision(context))
                 return fn(self, request)
@@ -71,6 +83,8 @@ def rpc(reply_type: Any) -> Callable[[Handler], GrpcMethod]:
                 return convert.error_reply(reply_type, UnexpectedError(f"Internal error: {exc}"))
             finally:
                 _CALL.reset(call)
+                if admitted is not None and guard is not None:
+                    guard.done(admitted, int(code))
                 if self.metrics is not None:
                     self.metrics.observe(fn.__name__, int(code), time.perf_counter() - started)
 

@@ -16,6 +16,7 @@ import grpc
 import numpy as np
 
 from coordinator import limits, metadata, validation
+from coordinator.auth.guard import Guard, visible_to_caller
 from coordinator.errors import (
     BuildIndexError,
     CollectionNotFound,
@@ -67,6 +68,7 @@ class MilvusService(HybridSearchRpcs, HybridRpcs, milvus_pb2_grpc.MilvusServiceS
         self.commands = Commands(engine)
         # Read-only node in a cluster: which of these segment ids are this node's placement share.
         self.share: Callable[[list[int]], set[int]] | None = None
+        self.guard: Guard | None = None  # who may run what (coordinator.auth); None: every call runs
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -125,7 +127,7 @@ class MilvusService(HybridSearchRpcs, HybridRpcs, milvus_pb2_grpc.MilvusServiceS
 
     @rpc(milvus_pb2.CollectionNameList)
     def ShowCollections(self, request: Any) -> Any:
-        names = sorted(self.engine.snapshot().collections)
+        names = visible_to_caller(sorted(self.engine.snapshot().collections))
         return milvus_pb2.CollectionNameList(status=convert.OK, collection_names=names)
 
     @rpc(milvus_pb2.CollectionInfo)

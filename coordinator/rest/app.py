@@ -18,7 +18,7 @@ from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any
 
 from coordinator.rest import api_collections, api_hybrid, api_system, api_vectors, openapi
-from coordinator.rest.backend import Aborted, Backend
+from coordinator.rest.backend import Aborted, Backend, Caller, serving
 from coordinator.rest.codes import CallFailed, RestError, WebCode, http_status, web_code
 from coordinator.rest.paging import parse_query
 from coordinator.rest.replies import CORS_HEADERS, Reply, Request, status_body
@@ -84,6 +84,15 @@ class BodyBudget:
         async with changed:
             self.used -= size
             changed.notify_all()
+
+
+def client_address(scope: Mapping[str, Any]) -> str:
+    """The HTTP client's address as gRPC names a peer (``ipv4:HOST:PORT``), for audit lines."""
+    client = scope.get("client")
+    if not client:
+        return "rest"
+    host, port = client[0], client[1]
+    return f"ipv6:[{host}]:{port}" if ":" in str(host) else f"ipv4:{host}:{port}"
 
 
 def error_reply(code: int, message: str, status: int) -> Reply:
@@ -155,7 +164,8 @@ class RestApp:
                 return label, self._too_large(None)
             query = parse_query(scope.get("query_string", b""))
             loop = asyncio.get_running_loop()
-            reply = await loop.run_in_executor(self.executor, self._run, found, query, body, headers)
+            reply = await loop.run_in_executor(self.executor, self._run, found, query, body, headers,
+                                               client_address(scope))
             return label, reply
         finally:
             await self.budget.release(size)
@@ -180,7 +190,12 @@ class RestApp:
             if not message.get("more_body"):
                 return b"".join(chunks)
 
-    def _run(self, found: Match, query: Mapping[str, str], body: bytes, headers: Mapping[str, str]) -> Reply:
+    def _run(self, found: Match, query: Mapping[str, str], body: bytes, headers: Mapping[str, str],
+             peer: str = "rest") -> Reply:
+        with serving(Caller(headers.get("authorization"), peer)):
+            return self._traced(found, query, body, headers)
+
+    def _traced(self, found: Match, query: Mapping[str, str], body: bytes, headers: Mapping[str, str]) -> Reply:
         if self.tracing is None:
             return run_endpoint(self.backend, found, query, body)
         with self.tracing.http_server(found.route.label, headers) as span:

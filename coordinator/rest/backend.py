@@ -8,6 +8,10 @@ searches fanned out); both are given a :class:`RestContext` where the gRPC edge 
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from coordinator.rest.codes import CallFailed
@@ -32,12 +36,37 @@ class Aborted(Exception):
         self.details = details
 
 
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """What the REST layer passes of one HTTP request to the handlers: its ``Authorization`` header (None:
+    absent) and the client's address."""
+
+    authorization: str | None = None
+    peer: str = "rest"
+
+
+_CALLER: ContextVar[Caller | None] = ContextVar("rest_caller", default=None)
+
+
+@contextmanager
+def serving(caller: Caller) -> Iterator[None]:
+    """Run the endpoint of one HTTP request as ``caller`` (its backend calls carry its ``Authorization``)."""
+    token = _CALLER.set(caller)
+    try:
+        yield
+    finally:
+        _CALLER.reset(token)
+
+
 class RestContext:
-    """The part of ``grpc.ServicerContext`` the handlers use, for calls that came over HTTP: no metadata, no
-    deadline (an HTTP client's timeout is not sent to the server)."""
+    """The part of ``grpc.ServicerContext`` the handlers use, for calls that came over HTTP: the request's
+    ``Authorization`` header as the ``authorization`` metadata (checked by the same handler layer as a gRPC
+    call's), no deadline (an HTTP client's timeout is not sent to the server)."""
 
     def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
-        return ()
+        caller = _CALLER.get()
+        header = None if caller is None else caller.authorization
+        return () if header is None else (("authorization", header),)
 
     def time_remaining(self) -> float | None:
         return None
@@ -46,7 +75,11 @@ class RestContext:
         return True
 
     def peer(self) -> str:
-        return "rest"
+        caller = _CALLER.get()
+        return "rest" if caller is None else caller.peer
+
+    def auth_context(self) -> dict[str, list[bytes]]:
+        return {}  # a REST caller is never a cluster peer
 
     def abort(self, code: Any, details: str) -> None:
         raise Aborted(code, details)

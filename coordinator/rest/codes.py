@@ -37,11 +37,14 @@ def web_code(code: int) -> int:
 
 def http_status(code: int, success: int, not_found: bool) -> int:
     """The HTTP status of an endpoint's reply: its success status for 0, 404 for a missing collection where the
-    endpoint has that branch (the ``/collections/{name}...`` endpoints), 400 otherwise."""
+    endpoint has that branch (the ``/collections/{name}...`` endpoints), 403 for a call the caller's identity
+    may not make (``coordinator.auth``; Milvus 1.1 had none), 400 otherwise."""
     if code == 0:
         return success
     if code == ErrorCode.COLLECTION_NOT_EXISTS and not_found:
         return 404
+    if code == ErrorCode.PERMISSION_DENIED:
+        return 403  # no token, a wrong one, or a role that may not (the body carries code 3 and the reason)
     return 400
 
 
