@@ -15,9 +15,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import ssl
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -127,6 +129,21 @@ def check_server_tls(tls: ServerTls) -> None:
     except (ssl.SSLError, OSError, ValueError) as exc:
         raise TlsConfigError(f"TLS certificate {tls.cert!r} / key {tls.key!r} / CA {tls.client_ca or '-'}: "
                              f"{exc}") from None
+
+
+def add_tls_arguments(parser: Any, cluster: bool = True) -> None:
+    """The TLS flags of the node's and the proxy's command line (``argparse``)."""
+    parser.add_argument("--tls-cert", help="edge TLS: certificate (PEM) of the gRPC and REST ports ('' = plaintext)")
+    parser.add_argument("--tls-key", help="edge TLS: the certificate's private key (PEM)")
+    parser.add_argument("--tls-client-ca", help="edge mTLS: clients must present a certificate signed by this CA")
+    if cluster:
+        parser.add_argument("--cluster-tls-cert", help="cluster mTLS: this process's cluster certificate (PEM)")
+        parser.add_argument("--cluster-tls-key", help="cluster mTLS: its private key (PEM)")
+        parser.add_argument("--cluster-tls-ca", help="cluster mTLS: the CA every cluster certificate is signed by")
+        parser.add_argument("--cluster-tls-server-name",
+                            help="cluster mTLS: the name a node's certificate must carry ('' = the host dialed)")
+    parser.add_argument("--health-port", type=int,
+                        help="plaintext gRPC health service (only) on this port, for probes (0: off, -1: any free)")
 
 
 # -- files read again when they change -------------------------------------------------------------------
@@ -240,6 +257,23 @@ def add_port(server: grpc.Server, address: str, tls: ServerTls | None) -> int:
     return server.add_secure_port(address, server_credentials(tls))
 
 
+def serve_health(servicer: Any, host: str, port: int) -> tuple[grpc.Server, int]:
+    """A plaintext gRPC server with only the health service (``servicer``, shared with the main port: the
+    same statuses), for probes that cannot do TLS (Kubernetes' gRPC probes). Returns it started, and its port
+    (``port`` -1 or 0: any free one)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from grpc_health.v1 import health_pb2_grpc
+
+    server = grpc.server(ThreadPoolExecutor(max_workers=2, thread_name_prefix="health"))
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    bound = server.add_insecure_port(f"[{host}]:{max(0, port)}" if ":" in host else f"{host}:{max(0, port)}")
+    if bound == 0:
+        raise OSError(f"cannot listen for health checks on {host}:{port}")
+    server.start()
+    return server, bound
+
+
 class ClusterDialer:
     """Channels to nodes: plaintext without cluster TLS, else TLS with the cluster certificate as client
     certificate and the cluster CA as the only root (checked against ``server_name`` when set).
@@ -280,35 +314,64 @@ class ClusterDialer:
         return grpc.secure_channel(address, credentials, options=[*options, *extra])
 
 
+# A Unix socket path longer than this does not fit in sockaddr_un (108 bytes with its terminating NUL).
+MAX_SOCKET_PATH = 100
+
+
+def forward_socket(storage_path: str, shared_port: int) -> str:
+    """Where a standalone node's primary worker takes its secondaries' forwards when its ports use TLS (its
+    port asks for a certificate a worker does not hold as a client, or names no loopback address): a Unix
+    socket in the node's storage folder, as private as the data (a folder of its own under the temporary
+    directory, mode 0700, when that path is too long), as a gRPC target ``unix:PATH``."""
+    storage = os.path.abspath(storage_path)
+    path = os.path.join(storage, f".forward-{shared_port}.sock")
+    if len(path) > MAX_SOCKET_PATH:
+        digest = hashlib.sha256(storage.encode()).hexdigest()[:16]
+        folder = os.path.join(tempfile.gettempdir(), f"mishards-{digest}")
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        path = os.path.join(folder, f"forward-{shared_port}.sock")
+    return f"unix:{path}"
+
+
 # -- REST (uvicorn) ----------------------------------------------------------------------------------------
 
 
 class ReloadingSSLContext:
-    """The REST server's TLS: an ``ssl.SSLContext`` whose certificate chain (and client CA) is loaded again
-    when the files change, checked at most every ``check_seconds`` from the accepting loop (``refresh``)."""
+    """The REST server's TLS: ``context`` goes to the listening socket; at each handshake (its SNI callback,
+    which OpenSSL calls with or without a server name) it hands the connection to a context built from the
+    files' current contents, loaded again when they changed (looked at most every ``check_seconds``)."""
 
     def __init__(self, tls: ServerTls, check_seconds: float = CHECK_SECONDS) -> None:
         self.tls = tls
-        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.context.minimum_version = ssl.TLSVersion.TLSv1_2
-        self.context.set_alpn_protocols(["http/1.1"])
-        if tls.client_ca:
-            self.context.verify_mode = ssl.CERT_REQUIRED if tls.require_client else ssl.CERT_OPTIONAL
         self._files = PemFiles([p for p in (tls.cert, tls.key, tls.client_ca) if p], _pair_valid, check_seconds)
-        self._load()
+        self.current = self._build()
+        self.context = self._build()
+        self.context.sni_callback = self._handshake
 
-    def _load(self) -> None:
-        self.context.load_cert_chain(self.tls.cert, self.tls.key)
+    def _build(self) -> ssl.SSLContext:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.set_alpn_protocols(["http/1.1"])
+        context.load_cert_chain(self.tls.cert, self.tls.key)
         if self.tls.client_ca:
-            self.context.load_verify_locations(cafile=self.tls.client_ca)
+            context.load_verify_locations(cafile=self.tls.client_ca)
+            context.verify_mode = ssl.CERT_REQUIRED if self.tls.require_client else ssl.CERT_OPTIONAL
+        return context
 
-    def refresh(self) -> None:
-        """Load the files again if they changed (the next handshakes use them)."""
+    def refresh(self) -> ssl.SSLContext:
+        """The context of the files' current contents (built again if they changed)."""
         if self._files.poll():
             try:
-                self._load()
+                self.current = self._build()
             except (OSError, ssl.SSLError) as exc:
                 log.warning("cannot load the new REST TLS files: %s", exc)
+        return self.current
+
+    def _handshake(self, connection: ssl.SSLObject, _server_name: str | None, _context: ssl.SSLContext) -> None:
+        try:
+            connection.context = self.refresh()
+        except Exception:  # never fail a handshake over a reload: the context in place stays
+            log.exception("reading the REST TLS files again failed")
 
 
 # -- peers -------------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from coordinator.lifecycle import run_command
+from coordinator.tls import add_tls_arguments
 from coordinator.workers import take_spec
 from mishards import settings as proxy_settings
 from mishards import workers
@@ -40,6 +41,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--consistency", choices=["strong", "session"],
                    help="strong: each search checks the catalog revision first (default); session: a polled view")
     p.add_argument("--catalog-refresh-interval", type=float, help="seconds between polls of the catalog revision")
+    add_tls_arguments(p)
     p.add_argument("--ready-file", help="write the bound address here once serving")
     p.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR")
     return p.parse_args(argv)

@@ -13,6 +13,7 @@ from coordinator import writer_lookup
 from coordinator.catalog import WriterLease
 from coordinator.etcd_client import EtcdError
 from coordinator.membership import Member, MembershipProvider, create_provider, readers
+from coordinator.tls import ClusterDialer
 from mishards.failures import FailureTracker
 from mishards.worker_channels import SpreadChannel, WorkerDirectory
 
@@ -35,7 +36,7 @@ class Cluster:
     """
 
     def __init__(self, membership_uri: str, writer_cache_seconds: float = 0.5,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, dialer: ClusterDialer | None = None) -> None:
         self.uri = membership_uri
         self.provider: MembershipProvider = create_provider(membership_uri)
         self.failures = FailureTracker(clock=clock)
@@ -45,6 +46,11 @@ class Cluster:
         self._last_known: Member | None = None  # the last writer an election lookup named
         # The catalog's writer lease, where rw nodes elect through the catalog (set by the proxy server).
         self.lease: Callable[[], WriterLease | None] | None = None
+        # how channels to nodes are made (cluster mTLS or plaintext); when its files change, the channels are
+        # replaced (new connections present the new certificate) and the old ones closed at stop
+        self.dialer = dialer or ClusterDialer(None)
+        self._generation = self.dialer.generation
+        self._retired: list[grpc.Channel] = []
         self._channels: dict[str, grpc.Channel] = {}
         self._spread: dict[str, SpreadChannel] = {}
         self.workers = WorkerDirectory(self._plain)
@@ -56,9 +62,10 @@ class Cluster:
     def stop(self) -> None:
         self.provider.stop()
         with self._lock:
-            for channel in self._channels.values():
+            for channel in [*self._channels.values(), *self._retired]:
                 channel.close()
             self._channels.clear()
+            self._retired.clear()
             self._spread.clear()
 
     def members(self) -> tuple[Member, ...]:
@@ -96,6 +103,8 @@ class Cluster:
 
     def channel(self, address: str) -> grpc.Channel:
         """The channel to the node at ``address``: its searches spread over its workers when it has several."""
+        if self.dialer.stale(self._generation):
+            self._renew_channels()
         spread = self._spread.get(address)
         if spread is None:
             main = self._plain(address)
@@ -103,10 +112,20 @@ class Cluster:
                 spread = self._spread.setdefault(address, SpreadChannel(address, main, self.workers, self._plain))
         return spread
 
+    def _renew_channels(self) -> None:
+        """The cluster certificate changed on disk: later calls use new channels (calls in flight finish on
+        the old ones, closed at stop)."""
+        with self._lock:
+            self._generation = self.dialer.generation
+            self._retired.extend(self._channels.values())
+            self._channels.clear()
+            self._spread.clear()
+        log.info("cluster certificate changed: new channels to the nodes")
+
     def _plain(self, address: str) -> grpc.Channel:
         with self._lock:
             channel = self._channels.get(address)
             if channel is None:
-                channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
+                channel = self.dialer.channel(address, CHANNEL_OPTIONS)
                 self._channels[address] = channel
             return channel

@@ -12,6 +12,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from coordinator.lifecycle import serve_until_signalled, write_ready_file
 from coordinator.sizes import parse_size
+from coordinator.tls import ClusterDialer, PeerTrust, add_port, check_server_tls, listening_tls, serve_health
 from coordinator.tracing import configure_tracing
 from coordinator.workers import WorkerSpec, join_host_port
 from mishards.catalog_view import CatalogView
@@ -38,7 +39,11 @@ class ProxyServer:
     def __init__(self, settings: ProxySettings, spec: WorkerSpec | None = None) -> None:
         self.settings = settings
         self.spec = spec
-        self.cluster = Cluster(settings.membership)
+        # TLS of the proxy's own ports (edge; a verified client certificate never makes a caller internal) and
+        # of its channels to the nodes (cluster mTLS)
+        self.tls = listening_tls(settings.edge_tls, None)
+        self.peer_trust = PeerTrust(cluster=False)
+        self.cluster = Cluster(settings.membership, dialer=ClusterDialer(settings.cluster_tls))
         self.metrics = ProxyMetrics() if settings.metrics_port else None
         self.metrics_port = 0
         self.tracing = configure_tracing(settings.otlp_endpoint, "mishards-proxy")
@@ -49,6 +54,8 @@ class ProxyServer:
                                            ("grpc.so_reuseport", 1 if spec is not None else 0)],
                                   interceptors=interceptors)
         self.health = health.HealthServicer()
+        self.health_server: grpc.Server | None = None  # plaintext health-only port (health_port)
+        self.health_port = 0
         self.view: CatalogView | None = None
         self.watch: NodeWatch | None = None
         self.port = 0
@@ -56,6 +63,8 @@ class ProxyServer:
         self.http_port = 0
 
     def start(self) -> str:
+        if self.tls is not None:
+            check_server_tls(self.tls)
         self.cluster.start()
         fanout = None
         if self.settings.meta_uri:
@@ -71,14 +80,17 @@ class ProxyServer:
         forwarder = Forwarder(self.settings, self.cluster, fanout, self.view, self.metrics, self.tracing)
         self.server.add_generic_rpc_handlers((forwarder.generic_handler(),))
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        self.port = self.server.add_insecure_port(join_host_port(self.settings.host, self.settings.port))
+        self.port = add_port(self.server, join_host_port(self.settings.host, self.settings.port), self.tls)
         if self.port == 0:
             raise OSError(f"cannot listen on {self.settings.host}:{self.settings.port}")
         if self.spec is not None:  # a worker is also reachable on a port of its own
             own = join_host_port(self.settings.host, self.spec.own_port)
-            if self.server.add_insecure_port(own) == 0:
+            if add_port(self.server, own, self.tls) == 0:
                 raise OSError(f"cannot listen on {own}")
         self.server.start()
+        if self.settings.health_port and (self.spec is None or self.spec.is_primary):
+            self.health_server, self.health_port = serve_health(self.health, self.settings.host,
+                                                                self.settings.health_port)
         self.health.set("", health_pb2.HealthCheckResponse.SERVING)
         if self.metrics is not None:
             self.metrics.watch(self.cluster, self.view, self.settings.replication, self.watch)
@@ -91,7 +103,7 @@ class ProxyServer:
             worker = {} if self.spec is None else {"worker": self.spec.index,
                                                    "own_address": self.spec.addresses[self.spec.index]}
             write_ready_file(self.settings.ready_file, address, metrics_port=self.metrics_port,
-                             http_port=self.http_port, **worker)
+                             http_port=self.http_port, health_port=self.health_port, **worker)
         return address
 
     def _serve_rest(self, forwarder: Forwarder) -> None:
@@ -103,7 +115,7 @@ class ProxyServer:
         self.rest = serve_rest(ProxyBackend(forwarder.handler, forwarder.view), self.settings.host,
                                self.settings.http_port, self.settings.grpc_workers,
                                parse_size(self.settings.grpc_max_message_size), registry, "mishards_proxy",
-                               self.tracing, reuse_port=self.spec is not None)
+                               self.tracing, reuse_port=self.spec is not None, tls=self.tls)
         self.http_port = self.rest.port
 
     def stop(self, grace: float = 5.0) -> None:
@@ -111,6 +123,8 @@ class ProxyServer:
         if self.rest is not None:
             self.rest.stop()
         self.server.stop(grace).wait()
+        if self.health_server is not None:
+            self.health_server.stop(0)
         if self.watch is not None:
             self.watch.stop()
         self.cluster.stop()

@@ -8,6 +8,7 @@ from typing import Any
 
 from coordinator.lifecycle import coerce_setting, settings_sources
 from coordinator.sizes import MAX_MESSAGE_BYTES, MIN_MESSAGE_BYTES, parse_size
+from coordinator.tls import ClusterTls, EdgeTls, cluster_tls, edge_tls
 
 ENV_PREFIX = "MISHARDS_PROXY_"
 CONSISTENCY = ("strong", "session")
@@ -45,6 +46,18 @@ class ProxySettings:
     metrics_port: int = 0  # Prometheus /metrics on this port (0: off, -1: any free port)
     http_port: int = 19121  # Milvus 1.1's REST API on this port (0: off, -1: any free port)
     otlp_endpoint: str = ""  # OpenTelemetry traces exported over OTLP/gRPC here, e.g. http://jaeger:4317 ('' = off)
+    # Edge TLS on the gRPC and REST ports (coordinator/tls.py): certificate and key files ('' = plaintext);
+    # with tls_client_ca, clients must present a certificate signed by that CA
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_client_ca: str = ""
+    # Cluster mTLS: the certificate the proxy presents to nodes, its key, the CA the nodes' certificates are
+    # checked against, and the name they must carry ('' = the host of the address dialed)
+    cluster_tls_cert: str = ""
+    cluster_tls_key: str = ""
+    cluster_tls_ca: str = ""
+    cluster_tls_server_name: str = ""
+    health_port: int = 0  # plaintext gRPC health service only (for probes that cannot do TLS) on this port (0: off)
     ready_file: str = ""
     log_level: str = "INFO"
 
@@ -69,6 +82,19 @@ class ProxySettings:
             raise ValueError("workers must be >= 0 (0: one per usable CPU)")
         if self.request_timeout < 0 or self.grpc_workers < 1:
             raise ValueError("request_timeout must be >= 0 and grpc_workers >= 1")
+        if not -1 <= self.health_port <= 65535:
+            raise ValueError(f"health_port out of range: {self.health_port}")
+        edge_tls(self.tls_cert, self.tls_key, self.tls_client_ca)  # refuse incomplete TLS settings
+        cluster_tls(self.cluster_tls_cert, self.cluster_tls_key, self.cluster_tls_ca, self.cluster_tls_server_name)
+
+    @property
+    def edge_tls(self) -> EdgeTls | None:
+        return edge_tls(self.tls_cert, self.tls_key, self.tls_client_ca)
+
+    @property
+    def cluster_tls(self) -> ClusterTls | None:
+        return cluster_tls(self.cluster_tls_cert, self.cluster_tls_key, self.cluster_tls_ca,
+                           self.cluster_tls_server_name)
 
 
 def _coerce(name: str, raw: Any) -> Any:

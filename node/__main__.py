@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from coordinator.lifecycle import run_command
+from coordinator.tls import add_tls_arguments
 from coordinator.workers import take_spec
 from node import settings as node_settings
 from node import workers
@@ -54,6 +55,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--election-ttl", type=float, help="lease TTL of the writer election, etcd or catalog (seconds)")
     p.add_argument("--idempotency-window", type=float,
                    help="seconds during which a retried insert is answered instead of applied twice (0: off)")
+    add_tls_arguments(p)
     p.add_argument("--ready-file", help="write the bound address here once serving")
     p.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR")
     return p.parse_args(argv)

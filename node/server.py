@@ -18,6 +18,15 @@ from coordinator import tracing as spans
 from coordinator.fencing import WriterFence
 from coordinator.lifecycle import serve_until_signalled, write_ready_file
 from coordinator.membership import Member
+from coordinator.tls import (
+    ClusterDialer,
+    add_port,
+    check_server_tls,
+    forward_socket,
+    listening_tls,
+    peer_trust,
+    serve_health,
+)
 from coordinator.tracing import Tracing, configure_tracing
 from coordinator.workers import WorkerSpec, join_host_port
 from milvus_wire import milvus_pb2, status_pb2, wire_fastpath_pb2
@@ -158,6 +167,13 @@ class NodeServer:
             interceptors=[self.tracing.server_interceptor()] if self.tracing is not None else None,
         )
         self.health = health.HealthServicer()
+        # TLS of this node's ports (edge or cluster mTLS), how it dials other nodes, and which verified peers
+        # are internal (coordinator/tls.py)
+        self.tls = listening_tls(settings.edge_tls, settings.cluster_tls)
+        self.dialer = ClusterDialer(settings.cluster_tls)
+        self.peer_trust = peer_trust(settings.edge_tls, settings.cluster_tls)
+        self.health_server: grpc.Server | None = None  # plaintext health-only port (health_port)
+        self.health_port = 0
         self.presence: Presence | None = None
         self.election: Any = None
         self._lease_catalog: Any = None
@@ -169,21 +185,29 @@ class NodeServer:
         self._stopped = threading.Event()
 
     def start(self) -> str:
+        if self.tls is not None:
+            check_server_tls(self.tls)
         self.engine.open()
         service = MilvusService(self.engine, self.search_pool, self.metrics, self.tracing)
         self.server.add_generic_rpc_handlers((self._handler(service),))
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        self.port = self.server.add_insecure_port(join_host_port(self.settings.host, self.settings.port))
+        self.port = add_port(self.server, join_host_port(self.settings.host, self.settings.port), self.tls)
         if self.port == 0:
             raise OSError(f"cannot listen on {self.settings.host}:{self.settings.port}")
         if self.spec is not None:
             own = join_host_port(self.settings.host, self.spec.own_port)
-            self.own_port = self.server.add_insecure_port(own)
+            self.own_port = add_port(self.server, own, self.tls)
             if self.own_port == 0:
                 raise OSError(f"cannot listen on {own}")
+            if self.tls is not None and self.spec.is_primary and self.settings.role == "standalone":
+                # the secondaries forward to the primary over a private socket (tls.forward_socket)
+                self.server.add_insecure_port(forward_socket(self.settings.storage_path, self.spec.shared_port))
         self.engine.bound_port = self.port
         service.commands.workers = self.spec.addresses if self.spec is not None else (self.advertised(),)
         self.server.start()
+        if self.settings.health_port and (self.spec is None or self.spec.is_primary):
+            self.health_server, self.health_port = serve_health(self.health, self.settings.host,
+                                                                self.settings.health_port)
         self.health.set("", health_pb2.HealthCheckResponse.SERVING)
         serving = health_pb2.HealthCheckResponse.SERVING
         warming = self.settings.membership and self.settings.role == "ro"
@@ -217,7 +241,7 @@ class NodeServer:
             worker = {} if self.spec is None else {"worker": self.spec.index,
                                                    "own_address": self.spec.addresses[self.spec.index]}
             write_ready_file(self.settings.ready_file, address, metrics_port=self.metrics_port,
-                             http_port=self.http_port, **worker)
+                             http_port=self.http_port, health_port=self.health_port, **worker)
         return address
 
     def advertised(self) -> str:
@@ -231,7 +255,11 @@ class NodeServer:
             return milvus_handler(service, self.tracing, self.node_name)
         from node.worker_forward import PRIMARY_CHANNEL_OPTIONS, caught_up, forward_handler
 
-        self.primary = grpc.insecure_channel(self.spec.primary, options=PRIMARY_CHANNEL_OPTIONS)
+        # With TLS on, the primary's port asks for certificates a worker does not hold as a client (edge TLS) or
+        # may not name (cluster certificates for 127.0.0.1): forwards go over the primary's private socket.
+        target = self.spec.primary if self.tls is None else forward_socket(self.settings.storage_path,
+                                                                             self.spec.shared_port)
+        self.primary = grpc.insecure_channel(target, options=PRIMARY_CHANNEL_OPTIONS)
         primary = self.primary
         role, spec = self.settings.role, self.spec
 
@@ -251,7 +279,7 @@ class NodeServer:
         registry = self.metrics.registry if self.metrics is not None else None
         self.rest = serve_rest(NodeBackend(service, FAST_REQUESTS), self.settings.host, self.settings.rest_port,
                                self.settings.grpc_workers, self.settings.grpc_max_message_bytes, registry,
-                               "mishards_node", self.tracing)
+                               "mishards_node", self.tracing, tls=self.tls)
         self.http_port = self.rest.port
 
     def _campaign(self, me: Member) -> None:
@@ -308,6 +336,8 @@ class NodeServer:
         if self.rest is not None:
             self.rest.stop()  # REST requests in flight finish (they run on the servicer, like gRPC calls)
         self.server.stop(grace).wait()
+        if self.health_server is not None:
+            self.health_server.stop(0)
         if self.primary is not None:
             self.primary.close()
         self.search_pool.shutdown(wait=True)

@@ -12,6 +12,7 @@ from typing import Any
 from coordinator.lifecycle import coerce_setting, settings_sources
 from coordinator.limits import cpu_count
 from coordinator.sizes import MAX_MESSAGE_BYTES, MIN_MESSAGE_BYTES, parse_size
+from coordinator.tls import ClusterTls, EdgeTls, cluster_tls, edge_tls, listening_tls
 from node import config_keys, config_store
 
 ROLES = ("standalone", "rw", "ro")
@@ -67,6 +68,19 @@ class NodeSettings:
     # where values accepted by Cmd set_config are kept for the next start ('' = <storage_path>/node-config/
     # <node_id, else 'standalone', else role-port>.yaml); read at start above the config file
     set_config_file: str = ""
+    # Edge TLS on the gRPC and REST ports (coordinator/tls.py): certificate and key files ('' = plaintext);
+    # with tls_client_ca, clients must present a certificate signed by that CA
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_client_ca: str = ""
+    # Cluster mTLS: this node's port requires a client certificate signed by cluster_tls_ca, and the node presents
+    # cluster_tls_cert when it dials other nodes; cluster_tls_server_name: the name a dialed node's certificate
+    # must carry ('' = the host of the address dialed). Not together with edge TLS.
+    cluster_tls_cert: str = ""
+    cluster_tls_key: str = ""
+    cluster_tls_ca: str = ""
+    cluster_tls_server_name: str = ""
+    health_port: int = 0  # plaintext gRPC health service only (for probes that cannot do TLS) on this port (0: off)
     ready_file: str = ""  # when set, the bound address is written here once serving
     log_level: str = "INFO"
 
@@ -102,6 +116,18 @@ class NodeSettings:
                              "(add read-only nodes, or run ro nodes with several workers)")
         if min(self.search_threads, self.omp_threads, self.grpc_workers, self.index_build_threads) < 1:
             raise ValueError("thread counts must be >= 1")
+        if not -1 <= self.health_port <= 65535:
+            raise ValueError(f"health_port out of range: {self.health_port}")
+        listening_tls(self.edge_tls, self.cluster_tls)  # refuses incomplete or conflicting TLS settings
+
+    @property
+    def edge_tls(self) -> EdgeTls | None:
+        return edge_tls(self.tls_cert, self.tls_key, self.tls_client_ca)
+
+    @property
+    def cluster_tls(self) -> ClusterTls | None:
+        return cluster_tls(self.cluster_tls_cert, self.cluster_tls_key, self.cluster_tls_ca,
+                           self.cluster_tls_server_name)
 
     @property
     def rest_port(self) -> int:

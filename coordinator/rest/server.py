@@ -14,6 +14,8 @@ from typing import Any
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from coordinator.tls import ReloadingSSLContext, ServerTls
+
 log = logging.getLogger(__name__)
 
 START_TIMEOUT = 10.0
@@ -40,8 +42,11 @@ class RestServer:
     """Serves an ASGI ``app`` on ``host:port`` (0: any free port). ``start`` returns once it accepts
     connections; ``stop`` lets requests in flight finish (for up to ``GRACE_SECONDS``) and joins the thread."""
 
-    def __init__(self, app: Any, host: str, port: int, executor: ThreadPoolExecutor, reuse_port: bool = False) -> None:
+    def __init__(self, app: Any, host: str, port: int, executor: ThreadPoolExecutor, reuse_port: bool = False,
+                 tls: ServerTls | None = None) -> None:
         self.app = app
+        # https with the port's TLS files, loaded again when they change (coordinator/tls.py)
+        self.tls = ReloadingSSLContext(tls) if tls is not None else None
         self.reuse_port = reuse_port  # the workers of one proxy share the port (SO_REUSEPORT)
         self.host = host
         self.port = port
@@ -69,6 +74,9 @@ class RestServer:
         config = uvicorn.Config(self.app, http=LargeReadsProtocol, loop="asyncio", lifespan="off", log_config=None,
                                 access_log=False, timeout_keep_alive=5, timeout_graceful_shutdown=GRACE_SECONDS,
                                 server_header=False)
+        if self.tls is not None:
+            config.load()
+            config.ssl = self.tls.context  # uvicorn passes it to the listening socket's server as is
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._run, args=(sock,), name="rest-http", daemon=True)
         self._thread.start()
@@ -78,7 +86,7 @@ class RestServer:
                 raise OSError(f"the HTTP server did not start on {self.host}:{bound}: {self._error}")
             time.sleep(0.01)
         self.port = bound
-        log.info("REST API on http://%s:%d", self.host, bound)
+        log.info("REST API on %s://%s:%d", "http" if self.tls is None else "https", self.host, bound)
         return bound
 
     def _run(self, sock: socket.socket) -> None:
@@ -100,9 +108,11 @@ class RestServer:
 
 
 def serve_rest(backend: Any, host: str, port: int, workers: int, max_body: int, registry: Any = None,
-               prefix: str = "mishards", tracing: Any = None, reuse_port: bool = False) -> RestServer:
+               prefix: str = "mishards", tracing: Any = None, reuse_port: bool = False,
+               tls: ServerTls | None = None) -> RestServer:
     """Start the REST API of ``backend`` on ``host:port`` (-1 or 0 given as 0: any free port) with ``workers``
-    request threads; REST metrics go to ``registry`` (the process's Prometheus registry) when given.
+    request threads; REST metrics go to ``registry`` (the process's Prometheus registry) when given; https with
+    ``tls`` when given.
     ``reuse_port``: the port is shared with the other workers of the same proxy (``--workers``)."""
     from coordinator.rest.app import RestApp
     from coordinator.rest.metrics import RestMetrics
@@ -110,6 +120,6 @@ def serve_rest(backend: Any, host: str, port: int, workers: int, max_body: int, 
     executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rest")
     metrics = RestMetrics(registry, prefix) if registry is not None else None
     app = RestApp(backend, executor, max_body, metrics, tracing)
-    server = RestServer(app, host, max(0, port), executor, reuse_port)
+    server = RestServer(app, host, max(0, port), executor, reuse_port, tls)
     server.start()
     return server
