@@ -72,7 +72,16 @@ class Milvus:
     extras: ``token`` (sent as ``authorization: Bearer <token>``), ``tls``/``tls_ca``/``tls_cert``/``tls_key``
     (PEM bytes or file paths), ``timeout`` (default deadline of calls given no ``timeout``), ``retries``
     (further attempts after UNAVAILABLE), ``pool_size`` (gRPC channels, default 2).
+    ``handler="HTTP"`` gives the same API over the REST API instead (:class:`mishards_client.rest.RestMilvus`).
     """
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Milvus:
+        handler = kwargs.get("handler", args[2] if len(args) > 2 else "GRPC")
+        if cls is Milvus and handler == "HTTP":  # pymilvus' way of choosing its HTTP handler
+            from .rest import RestMilvus
+
+            return RestMilvus(*args, **kwargs)  # type: ignore[return-value]
+        return super().__new__(cls)
 
     def __init__(self, host: str | None = None, port: int | str | None = None, handler: str = "GRPC",
                  pool: str = "SingletonThread", *, token: str | None = None, tls: bool = False,

@@ -1,0 +1,138 @@
+"""Milvus 1.1 REST bodies: requests built from the client's arguments, replies read into its result types.
+
+Pure functions, no I/O. Facts of the wire (Milvus 1.1's web server): ids are decimal strings both ways,
+distances are strings printed ``%f``, binary vectors are one integer 0..255 per byte, metric and index types
+travel by name (the REST index names differ from the enum names: ``IVFFLAT``, ``IVFSQ8``, ``IVFPQ``...), and
+an error body is ``{"message": ..., "code": ...}`` with the Milvus status code.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .codec import Records
+from .types import IndexType, MetricType, Status
+
+__all__ = [
+    "INDEX_BY_NAME",
+    "INDEX_NAMES",
+    "decode_topk",
+    "dumps",
+    "error_status",
+    "index_type_of",
+    "insert_body",
+    "metric_of",
+    "search_body",
+    "vector_rows",
+]
+
+INDEX_NAMES: dict[IndexType, str] = {
+    IndexType.FLAT: "FLAT",
+    IndexType.IVF_FLAT: "IVFFLAT",
+    IndexType.IVF_SQ8: "IVFSQ8",
+    IndexType.RNSG: "RNSG",
+    IndexType.IVF_SQ8H: "IVFSQ8H",
+    IndexType.IVF_PQ: "IVFPQ",
+    IndexType.HNSW: "HNSW",
+    IndexType.ANNOY: "ANNOY",
+}
+INDEX_BY_NAME: dict[str, IndexType] = {name: kind for kind, name in INDEX_NAMES.items()}
+
+
+def dumps(value: Any) -> bytes:
+    """Compact JSON bytes."""
+    return json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
+
+
+def loads(body: bytes) -> Any:
+    return json.loads(body)
+
+
+def metric_of(name: Any) -> MetricType | int:
+    """A ``metric_type`` name (``"L2"``) as the enum; an unknown name gives ``MetricType.INVALID``."""
+    try:
+        return MetricType[str(name)]
+    except KeyError:
+        return MetricType.INVALID
+
+
+def index_type_of(name: Any) -> IndexType:
+    """A REST index name (``"IVFFLAT"``) as the enum; an unknown name gives ``IndexType.INVALID``."""
+    return INDEX_BY_NAME.get(str(name), IndexType.INVALID)
+
+
+def error_status(http_status: int, body: bytes) -> Status:
+    """The ``Status`` of a reply that is not a success: its JSON ``{"code", "message"}``, else the HTTP status
+    (a body that is not such JSON, e.g. a proxy's HTML page or the framework's text 404)."""
+    try:
+        doc = json.loads(body) if body else None
+    except ValueError:
+        doc = None
+    if isinstance(doc, dict) and isinstance(doc.get("code"), int) and not isinstance(doc.get("code"), bool):
+        code = int(doc["code"])
+        message = str(doc.get("message", ""))
+        if code == 0:  # an error status with a success body: report the HTTP status, never "OK"
+            return Status(Status.UNEXPECTED_ERROR, f"HTTP {http_status}: {message}")
+        return Status(code, message)
+    text = body[:200].decode("utf-8", "replace").strip()
+    if http_status in (401, 403):
+        return Status(Status.PERMISSION_DENIED, f"HTTP {http_status}: {text}")
+    return Status(Status.UNEXPECTED_ERROR, f"HTTP {http_status}: {text}" if text else f"HTTP {http_status}")
+
+
+def vector_rows(records: Records) -> list[Any]:
+    """Rows as JSON values: float32 numbers (printed exactly), or byte integers for binary vectors."""
+    rows: list[Any] = records.data.tolist()
+    return rows
+
+
+def insert_body(records: Records, ids: npt.NDArray[np.int64] | None, partition_tag: str | None) -> bytes:
+    doc: dict[str, Any] = {}
+    if ids is not None:
+        doc["ids"] = [str(i) for i in ids.tolist()]
+    if partition_tag:
+        doc["partition_tag"] = partition_tag
+    doc["vectors"] = vector_rows(records)
+    return dumps(doc)
+
+
+def search_body(records: Records, top_k: int, partition_tags: Sequence[str] | None, params: dict[str, Any],
+                file_ids: Sequence[Any] | None = None) -> bytes:
+    spec: dict[str, Any] = {}
+    if partition_tags:
+        spec["partition_tags"] = list(partition_tags)
+    if file_ids is not None:
+        spec["file_ids"] = [str(f) for f in file_ids]
+    spec["topk"] = top_k
+    spec["params"] = params
+    spec["vectors"] = vector_rows(records)
+    return dumps({"search": spec})
+
+
+def decode_topk(doc: Any, top_k: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+    """``{"num": nq, "result": [[{"id", "distance"}, ...], ...]}`` → ``(nq, k)`` ids and distances.
+
+    The server leaves out the slots without a hit (id -1); they come back as id -1 and distance 0 at the end
+    of their row, as the gRPC reply pads them. ``k`` is the longest row, at most ``top_k`` (0 when no row has
+    a hit). Raises ``ValueError`` for a body of another shape.
+    """
+    if not isinstance(doc, dict) or not isinstance(doc.get("result"), list):
+        raise ValueError("the search reply has no result list")
+    rows = [row if row is not None else [] for row in doc["result"]]
+    if not all(isinstance(row, list) for row in rows):
+        raise ValueError("a search result row is not a list")
+    nq = max(len(rows), int(doc.get("num") or 0))
+    width = min(max((len(r) for r in rows), default=0), max(top_k, 0))
+    ids = np.full((nq, width), -1, dtype=np.int64)
+    distances = np.zeros((nq, width), dtype=np.float32)
+    for i, row in enumerate(rows):
+        hits = row[:width]
+        if hits:
+            ids[i, : len(hits)] = [int(h["id"]) for h in hits]
+            distances[i, : len(hits)] = [float(h["distance"]) for h in hits]
+    return ids, distances
