@@ -89,7 +89,7 @@ class WorkerPool:
         http = c.http_port
         if c.http_shared and http:
             http = self._reserve(max(0, http))
-        for spec in specs(c.host, c.advertise, shared, own):
+        for spec in specs(c.host, c.advertise, shared, own, str(self.run_dir)):
             worker_http = http if (c.http_shared or spec.is_primary) else 0
             args = child_argv(c.argv, spec, metrics=bool(c.metrics_port), http_port=worker_http)
             self.children.append(self.supervisor.add(f"worker-{spec.index}", c.module, args,
@@ -144,6 +144,8 @@ class WorkerPool:
             sock.close()
         for child in self.children:
             child.ready.unlink(missing_ok=True)
+        for leftover in self.run_dir.glob("worker-*.sock"):
+            leftover.unlink(missing_ok=True)
         with contextlib.suppress(OSError):
             self.run_dir.rmdir()
         log.info("%s: every worker stopped", self.config.prog)

@@ -18,6 +18,9 @@ from pathlib import Path
 from coordinator.limits import cpu_count
 
 SPEC_FLAG = "--worker-spec"
+# gRPC metadata of a call meant for the worker it reaches alone: a worker sending a call on to the others of its
+# node (``node/worker_broadcast.py``) marks it so that they serve it without passing it on again.
+LOCAL_HEADER = "mishards-worker-local"
 CGROUP_V2_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
 CGROUP_V1_QUOTA = Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us")
 CGROUP_V1_PERIOD = Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us")
@@ -27,8 +30,9 @@ WILDCARD_HOSTS = ("", "0.0.0.0", "::", "[::]")
 @dataclass(frozen=True, slots=True)
 class WorkerSpec:
     """One worker's place: its index (0 is the primary), the worker count, the shared port, its own port,
-    the address of the primary's own port (reachable from this machine) and every worker's advertised
-    address (index order)."""
+    the address of the primary's own port (reachable from this machine), every worker's advertised address
+    (index order) and the parent's private folder (mode 0700, on this machine), where each worker also listens
+    on a Unix socket of its own for the calls the others send on to it (no TLS needed there)."""
 
     index: int
     count: int
@@ -36,10 +40,22 @@ class WorkerSpec:
     own_port: int
     primary: str
     addresses: tuple[str, ...]
+    run_dir: str = ""
 
     @property
     def is_primary(self) -> bool:
         return self.index == 0
+
+    def socket(self, index: int) -> str:
+        """The gRPC target of worker ``index``'s private Unix socket ("" without a private folder)."""
+        return f"unix:{self.run_dir}/worker-{index}.sock" if self.run_dir else ""
+
+    def siblings(self) -> tuple[tuple[int, str], ...]:
+        """Every other worker's index and where this worker reaches it: its private socket, else (no private
+        folder) the primary's host (reachable from this machine) and that worker's own port."""
+        host = self.primary.rpartition(":")[0]
+        return tuple((i, self.socket(i) or f"{host}:{address.rpartition(':')[2]}")
+                     for i, address in enumerate(self.addresses) if i != self.index)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
@@ -48,7 +64,7 @@ class WorkerSpec:
     def from_json(cls, text: str) -> WorkerSpec:
         raw = json.loads(text)
         return cls(int(raw["index"]), int(raw["count"]), int(raw["shared_port"]), int(raw["own_port"]),
-                   str(raw["primary"]), tuple(str(a) for a in raw["addresses"]))
+                   str(raw["primary"]), tuple(str(a) for a in raw["addresses"]), str(raw.get("run_dir", "")))
 
 
 def take_spec(argv: Sequence[str]) -> tuple[WorkerSpec | None, list[str]]:
@@ -144,11 +160,12 @@ def worker_addresses(host: str, advertise: str, own_ports: Sequence[int]) -> tup
     return tuple(join_host_port(where, port) for port in own_ports)
 
 
-def specs(host: str, advertise: str, shared_port: int, own_ports: Sequence[int]) -> list[WorkerSpec]:
+def specs(host: str, advertise: str, shared_port: int, own_ports: Sequence[int], run_dir: str = "") -> list[WorkerSpec]:
     """The spec of each of ``len(own_ports)`` workers."""
     addresses = worker_addresses(host, advertise, own_ports)
     primary = join_host_port(local_host(host), own_ports[0])
-    return [WorkerSpec(i, len(own_ports), shared_port, port, primary, addresses) for i, port in enumerate(own_ports)]
+    return [WorkerSpec(i, len(own_ports), shared_port, port, primary, addresses, run_dir)
+            for i, port in enumerate(own_ports)]
 
 
 def child_argv(argv: Sequence[str], spec: WorkerSpec, metrics: bool, http_port: int) -> list[str]:

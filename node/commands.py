@@ -78,6 +78,9 @@ class Commands:
         self._answers = {key: value for key, value in self._kept.items() if not BY_NAME[key].setting}
         self._waiting_restart: set[str] = set()
         self.workers: tuple[str, ...] = ()  # set by the server once it listens
+        # Whether set_config writes the config-values file: one worker of a node (its primary) writes it; the
+        # others take the same values from the call sent on to them (node/worker_broadcast.py).
+        self.keeps_values = True
         self._current: dict[str, Callable[[], str]] = {
             "cluster.enable": lambda: _bool(s.role != "standalone"),
             "cluster.role": lambda: "rw" if s.role == "standalone" else s.role,
@@ -186,7 +189,8 @@ class Commands:
             stored = stored_form(key, value)
             kept = {**self._kept, key: stored}
             try:
-                config_store.write(self.path, kept)
+                if self.keeps_values:
+                    config_store.write(self.path, kept)
             except OSError as exc:
                 raise MilvusError(f"Cannot keep {key} in {self.path}: {exc}") from None
             self._kept = kept

@@ -9,7 +9,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -37,6 +37,9 @@ from node.reader import Reader
 from node.service import MilvusService
 from node.settings import NodeSettings
 from node.workers import forwards, served_locally, watch_only
+
+if TYPE_CHECKING:
+    from node.worker_broadcast import Broadcaster
 
 log = logging.getLogger(__name__)
 
@@ -115,11 +118,12 @@ def _traced(method: str, behavior: Any, tracing: Tracing, node: Callable[[], str
 
 def milvus_handler(servicer: Any, tracing: Tracing | None = None, node: Callable[[], str] = lambda: "",
                    routed: Callable[[str], grpc.RpcMethodHandler | None] = lambda _method: None,
-                   local: Callable[[Any], Any] = lambda behavior: behavior) -> grpc.GenericRpcHandler:
+                   local: Callable[[Any], Any] = lambda behavior: behavior,
+                   broadcaster: Broadcaster | None = None) -> grpc.GenericRpcHandler:
     """The MilvusService method handlers, with the fast-path request types where they apply (and, with
     tracing on, each call's span tagged with the node and what the request is about). A method for which
     ``routed`` gives a handler is served by it (a worker forwarding to its primary); the others run
-    ``local(behavior)``."""
+    ``local(behavior)``, the broadcast calls of a multi-process node through ``broadcaster``."""
     handlers = {}
     for method in milvus_pb2.DESCRIPTOR.services_by_name["MilvusService"].methods:
         elsewhere = routed(method.name)
@@ -129,6 +133,8 @@ def milvus_handler(servicer: Any, tracing: Tracing | None = None, node: Callable
         request_cls: Any = FAST_REQUESTS.get(method.name) or _message_class(method.input_type.full_name)
         reply_cls = _message_class(method.output_type.full_name)
         behavior = local(getattr(servicer, method.name))
+        if broadcaster is not None:
+            behavior = broadcaster.wrap(method.name, behavior, reply_cls)
         if tracing is not None:
             behavior = _traced(method.name, behavior, tracing, node)
         handlers[method.name] = grpc.unary_unary_rpc_method_handler(
@@ -180,6 +186,8 @@ class NodeServer:
         self.port = 0
         self.own_port = 0  # a worker's own port (``--workers``)
         self.primary: grpc.Channel | None = None  # a forwarding worker's channel to the primary
+        self.broadcaster: Broadcaster | None = None  # sends the broadcast calls on to the other workers
+        self.worker_channels: dict[str, grpc.Channel] = {}  # to the other workers' private sockets
         self.rest: Any = None  # the REST API's server (coordinator.rest), when http_port is on
         self.http_port = 0
         self._stopped = threading.Event()
@@ -199,11 +207,14 @@ class NodeServer:
             self.own_port = add_port(self.server, own, self.tls)
             if self.own_port == 0:
                 raise OSError(f"cannot listen on {own}")
+            if self.spec.run_dir:  # where the other workers send the broadcast calls on to this one
+                self.server.add_insecure_port(self.spec.socket(self.spec.index))
             if self.tls is not None and self.spec.is_primary and self.settings.role == "standalone":
                 # the secondaries forward to the primary over a private socket (tls.forward_socket)
                 self.server.add_insecure_port(forward_socket(self.settings.storage_path, self.spec.shared_port))
         self.engine.bound_port = self.port
         service.commands.workers = self.spec.addresses if self.spec is not None else (self.advertised(),)
+        service.commands.keeps_values = self.spec is None or self.spec.is_primary
         self.server.start()
         if self.settings.health_port and (self.spec is None or self.spec.is_primary):
             self.health_server, self.health_port = serve_health(self.health, self.settings.host,
@@ -250,10 +261,13 @@ class NodeServer:
 
     def _handler(self, service: MilvusService) -> grpc.GenericRpcHandler:
         """The node's MilvusService; a standalone node's secondary worker serves the searches (each on a
-        snapshot caught up with the catalog) and forwards every other call to the primary."""
+        snapshot caught up with the catalog) and forwards every other call to the primary. With several
+        workers, the broadcast calls reach them all (``node/worker_broadcast.py``)."""
+        broadcaster = self._broadcaster()
         if self.spec is None or not forwards(self.settings.role, self.spec):
-            return milvus_handler(service, self.tracing, self.node_name)
-        from node.worker_forward import PRIMARY_CHANNEL_OPTIONS, caught_up, forward_handler
+            return milvus_handler(service, self.tracing, self.node_name, broadcaster=broadcaster)
+        from node.worker_broadcast import cmd_here_or_forward
+        from node.worker_forward import PRIMARY_CHANNEL_OPTIONS, caught_up, forwarder
 
         # With TLS on, the primary's port asks for certificates a worker does not hold as a client (edge TLS) or
         # may not name (cluster certificates for 127.0.0.1): forwards go over the primary's private socket.
@@ -266,18 +280,36 @@ class NodeServer:
         def routed(method: str) -> grpc.RpcMethodHandler | None:
             if served_locally(role, spec, method):
                 return None
-            return forward_handler(primary, f"/{SERVICE}/{method}")
+            forward = forwarder(primary, f"/{SERVICE}/{method}", self.tracing, spec.primary)
+            if method == "Cmd" and broadcaster is not None:  # set_config here (and on every worker)
+                here = broadcaster.wrap(method, caught_up(self.engine, service.Cmd), milvus_pb2.StringReply)
+                return cmd_here_or_forward(here, forward)
+            return grpc.unary_unary_rpc_method_handler(forward)
 
         return milvus_handler(service, self.tracing, self.node_name, routed,
-                              lambda behavior: caught_up(self.engine, behavior))
+                              lambda behavior: caught_up(self.engine, behavior), broadcaster)
+
+    def _broadcaster(self) -> Broadcaster | None:
+        """What sends the broadcast calls on to the other workers (None: a single-process node)."""
+        if self.spec is None or self.spec.count < 2:
+            return None
+        from node.worker_broadcast import Broadcaster
+        from node.worker_forward import worker_channel
+
+        siblings = self.spec.siblings()
+        self.worker_channels = {target: worker_channel(target) for _, target in siblings}
+        self.broadcaster = Broadcaster(siblings, self.worker_channels.__getitem__, self.tracing)
+        return self.broadcaster
 
     def _serve_rest(self, service: MilvusService) -> None:
         """Milvus 1.1's REST API over this node's servicer, in this process (``node/rest.py``)."""
         from coordinator.rest.server import serve_rest
         from node.rest import NodeBackend
+        from node.worker_broadcast import Broadcasting
 
         registry = self.metrics.registry if self.metrics is not None else None
-        self.rest = serve_rest(NodeBackend(service, FAST_REQUESTS), self.settings.host, self.settings.rest_port,
+        servicer: Any = service if self.broadcaster is None else Broadcasting(service, self.broadcaster)
+        self.rest = serve_rest(NodeBackend(servicer, FAST_REQUESTS), self.settings.host, self.settings.rest_port,
                                self.settings.grpc_workers, self.settings.grpc_max_message_bytes, registry,
                                "mishards_node", self.tracing, tls=self.tls)
         self.http_port = self.rest.port
@@ -340,6 +372,8 @@ class NodeServer:
             self.health_server.stop(0)
         if self.primary is not None:
             self.primary.close()
+        for channel in self.worker_channels.values():
+            channel.close()
         self.search_pool.shutdown(wait=True)
         self.engine.close()  # flush and close the log while still the writer
         if self.election is not None:

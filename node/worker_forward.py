@@ -1,28 +1,60 @@
 """How a standalone node's secondary worker serves (``node/workers.py``): its searches on a snapshot caught up
-with the catalog, every other call forwarded as bytes to the primary with the caller's deadline and metadata."""
+with the catalog, every other call forwarded as bytes to the primary with the caller's deadline and metadata.
+
+A forwarded call carries every header of the caller's but those listed in :data:`DROPPED_PREFIXES` and
+:data:`DROPPED_HEADERS` (HTTP/2 pseudo-headers and what gRPC sets itself on a new call): ``authorization``, the
+project's own headers (``mishards-min-revision``, ``mishards-request-key``) and any other pass unchanged. The
+W3C trace context (``traceparent``, ``tracestate``) passes unchanged when this worker does not trace; when it
+does, the forward is a CLIENT span of its own (child of the worker's SERVER span) whose context replaces the
+caller's, so the primary's span hangs below the worker's in the caller's trace.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 
 from coordinator.errors import MilvusError
 
+if TYPE_CHECKING:
+    from coordinator.tracing import Tracing
+
 log = logging.getLogger(__name__)
 
 # The channel to the primary carries any request the worker accepted, and any reply.
 PRIMARY_CHANNEL_OPTIONS = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
-# Headers gRPC sets itself on the forwarded call (passing them again is refused or duplicated).
-TRANSPORT_HEADERS = ("user-agent", "te", "content-type")
+# What a forwarded call does not carry of the caller's metadata: HTTP/2 pseudo-headers and gRPC's own headers
+# (by prefix), and the headers gRPC sets itself on the new call (passing them again is refused or duplicated).
+DROPPED_PREFIXES = (":", "grpc-")
+DROPPED_HEADERS = ("user-agent", "te", "content-type")
+# The W3C trace context: replaced by this worker's own client span when it traces (else passed unchanged).
+TRACE_HEADERS = ("traceparent", "tracestate")
+
+Metadata = tuple[tuple[str, Any], ...]
 
 
-def forwarded_metadata(metadata: Sequence[Any] | None) -> tuple[tuple[str, Any], ...]:
-    """The caller's metadata worth passing on (not gRPC's own headers)."""
+def forwarded_metadata(metadata: Sequence[Any] | None) -> Metadata:
+    """The caller's metadata worth passing on (everything but what :data:`DROPPED_PREFIXES` and
+    :data:`DROPPED_HEADERS` name)."""
     return tuple((m[0], m[1]) for m in metadata or ()
-                 if not m[0].startswith((":", "grpc-")) and m[0] not in TRANSPORT_HEADERS)
+                 if not m[0].startswith(DROPPED_PREFIXES) and m[0] not in DROPPED_HEADERS)
+
+
+def traced_call(tracing: Tracing | None, path: str, target: str, metadata: Metadata) -> tuple[Any, Metadata]:
+    """The span (None when not tracing) and metadata of a call this worker makes on a caller's behalf: with
+    tracing on, a CLIENT span below the current one whose trace context replaces the caller's."""
+    if tracing is None:
+        return None, metadata
+    own = tuple(m for m in metadata if m[0] not in TRACE_HEADERS)
+    return tracing.start_client(path, target, own)
+
+
+def worker_channel(address: str) -> grpc.Channel:
+    """A channel to another worker of this node (on its own port)."""
+    return grpc.insecure_channel(address, options=PRIMARY_CHANNEL_OPTIONS)
 
 
 def call_timeout(remaining: float | None) -> float | None:
@@ -32,21 +64,33 @@ def call_timeout(remaining: float | None) -> float | None:
     return max(0.001, remaining)
 
 
-def forward_handler(channel: grpc.Channel, path: str) -> grpc.RpcMethodHandler:
-    """A method handler that sends the request bytes to the primary and returns its reply bytes; a gRPC
-    failure of that call (primary down, deadline) ends the caller's call with the same code."""
+def forwarder(channel: grpc.Channel, path: str, tracing: Tracing | None = None,
+              target: str = "") -> Callable[[bytes, grpc.ServicerContext], bytes]:
+    """A behavior that sends the request bytes to the primary and returns its reply bytes; a gRPC failure of
+    that call (primary down, deadline) ends the caller's call with the same code."""
     call = channel.unary_unary(path)
 
     def forward(request: bytes, context: grpc.ServicerContext) -> bytes:
+        span, metadata = traced_call(tracing, path, target, forwarded_metadata(context.invocation_metadata()))
         try:
-            return bytes(call(request, timeout=call_timeout(context.time_remaining()),
-                              metadata=forwarded_metadata(context.invocation_metadata())))
+            reply = bytes(call(request, timeout=call_timeout(context.time_remaining()), metadata=metadata))
         except grpc.RpcError as exc:
+            if tracing is not None:
+                tracing.end_client(span, exc)
             code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNAVAILABLE
             context.abort(code, exc.details() if hasattr(exc, "details") else str(exc))
             raise  # not reached: abort raises
+        if tracing is not None:
+            tracing.end_client(span)
+        return reply
 
-    return grpc.unary_unary_rpc_method_handler(forward)
+    return forward
+
+
+def forward_handler(channel: grpc.Channel, path: str, tracing: Tracing | None = None,
+                    target: str = "") -> grpc.RpcMethodHandler:
+    """The method handler of :func:`forwarder`."""
+    return grpc.unary_unary_rpc_method_handler(forwarder(channel, path, tracing, target))
 
 
 def caught_up(engine: Any, behavior: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:

@@ -3,12 +3,15 @@
 - role ``ro``: every worker is a full read-only engine; the primary (worker 0) alone joins membership, the
   others follow the same share (a watch-only presence) so that they warm the same segments.
 - role ``standalone``: the primary owns the log, every catalog write, maintenance and the REST port. The
-  others are read-only engines over the same catalog and storage that serve the search RPCs
-  (:data:`SERVED_BY_EVERY_WORKER`) and forward every other call, as bytes, to the primary's own port, keeping
-  its deadline and metadata and returning the primary's reply unchanged. Before each search a secondary
-  catches up with the catalog revision, so it sees everything a Flush acknowledged before the search started
-  and every DDL at once.
+  others are read-only engines over the same catalog and storage that serve the search RPCs and the cache
+  calls (:data:`SERVED_BY_EVERY_WORKER`) and ``Cmd set_config`` themselves, and forward every other call, as
+  bytes, to the primary's own port, keeping its deadline and metadata and returning the primary's reply
+  unchanged. Before each call it serves a secondary catches up with the catalog revision, so it sees
+  everything a Flush acknowledged before the call started and every DDL at once.
 - role ``rw``: one process (the writer's log and lease are one process's).
+
+With more than one worker, the cache calls and ``Cmd set_config`` reach every worker, whichever received
+them (``node/worker_broadcast.py``).
 
 The admission budget (``request_memory``) is the node's: each worker gets its share.
 """
@@ -26,7 +29,12 @@ from node.settings import NodeSettings
 log = logging.getLogger(__name__)
 
 SERVED_BY_EVERY_WORKER = frozenset({"Search", "SearchByID", "SearchInFiles", "HybridSearch",
-                                    "HybridSearchInSegments"})
+                                    "HybridSearchInSegments",
+                                    # the cache calls: each worker serves them and sends them on to the others
+                                    "PreloadCollection", "ReleaseCollection", "PreloadHybridCollection",
+                                    "ReloadSegments"})
+
+
 def forwards(role: str, spec: WorkerSpec | None) -> bool:
     """Whether this worker forwards what it does not serve to the primary (a standalone node's secondaries)."""
     return spec is not None and not spec.is_primary and role == "standalone"
