@@ -163,7 +163,10 @@ def _open_journal(settings: ImportSettings, info: DatasetInfo, err: TextIO) -> t
                             f"start over (rows it sent stay in the collection) or use another --state-dir")
         unknown, fresh = pending(header, state)
         if state.done:
-            unknown, fresh = [], []
+            err.write(f"{journal.path} says this import is complete: nothing to send (--restart sends it all "
+                      f"again)\n")
+            journal.open(None)
+            return journal, set(), set()
         err.write(f"resuming from {journal.path}: {len(state.acked)} batches acknowledged before, "
                   f"{len(unknown)} of unknown outcome (deleted and re-sent), {len(fresh)} to send\n")
         journal.open(None)
