@@ -4,6 +4,7 @@ and inconsistent files refused by ``validate()`` with a message naming the probl
 from __future__ import annotations
 
 import csv
+from collections.abc import Sequence
 from pathlib import Path
 
 import h5py
@@ -203,7 +204,7 @@ def test_parquet_component_columns_and_refusals(tmp_path: Path) -> None:
         open_dataset(tmp_path / "cut.parquet")
 
 
-def write_csv(path: Path, header: list[str], rows: list[list[object]]) -> None:
+def write_csv(path: Path, header: list[str], rows: Sequence[Sequence[object]]) -> None:
     with path.open("w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(header)
