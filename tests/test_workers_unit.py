@@ -34,7 +34,14 @@ from mishards.worker_channels import (
     spreads,
 )
 from node.settings import NodeSettings
-from node.worker_forward import call_timeout, forwarded_metadata
+from node.worker_broadcast import (
+    SiblingAnswer,
+    broadcasts,
+    combined,
+    marked_local,
+    sibling_timeout,
+)
+from node.worker_forward import DROPPED_HEADERS, call_timeout, forwarded_metadata, traced_call
 from node.workers import served_locally, watch_only, worker_request_memory, workers_for
 
 
@@ -98,12 +105,61 @@ def test_a_standalone_secondary_serves_searches_and_forwards_everything_else() -
     primary = WorkerSpec(0, 2, 1, 2, "p", ("a", "b"))
     for method in ("Search", "SearchByID", "SearchInFiles", "HybridSearch", "HybridSearchInSegments"):
         assert served_locally("standalone", secondary, method)
+    for method in ("PreloadCollection", "ReleaseCollection", "PreloadHybridCollection", "ReloadSegments"):
+        assert served_locally("standalone", secondary, method)  # and sent on to the other workers
     for method in ("Insert", "Flush", "CreateCollection", "HasCollection", "Cmd", "GetVectorsByID", "DeleteByID"):
         assert not served_locally("standalone", secondary, method)
         assert served_locally("standalone", primary, method)
         assert served_locally("standalone", None, method)
         assert served_locally("ro", secondary, method)  # a read node's every worker is a full read engine
     assert watch_only("ro", secondary) and not watch_only("ro", primary) and not watch_only("standalone", secondary)
+
+
+def test_a_forward_passes_trace_context_auth_and_project_headers_and_drops_only_transport_ones() -> None:
+    kept = [("traceparent", "00-" + "1" * 32 + "-" + "2" * 16 + "-01"), ("tracestate", "k=v"),
+            ("authorization", "Bearer t0ken"), ("mishards-min-revision", "9"), ("mishards-request-key", "ab" * 16),
+            ("x-custom", "1")]
+    dropped = [(name, "x") for name in DROPPED_HEADERS] + [(":path", "/m"), ("grpc-timeout", "1S")]
+    assert forwarded_metadata([*dropped, *kept]) == tuple(kept)
+    assert traced_call(None, "/s/M", "p:1", tuple(kept)) == (None, tuple(kept))  # not tracing: unchanged
+
+
+def test_broadcast_calls_and_the_deadline_the_other_workers_get() -> None:
+    assert broadcasts("PreloadCollection", milvus_pb2.PreloadCollectionParam(collection_name="c"))
+    assert broadcasts("ReleaseCollection", milvus_pb2.PreloadCollectionParam(collection_name="c"))
+    assert broadcasts("PreloadHybridCollection", milvus_pb2.CollectionName(collection_name="c"))
+    assert broadcasts("Cmd", milvus_pb2.Command(cmd="set_config cache.cache_size 1GB"))
+    assert not broadcasts("Cmd", milvus_pb2.Command(cmd="get_config cache.cache_size"))
+    assert not broadcasts("Search", milvus_pb2.SearchParam())
+    assert marked_local([("a", "b"), ("mishards-worker-local", "1")]) and not marked_local([("a", "b")])
+    assert not marked_local(None)
+    assert sibling_timeout("PreloadCollection", None) is None  # a preload takes what the data needs
+    assert sibling_timeout("PreloadCollection", 10.0) == 9.0  # a share of the caller's: a failure is reported
+    assert sibling_timeout("Cmd", None) == 10.0 and sibling_timeout("Cmd", 100.0) == 10.0
+    assert sibling_timeout("Cmd", 2.0) == 1.8
+    assert sibling_timeout("ReleaseCollection", -1.0) == 0.001
+
+
+def test_the_reply_is_the_receivers_unless_another_worker_failed() -> None:
+    from milvus_wire import status_pb2
+
+    own = status_pb2.Status(reason="")
+    fine = SiblingAnswer(1, "unix:/w-1", status_pb2.Status().SerializeToString())
+    refused = SiblingAnswer(2, "unix:/w-2", status_pb2.Status(error_code="ILLEGAL_ARGUMENT", reason="bad").SerializeToString())
+    silent = SiblingAnswer(3, "unix:/w-3", None, "DEADLINE_EXCEEDED")
+    assert combined("PreloadCollection", own, [fine], status_pb2.Status) is own
+    assert combined("PreloadCollection", own, [fine, refused, silent], status_pb2.Status).reason == "bad"
+    failed = combined("Cmd", milvus_pb2.StringReply(), [fine, silent], milvus_pb2.StringReply)
+    assert failed.status.error_code == 1 and "worker 3" in failed.status.reason
+    assert "DEADLINE_EXCEEDED" in failed.status.reason
+
+
+def test_a_worker_reaches_the_others_on_their_private_sockets() -> None:
+    spec = WorkerSpec(1, 3, 19530, 4002, "127.0.0.1:4001", ("h:4001", "h:4002", "h:4003"), "/run/x")
+    assert spec.siblings() == ((0, "unix:/run/x/worker-0.sock"), (2, "unix:/run/x/worker-2.sock"))
+    assert WorkerSpec.from_json(spec.to_json()) == spec
+    bare = WorkerSpec(0, 2, 19530, 4001, "[::1]:4001", ("h:4001", "h:4002"))  # no private folder: own ports
+    assert bare.siblings() == ((1, "[::1]:4002"),)
 
 
 def test_a_forwarded_call_keeps_the_callers_metadata_and_deadline() -> None:
