@@ -363,3 +363,14 @@ def test_the_policy_evaluator_sees_an_opened_port(rendered: dict[str, list[Manif
     manifests[manifests.index(nodes)] = opened
     assert reachers(rendered["default"], "reader", 19530) == {"proxy"}
     assert reachers(manifests, "reader", 19530) == {"proxy", "client", "neighbour", "prometheus"}
+
+
+def test_readers_with_several_workers_open_their_worker_ports_to_proxies_only(
+        rendered: dict[str, list[Manifest]]) -> None:
+    """With readers.workers > 1 the proxy sends searches to each worker's own port (a free port picked at start)."""
+    manifests = render(fetch_helm(), "--set", "readers.workers=2")
+    assert reachers(manifests, "reader", 41234) == {"proxy"}
+    assert reachers(manifests, "reader", 19530) == {"proxy"}
+    assert reachers(manifests, "reader", 9091) == {"prometheus", "proxy"}
+    assert reachers(manifests, "writer", 41234) == {"proxy"}  # one policy for every node pod
+    assert reachers(rendered["default"], "reader", 41234) == set()

@@ -3,7 +3,7 @@ connection to which pod (or outside address) on which port. Follows the networki
 by no policy of a direction is open in that direction; once selected, only what some rule allows passes; a
 connection needs both the source's egress and the destination's ingress to allow it.
 
-Not modelled: named ports, endPort, ipBlock ranges (an ipBlock peer matches outside addresses only).
+Not modelled: named ports, ipBlock ranges (an ipBlock peer matches outside addresses only).
 """
 
 from __future__ import annotations
@@ -66,8 +66,8 @@ def peer_matches(peer: Mapping[str, Any], policy_namespace: str, other: Endpoint
 def rule_allows(rule: Mapping[str, Any], peers_key: str, policy_namespace: str, other: Endpoint, port: int,
                 protocol: str) -> bool:
     ports = rule.get("ports") or []
-    if ports and not any(int(p["port"]) == port and p.get("protocol", "TCP") == protocol
-                         for p in ports if "port" in p):
+    if ports and not any(int(p["port"]) <= port <= int(p.get("endPort", p["port"]))
+                         and p.get("protocol", "TCP") == protocol for p in ports if "port" in p):
         return False
     peers = rule.get(peers_key) or []
     return not peers or any(peer_matches(p, policy_namespace, other) for p in peers)

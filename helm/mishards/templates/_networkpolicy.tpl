@@ -19,6 +19,21 @@ mishards.io/node: "true"
       {{- include "mishards.np.nodeLabels" . | nindent 6 }}
 {{- end -}}
 
+{{/*
+The node ports the proxies dial: the gRPC port; with several worker processes per reader (readers.workers not 1)
+also each worker's own port, a free port picked at start (the proxy spreads searches over them), hence the
+unprivileged range.
+*/}}
+{{- define "mishards.np.nodePorts" -}}
+- port: {{ .Values.node.port }}
+  protocol: TCP
+{{- if ne (int .Values.readers.workers) 1 }}
+- port: 1024
+  endPort: 65535
+  protocol: TCP
+{{- end }}
+{{- end -}}
+
 {{/* The port of HOST:PORT or SCHEME://HOST:PORT[/...] (default .default). */}}
 {{- define "mishards.np.portOf" -}}
 {{- $rest := regexReplaceAll "^[a-zA-Z][a-zA-Z0-9+.-]*://" .address "" -}}
@@ -40,8 +55,7 @@ to their primary over loopback, inside the pod).
 - to:
     {{- include "mishards.np.nodePeer" $root | nindent 4 }}
   ports:
-    - port: {{ $v.node.port }}
-      protocol: TCP
+    {{- include "mishards.np.nodePorts" $root | nindent 4 }}
 {{- end }}
 {{- if $v.mysql.deploy }}
 - to:
