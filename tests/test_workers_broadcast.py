@@ -19,6 +19,7 @@ import pytest
 
 from coordinator.workers import LOCAL_HEADER
 from milvus_wire import milvus_pb2, milvus_pb2_grpc
+from tests.support import http
 from tests.support import requests as rq
 from tests.support.nodeproc import CHANNEL_OPTIONS, NodeProcess
 from tests.support.waiting import poll_for
@@ -76,7 +77,7 @@ def collector() -> Iterator[tuple[Collector, str]]:
 def standalone(tmp_path_factory: pytest.TempPathFactory, collector: tuple[Collector, str]) -> Iterator[Node]:
     proc = NodeProcess(tmp_path_factory.mktemp("standalone"),
                        ["--workers", "2", "--auto-flush-interval", "0", "--otlp-endpoint", collector[1]],
-                       env={"OTEL_BSP_SCHEDULE_DELAY": "50"})
+                       env={"OTEL_BSP_SCHEDULE_DELAY": "50"}, http=True)
     proc.start()
     node = Node(proc)
     try:
@@ -153,8 +154,17 @@ def _set_config_everywhere(node: Node, config_file: Path) -> None:
 
 
 def test_a_standalone_nodes_cache_calls_and_set_config_reach_both_workers(standalone: Node) -> None:
-    _preload_and_release(standalone, _filled(standalone.stubs[0]))
+    name = _filled(standalone.stubs[0])
+    _preload_and_release(standalone, name)
     _set_config_everywhere(standalone, standalone.proc.storage / "node-config" / "standalone.yaml")
+    # The REST API (the primary's) reaches both workers as well.
+    port = standalone.proc.http_port
+    assert http.request(port, "PUT", "/system/task", {"load": {"collection_name": name}}).status == 200
+    assert standalone.cached() == [2, 2]
+    assert http.request(port, "PUT", "/system/task", {"release": {"collection_name": name}}).status == 200
+    assert standalone.cached() == [0, 0]
+    assert http.request(port, "PUT", "/config/advanced", {"cpu_cache_capacity": 1}).status == 200
+    assert [int(standalone.stats(w)["cache_capacity_bytes"]) for w in (0, 1)] == [1 << 30, 1 << 30]
 
 
 def test_a_read_nodes_cache_calls_and_set_config_reach_both_workers(cluster: tuple[NodeProcess, Node]) -> None:
