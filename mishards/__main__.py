@@ -34,6 +34,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--workers", type=int,
                    help="proxy processes sharing the gRPC and REST ports (default 1; 0: one per usable CPU)")
     p.add_argument("--grpc-max-message-size", help="largest client request the proxy takes (default 512MB)")
+    p.add_argument("--allow-anonymous", choices=["readwrite", "readonly", "none"],
+                   help="role of a call without a token (default readwrite: as without authentication)")
     p.add_argument("--replication", type=int, help="replicas per segment across read nodes (0: automatic)")
     p.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port (0: off, -1: any free)")
     p.add_argument("--http-port", type=int, help="Milvus 1.1 REST API port (default 19121; 0: off, -1: any free)")

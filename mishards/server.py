@@ -10,6 +10,9 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from coordinator.auth.guard import AuthSettings, Guard
+from coordinator.auth.peers import internal_check
+from coordinator.auth.store import UserStore
 from coordinator.lifecycle import serve_until_signalled, write_ready_file
 from coordinator.sizes import parse_size
 from coordinator.tls import ClusterDialer, PeerTrust, add_port, check_server_tls, listening_tls, serve_health
@@ -60,6 +63,7 @@ class ProxyServer:
         self.watch: NodeWatch | None = None
         self.port = 0
         self.rest: Any = None  # the REST API's server (coordinator.rest), when http_port is on
+        self.guard: Guard | None = None
         self.http_port = 0
 
     def start(self) -> str:
@@ -77,7 +81,9 @@ class ProxyServer:
                                                 self.settings.query_of_death_ttl))
             self.watch = NodeWatch(self.cluster, self.metrics)
             self.watch.start()
-        forwarder = Forwarder(self.settings, self.cluster, fanout, self.view, self.metrics, self.tracing)
+        self.guard = self._guard()
+        forwarder = Forwarder(self.settings, self.cluster, fanout, self.view, self.metrics, self.tracing,
+                              self.guard)
         self.server.add_generic_rpc_handlers((forwarder.generic_handler(),))
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         self.port = add_port(self.server, join_host_port(self.settings.host, self.settings.port), self.tls)
@@ -106,6 +112,15 @@ class ProxyServer:
                              http_port=self.http_port, health_port=self.health_port, **worker)
         return address
 
+    def _guard(self) -> Guard:
+        """Who may run what (``coordinator.auth``): the users of the catalog (without ``--meta-uri`` the nodes
+        judge tokens, the proxy only the anonymous role)."""
+        store = UserStore(self.view.catalog.engine) if self.view is not None else None
+        internal = internal_check(getattr(self.settings, "edge_tls", None), None)  # clients are never peers here
+        guard = Guard(AuthSettings(self.settings.allow_anonymous), store, internal=internal)
+        guard.start()
+        return guard
+
     def _serve_rest(self, forwarder: Forwarder) -> None:
         """Milvus 1.1's REST API through the forwarder's handlers (``mishards/rest.py``)."""
         from coordinator.rest.server import serve_rest
@@ -128,6 +143,8 @@ class ProxyServer:
         if self.watch is not None:
             self.watch.stop()
         self.cluster.stop()
+        if self.guard is not None:
+            self.guard.stop()
         if self.view is not None:
             self.view.stop()
         if self.metrics is not None:

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from coordinator.auth.model import ANONYMOUS_ROLES
 from coordinator.lifecycle import coerce_setting, settings_sources
 from coordinator.sizes import MAX_MESSAGE_BYTES, MIN_MESSAGE_BYTES, parse_size
 from coordinator.tls import ClusterTls, EdgeTls, cluster_tls, edge_tls
@@ -46,6 +47,9 @@ class ProxySettings:
     metrics_port: int = 0  # Prometheus /metrics on this port (0: off, -1: any free port)
     http_port: int = 19121  # Milvus 1.1's REST API on this port (0: off, -1: any free port)
     otlp_endpoint: str = ""  # OpenTelemetry traces exported over OTLP/gRPC here, e.g. http://jaeger:4317 ('' = off)
+    # token authentication (coordinator.auth): the role of a call without a token: readwrite (today's behaviour;
+    # while the catalog holds no user it also runs admin calls), readonly or none
+    allow_anonymous: str = "readwrite"
     # Edge TLS on the gRPC and REST ports (coordinator/tls.py): certificate and key files ('' = plaintext);
     # with tls_client_ca, clients must present a certificate signed by that CA
     tls_cert: str = ""
@@ -68,6 +72,9 @@ class ProxySettings:
             raise ValueError(f"http_port out of range: {self.http_port}")
         if not self.membership:
             raise ValueError("the proxy needs --membership (where are the nodes?)")
+        if self.allow_anonymous not in ANONYMOUS_ROLES:
+            raise ValueError(f"allow_anonymous must be one of {', '.join(ANONYMOUS_ROLES)}, "
+                             f"not {self.allow_anonymous!r}")
         if self.consistency not in CONSISTENCY:
             raise ValueError(f"consistency must be one of {', '.join(CONSISTENCY)}, not {self.consistency!r}")
         if not 0 < self.catalog_refresh_interval <= 60:

@@ -51,6 +51,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                    "k8s://NAMESPACE?selector=LABELS")
     p.add_argument("--advertise", help="HOST:PORT other members use to reach this node")
     p.add_argument("--node-id", help="this node's id in membership (default: the advertised address)")
+    p.add_argument("--allow-anonymous", choices=["readwrite", "readonly", "none"],
+                   help="role of a call without a token (default readwrite: as without authentication)")
     p.add_argument("--replication", type=int, help="replicas per segment across read-only nodes (0: automatic)")
     p.add_argument("--election-ttl", type=float, help="lease TTL of the writer election, etcd or catalog (seconds)")
     p.add_argument("--idempotency-window", type=float,

@@ -15,6 +15,9 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from coordinator import tracing as spans
+from coordinator.auth.guard import AuthSettings, Guard
+from coordinator.auth.peers import internal_check
+from coordinator.auth.store import UserStore
 from coordinator.fencing import WriterFence
 from coordinator.lifecycle import serve_until_signalled, write_ready_file
 from coordinator.membership import Member
@@ -191,12 +194,14 @@ class NodeServer:
         self.rest: Any = None  # the REST API's server (coordinator.rest), when http_port is on
         self.http_port = 0
         self._stopped = threading.Event()
+        self.guard: Guard | None = None
 
     def start(self) -> str:
         if self.tls is not None:
             check_server_tls(self.tls)
         self.engine.open()
         service = MilvusService(self.engine, self.search_pool, self.metrics, self.tracing)
+        service.guard = self._guard()
         self.server.add_generic_rpc_handlers((self._handler(service),))
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         self.port = add_port(self.server, join_host_port(self.settings.host, self.settings.port), self.tls)
@@ -254,6 +259,14 @@ class NodeServer:
             write_ready_file(self.settings.ready_file, address, metrics_port=self.metrics_port,
                              http_port=self.http_port, health_port=self.health_port, **worker)
         return address
+
+    def _guard(self) -> Guard:
+        """Who may run what (``coordinator.auth``): the users of this node's catalog, the anonymous role."""
+        internal = internal_check(getattr(self.settings, "edge_tls", None), getattr(self.settings, "cluster_tls", None))
+        store = UserStore(self.engine.catalog.engine)
+        self.guard = Guard(AuthSettings(self.settings.allow_anonymous), store, internal=internal)
+        self.guard.start()
+        return self.guard
 
     def advertised(self) -> str:
         """The address others use to reach this node."""
@@ -375,6 +388,8 @@ class NodeServer:
         for channel in self.worker_channels.values():
             channel.close()
         self.search_pool.shutdown(wait=True)
+        if self.guard is not None:
+            self.guard.stop()
         self.engine.close()  # flush and close the log while still the writer
         if self.election is not None:
             self.election.stop()  # only then hand the writer role over

@@ -9,6 +9,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from coordinator.auth.model import ANONYMOUS_ROLES
 from coordinator.lifecycle import coerce_setting, settings_sources
 from coordinator.limits import cpu_count
 from coordinator.sizes import MAX_MESSAGE_BYTES, MIN_MESSAGE_BYTES, parse_size
@@ -68,6 +69,9 @@ class NodeSettings:
     # where values accepted by Cmd set_config are kept for the next start ('' = <storage_path>/node-config/
     # <node_id, else 'standalone', else role-port>.yaml); read at start above the config file
     set_config_file: str = ""
+    # token authentication (coordinator.auth): the role of a call without a token: readwrite (today's behaviour;
+    # while the catalog holds no user it also runs admin calls), readonly or none
+    allow_anonymous: str = "readwrite"
     # Edge TLS on the gRPC and REST ports (coordinator/tls.py): certificate and key files ('' = plaintext);
     # with tls_client_ca, clients must present a certificate signed by that CA
     tls_cert: str = ""
@@ -105,6 +109,9 @@ class NodeSettings:
             raise ValueError("grpc_max_message_size must be within 4MB and 2047MB (gRPC's limit is 2 GiB)")
         if not 0 <= self.idempotency_window <= 86400:
             raise ValueError("idempotency_window must be within [0, 86400] seconds")
+        if self.allow_anonymous not in ANONYMOUS_ROLES:
+            raise ValueError(f"allow_anonymous must be one of {', '.join(ANONYMOUS_ROLES)}, "
+                             f"not {self.allow_anonymous!r}")
         if self.election not in ("", "catalog"):
             raise ValueError(f"election must be '' or 'catalog', not {self.election!r}")
         if self.replication < 0:
