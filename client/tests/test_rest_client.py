@@ -1,0 +1,127 @@
+"""The REST transport (``RestMilvus``, ``Milvus(..., handler="HTTP")``) against one real node serving gRPC and
+REST (module-scoped): the shared scenario gives the same results over REST as over gRPC, each checked against
+a numpy oracle; commands, configuration, segments and refusals come back with the gRPC client's shapes and
+codes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+import transport_scenario as scenario
+from tests.support.nodeproc import NodeProcess
+
+from mishards_client import IndexType, MetricType, Milvus, ParamError, Status
+from mishards_client.rest import RestMilvus
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProcess]:
+    with NodeProcess(tmp_path_factory.mktemp("rest-client"), ["--auto-flush-interval", "0", "--metrics-port", "-1"],
+                     http=True) as proc:
+        yield proc
+
+
+@pytest.fixture(scope="module")
+def rest(node: NodeProcess) -> Iterator[Milvus]:
+    client = Milvus("127.0.0.1", node.http_port, handler="HTTP")
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def grpc_client(node: NodeProcess) -> Iterator[Milvus]:
+    client = Milvus(uri=f"tcp://{node.address}")
+    yield client
+    client.close()
+
+
+def test_handler_http_selects_the_rest_transport(node: NodeProcess, rest: Milvus) -> None:
+    assert isinstance(rest, RestMilvus) and rest.handler == "HTTP"
+    assert rest.address == f"127.0.0.1:{node.http_port}"
+    assert isinstance(Milvus(uri=f"http://127.0.0.1:{node.http_port}", handler="HTTP"), RestMilvus)
+    assert RestMilvus("127.0.0.1").address.endswith(":19121")  # pymilvus' HTTP default port
+    with pytest.raises(ParamError):
+        Milvus("127.0.0.1", 1, handler="SOAP")
+    with pytest.raises(ParamError):
+        RestMilvus("127.0.0.1", 1, tls_cert="c.pem")  # without its key
+
+
+def test_same_scenario_results_over_rest_and_grpc(rest: Milvus, grpc_client: Milvus) -> None:
+    over_grpc = scenario.run(grpc_client, "sc_grpc")
+    over_rest = scenario.run(rest, "sc_rest")
+    assert over_rest == over_grpc
+
+
+def test_commands_and_configuration(rest: Milvus, grpc_client: Milvus) -> None:
+    assert rest.server_version() == grpc_client.server_version() == (Status(), "1.1.1")
+    assert rest.server_status()[1] == grpc_client.server_status()[1]
+    assert rest.connect().OK() and rest.connected()
+    assert rest._cmd("no_such_word") == grpc_client._cmd("no_such_word")
+    status, value = rest.get_config("cache", "cache_size")
+    assert status.OK() and value == grpc_client.get_config("cache", "cache_size")[1]
+    status, message = rest.set_config("cache", "cache_size", "2GB")
+    assert status.OK() and "cache.cache_size" in str(message)
+    assert grpc_client.get_config("cache", "cache_size") == (Status(message="Success!"), "2GB")
+    assert rest.set_config("cache", "cache_size", value)[0].OK()
+    status, missing = rest.get_config("cache", "no_such_key")
+    assert status.code == Status.UNEXPECTED_ERROR and missing is None
+
+
+def test_search_in_segment_and_async_futures(rest: Milvus, grpc_client: Milvus) -> None:
+    x, q = scenario.data(3)
+    assert rest.create_collection({"collection_name": "seg", "dimension": scenario.DIM, "index_file_size": 1}).OK()
+    status, ids = rest.insert("seg", x[:100], _async=True).result()
+    assert status.OK()
+    assert rest.flush(["seg"], _async=True).result().OK()
+    status, ids2 = rest.insert("seg", x[100:])
+    assert rest.flush(["seg"]).OK()
+    # Segment files are numbered from 1 in the node's fresh catalog: each transport finds the same hits.
+    found = []
+    for fid in range(1, 40):
+        status, over_rest = rest.search_in_segment("seg", [fid], x[[0, 150]], 2)
+        status_grpc, over_grpc = grpc_client.search_in_segment("seg", [fid], x[[0, 150]], 2)
+        assert status.code == status_grpc.code
+        if status.OK():
+            assert over_rest.ids.tolist() == over_grpc.ids.tolist()
+            found += [int(i) for i in over_rest.ids[:, 0] if i in (ids[0], ids2[50])]
+    assert sorted(found) == sorted([ids[0], ids2[50]])
+    seen: list[Status] = []
+    future = rest.search("seg", 1, q[:1], _async=True, _callback=lambda s, r: seen.append(s))
+    assert future.result()[0].OK() and seen == [Status(message="Search vectors successfully!")]
+    assert rest.compact("seg", _async=True).result().OK()
+    assert rest.create_index("seg", IndexType.FLAT, _async=True).result().OK()
+    assert rest.drop_collection("seg").OK()
+
+
+def test_client_side_checks_raise_before_sending(rest: Milvus) -> None:
+    with pytest.raises(ParamError):
+        rest.create_collection({"collection_name": "c"})
+    with pytest.raises(ParamError):
+        rest.insert("c", np.ones((2, 4), dtype=np.float32), ids=[1])
+    with pytest.raises(ParamError):
+        rest.search("c", 3, [])
+    with pytest.raises(ParamError):
+        rest.create_collection({"collection_name": "c", "dimension": 4, "metric_type": 99})
+    with pytest.raises(NotImplementedError):
+        rest.reload_segments("c", ["1"])
+
+
+def test_ip_metric_and_empty_collection(rest: Milvus, grpc_client: Milvus) -> None:
+    x, q = scenario.data(4)
+    assert rest.create_collection({"collection_name": "ip", "dimension": scenario.DIM,
+                                   "metric_type": MetricType.IP}).OK()
+    status, result = rest.search("ip", 3, q)
+    status_grpc, result_grpc = grpc_client.search("ip", 3, q)  # an empty collection: no rows at all
+    assert status.OK() and status_grpc.OK() and result.ids.shape == result_grpc.ids.shape == (0, 0)
+    assert rest.insert("ip", x, ids=list(range(len(x))))[0].OK()
+    assert rest.flush(["ip"]).OK()
+    status, result = rest.search("ip", 5, q)
+    assert status.OK()
+    truth = q.astype(np.float64) @ x.T.astype(np.float64)
+    best = np.sort(truth, axis=1)[:, ::-1][:, :5]
+    np.testing.assert_allclose(result.distances, best, atol=2e-6, rtol=1e-6)
+    assert result.ids.tolist() == grpc_client.search("ip", 5, q)[1].ids.tolist()
+    assert rest.get_collection_info("ip")[1].metric_type == MetricType.IP
+    assert rest.drop_collection("ip").OK()
