@@ -46,6 +46,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--readers", type=int, default=2, help="read-only nodes")
     p.add_argument("--workers", type=int, default=1,
                    help="processes per read node and for the proxy, sharing their ports (0: one per CPU)")
+    p.add_argument("--allow-anonymous", choices=["readwrite", "readonly", "none"], default="readwrite",
+                   help="role of a call without a token, on the proxy and every node (mishards user add ...)")
     p.add_argument("--ready-file", help="write the proxy address here once everything serves")
     p.add_argument("--metrics", action=argparse.BooleanOptionalAction, default=True,
                    help="every process serves Prometheus /metrics on a free port of its own (default: on)")
@@ -90,16 +92,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     observe = [*(["--metrics-port", "-1"] if args.metrics else []),
                *(["--otlp-endpoint", args.otlp_endpoint] if args.otlp_endpoint else [])]
     workers = ["--workers", str(args.workers)] if args.workers != 1 else []
+    access = ["--allow-anonymous", args.allow_anonymous] if args.allow_anonymous != "readwrite" else []
     code = 0
     try:
         node_args = ["--host", args.host, "--storage-path", str(data / "storage"), "--meta-uri", meta,
-                     "--membership", membership, *observe]
+                     "--membership", membership, *observe, *access]
         spawn("writer", "node", ["--role", "rw", "--port", str(ports[0]), *node_args])
         for i in range(args.readers):
             spawn(f"reader-{i + 1}", "node", ["--role", "ro", "--port", str(ports[i + 1]), *workers, *node_args])
         proxy = spawn("proxy", "mishards", ["--host", args.host, "--port", str(args.port), "--membership",
                                             membership, "--meta-uri", meta, "--http-port", str(args.http_port),
-                                            *workers, *observe])
+                                            *workers, *observe, *access])
         address = str(proxy.info["address"])
         http_port = int(str(proxy.info.get("http_port", 0)))
         # A restarted proxy comes back on the ports it got (clients keep their address).
