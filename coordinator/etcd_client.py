@@ -34,8 +34,12 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 import aetcd
+import grpc
+from aetcd import rpc as aetcd_rpc
+from aetcd import watcher as aetcd_watcher
 
 from coordinator.fencing import boottime
+from coordinator.tls import EtcdTls
 
 log = logging.getLogger(__name__)
 
@@ -259,6 +263,36 @@ class WatchHandle:
                 return
 
 
+class _TlsClient(aetcd.Client):
+    """``aetcd.Client`` over a TLS channel (aetcd itself dials plaintext only): the same stubs and watcher,
+    on ``grpc.aio.secure_channel``."""
+
+    def __init__(self, host: str, port: int, tls: EtcdTls, **kwargs: Any) -> None:
+        super().__init__(host=host, port=port, **kwargs)
+        self._tls = tls
+
+    async def connect(self) -> None:
+        if self._connected.is_set():
+            return
+        if self._is_connecting:  # type: ignore[has-type]  # (aetcd is untyped)
+            await asyncio.wait_for(self._connected.wait(), self._connect_wait_timeout)
+            return
+        self._is_connecting = True
+        try:
+            options = {**self._options, **self._tls.channel_options()}
+            self.channel = grpc.aio.secure_channel(f"{self._host}:{self._port}", self._tls.credentials(),
+                                                   options=list(options.items()))
+            self.kvstub = aetcd_rpc.KVStub(self.channel)
+            self.clusterstub = aetcd_rpc.ClusterStub(self.channel)
+            self.leasestub = aetcd_rpc.LeaseStub(self.channel)
+            self.maintenancestub = aetcd_rpc.MaintenanceStub(self.channel)
+            self._watcher = aetcd_watcher.Watcher(aetcd_rpc.WatchStub(self.channel), timeout=self._timeout,
+                                                  metadata=self.metadata)
+            self._connected.set()
+        finally:
+            self._is_connecting = False
+
+
 class EtcdClient:
     """Blocking facade over ``aetcd``. Thread-safe; one event loop thread per client.
 
@@ -267,6 +301,8 @@ class EtcdClient:
             with several endpoints an unreachable one is replaced by the next reachable one.
         timeout: default timeout in seconds of every blocking call (each takes its own ``timeout`` too).
         connect_timeout: how long to try one endpoint when picking one.
+        tls: TLS to etcd (CA, optional client certificate; files read again at each new connection), None for
+            plaintext.
     """
 
     def __init__(
@@ -275,8 +311,10 @@ class EtcdClient:
         *,
         timeout: float = 5.0,
         connect_timeout: float = 2.0,
+        tls: EtcdTls | None = None,
     ) -> None:
         self.endpoints = parse_endpoints(endpoints)
+        self.tls = tls
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self._lock = threading.Lock()
@@ -289,6 +327,11 @@ class EtcdClient:
         self._select_lock: asyncio.Lock | None = None
         self._leases: dict[int, Lease] = {}
         self._watches: set[WatchHandle] = set()
+
+    def _new_client(self, host: str, port: int) -> aetcd.Client:
+        if self.tls is None:
+            return aetcd.Client(host=host, port=port, timeout=self.timeout, options=dict(_CHANNEL_OPTIONS))
+        return _TlsClient(host, port, self.tls, timeout=self.timeout, options=dict(_CHANNEL_OPTIONS))
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -601,7 +644,7 @@ class EtcdClient:
                 return self._client
             errors: list[str] = []
             for host, port in self.endpoints:
-                client = aetcd.Client(host=host, port=port, timeout=self.timeout, options=dict(_CHANNEL_OPTIONS))
+                client = self._new_client(host, port)
                 try:
                     await asyncio.wait_for(client.get(_PROBE_KEY), self.connect_timeout)
                 except Exception as exc:

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, unquote
 
+from coordinator.tls import EtcdTls, TlsConfigError, etcd_tls
+
 log = logging.getLogger(__name__)
 
 ROLES = ("rw", "ro", "standalone")
@@ -79,7 +81,8 @@ class MembershipConfig:
 
     - static: ``members``.
     - k8s: ``namespace`` ("" = the pod's own namespace), ``selector``, ``port``, ``role_label``.
-    - etcd: ``endpoints`` (host, port) pairs and ``prefix`` (starts with "/", no trailing "/").
+    - etcd: ``endpoints`` (host, port) pairs and ``prefix`` (starts with "/", no trailing "/"); ``etcd_tls``
+      from the query parameters ``tls_ca``, ``tls_cert``, ``tls_key``, ``tls_server_name`` (None: plaintext).
     """
 
     scheme: str
@@ -91,6 +94,7 @@ class MembershipConfig:
     role_label: str = DEFAULT_ROLE_LABEL
     endpoints: tuple[tuple[str, int], ...] = ()
     prefix: str = DEFAULT_ETCD_PREFIX
+    etcd_tls: EtcdTls | None = None
 
 
 # ---------------------------------------------------------------------------------------------- URI parsing
@@ -201,10 +205,34 @@ def _parse_k8s(uri: str, rest: str) -> MembershipConfig:
     )
 
 
+ETCD_TLS_PARAMETERS = ("tls_ca", "tls_cert", "tls_key", "tls_server_name")
+
+
+def _parse_etcd_query(uri: str, query: str) -> EtcdTls | None:
+    """TLS to etcd from the URI's query: ``tls_ca`` (required for TLS), ``tls_cert`` and ``tls_key`` (a client
+    certificate, for etcd's ``--client-cert-auth``), ``tls_server_name``."""
+    try:
+        pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query))
+    except ValueError as exc:
+        raise ValueError(f"malformed query string in {uri!r}: {exc}") from None
+    seen: dict[str, str] = {}
+    for key, value in pairs:
+        if key not in ETCD_TLS_PARAMETERS:
+            raise ValueError(f"unknown parameter {key!r} in {uri!r}; expected {list(ETCD_TLS_PARAMETERS)}")
+        if key in seen:
+            raise ValueError(f"parameter {key!r} given twice in {uri!r}")
+        seen[key] = value
+    try:
+        return etcd_tls(seen.get("tls_ca", ""), seen.get("tls_cert", ""), seen.get("tls_key", ""),
+                        seen.get("tls_server_name", ""))
+    except TlsConfigError as exc:
+        raise ValueError(f"{exc} (in {uri!r})") from None
+
+
 def _parse_etcd(uri: str, rest: str) -> MembershipConfig:
+    rest, _, query = rest.partition("?")
+    tls = _parse_etcd_query(uri, query)
     hosts, slash, path = rest.partition("/")
-    if "?" in rest:
-        raise ValueError(f"etcd membership URI {uri!r} takes no query parameters")
     if not hosts:
         raise ValueError(f"etcd membership URI {uri!r} names no endpoint; expected etcd://HOST:PORT[,HOST:PORT]/PREFIX")
     endpoints: list[tuple[str, int]] = []
@@ -218,7 +246,7 @@ def _parse_etcd(uri: str, rest: str) -> MembershipConfig:
     prefix = "/" + path.strip("/") if slash and path.strip("/") else DEFAULT_ETCD_PREFIX
     if not _ETCD_PREFIX_RE.match(prefix) or "//" in prefix:
         raise ValueError(f"invalid etcd key prefix {prefix!r} in {uri!r}: use letters, digits, '_', '.', '-', '/'")
-    return MembershipConfig(scheme="etcd", uri=uri, endpoints=tuple(endpoints), prefix=prefix)
+    return MembershipConfig(scheme="etcd", uri=uri, endpoints=tuple(endpoints), prefix=prefix, etcd_tls=tls)
 
 
 _PARSERS: dict[str, Callable[[str, str], MembershipConfig]] = {

@@ -44,7 +44,7 @@ def decode_member(raw: bytes) -> Member | None:
 class EtcdMembership:
     def __init__(self, config: MembershipConfig, *, client: EtcdClient | None = None, ttl: float = DEFAULT_TTL) -> None:
         self.config = config
-        self.client = client or EtcdClient(config.endpoints)
+        self.client = client or EtcdClient(config.endpoints, tls=config.etcd_tls)
         self._own_client = client is None
         self.ttl = ttl
         self._prefix = nodes_prefix(config.prefix)

@@ -86,6 +86,42 @@ def cluster_tls(cert: str, key: str, ca: str, server_name: str = "") -> ClusterT
 
 
 @dataclass(frozen=True, slots=True)
+class EtcdTls:
+    """TLS to etcd: the CA its server certificate is checked against, and (for etcd's
+    ``--client-cert-auth``) a client certificate and key; ``server_name``: the name etcd's certificate must
+    carry ('' = the endpoint's host)."""
+
+    ca: str
+    cert: str = ""
+    key: str = ""
+    server_name: str = ""
+
+    def credentials(self) -> grpc.ChannelCredentials:
+        """The channel credentials of the files' contents now (read at each new connection to etcd)."""
+        def read(path: str) -> bytes | None:
+            if not path:
+                return None
+            with open(path, "rb") as fh:
+                return fh.read()
+
+        return grpc.ssl_channel_credentials(read(self.ca), read(self.key), read(self.cert))
+
+    def channel_options(self) -> dict[str, str]:
+        return {"grpc.ssl_target_name_override": self.server_name} if self.server_name else {}
+
+
+def etcd_tls(ca: str, cert: str = "", key: str = "", server_name: str = "") -> EtcdTls | None:
+    """The etcd TLS settings (None when off); refuses incomplete ones."""
+    if not (ca or cert or key or server_name):
+        return None
+    if not ca:
+        raise TlsConfigError("TLS to etcd needs tls_ca (the CA of etcd's certificate)")
+    if bool(cert) != bool(key):
+        raise TlsConfigError("TLS to etcd: tls_cert and tls_key go together")
+    return EtcdTls(ca, cert, key, server_name)
+
+
+@dataclass(frozen=True, slots=True)
 class ServerTls:
     """What a listening port asks of TLS: certificate, key, the CA of client certificates ('' = none asked),
     and whether a client certificate is required."""

@@ -7,6 +7,10 @@ Usage::
 
     with EtcdServer() as etcd:
         client = SomeClient(etcd.endpoint)  # "127.0.0.1:<port>"
+
+With ``tls=EtcdServerTls(cert, key, ca)`` the client port speaks TLS only and requires a client certificate
+signed by ``ca`` (etcd's ``--cert-file/--key-file/--client-cert-auth/--trusted-ca-file``); ``health_cert``
+and ``health_key`` are the client certificate the fixture's own health checks present.
 """
 
 from __future__ import annotations
@@ -17,11 +21,13 @@ import json
 import logging
 import os
 import shutil
+import ssl
 import subprocess
 import tempfile
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -41,10 +47,29 @@ class _ServerExited(Exception):
         self.returncode = returncode
 
 
-def etcd_health(url: str, timeout: float = 1.0) -> bool:
+@dataclass(frozen=True)
+class EtcdServerTls:
+    """TLS on etcd's client port: its certificate and key, the CA client certificates must be signed by, and
+    the client certificate (and key) the fixture's health checks present."""
+
+    cert: Path
+    key: Path
+    ca: Path
+    health_cert: Path
+    health_key: Path
+
+    def client_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=str(self.ca))
+        context.load_cert_chain(self.health_cert, self.health_key)
+        return context
+
+
+def etcd_health(url: str, timeout: float = 1.0, context: ssl.SSLContext | None = None) -> bool:
     """Return True if ``<url>/health`` answers with ``"health": "true"``; False on any failure."""
+    opener = _DIRECT if context is None else urllib.request.build_opener(
+        urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=context))
     try:
-        with _DIRECT.open(f"{url}/health", timeout=timeout) as resp:
+        with opener.open(f"{url}/health", timeout=timeout) as resp:
             body = json.loads(resp.read())
     except (OSError, http.client.HTTPException, ValueError):
         return False
@@ -66,7 +91,9 @@ class EtcdServer:
         startup_timeout: float = 30.0,
         stop_timeout: float = 20.0,
         port_attempts: int = 5,
+        tls: EtcdServerTls | None = None,
     ) -> None:
+        self.tls = tls
         self._name = name
         self._startup_timeout = startup_timeout
         self._stop_timeout = stop_timeout
@@ -104,7 +131,7 @@ class EtcdServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.endpoint}"
+        return f"{'https' if self.tls else 'http'}://{self.endpoint}"
 
     @property
     def log_file(self) -> Path | None:
@@ -114,7 +141,10 @@ class EtcdServer:
         return self._proc is not None and self._proc.poll() is None
 
     def healthy(self) -> bool:
-        return self.is_running() and etcd_health(self.url)
+        return self.is_running() and etcd_health(self.url, context=self._health_context())
+
+    def _health_context(self) -> ssl.SSLContext | None:
+        return self.tls.client_context() if self.tls is not None else None
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -169,7 +199,7 @@ class EtcdServer:
             peer_port = free_port()
             while peer_port == client_port:
                 peer_port = free_port()
-            client_url = f"http://127.0.0.1:{client_port}"
+            client_url = f"{'https' if self.tls else 'http'}://127.0.0.1:{client_port}"
             peer_url = f"http://127.0.0.1:{peer_port}"
             # A fresh data dir per attempt: a half-initialised member would remember the old peer URL.
             data_dir = self._tmpdir / f"data-{attempt}"
@@ -186,6 +216,9 @@ class EtcdServer:
                 f"--initial-cluster={self._name}={peer_url}",
                 "--initial-cluster-state=new",
             ]
+            if self.tls is not None:
+                cmd += [f"--cert-file={self.tls.cert}", f"--key-file={self.tls.key}", "--client-cert-auth",
+                        f"--trusted-ca-file={self.tls.ca}"]
             log.debug("starting etcd on client port %d, peer port %d (attempt %d)", client_port, peer_port, attempt)
             with log_file.open("wb") as out:
                 proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env)
@@ -196,7 +229,7 @@ class EtcdServer:
                 returncode = proc.poll()
                 if returncode is not None:
                     raise _ServerExited(returncode)
-                return etcd_health(url, timeout=1.0)
+                return etcd_health(url, timeout=1.0, context=self._health_context())
 
             try:
                 poll_for(

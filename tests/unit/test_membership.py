@@ -138,7 +138,7 @@ def test_etcd_uri() -> None:
         ("etcd://a:1,,b:2/p", "empty endpoint"),
         ("etcd://a:1,a:1/p", "listed twice"),
         ("etcd://a:99999/p", "expected 1-65535"),
-        ("etcd://a:1/p?x=1", "takes no query"),
+        ("etcd://a:1/p?x=1", "unknown parameter .x."),
         ("etcd://a:1/p q", "invalid etcd key prefix"),
         ("etcd://a:1/p//q", "invalid etcd key prefix"),
     ],
