@@ -167,6 +167,21 @@ def test_a_standalone_nodes_cache_calls_and_set_config_reach_both_workers(standa
     assert [int(standalone.stats(w)["cache_capacity_bytes"]) for w in (0, 1)] == [1 << 30, 1 << 30]
 
 
+def test_a_hybrid_preload_reaches_both_workers(standalone: Node) -> None:
+    from tests.support import hybrid_rows as hr
+
+    api = rq.TimedStub(standalone.stubs[0])
+    schema = hr.new_collection(api, "hb")
+    hr.insert(api, schema, hr.columns(schema, 30), hr.vectors(schema, 30))
+    hr.flush(api, schema.collection_name)
+    assert standalone.cached() == [0, 0]
+    rq.ok(standalone.stubs[1].PreloadHybridCollection(hr.cname(schema.collection_name), timeout=TIMEOUT))
+    assert standalone.cached() == [1, 1]
+    rq.ok(standalone.stubs[1].ReleaseCollection(milvus_pb2.PreloadCollectionParam(collection_name=schema.collection_name),
+                                                timeout=TIMEOUT))
+    assert standalone.cached() == [0, 0]
+
+
 def test_a_read_nodes_cache_calls_and_set_config_reach_both_workers(cluster: tuple[NodeProcess, Node]) -> None:
     writer, node = cluster
     name = _filled(writer.stub())
