@@ -80,6 +80,20 @@ def reply_status_of(reply: bytes, reply_cls: Any) -> tuple[int, str]:
     return reply_status(reply)
 
 
+def request_key(context: grpc.ServicerContext | None) -> str:
+    """The request key of an insert: the caller's own (a client retrying an insert sends the same one, so the
+    writer answers the retry with the first attempt's ids), else a new one."""
+    if context is not None:
+        for key, value in context.invocation_metadata() or ():
+            if key == REQUEST_KEY_HEADER and isinstance(value, str) and len(value) == 32:
+                try:
+                    bytes.fromhex(value)
+                except ValueError:
+                    break
+                return value.lower()
+    return uuid.uuid4().hex
+
+
 def error_bytes(reply_cls: Any, code: ErrorCode, reason: str) -> bytes:
     status = status_pb2.Status(error_code=int(code), reason=reason)  # type: ignore[arg-type]
     reply = status if reply_cls is status_pb2.Status else reply_cls(status=status)
@@ -208,7 +222,7 @@ class Forwarder:
             budget = min(budget, max(0.0, remaining - 0.25))
         started = time.monotonic()
         deadline = started + budget
-        metadata: Metadata = ((REQUEST_KEY_HEADER, uuid.uuid4().hex),) if method == "Insert" else ()
+        metadata: Metadata = ((REQUEST_KEY_HEADER, request_key(context)),) if method == "Insert" else ()
         unknown = False
         attempts = 0
         pause = 0.05
