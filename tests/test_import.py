@@ -23,8 +23,8 @@ from mishards_client import Milvus
 from mishards_tools import import_cli
 from mishards_tools.journal import Journal, JournalHeader, journal_path
 from tests.support.cluster import LocalCluster
-from tests.support.nodeproc import ROOT
-from tests.support.waiting import poll_for
+from tests.support.nodeproc import ROOT, NodeProcess
+from tests.support.waiting import free_port, poll_for
 
 RNG = np.random.default_rng(11)
 
@@ -246,3 +246,35 @@ def test_corrupt_files_are_refused_with_nothing_inserted(cluster: LocalCluster, 
     else:
         assert code == 1 and "has scalar columns (age) but this client cannot insert them" in err
     assert node.count_entities("imp_bad")[1] == 0
+
+
+def test_node_killed_mid_import_batches_retried_without_duplicates(tmp_path: Path) -> None:
+    """The server dies with batches in flight (outcomes unknown: some were durable, their replies lost) and comes
+    back on the same port: the import deletes and re-sends those batches and finishes with every row once."""
+    port = free_port()
+    server = NodeProcess(tmp_path / "node", ["--port", str(port)]).start()
+    n = 20_000
+    path, ids, vectors = make_file(tmp_path, "npy", n, 8)
+    name = "imp_server_killed"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "mishards_tools.import_cli", str(path), "--collection", name,
+                             "--uri", server.address, "--create", "--batch", "40", "--parallel", "3",
+                             "--retries", "8"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    journal = journal_path(path, name, "", None)
+    try:
+        poll_for(lambda: journal.exists() and len(Journal(journal).read().acked) >= 20, 30, what="20 acks")
+        server.kill()
+        server.start()  # the same port and storage: the log is replayed
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
+    try:
+        assert proc.returncode == 0, err
+        assert "retrying" in err, "no batch failed while the server was down"
+        assert "import complete" in out
+        with client_of(server.address) as client:
+            assert_stored(client, name, ids, vectors)
+    finally:
+        server.stop()
