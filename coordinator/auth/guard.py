@@ -155,10 +155,10 @@ class Guard:
         found = snap.by_hash.get(digest)
         if found is None or not tokens.same_hash(found[0].hash, digest):
             return Refused(BAD_TOKEN)
-        record, user = found
-        if not record.live(self.clock()):
+        record, identity = found
+        if record.expires_at is not None and not record.live(self.clock()):
             return Refused(EXPIRED)
-        return Identity(Kind.USER, user.name, user.role, user.grants)
+        return identity
 
     def admit(self, method: str, request: Any, context: Any, parse: Parse | None = None) -> Admitted | Refused:
         """Whether ``method`` with ``request`` (parsed, or bytes that ``parse(method, bytes)`` reads when the

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from coordinator.auth.model import Role, TokenRecord, User, parse_role
+from coordinator.auth.model import Identity, Kind, Role, TokenRecord, User, parse_role
 from coordinator.catalog_schema import AUTH_TABLES, auth_grants, auth_tokens, auth_users
 
 log = logging.getLogger(__name__)
@@ -29,11 +29,11 @@ DEFAULT_INTERVAL = 0.5
 
 @dataclass(frozen=True, slots=True)
 class UsersSnapshot:
-    """The users as last read: by name, and each token record (with its user) by hash."""
+    """The users as last read: by name, and each token record (with its user's identity) by hash."""
 
     loaded: bool = False
     users: Mapping[str, User] = field(default_factory=dict, hash=False)
-    by_hash: Mapping[str, tuple[TokenRecord, User]] = field(default_factory=dict, hash=False)
+    by_hash: Mapping[str, tuple[TokenRecord, Identity]] = field(default_factory=dict, hash=False)
 
 
 EMPTY = UsersSnapshot()
@@ -64,12 +64,13 @@ def read_users(conn: Connection) -> UsersSnapshot:
         tokens.setdefault(row.user_name, []).append(
             TokenRecord(row.id, row.user_name, row.token_hash, row.created_us, row.expires_at))
     users: dict[str, User] = {}
-    by_hash: dict[str, tuple[TokenRecord, User]] = {}
+    by_hash: dict[str, tuple[TokenRecord, Identity]] = {}
     for row in conn.execute(sa.select(auth_users)):
         user = User(row.name, _role(row.role), grants.get(row.name, {}), tuple(tokens.get(row.name, ())))
         users[user.name] = user
+        identity = Identity(Kind.USER, user.name, user.role, user.grants)  # made once, not per call
         for record in user.tokens:
-            by_hash[record.hash] = (record, user)
+            by_hash[record.hash] = (record, identity)
     return UsersSnapshot(True, users, by_hash)
 
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import secrets
 
 PREFIX = "mshd_"
 SECRET_BYTES = 32
 # 43 characters of urlsafe base64 (no padding) after the prefix.
 TOKEN_LENGTH = len(PREFIX) + 43
-_ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+_SHAPE = re.compile(re.escape(PREFIX) + r"[A-Za-z0-9_-]{43}")
 SCHEME = "bearer"
 HEADER = "authorization"
 
@@ -34,8 +35,7 @@ def token_hash(token: str) -> str:
 
 def well_formed(token: str) -> bool:
     """Whether ``token`` has the shape of one this project issues (checked before any hashing)."""
-    return (len(token) == TOKEN_LENGTH and token.startswith(PREFIX)
-            and all(c in _ALPHABET for c in token[len(PREFIX):]))
+    return len(token) == TOKEN_LENGTH and _SHAPE.fullmatch(token) is not None
 
 
 def same_hash(a: str, b: str) -> bool:

@@ -1,0 +1,138 @@
+"""What token authentication adds to a call: the guard's check in-process, and an nq=1 search on a real node
+with a token against the same search without one, side by side.
+
+    flock /tmp/mishards-bench.lock python -m benchmarks.auth_bench [--rows 10000] [--dim 128] [--queries 2000]
+
+In-process (``Guard.admit``, the only work the check adds to a call): an anonymous call, a call with a token of a
+user with a global role, of a user with per-collection grants (the request is read for its collection), and the
+proxy's case of such a user (the request arrives as bytes and is parsed, vectors kept raw). End to end: one
+standalone node (``--allow-anonymous readwrite``) with users in its catalog; nq=1 searches over FLAT, anonymous
+and with a token, alternating in blocks of 50 so that both see the same machine load; p50 and mean of each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from coordinator.auth import users_db
+from coordinator.auth.guard import AuthSettings, Guard
+from coordinator.auth.model import Role
+from coordinator.auth.requests import parse_request
+from coordinator.auth.store import UserStore
+from coordinator.catalog_schema import make_engine
+from milvus_wire import milvus_pb2
+from tests.support.nodeproc import NodeProcess
+
+
+class Call:
+    def __init__(self, token: str | None) -> None:
+        self.metadata = (("user-agent", "grpc-python"), *((("authorization", f"Bearer {token}"),) if token else ()))
+
+    def invocation_metadata(self) -> Any:
+        return self.metadata
+
+    def peer(self) -> str:
+        return "ipv4:127.0.0.1:1"
+
+
+def per_call_us(fn: Any, n: int) -> float:
+    best = float("inf")
+    for _ in range(5):
+        started = time.perf_counter()
+        for _ in range(n):
+            fn()
+        best = min(best, (time.perf_counter() - started) / n * 1e6)
+    return best
+
+
+def in_process(root: Path, dim: int) -> None:
+    engine = make_engine(f"sqlite:///{root / 'inproc.sqlite'}")
+    reader = users_db.add_user(engine, "reader", Role.READONLY).token
+    scoped = users_db.add_user(engine, "scoped", Role.NONE).token
+    users_db.grant(engine, "scoped", Role.READONLY, "c")
+    for i in range(200):  # a catalog with a few hundred users
+        users_db.add_user(engine, f"user{i}", Role.READWRITE)
+    store = UserStore(engine)
+    store.refresh()
+    guard = Guard(AuthSettings("readwrite"), store, internal=lambda _c: False)
+    query = milvus_pb2.SearchParam(collection_name="c", topk=10,
+                                   query_record_array=[milvus_pb2.RowRecord(float_data=[0.5] * dim)])
+    raw = query.SerializeToString()
+    cases = {
+        "anonymous": lambda: guard.admit("Search", query, Call(None)),
+        "token, global role": lambda: guard.admit("Search", query, Call(reader)),
+        "token, per-collection grant": lambda: guard.admit("Search", query, Call(scoped)),
+        "proxy: token, grant, bytes parsed": lambda: guard.admit("Search", raw, Call(scoped), parse_request),
+    }
+    print("in-process Guard.admit (best of 5 x 20000 calls):")
+    for name, fn in cases.items():
+        print(f"  {name:<36} {per_call_us(fn, 20000):6.2f} us/call")
+    engine.dispose()
+
+
+def end_to_end(root: Path, rows: int, dim: int, queries: int) -> None:
+    meta = f"sqlite:///{root / 'meta.sqlite'}"
+    engine = make_engine(meta)
+    token = users_db.add_user(engine, "reader", Role.READONLY).token
+    engine.dispose()
+    node = NodeProcess(root / "node", ["--auto-flush-interval", "0"], meta_uri=meta).start()
+    try:
+        stub = node.stub()
+        assert stub.CreateCollection(milvus_pb2.CollectionSchema(collection_name="c", dimension=dim,
+                                                                 index_file_size=1024, metric_type=1)).error_code == 0
+        data = np.random.default_rng(7).random((rows, dim), dtype=np.float32)
+        for part in np.array_split(data, max(1, rows // 5000)):
+            records = [milvus_pb2.RowRecord(float_data=row.tolist()) for row in part]
+            assert stub.Insert(milvus_pb2.InsertParam(collection_name="c", row_record_array=records)) \
+                .status.error_code == 0
+        assert stub.Flush(milvus_pb2.FlushParam(collection_name_array=["c"])).error_code == 0
+        param = [milvus_pb2.KeyValuePair(key="params", value="{}")]
+        qs = [milvus_pb2.SearchParam(collection_name="c", topk=10, extra_params=param,
+                                     query_record_array=[milvus_pb2.RowRecord(float_data=data[i].tolist())])
+              for i in range(100)]
+        with_token = (("authorization", f"Bearer {token}"),)
+        times: dict[str, list[float]] = {"anonymous": [], "token": []}
+        for q in qs[:20]:  # warm up (segment load, channel)
+            stub.Search(q)
+        for block in range(queries // 50):
+            for name, md in (("anonymous", ()), ("token", with_token)) if block % 2 == 0 else \
+                    (("token", with_token), ("anonymous", ())):
+                for i in range(25):
+                    q = qs[(block * 25 + i) % len(qs)]
+                    started = time.perf_counter()
+                    reply = stub.Search(q, metadata=md)
+                    times[name].append(time.perf_counter() - started)
+                    assert reply.status.error_code == 0, reply.status
+        print(f"end to end: nq=1 top-10 FLAT search, {rows} x {dim}, {len(times['token'])} searches each, "
+              "alternating in blocks:")
+        for name, values in times.items():
+            print(f"  {name:<10} p50 {statistics.median(values) * 1e6:8.1f} us   mean "
+                  f"{statistics.fmean(values) * 1e6:8.1f} us")
+        diff = statistics.median(times["token"]) - statistics.median(times["anonymous"])
+        print(f"  token - anonymous p50: {diff * 1e6:+.1f} us "
+              f"(ratio {statistics.median(times['token']) / statistics.median(times['anonymous']):.3f})")
+    finally:
+        node.stop()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.auth_bench", description=__doc__.split("\n\n")[0])
+    p.add_argument("--rows", type=int, default=10_000)
+    p.add_argument("--dim", type=int, default=128)
+    p.add_argument("--queries", type=int, default=2000)
+    args = p.parse_args()
+    with tempfile.TemporaryDirectory(prefix="auth-bench-") as tmp:
+        root = Path(tmp)
+        in_process(root, args.dim)
+        end_to_end(root, args.rows, args.dim, args.queries)
+
+
+if __name__ == "__main__":
+    main()
