@@ -26,6 +26,7 @@ from types import FrameType
 
 from coordinator.lifecycle import write_ready_file
 from coordinator.supervisor import Child, Supervisor
+from coordinator.tls import edge_tls
 
 log = logging.getLogger("mishards.up")  # also when run as __main__
 
@@ -48,12 +49,35 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                    help="processes per read node and for the proxy, sharing their ports (0: one per CPU)")
     p.add_argument("--allow-anonymous", choices=["readwrite", "readonly", "none"], default="readwrite",
                    help="role of a call without a token, on the proxy and every node (mishards user add ...)")
+    p.add_argument("--tls-cert", help="edge TLS on the proxy's gRPC and REST ports: its certificate (PEM)")
+    p.add_argument("--tls-key", help="edge TLS: the certificate's private key (PEM)")
+    p.add_argument("--tls-client-ca", help="edge mTLS: clients must present a certificate signed by this CA")
+    p.add_argument("--cluster-tls-dir",
+                   help="cluster mTLS between the proxy and the nodes with ca.crt, tls.crt and tls.key of this folder "
+                        "(the certificate names the --host address and serves as client and server certificate)")
     p.add_argument("--ready-file", help="write the proxy address here once everything serves")
     p.add_argument("--metrics", action=argparse.BooleanOptionalAction, default=True,
                    help="every process serves Prometheus /metrics on a free port of its own (default: on)")
     p.add_argument("--otlp-endpoint", default="",
                    help="export OpenTelemetry traces of every process over OTLP/gRPC, e.g. http://127.0.0.1:4317")
     return p.parse_args(argv)
+
+
+def tls_args(args: argparse.Namespace) -> tuple[list[str], list[str]]:
+    """The proxy's edge TLS flags, and the cluster mTLS flags of every process (``--cluster-tls-dir``)."""
+    edge_tls(args.tls_cert or "", args.tls_key or "", args.tls_client_ca or "")  # refuses incomplete ones
+    edge = [item for flag, value in (("--tls-cert", args.tls_cert), ("--tls-key", args.tls_key),
+                                     ("--tls-client-ca", args.tls_client_ca)) if value
+            for item in (flag, str(Path(value).resolve()))]
+    if not args.cluster_tls_dir:
+        return edge, []
+    folder = Path(args.cluster_tls_dir).resolve()
+    files = {flag: folder / name for flag, name in (("--cluster-tls-cert", "tls.crt"), ("--cluster-tls-key", "tls.key"),
+                                                      ("--cluster-tls-ca", "ca.crt"))}
+    missing = [str(path) for path in files.values() if not path.is_file()]
+    if missing:
+        raise ValueError(f"--cluster-tls-dir: missing {', '.join(missing)}")
+    return edge, [item for flag, path in files.items() for item in (flag, str(path))]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -93,16 +117,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                *(["--otlp-endpoint", args.otlp_endpoint] if args.otlp_endpoint else [])]
     workers = ["--workers", str(args.workers)] if args.workers != 1 else []
     access = ["--allow-anonymous", args.allow_anonymous] if args.allow_anonymous != "readwrite" else []
+    try:
+        edge, cluster = tls_args(args)
+    except ValueError as exc:
+        print(f"mishards up: {exc}", file=sys.stderr)
+        return 2
     code = 0
     try:
         node_args = ["--host", args.host, "--storage-path", str(data / "storage"), "--meta-uri", meta,
-                     "--membership", membership, *observe, *access]
+                     "--membership", membership, *observe, *access, *cluster]
         spawn("writer", "node", ["--role", "rw", "--port", str(ports[0]), *node_args])
         for i in range(args.readers):
             spawn(f"reader-{i + 1}", "node", ["--role", "ro", "--port", str(ports[i + 1]), *workers, *node_args])
         proxy = spawn("proxy", "mishards", ["--host", args.host, "--port", str(args.port), "--membership",
                                             membership, "--meta-uri", meta, "--http-port", str(args.http_port),
-                                            *workers, *observe, *access])
+                                            *workers, *observe, *access, *cluster, *edge])
         address = str(proxy.info["address"])
         http_port = int(str(proxy.info.get("http_port", 0)))
         # A restarted proxy comes back on the ports it got (clients keep their address).
@@ -112,8 +141,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"mishards up: proxy on {address} (writer {addrs[0]}, readers {', '.join(addrs[1:]) or 'none'}); "
               f"data in {data}, logs in {logs}. Ctrl-C stops.", flush=True)
         if http_port:
-            print(f"mishards up: REST API http://{args.host}:{http_port} (Milvus 1.1 RESTful API; "
-                  f"docs at http://{args.host}:{http_port}/docs)", flush=True)
+            scheme = "https" if edge else "http"
+            print(f"mishards up: REST API {scheme}://{args.host}:{http_port} (Milvus 1.1 RESTful API; "
+                  f"docs at {scheme}://{args.host}:{http_port}/docs)", flush=True)
         if args.metrics:
             print("mishards up: metrics " + ", ".join(f"{name} http://{args.host}:{port}/metrics"
                                                       for name, port in metrics_ports.items()), flush=True)

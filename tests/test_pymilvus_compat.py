@@ -13,6 +13,8 @@ import importlib.util
 import json
 import os
 import re
+import shutil
+import ssl
 import subprocess
 import sys
 import urllib.request
@@ -23,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.certs import issue, make_pki
 from tests.support.nodeproc import NodeProcess
 from tests.support.upproc import UpProcess
 
@@ -65,19 +68,23 @@ class Target:
     port: int
     handler: str
     log_tail: Callable[[], str]
+    scheme: str = ""  # "https": the REST client over TLS, trusting ``ca`` (REQUESTS_CA_BUNDLE)
+    ca: str = ""
 
 
-def _put_json(url: str, body: dict[str, Any]) -> dict[str, Any]:
+def _put_json(url: str, body: dict[str, Any], ca: str = "") -> dict[str, Any]:
     request = urllib.request.Request(url, data=json.dumps(body).encode(), method="PUT")
-    with urllib.request.urlopen(request, timeout=30) as reply:
+    context = ssl.create_default_context(cafile=ca) if ca else None
+    with urllib.request.urlopen(request, timeout=30, context=context) as reply:
         return dict(json.loads(reply.read()))
 
 
-@pytest.fixture(params=["node-grpc", "node-http", "up-http"])
+@pytest.fixture(params=["node-grpc", "node-http", "up-http", "up-https"])
 def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Target]:
     """The scenario's server: a node that flushes only on request (so unflushed rows can be seen to stay
     invisible), spoken to over gRPC or over the REST API; or ``mishards up`` (proxy, writer, 2 readers) over the
-    proxy's REST API, its writer's automatic flushing switched off through that API first."""
+    proxy's REST API, its writer's automatic flushing switched off through that API first; ``up-https``: the
+    same with edge TLS on the proxy (pymilvus given an https:// URI) and cluster mTLS between proxy and nodes."""
     if request.param.startswith("node"):
         node = NodeProcess(tmp_path / "node", ["--auto-flush-interval", "0"], http=request.param == "node-http")
         try:
@@ -90,13 +97,27 @@ def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Target]:
         finally:
             node.stop()
         return
-    up = UpProcess(tmp_path / "up", ["--http-port", "-1", "--readers", "2", "--no-metrics"])
+    tls: list[str] = []
+    scheme, ca = "", ""
+    if request.param == "up-https":
+        edge = make_pki(tmp_path / "edge", "edge")
+        cluster = make_pki(tmp_path / "cluster", "cluster")
+        folder = tmp_path / "cluster-tls"
+        folder.mkdir()
+        both = issue(cluster.ca, folder, "tls")  # server and client certificate of every process
+        shutil.copy(cluster.ca.cert_path, folder / "ca.crt")
+        assert both.cert_path == folder / "tls.crt" and both.key_path == folder / "tls.key"
+        tls = ["--tls-cert", str(edge.server.cert_path), "--tls-key", str(edge.server.key_path),
+               "--cluster-tls-dir", str(folder)]
+        scheme, ca = "https", str(edge.ca.cert_path)
+    up = UpProcess(tmp_path / "up", ["--http-port", "-1", "--readers", "2", "--no-metrics", *tls])
     try:
         up.start()
         host = up.address.rpartition(":")[0]
-        answer = _put_json(f"http://{host}:{up.http_port}/system/config", {"storage": {"auto_flush_interval": "0"}})
+        answer = _put_json(f"{scheme or 'http'}://{host}:{up.http_port}/system/config",
+                           {"storage": {"auto_flush_interval": "0"}}, ca)
         assert answer["code"] == 0, answer
-        yield Target(host, up.http_port, "HTTP", up.log_tail)
+        yield Target(host, up.http_port, "HTTP", up.log_tail, scheme, ca)
     finally:
         up.stop()
 
@@ -104,10 +125,11 @@ def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Target]:
 def test_pymilvus_112_scenario(target: Target, tmp_path: Path) -> None:
     _require_pymilvus()
     cmd = [sys.executable, str(SCENARIO), "--host", target.host, "--port", str(target.port),
-           "--handler", target.handler]
+           "--handler", target.handler, *(["--scheme", target.scheme] if target.scheme else [])]
+    env = {**_client_env(), **({"REQUESTS_CA_BUNDLE": target.ca} if target.ca else {})}
     try:
         proc = subprocess.run(
-            cmd, env=_client_env(), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             timeout=SCENARIO_TIMEOUT,
         )
     except subprocess.TimeoutExpired as exc:

@@ -140,10 +140,11 @@ def binary_oracle(metric: str, data: np.ndarray, queries: np.ndarray) -> np.ndar
 
 
 class Scenario:
-    def __init__(self, host: str, port: int, handler: str = "GRPC") -> None:
+    def __init__(self, host: str, port: int, handler: str = "GRPC", scheme: str = "") -> None:
         self.host = host
         self.port = port
         self.handler = handler
+        self.scheme = scheme  # "https": pymilvus' REST client given an https:// URI (CA from REQUESTS_CA_BUNDLE)
         self.http = handler == "HTTP"
         # An invalid collection name that reaches the server inside a URL path (see the module's docstring).
         self.bad_name = "..x" if self.http else "../x"
@@ -247,7 +248,10 @@ class Scenario:
 
     def run(self) -> None:
         self.section(f"connect to {self.host}:{self.port}")
-        self.client = Milvus(host=self.host, port=str(self.port), handler=self.handler)
+        if self.scheme:
+            self.client = Milvus(uri=f"{self.scheme}://{self.host}:{self.port}", handler=self.handler)
+        else:
+            self.client = Milvus(host=self.host, port=str(self.port), handler=self.handler)
         try:
             self.commands()
             self.collections()
@@ -1052,10 +1056,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=19530)
     parser.add_argument("--handler", choices=["GRPC", "HTTP"], default="GRPC",
                         help="pymilvus' gRPC client or its REST (HTTP) client")
+    parser.add_argument("--scheme", choices=["", "http", "https"], default="",
+                        help="connect with an URI of this scheme (the REST client over https) instead of host and port")
     args = parser.parse_args(argv)
     # pymilvus logs every non-OK status at ERROR level; the scenario provokes many on purpose.
     logging.getLogger("milvus").setLevel(logging.CRITICAL)
-    scenario = Scenario(args.host, args.port, args.handler)
+    scenario = Scenario(args.host, args.port, args.handler, args.scheme)
     try:
         scenario.run()
     except CheckFailed as exc:
