@@ -18,6 +18,7 @@ from coordinator.catalog import Catalog
 from coordinator.membership import Member, create_provider, readers
 from coordinator.model import SEARCHABLE_STATES
 from coordinator.placement import Placement
+from coordinator.tls import ClusterDialer, cluster_tls
 from coordinator.writer_lookup import current_writer
 
 SERVICE = "milvus.grpc.MilvusService"
@@ -30,9 +31,11 @@ class MemberStatus:
     segments: int | None  # served segments (read-only members)
 
 
-def probe_health(address: str, timeout: float = 2.0) -> str:
+def probe_health(address: str, timeout: float = 2.0, dialer: ClusterDialer | None = None) -> str:
+    """The node's health as its gRPC health service reports it (through ``dialer``: with the cluster
+    certificate when the nodes run cluster mTLS)."""
     try:
-        with grpc.insecure_channel(address) as channel:
+        with (dialer or ClusterDialer(None)).channel(address) as channel:
             reply = health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(service=SERVICE), timeout=timeout
             )
@@ -72,10 +75,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--membership", required=True, help="membership URI (as given to the nodes)")
     parser.add_argument("--meta-uri", required=True, help="catalog URI")
     parser.add_argument("--replication", type=int, default=0, help="replicas per segment (0: automatic)")
+    parser.add_argument("--cluster-tls-cert", default="", help="cluster mTLS: a cluster certificate to reach nodes")
+    parser.add_argument("--cluster-tls-key", default="", help="cluster mTLS: its private key")
+    parser.add_argument("--cluster-tls-ca", default="", help="cluster mTLS: the cluster CA")
+    parser.add_argument("--cluster-tls-server-name", default="", help="the name the nodes' certificates carry")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     try:
+        dialer = ClusterDialer(cluster_tls(args.cluster_tls_cert, args.cluster_tls_key, args.cluster_tls_ca,
+                                           args.cluster_tls_server_name))
         provider = create_provider(args.membership)
-    except ValueError as exc:
+    except (ValueError, OSError) as exc:
         print(f"mishards status: {exc}", file=sys.stderr)
         return 2
     provider.start()
@@ -86,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         snap = catalog.snapshot()
         segment_ids = [s.id for segs in snap.segments.values() for s in segs if s.state in SEARCHABLE_STATES]
         load = segment_load(members, segment_ids, args.replication or None)
-        rows = [MemberStatus(m, probe_health(m.address), load.get(m.node_id) if m.role == "ro" else None)
+        rows = [MemberStatus(m, probe_health(m.address, dialer=dialer), load.get(m.node_id) if m.role == "ro" else None)
                 for m in members]
         elected = current_writer(provider, members, catalog.writer_lease)
         print(render(rows, revision, epoch, writer_id, elected, len(segment_ids)))

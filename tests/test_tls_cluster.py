@@ -175,3 +175,16 @@ def test_node_refuses_a_look_alike_certificate(cluster: LocalCluster, pki: Pki, 
     assert impostor_ca.cert.subject == pki.cluster.ca.cert.subject
     channel = _mtls_channel(cluster.readers[1].address, pki.cluster.ca.cert_path, impostor)
     assert _refused(channel) == grpc.StatusCode.UNAVAILABLE
+
+
+def test_mishards_status_reaches_the_nodes_with_the_cluster_certificate(cluster: LocalCluster, pki: Pki) -> None:
+    def status(*tls: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "mishards.cli", "status", "--membership", cluster.membership,
+                               "--meta-uri", cluster.meta_uri, *tls], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    with_certificate = status(*pki.cluster_args(pki.cluster.client))
+    assert with_certificate.count("SERVING") == len(cluster.nodes), with_certificate
+    without = status()
+    assert "SERVING" not in without and without.count("unreachable") == len(cluster.nodes), without
