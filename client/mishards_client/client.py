@@ -23,6 +23,7 @@ from ._grpc import status_pb2
 from .checks import check, check_params, resolve_address
 from .exceptions import NotConnectError, ParamError
 from .futures import CallFuture
+from .hybrid_methods import HybridMethods
 from .retry import IDEMPOTENT_METHODS, RetryPolicy, insert_is_retryable
 from .transport import CallFailed, Transport, TransportSettings, read_pem
 from .types import (
@@ -65,7 +66,7 @@ def _params_json(params: dict[str, Any]) -> str:
     return json.dumps(params, separators=(",", ":"))
 
 
-class Milvus:
+class Milvus(HybridMethods):
     """A client of one Milvus 1.1 endpoint (a Mishards node or proxy, or Milvus 1.1 itself).
 
     ``Milvus(host, port)`` or ``Milvus(uri="tcp://host:port")``. Thread-safe: share one instance. Keyword-only
@@ -112,6 +113,8 @@ class Milvus:
         self._transport: Transport | None = Transport(self._settings)
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
+        self._schemas = {}
+        self._schemas_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"<Milvus: address={self._address!r}, tls={self._settings.tls}>"

@@ -73,12 +73,14 @@ def _key(field: int, wire_type: int) -> bytes:
     return varint((field << 3) | wire_type)
 
 
-def _ld(field: int, payload: bytes) -> bytes:
+def ld(field: int, payload: bytes) -> bytes:
+    """A length-delimited field."""
     return _key(field, _LEN) + varint(len(payload)) + payload
 
 
-def _string(field: int, text: str) -> bytes:
-    return _ld(field, text.encode("utf-8")) if text else b""
+def string(field: int, text: str) -> bytes:
+    """A string field (left out when empty, as proto3 does)."""
+    return ld(field, text.encode("utf-8")) if text else b""
 
 
 def encode_varints(values: npt.ArrayLike) -> bytes:
@@ -93,17 +95,23 @@ def encode_varints(values: npt.ArrayLike) -> bytes:
     return groups[nbytes[:, None] > _COLS].tobytes()
 
 
-def _packed_int64(field: int, values: npt.ArrayLike | None) -> bytes:
+def packed_int64(field: int, values: npt.ArrayLike | None) -> bytes:
+    """A packed ``repeated int64`` field (left out when empty)."""
     if values is None:
         return b""
     payload = encode_varints(values)
-    return _ld(field, payload) if payload else b""
+    return ld(field, payload) if payload else b""
+
+
+def varint_field(field: int, value: int) -> bytes:
+    """A varint field (left out when 0, as proto3 does)."""
+    return _key(field, _VARINT) + varint(value) if value else b""
 
 
 def _params(field: int, params_json: str | None) -> bytes:
     if params_json is None:
         return b""
-    return _ld(field, _string(1, "params") + _string(2, params_json))
+    return ld(field, string(1, "params") + string(2, params_json))
 
 
 def to_records(records: Any) -> Records:
@@ -152,7 +160,7 @@ _RECORDS_MESSAGE = ("A vector must be a non-empty, 2-dimensional array and must 
                     "with the float data type or the bytes data type.")
 
 
-def _rows(field: int, records: Records) -> bytes:
+def rows(field: int, records: Records) -> bytes:
     """Every row as a length-delimited ``RowRecord`` in field ``field``, in one array operation."""
     payload = records.data.view(np.uint8).reshape(records.rows, -1)
     width = int(payload.shape[1])
@@ -168,10 +176,10 @@ def encode_insert(collection_name: str, records: Records, ids: npt.ArrayLike | N
                   params_json: str | None) -> bytes:
     """``InsertParam`` wire bytes."""
     return b"".join((
-        _string(1, collection_name),
-        _rows(2, records),
-        _packed_int64(3, ids),
-        _string(4, partition_tag or ""),
+        string(1, collection_name),
+        rows(2, records),
+        packed_int64(3, ids),
+        string(4, partition_tag or ""),
         _params(5, params_json),
     ))
 
@@ -179,14 +187,14 @@ def encode_insert(collection_name: str, records: Records, ids: npt.ArrayLike | N
 def encode_search(collection_name: str, records: Records, topk: int, partition_tags: Sequence[str] | None,
                   params_json: str | None) -> bytes:
     """``SearchParam`` wire bytes."""
-    tags = b"".join(_ld(2, t.encode("utf-8")) for t in (partition_tags or ()))
+    tags = b"".join(ld(2, t.encode("utf-8")) for t in (partition_tags or ()))
     topk_bytes = _key(4, _VARINT) + varint(topk) if topk else b""
-    return b"".join((_string(1, collection_name), tags, _rows(3, records), topk_bytes, _params(5, params_json)))
+    return b"".join((string(1, collection_name), tags, rows(3, records), topk_bytes, _params(5, params_json)))
 
 
 def encode_search_in_files(file_ids: Sequence[str], search_param: bytes) -> bytes:
     """``SearchInFilesParam`` wire bytes around an encoded ``SearchParam``."""
-    return b"".join(_ld(1, f.encode("utf-8")) for f in file_ids) + _ld(2, search_param)
+    return b"".join(ld(1, f.encode("utf-8")) for f in file_ids) + ld(2, search_param)
 
 
 # --- decoding --------------------------------------------------------------------------------------

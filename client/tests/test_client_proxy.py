@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tests.support.cluster import LocalCluster
 
 from mishards_client import Milvus, Status, codec
-from tests.support.cluster import LocalCluster
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,8 @@ result views."""
 
 from __future__ import annotations
 
+import json
+
 import grpc
 import numpy as np
 import pytest
@@ -133,3 +135,29 @@ def test_status_semantics() -> None:
     assert Status().OK() and Status() == 0 and Status(3, "x") == Status(3, "y") and Status(1) != Status(2)
     assert repr(Status(5, "bad")) == "Status(code=5, message='bad')"
     assert str(MetricType.IP) == "IP" and repr(IndexType.IVFLAT) == "<IndexType: IVF_FLAT>"
+
+
+def test_hybrid_request_bytes_parse_as_protobuf() -> None:
+    from mishards_client import hybrid as h
+
+    schema = h.HybridSchema("s", (h.scalar_field("a", h.DataType.INT8), h.scalar_field("f", h.DataType.FLOAT),
+                                  h.vector_field("v", 2)))
+    vectors = np.array([[1, 2], [3, 4]], dtype=np.float32)
+    raw = h.insert_entity_bytes(schema, {"a": [1, -2], "f": [0.5, 1.5]}, codec.to_records(vectors),
+                                np.array([7, 8]), "p")
+    msg = pb.HInsertParam.FromString(raw)
+    assert (msg.collection_name, msg.partition_tag, list(msg.entity_id_array)) == ("s", "p", [7, 8])
+    assert list(msg.entities.field_names) == ["a", "f", "v"] and msg.entities.row_num == 2
+    attrs = np.frombuffer(msg.entities.attr_records, dtype="<i8")
+    assert attrs[:2].tolist() == [1, -2] and attrs[2:].view("<f8").tolist() == [0.5, 1.5]
+    assert [list(r.float_data) for r in msg.entities.result_values[0].vector_value.value] == vectors.tolist()
+    dsl = h.bool_query(must=[h.term("a", [1]), h.vector("v", 3, vectors[:1], params={"nprobe": 2})])
+    search = pb.HSearchParam.FromString(h.search_bytes("s", dsl, ["p"]))
+    assert search.collection_name == "s" and list(search.partition_tag_array) == ["p"]
+    vq = search.general_query.vector_query
+    assert vq.field_name == "v" and not vq.topk and [list(r.float_data) for r in vq.records] == [[1.0, 2.0]]
+    assert search.extra_params[0].key == "dsl"
+    assert json.loads(search.extra_params[0].value) == {
+        "bool": {"must": [{"term": {"a": [1]}}, {"vector": {"v": {"topk": 3, "params": {"nprobe": 2}}}}]}}
+    mapping = pb.Mapping.FromString(h.mapping_bytes("s", schema.fields))
+    assert h.schema_from_mapping(mapping) == schema
