@@ -4,6 +4,7 @@ certificate replaced on disk served to the next new connection without a restart
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import shutil
 import socket
@@ -150,3 +151,26 @@ def test_a_certificate_replaced_on_disk_is_served_to_new_connections(edge: Edge)
     assert _version(_channel(edge.grpc_address, only_next, edge.pki.client)) == "1.1.1"
     assert _refused(_channel(edge.grpc_address, first_ca, edge.pki.client)) == grpc.StatusCode.UNAVAILABLE
     assert _served_fingerprint(edge.http_port, first_ca, edge.pki.client) is None
+
+
+def test_worker_processes_serve_tls_on_their_own_ports_and_forward_to_the_primary(tmp_path: Path) -> None:
+    """``--workers 2`` with edge TLS: each worker's own port speaks TLS (plaintext refused), and a write sent
+    to the secondary reaches the primary (forwarded over the primary's private socket)."""
+    pki = make_pki(tmp_path / "pki", "workers")
+    node = NodeProcess(tmp_path / "node", ["--workers", "2", "--auto-flush-interval", "0", "--tls-cert",
+                                           str(pki.server.cert_path), "--tls-key", str(pki.server.key_path)])
+    node.start()
+    try:
+        primary, secondary = json.loads((node.workdir / "ready.json").read_text())["workers"]
+        name = "through_the_secondary"
+        schema = milvus_pb2.CollectionSchema(collection_name=name, dimension=4, index_file_size=1, metric_type=1)
+        with _channel(secondary, pki.ca.cert_path, None) as channel:
+            assert milvus_pb2_grpc.MilvusServiceStub(channel).CreateCollection(schema, timeout=30).error_code == 0
+        with _channel(primary, pki.ca.cert_path, None) as channel:
+            has = milvus_pb2_grpc.MilvusServiceStub(channel).HasCollection(
+                milvus_pb2.CollectionName(collection_name=name), timeout=30)
+        assert has.status.error_code == 0 and has.bool_reply
+        for address in (primary, secondary, node.address):
+            assert _refused(grpc.insecure_channel(address)) == grpc.StatusCode.UNAVAILABLE
+    finally:
+        node.stop()
