@@ -45,6 +45,7 @@ class Deployment:
     logs: Callable[[], str]
     processes: list[Any] = field(default_factory=list)
     nearest: int = -1  # the id of the row a read's query is nearest to
+    node: Any = None  # a node's own stub (in the cluster: the read node behind the proxy)
 
     def md(self, role: str) -> tuple[tuple[str, str], ...]:
         token = self.tokens.get(role)
@@ -88,7 +89,7 @@ def dep(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
         engine, made = _users(meta_uri)
         node = NodeProcess(root / "n", ["--auto-flush-interval", "0", *strict], meta_uri=meta_uri, http=True).start()
         deployment = Deployment("standalone", node.stub(), node.http_port, engine, made,
-                                lambda: node.log_path.read_text(errors="replace"), [node])
+                                lambda: node.log_path.read_text(errors="replace"), [node], node=node.stub())
     else:
         cluster = LocalCluster(root, readers=1, node_args=strict, proxy_args=strict)
         engine, made = _users(cluster.meta_uri)
@@ -99,7 +100,8 @@ def dep(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
             texts = [n.log_path.read_text(errors="replace") for n in cluster.nodes]
             return "\n".join([*texts, (cluster.proxy.workdir / "proxy.log").read_text(errors="replace")])
 
-        deployment = Deployment("cluster", cluster.stub(), cluster.proxy.http_port, engine, made, logs, [cluster])
+        deployment = Deployment("cluster", cluster.stub(), cluster.proxy.http_port, engine, made, logs, [cluster],
+                                node=cluster.readers[0].stub())
     try:
         _seed(deployment)
         yield deployment
@@ -315,3 +317,20 @@ def test_tokens_never_reach_logs_and_audit_lines_are_written(dep: Deployment) ->
     assert '"result":3' in text  # refusals are audited too
     for token in dep.tokens.values():
         assert token not in text and token[5:] not in text
+
+
+def test_nodes_check_tokens_themselves(dep: Deployment) -> None:
+    """Behind the proxy (no mTLS here) a read node refuses a call without a token: the searches of the matrix
+    reached it only because the proxy passed the caller's token on."""
+    name = milvus_pb2.CollectionName(collection_name=BASE)
+    assert dep.node.CountCollection(name).status.error_code == PERMISSION_DENIED
+    assert dep.node.CountCollection(name, metadata=dep.md("readonly")).status.error_code == 0
+    assert dep.node.DropCollection(name, metadata=dep.md("readonly")).error_code == PERMISSION_DENIED
+    assert _exists(dep, BASE)
+
+
+def test_config_and_stats_hold_no_token(dep: Deployment) -> None:
+    for cmd in ("get_config *", "mishards_stats", "status"):
+        reply = dep.stub.Cmd(milvus_pb2.Command(cmd=cmd), metadata=dep.md("admin"))
+        assert reply.status.error_code == 0, (cmd, reply.status)
+        assert not any(t in reply.string_reply or t[5:] in reply.string_reply for t in dep.tokens.values())

@@ -180,3 +180,28 @@ def test_durations_and_names() -> None:
     for bad in ("", "a b", "x" * 65, "é", "a/b"):
         with pytest.raises(users_db.UserError):
             users_db.check_name(bad)
+
+
+def test_users_cli_prints_the_token_once_and_lists_no_secret(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from coordinator import users_cli
+
+    uri = f"sqlite:///{tmp_path / 'cli.sqlite'}"
+    assert users_cli.main(["user", "add", "gina", "--role", "readwrite", "--collection", "c", "--expires", "7d",
+                           "--meta-uri", uri][1:]) == 0
+    out = capsys.readouterr()
+    token = out.out.strip()
+    assert token.startswith("mshd_") and token not in out.err
+    assert users_cli.main(["token", "gina", "--meta-uri", uri]) == 0
+    second = capsys.readouterr().out.strip()
+    assert users_cli.main(["token", "gina", "--meta-uri", uri]) == 1  # two live tokens at most
+    assert "revoke one first" in capsys.readouterr().err
+    assert users_cli.main(["list", "--meta-uri", uri]) == 0
+    listing = capsys.readouterr().out
+    assert "gina" in listing and "c=readwrite" in listing and token not in listing and second not in listing
+    assert users_cli.main(["revoke-token", "gina", "--oldest", "--meta-uri", uri]) == 0
+    assert users_cli.main(["grant", "nobody", "--role", "readonly", "--meta-uri", uri]) == 1
+    assert users_cli.main(["remove", "gina", "--meta-uri", uri]) == 0
+    capsys.readouterr()
+    assert users_cli.main(["list", "--meta-uri", uri]) == 0
+    assert capsys.readouterr().out == ""

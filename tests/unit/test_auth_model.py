@@ -181,3 +181,19 @@ def test_parse_role() -> None:
     assert parse_role("admin") is Role.ADMIN
     with pytest.raises(ValueError, match="role must be one of"):
         parse_role("root")
+
+
+def test_narrow_list_keeps_only_readable_collections() -> None:
+    from coordinator.auth.requests import narrow_list, parse_request
+
+    scoped = Identity(Kind.USER, "u", Role.NONE, {"a": Role.READONLY})
+    names = milvus_pb2.CollectionNameList(collection_names=["a", "b"]).SerializeToString()
+    narrowed = milvus_pb2.CollectionNameList.FromString(narrow_list("ShowCollections", names, scoped))
+    assert list(narrowed.collection_names) == ["a"]
+    mappings = milvus_pb2.MappingList(mapping_list=[milvus_pb2.Mapping(collection_name="b"),
+                                                    milvus_pb2.Mapping(collection_name="a")]).SerializeToString()
+    kept = milvus_pb2.MappingList.FromString(narrow_list("ShowHybridCollections", mappings, scoped))
+    assert [m.collection_name for m in kept.mapping_list] == ["a"]
+    assert parse_request("Search", b"\xff\x00garbage").collection_name == ""
+    assert parse_request("Search", milvus_pb2.SearchParam(collection_name="x").SerializeToString()) \
+        .collection_name == "x"
