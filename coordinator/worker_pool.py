@@ -28,7 +28,7 @@ from coordinator.lifecycle import write_ready_file
 from coordinator.metrics_endpoint import MetricsEndpoint
 from coordinator.supervisor import Child, Supervisor
 from coordinator.worker_metrics import WorkerState, workers_registry
-from coordinator.workers import child_argv, join_host_port, local_host, specs
+from coordinator.workers import SECRET_FILE, child_argv, join_host_port, local_host, specs, write_secret
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +84,7 @@ class WorkerPool:
 
     def start(self) -> None:
         c = self.config
+        write_secret(self.run_dir)
         shared = self._reserve(c.port)
         own = [self._reserve(0) for _ in range(c.count)]
         http = c.http_port
@@ -144,7 +145,7 @@ class WorkerPool:
             sock.close()
         for child in self.children:
             child.ready.unlink(missing_ok=True)
-        for leftover in self.run_dir.glob("worker-*.sock"):
+        for leftover in [*self.run_dir.glob("worker-*.sock"), self.run_dir / SECRET_FILE]:
             leftover.unlink(missing_ok=True)
         with contextlib.suppress(OSError):
             self.run_dir.rmdir()

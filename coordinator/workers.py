@@ -9,8 +9,11 @@ line (``--worker-spec JSON``, never written by hand).
 
 from __future__ import annotations
 
+import hmac
 import json
 import math
+import os
+import secrets
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,6 +24,11 @@ SPEC_FLAG = "--worker-spec"
 # gRPC metadata of a call meant for the worker it reaches alone: a worker sending a call on to the others of its
 # node (``node/worker_broadcast.py``) marks it so that they serve it without passing it on again.
 LOCAL_HEADER = "mishards-worker-local"
+# gRPC metadata of a call a worker sends on to another worker of its node: the node's worker secret, a random
+# value the parent keeps in its private folder (``secret`` in ``run_dir``, mode 0600). The sending worker
+# authorized the caller already; the receiving one trusts the call as a cluster peer's when it carries no token.
+SECRET_HEADER = "mishards-worker-secret"
+SECRET_FILE = "secret"
 CGROUP_V2_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
 CGROUP_V1_QUOTA = Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us")
 CGROUP_V1_PERIOD = Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us")
@@ -45,6 +53,10 @@ class WorkerSpec:
     @property
     def is_primary(self) -> bool:
         return self.index == 0
+
+    def secret_path(self) -> str:
+        """Where the node's worker secret is kept ("" without a private folder)."""
+        return f"{self.run_dir}/{SECRET_FILE}" if self.run_dir else ""
 
     def socket(self, index: int) -> str:
         """The gRPC target of worker ``index``'s private Unix socket ("" without a private folder)."""
@@ -175,3 +187,29 @@ def child_argv(argv: Sequence[str], spec: WorkerSpec, metrics: bool, http_port: 
     return [*argv, "--workers", "1", "--port", str(spec.shared_port), "--metrics-port", "-1" if metrics else "0",
             "--http-port", str(http_port), SPEC_FLAG, spec.to_json()]
 
+
+
+def write_secret(run_dir: Path) -> None:
+    """A new worker secret in the parent's private folder, readable by its owner alone."""
+    fd = os.open(run_dir / SECRET_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secrets.token_hex(32))
+
+
+def read_secret(spec: WorkerSpec | None) -> str:
+    """The node's worker secret ("" for a single process, or when it cannot be read)."""
+    path = spec.secret_path() if spec is not None else ""
+    if not path:
+        return ""
+    try:
+        return Path(path).read_text().strip()
+    except OSError:
+        return ""
+
+
+def carries_secret(metadata: Sequence[Sequence[object]] | None, secret: str) -> bool:
+    """Whether a call's metadata carries the node's worker secret (compared in constant time)."""
+    if not secret:
+        return False
+    return any(m[0] == SECRET_HEADER and hmac.compare_digest(str(m[1]).encode(), secret.encode())
+               for m in metadata or ())

@@ -31,7 +31,7 @@ from coordinator.tls import (
     serve_health,
 )
 from coordinator.tracing import Tracing, configure_tracing
-from coordinator.workers import WorkerSpec, join_host_port
+from coordinator.workers import WorkerSpec, join_host_port, read_secret
 from milvus_wire import milvus_pb2, status_pb2, wire_fastpath_pb2
 from node.engine import Engine
 from node.metrics import NodeMetrics
@@ -263,6 +263,10 @@ class NodeServer:
     def _guard(self) -> Guard:
         """Who may run what (``coordinator.auth``): the users of this node's catalog, the anonymous role."""
         internal = internal_check(getattr(self.settings, "edge_tls", None), getattr(self.settings, "cluster_tls", None))
+        if self.spec is not None:  # a call another worker of this node sent on (node/worker_broadcast.py)
+            from node.worker_broadcast import trusting_workers
+
+            internal = trusting_workers(internal, read_secret(self.spec))
         store = UserStore(self.engine.catalog.engine)
         self.guard = Guard(AuthSettings(self.settings.allow_anonymous), store, internal=internal)
         self.guard.start()
@@ -311,7 +315,8 @@ class NodeServer:
 
         siblings = self.spec.siblings()
         self.worker_channels = {target: worker_channel(target) for _, target in siblings}
-        self.broadcaster = Broadcaster(siblings, self.worker_channels.__getitem__, self.tracing)
+        self.broadcaster = Broadcaster(siblings, self.worker_channels.__getitem__, self.tracing,
+                                       read_secret(self.spec))
         return self.broadcaster
 
     def _serve_rest(self, service: MilvusService) -> None:

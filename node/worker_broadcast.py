@@ -6,7 +6,9 @@ port hands a connection to any worker). So whichever worker receives such a call
 when that succeeded, sends it on to every other worker of the node on their own ports, marked with
 :data:`~coordinator.workers.LOCAL_HEADER` (a marked call is served where it lands and never passed on) and
 carrying the caller's metadata (``authorization`` and the project's own headers; the trace context through a
-client span of this worker's when it traces). The reply is this worker's when every other worker succeeded, else
+client span of this worker's when it traces) and the node's worker secret, so that a caller the receiving
+worker admitted without a token (a cluster peer, by its certificate) is admitted by the others too
+(:func:`trusting_workers`). The reply is this worker's when every other worker succeeded, else
 the first failure (in worker order); a worker that did not answer in time counts as a failure. This works alike
 for a proxy and for a client talking to a node directly, over gRPC and (a standalone node's primary) REST.
 
@@ -24,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 
 from coordinator.errors import UnexpectedError
-from coordinator.workers import LOCAL_HEADER
+from coordinator.workers import LOCAL_HEADER, SECRET_HEADER, carries_secret
 from milvus_wire import milvus_pb2, status_pb2
 from node import convert
 from node.worker_forward import call_timeout, forwarded_metadata, traced_call
@@ -106,10 +108,11 @@ class Broadcaster:
     """Sends a call this worker served on to the node's other workers (``siblings``: index and address)."""
 
     def __init__(self, siblings: Sequence[tuple[int, str]], channel: Callable[[str], grpc.Channel],
-                 tracing: Tracing | None = None) -> None:
+                 tracing: Tracing | None = None, secret: str = "") -> None:
         self.siblings = tuple(siblings)
         self.channel = channel
         self.tracing = tracing
+        self.secret = secret
 
     def wrap(self, method: str, behavior: Behavior, reply_cls: Any) -> Behavior:
         """``behavior`` served here, then (a broadcast call not marked local, that succeeded here) by every
@@ -131,7 +134,8 @@ class Broadcaster:
 
     def send(self, path: str, request: bytes, metadata: Sequence[Any], timeout: float | None) -> list[SiblingAnswer]:
         """``request`` to every other worker at once, marked local; their answers in worker order."""
-        passed = (*forwarded_metadata(metadata), (LOCAL_HEADER, "1"))
+        passed = (*forwarded_metadata(metadata), (LOCAL_HEADER, "1"), *(((SECRET_HEADER, self.secret),)
+                                                                        if self.secret else ()))
         calls = []
         for index, address in self.siblings:
             span, carried = traced_call(self.tracing, path, address, passed)
@@ -157,6 +161,18 @@ class Broadcaster:
             if span is not None and self.tracing is not None:
                 self.tracing.end_client(span, error)
         return answers
+
+
+def trusting_workers(internal: Callable[[Any], bool], secret: str) -> Callable[[Any], bool]:
+    """The auth guard's test of an internal call, also true for a call another worker of this node sent on
+    (it carries the node's worker secret: that worker authorized its caller already)."""
+    if not secret:
+        return internal
+
+    def check(context: Any) -> bool:
+        return carries_secret(context.invocation_metadata(), secret) or internal(context)
+
+    return check
 
 
 class Broadcasting:

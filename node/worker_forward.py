@@ -2,11 +2,11 @@
 with the catalog, every other call forwarded as bytes to the primary with the caller's deadline and metadata.
 
 A forwarded call carries every header of the caller's but those listed in :data:`DROPPED_PREFIXES` and
-:data:`DROPPED_HEADERS` (HTTP/2 pseudo-headers and what gRPC sets itself on a new call): ``authorization``, the
-project's own headers (``mishards-min-revision``, ``mishards-request-key``) and any other pass unchanged. The
-W3C trace context (``traceparent``, ``tracestate``) passes unchanged when this worker does not trace; when it
-does, the forward is a CLIENT span of its own (child of the worker's SERVER span) whose context replaces the
-caller's, so the primary's span hangs below the worker's in the caller's trace.
+:data:`DROPPED_HEADERS` (HTTP/2 pseudo-headers, what gRPC sets itself on a new call, the worker secret):
+``authorization``, the project's own headers (``mishards-min-revision``, ``mishards-request-key``) and any other
+pass unchanged. The W3C trace context (``traceparent``, ``tracestate``) passes unchanged when this worker does
+not trace; when it does, the forward is a CLIENT span of its own (child of the worker's SERVER span) whose
+context replaces the caller's, so the primary's span hangs below the worker's in the caller's trace.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 
 from coordinator.errors import MilvusError
+from coordinator.workers import SECRET_HEADER
 
 if TYPE_CHECKING:
     from coordinator.tracing import Tracing
@@ -27,9 +28,10 @@ log = logging.getLogger(__name__)
 # The channel to the primary carries any request the worker accepted, and any reply.
 PRIMARY_CHANNEL_OPTIONS = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
 # What a forwarded call does not carry of the caller's metadata: HTTP/2 pseudo-headers and gRPC's own headers
-# (by prefix), and the headers gRPC sets itself on the new call (passing them again is refused or duplicated).
+# (by prefix), the headers gRPC sets itself on the new call (passing them again is refused or duplicated), and
+# the node's worker secret (added by the worker that sends a call on, never passed further).
 DROPPED_PREFIXES = (":", "grpc-")
-DROPPED_HEADERS = ("user-agent", "te", "content-type")
+DROPPED_HEADERS = ("user-agent", "te", "content-type", SECRET_HEADER)
 # The W3C trace context: replaced by this worker's own client span when it traces (else passed unchanged).
 TRACE_HEADERS = ("traceparent", "tracestate")
 

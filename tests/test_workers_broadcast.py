@@ -185,8 +185,12 @@ def test_a_hybrid_preload_reaches_both_workers(standalone: Node) -> None:
 def test_a_read_nodes_cache_calls_and_set_config_reach_both_workers(cluster: tuple[NodeProcess, Node]) -> None:
     writer, node = cluster
     name = _filled(writer.stub())
-    poll_for(lambda: all(rq.count(s, name) == 80 for s in node.stubs), 30,
-             what="the read node's workers see the flushed rows")
+
+    def rows(stub: Any) -> int:
+        reply = stub.CountCollection(milvus_pb2.CollectionName(collection_name=name), timeout=TIMEOUT)
+        return int(reply.collection_row_count) if reply.status.error_code == 0 else -1
+
+    poll_for(lambda: all(rows(s) == 80 for s in node.stubs), 30, what="the read node's workers see the flushed rows")
     _preload_and_release(node, name)
     port = node.proc.address.rpartition(":")[2]
     _set_config_everywhere(node, node.proc.storage / "node-config" / f"ro-{port}.yaml")

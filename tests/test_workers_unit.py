@@ -4,6 +4,7 @@ calls a secondary serves or forwards, which channel a proxy's call takes, how wo
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,15 +13,19 @@ from prometheus_client.parser import text_string_to_metric_families
 from coordinator.worker_metrics import merge_families
 from coordinator.worker_pool import strip_flags
 from coordinator.workers import (
+    SECRET_HEADER,
     SPEC_FLAG,
     WorkerSpec,
     advertised_host,
+    carries_secret,
     child_argv,
     parse_cfs,
     parse_cpu_max,
+    read_secret,
     specs,
     take_spec,
     worker_count,
+    write_secret,
 )
 from milvus_wire import milvus_pb2
 from mishards.worker_channels import (
@@ -40,6 +45,7 @@ from node.worker_broadcast import (
     combined,
     marked_local,
     sibling_timeout,
+    trusting_workers,
 )
 from node.worker_forward import DROPPED_HEADERS, call_timeout, forwarded_metadata, traced_call
 from node.workers import served_locally, watch_only, worker_request_memory, workers_for
@@ -145,7 +151,8 @@ def test_the_reply_is_the_receivers_unless_another_worker_failed() -> None:
 
     own = status_pb2.Status(reason="")
     fine = SiblingAnswer(1, "unix:/w-1", status_pb2.Status().SerializeToString())
-    refused = SiblingAnswer(2, "unix:/w-2", status_pb2.Status(error_code="ILLEGAL_ARGUMENT", reason="bad").SerializeToString())
+    bad = status_pb2.Status(error_code="ILLEGAL_ARGUMENT", reason="bad")
+    refused = SiblingAnswer(2, "unix:/w-2", bad.SerializeToString())
     silent = SiblingAnswer(3, "unix:/w-3", None, "DEADLINE_EXCEEDED")
     assert combined("PreloadCollection", own, [fine], status_pb2.Status) is own
     assert combined("PreloadCollection", own, [fine, refused, silent], status_pb2.Status).reason == "bad"
@@ -160,6 +167,30 @@ def test_a_worker_reaches_the_others_on_their_private_sockets() -> None:
     assert WorkerSpec.from_json(spec.to_json()) == spec
     bare = WorkerSpec(0, 2, 19530, 4001, "[::1]:4001", ("h:4001", "h:4002"))  # no private folder: own ports
     assert bare.siblings() == ((1, "[::1]:4002"),)
+
+
+class _Context:
+    def __init__(self, metadata: tuple[tuple[str, str], ...]) -> None:
+        self.metadata = metadata
+
+    def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
+        return self.metadata
+
+
+def test_a_call_another_worker_sent_on_is_trusted_by_the_node_secret_alone(tmp_path: Path) -> None:
+    write_secret(tmp_path)
+    spec = WorkerSpec(1, 2, 1, 2, "127.0.0.1:1", ("a:1", "a:2"), str(tmp_path))
+    secret = read_secret(spec)
+    assert len(secret) == 64 and (tmp_path / "secret").stat().st_mode & 0o077 == 0
+    assert read_secret(None) == "" and read_secret(WorkerSpec(1, 2, 1, 2, "p", ("a", "b"))) == ""
+    assert carries_secret([("x", "1"), (SECRET_HEADER, secret)], secret)
+    assert not carries_secret([(SECRET_HEADER, "guess")], secret)
+    assert not carries_secret([(SECRET_HEADER, "")], "") and not carries_secret(None, secret)
+    check = trusting_workers(lambda _context: False, secret)
+    assert check(_Context(((SECRET_HEADER, secret),)))
+    assert not check(_Context(((SECRET_HEADER, "guess"),))) and not check(_Context(()))
+    assert trusting_workers(lambda _context: True, secret)(_Context(()))  # a cluster peer stays one
+    assert forwarded_metadata([(SECRET_HEADER, secret), ("a", "b")]) == (("a", "b"),)  # never passed further
 
 
 def test_a_forwarded_call_keeps_the_callers_metadata_and_deadline() -> None:
