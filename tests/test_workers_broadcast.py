@@ -2,7 +2,10 @@
 with ``--workers 2`` each (and a single-process writer for the read node). PreloadCollection,
 ReleaseCollection and ``Cmd set_config`` sent to either worker take effect on both (each worker's own state is
 read with a call marked for it alone); a worker that does not answer fails the call; the trace context of a
-caller reaches the primary through a secondary's forward, and a broadcast's spans hang below the caller's."""
+caller reaches the primary through a secondary's forward, and a broadcast's spans hang below the caller's.
+The read node runs with cluster mTLS and ``--allow-anonymous none``: the test is a cluster peer (by its
+certificate, without a token), which the receiving worker admits and the other admits through the worker
+secret of the call sent on to it."""
 
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ from coordinator.workers import LOCAL_HEADER
 from milvus_wire import milvus_pb2, milvus_pb2_grpc
 from tests.support import http
 from tests.support import requests as rq
+from tests.support.certs import issue, make_pki
 from tests.support.nodeproc import CHANNEL_OPTIONS, NodeProcess
 from tests.support.waiting import poll_for
 from tests.test_tracing import CLIENT, SERVER, Collector, SpanRecord
@@ -34,10 +38,12 @@ TRACE_ID = "5e1f0c0ffee0000000000000000beef1"
 class Node:
     """A multi-process node: its ready file and a raw stub per worker's own address."""
 
-    def __init__(self, proc: NodeProcess) -> None:
+    def __init__(self, proc: NodeProcess, credentials: grpc.ChannelCredentials | None = None) -> None:
         self.proc = proc
         self.info = json.loads((proc.workdir / "ready.json").read_text())
-        self.channels = [grpc.insecure_channel(a, options=CHANNEL_OPTIONS) for a in self.info["workers"]]
+        self.channels = [grpc.insecure_channel(a, options=CHANNEL_OPTIONS) if credentials is None
+                         else grpc.secure_channel(a, credentials, options=CHANNEL_OPTIONS)
+                         for a in self.info["workers"]]
         self.stubs = [milvus_pb2_grpc.MilvusServiceStub(c) for c in self.channels]
 
     def cmd(self, worker: int, text: str, here: bool = False, timeout: float = TIMEOUT) -> Any:
@@ -89,18 +95,24 @@ def standalone(tmp_path_factory: pytest.TempPathFactory, collector: tuple[Collec
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[NodeProcess, Node]]:
-    """A writer and a read node of two workers over one SQLite catalog and storage folder."""
+    """A writer and a read node of two workers (cluster mTLS, no anonymous calls) over one SQLite catalog and
+    storage folder."""
     root = tmp_path_factory.mktemp("readnode")
+    pki = make_pki(root / "pki", "cluster")
+    node_cert = issue(pki.ca, root / "pki", "node")
+    tls = ["--cluster-tls-cert", str(node_cert.cert_path), "--cluster-tls-key", str(node_cert.key_path),
+           "--cluster-tls-ca", str(pki.ca.cert_path), "--allow-anonymous", "none"]
     uri = f"sqlite:///{root / 'meta.sqlite'}"
     writer = NodeProcess(root / "w", ["--role", "rw", "--auto-flush-interval", "0"], meta_uri=uri,
                          storage=root / "shared")
-    reader = NodeProcess(root / "r", ["--role", "ro", "--workers", "2", "--catalog-refresh-interval", "0.1"],
+    reader = NodeProcess(root / "r", ["--role", "ro", "--workers", "2", "--catalog-refresh-interval", "0.1", *tls],
                          meta_uri=uri, storage=root / "shared")
+    peer = grpc.ssl_channel_credentials(pki.ca.pem, pki.client.key_pem, pki.client.pem)
     node: Node | None = None
     try:
         writer.start()
         reader.start()
-        node = Node(reader)
+        node = Node(reader, peer)
         yield writer, node
     finally:
         if node is not None:
