@@ -72,7 +72,9 @@ class Milvus(HybridMethods):
     ``Milvus(host, port)`` or ``Milvus(uri="tcp://host:port")``. Thread-safe: share one instance. Keyword-only
     extras: ``token`` (sent as ``authorization: Bearer <token>``), ``tls``/``tls_ca``/``tls_cert``/``tls_key``
     (PEM bytes or file paths), ``timeout`` (default deadline of calls given no ``timeout``), ``retries``
-    (further attempts after UNAVAILABLE), ``pool_size`` (gRPC channels, default 2).
+    (further attempts after UNAVAILABLE), ``pool_size`` (gRPC channels, default 2), ``retry_inserts`` (default
+    True: inserts are retried too, which Mishards recognises as repeats by content or request key; set False
+    against a server that does not, such as Milvus 1.1 itself).
     ``handler="HTTP"`` gives the same API over the REST API instead (:class:`mishards_client.rest.RestMilvus`).
     """
 
@@ -114,6 +116,7 @@ class Milvus(HybridMethods):
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         self._schemas = {}
+        self._retry_inserts = bool(kwargs.get("retry_inserts", True))
         self._schemas_lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -347,7 +350,7 @@ class Milvus(HybridMethods):
                                       _params_json(check_params(params)))
         key = uuid.uuid4().hex
         metadata = () if id_array is not None else ((REQUEST_KEY_HEADER, key),)
-        retryable = insert_is_retryable(id_array is not None, bool(metadata))
+        retryable = self._retry_inserts and insert_is_retryable(id_array is not None, bool(metadata))
 
         def run() -> tuple[Status, list[int]]:
             try:

@@ -35,6 +35,7 @@ class HybridMethods:
     vectors), filtered search with the JSON DSL (:mod:`mishards_client.hybrid`), entities by id, deletes."""
 
     _schemas: dict[str, HybridSchema]
+    _retry_inserts: bool
     _schemas_lock: threading.Lock
 
     def _call(self, method: str, request: bytes, timeout: float | None, *, retryable: bool | None = None,
@@ -139,7 +140,8 @@ class HybridMethods:
         request = insert_entity_bytes(schema, entities, records, id_array, partition_tag)
         metadata = () if id_array is not None else ((REQUEST_KEY_HEADER, uuid.uuid4().hex),)
         try:
-            reply = self._call("InsertEntity", request, timeout, retryable=id_array is not None, metadata=metadata)
+            reply = self._call("InsertEntity", request, timeout, retryable=self._retry_inserts and id_array is not None,
+                              metadata=metadata)
         except CallFailed as exc:
             return _failure(exc), []
         code, reason, got = codec.decode_vector_ids(reply)

@@ -91,6 +91,16 @@ def test_auto_id_inserts_get_distinct_request_keys(double: tuple[Double, int]) -
     assert len(keys) == 2
 
 
+def test_inserts_not_retried_when_retry_inserts_is_off(double: tuple[Double, int]) -> None:
+    d, port = double
+    d.script[:] = ["unavailable", "unavailable"]
+    with Milvus("127.0.0.1", port, retry_backoff=0.01, retry_inserts=False) as client:
+        status, ids = client.insert("c", np.ones((2, 4), dtype=np.float32), ids=[1, 2])
+        assert status.code == Status.CONNECT_FAILED and ids == []
+        assert client.has_collection("c")[1]  # other calls still are (one more outage, then success)
+    assert d.methods() == ["Insert", "HasCollection", "HasCollection"]
+
+
 def test_no_retry_when_retries_zero(double: tuple[Double, int]) -> None:
     d, port = double
     d.script[:] = ["unavailable"]
