@@ -65,7 +65,8 @@ class ImportSummary:
 def format_summary(s: ImportSummary) -> str:
     """Pure: the closing report."""
     head = "import complete" if s.ok else "import FAILED"
-    lines = [f"{head}: {s.sent:,} rows sent in {s.seconds:.1f} s ({s.rate:,.0f} rows/s), {s.batches} batches",
+    lines = [f"{head}: {s.sent:,} rows sent in {s.seconds:.1f} s ({s.rate:,.0f} rows/s, the final flush included), "
+             f"{s.batches} batches",
              f"  file rows {s.rows:,}; already imported before this run {s.already:,}; "
              f"re-sent after an unknown outcome {s.resent} batches; failed batches {s.failures}"]
     if s.error:

@@ -112,6 +112,6 @@ def test_progress_plain_lines_when_not_a_tty() -> None:
 def test_summary_text() -> None:
     good = ImportSummary(100, 80, 20, 8, 1, 0, 2.0)
     text = format_summary(good)
-    assert good.ok and text.startswith("import complete: 80 rows sent in 2.0 s (40 rows/s)")
+    assert good.ok and text.startswith("import complete: 80 rows sent in 2.0 s (40 rows/s, the final flush included)")
     bad = ImportSummary(100, 10, 0, 1, 0, 2, 1.0, "rows 10..19: refused")
     assert not bad.ok and "import FAILED" in format_summary(bad) and "to resume" in format_summary(bad)
