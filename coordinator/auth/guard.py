@@ -117,6 +117,8 @@ class Guard:
         self.internal = internal or internal_check()
         self.clock = clock
         self.anonymous_role = parse_role(settings.allow_anonymous)
+        self._anonymous = Identity(Kind.ANONYMOUS, "anonymous", self.anonymous_role)
+        self._anonymous_open = Identity(Kind.ANONYMOUS, "anonymous", Role.ADMIN)
 
     def start(self) -> None:
         if self.store is not None:
@@ -132,10 +134,9 @@ class Guard:
     def anonymous(self, snap: UsersSnapshot | None) -> Identity:
         """The anonymous identity: the configured role; ``readwrite`` also runs admin calls while the catalog
         holds no user at all (today's behaviour: a deployment that never created a user keeps ``set_config``)."""
-        role = self.anonymous_role
-        if role is Role.READWRITE and (snap is None or (snap.loaded and not snap.users)):
-            role = Role.ADMIN
-        return Identity(Kind.ANONYMOUS, "anonymous", role)
+        if self.anonymous_role is Role.READWRITE and (snap is None or (snap.loaded and not snap.users)):
+            return self._anonymous_open
+        return self._anonymous
 
     def identify(self, header: str | None) -> Identity | Refused:
         """The identity of a call with this ``authorization`` value (None or '': anonymous)."""
