@@ -448,7 +448,9 @@ def test_deployed_mariadb_and_the_catalog_uri_agree(default_manifests: list[Mani
     uri = secret_value(default_manifests, f"{RELEASE}-catalog", "meta-uri")
     password = secret_value(default_manifests, f"{RELEASE}-mariadb", "mariadb-password")
     assert uri is not None and password
-    assert uri == f"mysql+pymysql://mishards:{password}@{RELEASE}-mariadb:3306/milvus?charset=utf8mb4"
+    # The chart's MariaDB serves TLS with a certificate of the cluster CA (tests/test_helm_security.py).
+    assert uri == (f"mysql+pymysql://mishards:{password}@{RELEASE}-mariadb:3306/milvus?charset=utf8mb4"
+                   "&ssl_ca=/etc/mishards-tls/cluster/ca.crt")
     service = one(default_manifests, "Service", f"{RELEASE}-mariadb")
     assert service["spec"]["ports"][0]["port"] == 3306
 

@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from coordinator.membership import parse_membership_uri
 from tests.support.helm import (
     HA_VALUES,
     KUBE_VERSION,
@@ -43,7 +44,8 @@ CERT_MANAGER = ["--set", "tls.cluster.certManager.enabled=true", "--set", "tls.c
                 "--set", "tls.edge.certManager.issuerRef.name=public", "--set",
                 "tls.edge.certManager.issuerRef.kind=ClusterIssuer",
                 "--set", "tls.edge.certManager.dnsNames={vectors.example.com}"]
-EXISTING = ["--set", "tls.cluster.existingSecret=my-cluster-tls", "--set", "tls.edge.enabled=true",
+EXISTING = ["--set", "tls.cluster.existingSecret=my-cluster-tls", "--set", "tls.databases.existingSecret=my-db-tls",
+            "--set", "tls.edge.enabled=true",
             "--set", "tls.edge.existingSecret=my-edge-tls", "--set", "tls.edge.clientCA.existingSecret=my-clients",
             "--set", "tls.edge.clientCA.key=bundle.pem", "--set", "auth.allowAnonymous=none"]
 ETCD = ["--set", "membership.type=etcd", "--set", "writer.standby=true",
@@ -157,28 +159,89 @@ def _decode(secret: Manifest, key: str) -> bytes:
     return base64.b64decode(secret["data"][key])
 
 
-def test_default_generates_one_ca_and_a_certificate_it_signed(rendered: dict[str, list[Manifest]]) -> None:
-    manifests = rendered["default"]
-    assert not certificates(manifests)
-    generated = [s for s in of_kind(manifests, "Secret").values()
-                 if s["metadata"]["labels"].get("mishards.io/certificate") == "cluster"]
-    assert [s["metadata"]["name"] for s in generated] == [f"{RELEASE}-cluster-tls"]
-    secret = generated[0]
-    ca = x509.load_pem_x509_certificate(_decode(secret, "ca.crt"))
-    cert = x509.load_pem_x509_certificate(_decode(secret, "tls.crt"))
-    key = serialization.load_pem_private_key(_decode(secret, "tls.key"), password=None)
-    assert ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
-    assert cert.issuer == ca.subject
+def _check_signed(cert: x509.Certificate, ca: x509.Certificate) -> None:
     ca_key = ca.public_key()
     assert isinstance(ca_key, rsa.RSAPublicKey)
-    assert cert.signature_hash_algorithm is not None
+    assert cert.issuer == ca.subject and cert.signature_hash_algorithm is not None
     ca_key.verify(cert.signature, cert.tbs_certificate_bytes, padding.PKCS1v15(), cert.signature_hash_algorithm)
-    assert key.public_key().public_numbers() == cert.public_key().public_numbers()  # type: ignore[union-attr]
-    usages = set(cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
-    assert {ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH} <= usages
-    names = set(cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
+
+
+def _dns_names(cert: x509.Certificate) -> set[str]:
+    return set(cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
         x509.DNSName))
-    assert {SERVER_NAME, f"{RELEASE}-nodes", f"*.{RELEASE}-nodes.{NAMESPACE}.svc", RELEASE} <= names
+
+
+def generated_secrets(manifests: list[Manifest]) -> dict[str, Manifest]:
+    return {s["metadata"]["labels"]["mishards.io/certificate"]: s for s in of_kind(manifests, "Secret").values()
+            if "mishards.io/certificate" in s["metadata"]["labels"]}
+
+
+def test_default_generates_one_ca_and_certificates_it_signed(rendered: dict[str, list[Manifest]]) -> None:
+    manifests = rendered["default"]
+    assert not certificates(manifests)
+    secrets = generated_secrets(manifests)
+    assert {k: s["metadata"]["name"] for k, s in secrets.items()} == {
+        "ca": f"{RELEASE}-cluster-ca", "cluster": f"{RELEASE}-cluster-tls", "databases": f"{RELEASE}-databases-tls"}
+    ca = x509.load_pem_x509_certificate(_decode(secrets["ca"], "ca.crt"))
+    assert ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    ca_key = serialization.load_pem_private_key(_decode(secrets["ca"], "ca.key"), password=None)
+    assert ca_key.public_key().public_numbers() == ca.public_key().public_numbers()  # type: ignore[union-attr]
+    for name, client in (("cluster", True), ("databases", False)):
+        secret = secrets[name]
+        assert _decode(secret, "ca.crt") == _decode(secrets["ca"], "ca.crt")
+        cert = x509.load_pem_x509_certificate(_decode(secret, "tls.crt"))
+        key = serialization.load_pem_private_key(_decode(secret, "tls.key"), password=None)
+        _check_signed(cert, ca)
+        assert key.public_key().public_numbers() == cert.public_key().public_numbers()  # type: ignore[union-attr]
+        usages = set(cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
+        assert ExtendedKeyUsageOID.SERVER_AUTH in usages, name
+        if client:
+            assert ExtendedKeyUsageOID.CLIENT_AUTH in usages
+    assert {SERVER_NAME, f"{RELEASE}-nodes", f"*.{RELEASE}-nodes.{NAMESPACE}.svc", RELEASE} <= _dns_names(
+        x509.load_pem_x509_certificate(_decode(secrets["cluster"], "tls.crt")))
+    assert {f"{RELEASE}-mariadb", f"{RELEASE}-etcd"} <= _dns_names(
+        x509.load_pem_x509_certificate(_decode(secrets["databases"], "tls.crt")))
+    # The CA's key is mounted nowhere.
+    for workload in manifests:
+        if workload["kind"] in ("Deployment", "StatefulSet"):
+            secret_volumes = {v["secret"]["secretName"] for v in workload["spec"]["template"]["spec"].get(
+                "volumes", []) if "secret" in v}
+            assert f"{RELEASE}-cluster-ca" not in secret_volumes, workload["metadata"]["name"]
+
+
+def test_the_chart_mariadb_serves_tls_and_the_catalog_uri_verifies_it(rendered: dict[str, list[Manifest]],
+                                                                      tmp_path: Path) -> None:
+    manifests = rendered["default"]
+    mariadb = one(manifests, "StatefulSet", f"{RELEASE}-mariadb")
+    container = mariadb["spec"]["template"]["spec"]["containers"][0]
+    options = dict(a.removeprefix("--").split("=", 1) for a in container["args"])
+    assert options["require-secure-transport"] == "ON"
+    for option, key in (("ssl-cert", "tls.crt"), ("ssl-key", "tls.key"), ("ssl-ca", "ca.crt")):
+        assert mounted_secret(mariadb, container, options[option]) == (f"{RELEASE}-databases-tls", key)
+    for workload, proxy_or_node in mishards_containers(manifests):
+        uri = load_settings(manifests, workload, proxy_or_node, tmp_path).meta_uri
+        ca_file = dict(p.split("=", 1) for p in uri.split("?", 1)[1].split("&"))["ssl_ca"]
+        assert mounted_secret(workload, proxy_or_node, ca_file) == (f"{RELEASE}-cluster-tls", "ca.crt")
+
+
+def test_the_chart_etcd_asks_for_the_cluster_certificate(rendered: dict[str, list[Manifest]],
+                                                         tmp_path: Path) -> None:
+    manifests = rendered["etcd"]
+    etcd = one(manifests, "StatefulSet", f"{RELEASE}-etcd")
+    container = etcd["spec"]["template"]["spec"]["containers"][0]
+    options = dict([*a.removeprefix("--").split("=", 1), ""][:2] for a in container["command"][1:])
+    assert options["listen-client-urls"].startswith("https://") and "client-cert-auth" in options
+    for option, key in (("cert-file", "tls.crt"), ("key-file", "tls.key"), ("trusted-ca-file", "ca.crt")):
+        assert mounted_secret(etcd, container, options[option]) == (f"{RELEASE}-databases-tls", key)
+    health = port_number(container, "health")
+    assert options["listen-metrics-urls"] == f"http://0.0.0.0:{health}"
+    assert all(container[p]["httpGet"]["port"] == "health" for p in ("startupProbe", "livenessProbe", "readinessProbe"))
+    for workload, proxy_or_node in mishards_containers(manifests):
+        config = parse_membership_uri(load_settings(manifests, workload, proxy_or_node, tmp_path).membership)
+        assert config.etcd_tls is not None, workload["metadata"]["name"]
+        files = {"ca.crt": config.etcd_tls.ca, "tls.crt": config.etcd_tls.cert, "tls.key": config.etcd_tls.key}
+        for key, path in files.items():
+            assert mounted_secret(workload, proxy_or_node, path) == (f"{RELEASE}-cluster-tls", key)
 
 
 def test_cert_manager_mode_renders_certificates_and_no_generated_secret(
@@ -186,7 +249,9 @@ def test_cert_manager_mode_renders_certificates_and_no_generated_secret(
     manifests = rendered["cert-manager"]
     assert f"{RELEASE}-cluster-tls" not in of_kind(manifests, "Secret")
     found = certificates(manifests)
-    assert set(found) == {f"{RELEASE}-cluster", f"{RELEASE}-edge"}
+    assert set(found) == {f"{RELEASE}-cluster", f"{RELEASE}-databases", f"{RELEASE}-edge"}
+    databases = found[f"{RELEASE}-databases"]["spec"]
+    assert f"{RELEASE}-mariadb" in databases["dnsNames"] and "client auth" not in databases["usages"]
     cluster, edge = found[f"{RELEASE}-cluster"]["spec"], found[f"{RELEASE}-edge"]["spec"]
     assert cluster["secretName"] == f"{RELEASE}-cluster-tls"
     assert cluster["issuerRef"] == {"name": "ca", "kind": "Issuer", "group": "cert-manager.io"}
@@ -204,8 +269,9 @@ def test_cert_manager_mode_renders_certificates_and_no_generated_secret(
 def test_existing_secrets_render_no_certificate_and_no_secret(rendered: dict[str, list[Manifest]]) -> None:
     manifests = rendered["existing"]
     assert not certificates(manifests)
-    assert not [s for s in of_kind(manifests, "Secret").values()
-                if "mishards.io/certificate" in s["metadata"]["labels"]]
+    assert not generated_secrets(manifests)
+    assert one(manifests, "StatefulSet", f"{RELEASE}-mariadb")["spec"]["template"]["spec"]["volumes"][-1][
+        "secret"]["secretName"] == "my-db-tls"
 
 
 def test_edge_tls_and_the_anonymous_role_reach_the_proxy(rendered: dict[str, list[Manifest]],

@@ -84,7 +84,7 @@ app.kubernetes.io/name={{ include "mishards.name" . }},app.kubernetes.io/instanc
 {{- if eq .Values.membership.type "k8s" -}}
 {{- printf "k8s://%s?selector=%s&port=%d&role_label=%s" .Release.Namespace (include "mishards.memberSelector" .) (int .Values.node.port) (include "mishards.roleLabel" .) -}}
 {{- else if eq .Values.membership.type "etcd" -}}
-{{- printf "etcd://%s/%s" (include "mishards.etcdEndpoints" .) (trimPrefix "/" .Values.etcd.prefix) -}}
+{{- printf "etcd://%s/%s%s" (include "mishards.etcdEndpoints" .) (trimPrefix "/" .Values.etcd.prefix) (include "mishards.databasesTls.etcdQuery" .) -}}
 {{- else -}}
 {{- fail (printf "membership.type must be k8s or etcd, not %q" .Values.membership.type) -}}
 {{- end -}}

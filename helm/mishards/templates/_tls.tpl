@@ -153,3 +153,62 @@ cluster CA and the name mishards-cluster, since nodes are dialled at their pod I
 - {{ .Values.auth.allowAnonymous }}
 {{- end }}
 {{- end -}}
+
+{{/*
+TLS of the MariaDB and etcd this release deploys: on with cluster TLS and tls.databases.enabled, when the chart
+deploys either. Their certificate is signed by the cluster CA; nodes and proxies verify it, and etcd also asks
+them for the cluster certificate.
+*/}}
+{{- define "mishards.databasesTls.enabled" -}}
+{{- $v := .Values -}}
+{{- if and $v.tls.cluster.enabled $v.tls.databases.enabled (or $v.mysql.deploy (and (eq $v.membership.type "etcd") $v.etcd.deploy)) -}}
+{{- if and $v.tls.cluster.existingSecret (not $v.tls.databases.existingSecret) -}}
+{{- fail "tls.cluster.existingSecret needs tls.databases.existingSecret (tls.crt, tls.key for the MariaDB and etcd of this release, signed by the same CA), or tls.databases.enabled=false" -}}
+{{- end -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{- define "mishards.databasesTls.secretName" -}}
+{{- .Values.tls.databases.existingSecret | default (printf "%s-databases-tls" (include "mishards.fullname" .)) -}}
+{{- end -}}
+
+{{- define "mishards.databasesTls.dnsNames" -}}
+{{- $fullname := include "mishards.fullname" . -}}
+{{- $ns := .Release.Namespace -}}
+{{- $names := list -}}
+{{- range $service := list (printf "%s-mariadb" $fullname) (printf "%s-etcd" $fullname) -}}
+{{- $names = concat $names (list $service (printf "%s.%s" $service $ns) (printf "%s.%s.svc" $service $ns) (printf "%s.%s.svc.cluster.local" $service $ns)) -}}
+{{- end -}}
+{{- toJson $names -}}
+{{- end -}}
+
+{{/* The volume of a database pod holding its certificate (and the cluster CA). */}}
+{{- define "mishards.databasesTls.volume" -}}
+- name: tls
+  secret:
+    secretName: {{ include "mishards.databasesTls.secretName" . }}
+    defaultMode: 288
+    items:
+      - key: tls.crt
+        path: tls.crt
+      - key: tls.key
+        path: tls.key
+      - key: ca.crt
+        path: ca.crt
+{{- end -}}
+
+{{/* Query parameters that make the catalog URI verify the chart's MariaDB (PyMySQL through SQLAlchemy). */}}
+{{- define "mishards.databasesTls.catalogQuery" -}}
+{{- if and .Values.mysql.deploy (include "mishards.databasesTls.enabled" .) -}}
+&ssl_ca={{ include "mishards.tlsDir" . }}/cluster/ca.crt
+{{- end -}}
+{{- end -}}
+
+{{/* Query parameters of an etcd membership URI for the chart's etcd: its CA, and the cluster certificate. */}}
+{{- define "mishards.databasesTls.etcdQuery" -}}
+{{- if and (eq .Values.membership.type "etcd") .Values.etcd.deploy (include "mishards.databasesTls.enabled" .) -}}
+{{- $dir := printf "%s/cluster" (include "mishards.tlsDir" .) -}}
+?tls_ca={{ $dir }}/ca.crt&tls_cert={{ $dir }}/tls.crt&tls_key={{ $dir }}/tls.key
+{{- end -}}
+{{- end -}}
