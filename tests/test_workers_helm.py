@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.test_helm_chart import RELEASE, ROOT, load_settings, mishards_containers, render
+from tests.support.helm import RELEASE, ROOT, load_settings, mishards_containers, render
 
 
 def fetched_helm() -> Path:
