@@ -15,6 +15,7 @@ from typing import Any
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from coordinator.auth import users_db
 from coordinator.auth.model import Role
@@ -46,6 +47,7 @@ class Deployment:
     processes: list[Any] = field(default_factory=list)
     nearest: int = -1  # the id of the row a read's query is nearest to
     node: Any = None  # a node's own stub (in the cluster: the read node behind the proxy)
+    node_address: str = ""
 
     def md(self, role: str) -> tuple[tuple[str, str], ...]:
         token = self.tokens.get(role)
@@ -89,7 +91,8 @@ def dep(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
         engine, made = _users(meta_uri)
         node = NodeProcess(root / "n", ["--auto-flush-interval", "0", *strict], meta_uri=meta_uri, http=True).start()
         deployment = Deployment("standalone", node.stub(), node.http_port, engine, made,
-                                lambda: node.log_path.read_text(errors="replace"), [node], node=node.stub())
+                                lambda: node.log_path.read_text(errors="replace"), [node], node=node.stub(),
+                                node_address=node.address)
     else:
         cluster = LocalCluster(root, readers=1, node_args=strict, proxy_args=strict)
         engine, made = _users(cluster.meta_uri)
@@ -101,7 +104,7 @@ def dep(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
             return "\n".join([*texts, (cluster.proxy.workdir / "proxy.log").read_text(errors="replace")])
 
         deployment = Deployment("cluster", cluster.stub(), cluster.proxy.http_port, engine, made, logs, [cluster],
-                                node=cluster.readers[0].stub())
+                                node=cluster.readers[0].stub(), node_address=cluster.readers[0].address)
     try:
         _seed(deployment)
         yield deployment
@@ -260,8 +263,11 @@ def test_wrong_expired_and_missing_tokens(dep: Deployment) -> None:
     assert missing.status.error_code == PERMISSION_DENIED and "Bearer" in missing.status.reason
     assert not any(_exists(dep, f"never_{w.replace(' ', '_')}") for w in cases)
     # needs no token: the worker list every proxy asks each node, and the health service
-    workers = dep.stub.Cmd(milvus_pb2.Command(cmd="mishards_workers"))
+    workers = dep.node.Cmd(milvus_pb2.Command(cmd="mishards_workers"))
     assert workers.status.error_code == 0 and "workers" in workers.string_reply
+    with grpc.insecure_channel(dep.node_address) as channel:
+        health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""), timeout=10)
+    assert health.status == health_pb2.HealthCheckResponse.SERVING
 
 
 def test_removed_user_is_refused_within_a_deadline(dep: Deployment) -> None:
