@@ -35,14 +35,18 @@ def write_ann_file(path: Path, distance: str = "euclidean") -> None:
     centers = rng.standard_normal((40, DIM)) * 3
     train = (centers[rng.integers(0, 40, ROWS)] + rng.standard_normal((ROWS, DIM))).astype(np.float32)
     test = (centers[rng.integers(0, 40, QUERIES)] + rng.standard_normal((QUERIES, DIM))).astype(np.float32)
-    d2 = ((test[:, None, :].astype(np.float64) - train[None, :, :]) ** 2).sum(-1)
-    neighbors = np.argsort(d2, axis=1, kind="stable")[:, :20]
+    if distance == "angular":  # 1 - cosine, as ann-benchmarks stores it
+        unit = train / np.linalg.norm(train, axis=1, keepdims=True)
+        dist = 1.0 - (test / np.linalg.norm(test, axis=1, keepdims=True)).astype(np.float64) @ unit.T.astype(np.float64)
+    else:
+        dist = np.sqrt(((test[:, None, :].astype(np.float64) - train[None, :, :]) ** 2).sum(-1))
+    neighbors = np.argsort(dist, axis=1, kind="stable")[:, :20]
     with h5py.File(path, "w") as fh:
         fh.attrs["distance"] = distance
         fh.create_dataset("train", data=train)
         fh.create_dataset("test", data=test)
         fh.create_dataset("neighbors", data=neighbors.astype(np.int32))
-        fh.create_dataset("distances", data=np.sqrt(np.take_along_axis(d2, neighbors, 1)).astype(np.float32))
+        fh.create_dataset("distances", data=np.take_along_axis(dist, neighbors, 1).astype(np.float32))
 
 
 def png_size(path: Path) -> tuple[int, int]:
@@ -103,6 +107,19 @@ def test_bench_run_table_json_png_and_compare(node: NodeProcess, tmp_path: Path,
     assert out.out.count("small.hdf5: 5,000 x 16") == 2 and "20 queries" in out.out
     assert png_size(tmp_path / "b" / "plot.png") == (800, 550)
     assert json.loads((tmp_path / "b" / "results.json").read_text())["label"] == "second"
+
+
+def test_bench_angular_file_is_searched_with_ip(node: NodeProcess, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """An angular file: normalised vectors in an IP collection; exact search finds every true neighbour."""
+    data = tmp_path / "angular.hdf5"
+    write_ann_file(data, "angular")
+    code = bench_cli.main([str(data), "--uri", node.address, "--index", "FLAT", "--threads", "1", "--queries", "30",
+                           "--out", str(tmp_path / "o")])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    run = json.loads((tmp_path / "o" / "results.json").read_text())
+    assert run["distance"] == "angular" and [p["recall"] for p in run["points"]] == [1.0]
 
 
 def test_bench_refusals(node: NodeProcess, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
