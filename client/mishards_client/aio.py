@@ -74,7 +74,8 @@ def rows_to_array(rows: list[Any]) -> tuple[npt.NDArray[Any], npt.NDArray[np.boo
 class AsyncMilvus:
     """An asyncio client of one Milvus 1.1 gRPC endpoint: ``AsyncMilvus(host, port)`` or
     ``AsyncMilvus(uri="tcp://host:port")``; keyword-only extras as :class:`mishards_client.Milvus`
-    (``token``, ``tls``, ``tls_ca``, ``tls_cert``, ``tls_key``, ``timeout``, ``retries``, ``pool_size``)."""
+    (``token``, ``tls``, ``tls_ca``, ``tls_cert``, ``tls_key``, ``timeout``, ``retries``, ``pool_size``,
+    ``retry_inserts``)."""
 
     def __init__(self, host: str | None = None, port: int | str | None = None, handler: str = "GRPC",
                  pool: str = "SingletonThread", *, token: str | None = None, tls: bool = False,
@@ -98,6 +99,7 @@ class AsyncMilvus:
             retry=RetryPolicy(retries=retries, base=float(kwargs.get("retry_backoff", 0.1)),
                               cap=float(kwargs.get("retry_backoff_max", 2.0))),
             pool_size=pool_size)
+        self._retry_inserts = bool(kwargs.get("retry_inserts", True))
         self._transport: AsyncTransport | None = AsyncTransport(self._settings)
 
     def __repr__(self) -> str:
@@ -312,7 +314,7 @@ class AsyncMilvus:
         request = codec.encode_insert(collection_name, rec, id_array, partition_tag,
                                       _params_json(check_params(params)))
         metadata = () if id_array is not None else ((REQUEST_KEY_HEADER, uuid.uuid4().hex),)
-        retryable = insert_is_retryable(id_array is not None, bool(metadata))
+        retryable = self._retry_inserts and insert_is_retryable(id_array is not None, bool(metadata))
         try:
             reply = await self._call("Insert", request, timeout, retryable=retryable, metadata=metadata)
         except CallFailed as exc:

@@ -14,86 +14,32 @@ rounded to 6 decimals (the server prints them ``%f``).
 
 from __future__ import annotations
 
-import concurrent.futures
-import contextlib
 import copy
-import logging
-import os
-import ssl
-import tempfile
-import threading
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any, TypeVar
-from urllib.parse import quote, urlencode, urlparse
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from . import codec
-from .checks import check, check_params, resolve_address
-from .exceptions import NotConnectError, ParamError
-from .futures import CallFuture
-from .rest_json import INDEX_NAMES, decode_topk, dumps, error_status, index_type_of, insert_body, loads, metric_of
+from .checks import check, check_params
+from .exceptions import ParamError
+from .rest_base import Malformed, RestBase, failure_status, quote_segment, reply_json
+from .rest_json import INDEX_NAMES, decode_topk, dumps, error_status, index_type_of, insert_body, metric_of
 from .rest_json import search_body as _search_body
-from .rest_pool import Endpoint, HttpPool, Reply, TransportError
+from .rest_pool import TransportError
 from .types import CollectionSchema, IndexParam, IndexType, MetricType, PartitionParam, Status, TopKQueryResult
 
 __all__ = ["RestMilvus"]
 
-LOGGER = logging.getLogger(__name__)
-T = TypeVar("T")
-PemSource = str | bytes | Path | None
 SEGMENT_PAGE = 100_000
-_POOLS = ("SingletonThread", "QueuePool", "Singleton")
 
 
-def _q(segment: str) -> str:
-    return quote(segment, safe="")
+def _c(collection_name: str) -> str:
+    """The path of a collection."""
+    return f"/collections/{quote_segment(collection_name)}"
 
 
-def _failure(exc: TransportError) -> Status:
-    if exc.unavailable:
-        return Status(Status.CONNECT_FAILED, f"Error occurred. {exc}")
-    if exc.timeout:
-        return Status(Status.UNEXPECTED_ERROR, "Request timeout")
-    return Status(Status.UNEXPECTED_ERROR, f"Error occurred. {exc}")
-
-
-class _Bad(Exception):
-    """A reply whose body is not what its success status promises."""
-
-
-def _json(reply: Reply) -> Any:
-    try:
-        return loads(reply.body)
-    except ValueError as exc:
-        raise _Bad(f"HTTP {reply.status}: the reply is not JSON: {exc}") from None
-
-
-def _ssl_context(ca: PemSource, cert: PemSource, key: PemSource) -> ssl.SSLContext:
-    """A verifying client context; PEM given as bytes is loaded the way the file-only APIs need."""
-    if isinstance(ca, bytes):
-        context = ssl.create_default_context(cadata=ca.decode())
-    else:
-        context = ssl.create_default_context(cafile=str(ca) if ca is not None else None)
-    if cert is not None:
-        with contextlib.ExitStack() as stack:
-            paths: list[str | None] = []
-            for pem in (cert, key):
-                if isinstance(pem, bytes):
-                    fd, name = tempfile.mkstemp(suffix=".pem")
-                    stack.callback(os.unlink, name)
-                    with os.fdopen(fd, "wb") as f:
-                        f.write(pem)
-                    paths.append(name)
-                else:
-                    paths.append(str(pem) if pem is not None else None)
-            context.load_cert_chain(paths[0] or "", paths[1])
-    return context
-
-
-class RestMilvus:
+class RestMilvus(RestBase):
     """A client of one Milvus 1.1 REST endpoint: ``RestMilvus(host, port)`` or ``RestMilvus(uri="http://h:p")``.
 
     Thread-safe: share one instance. Keyword-only extras as :class:`Milvus`: ``token``, ``tls``/``tls_ca``/
@@ -101,194 +47,6 @@ class RestMilvus:
     socket), ``retries`` (further connection attempts, with backoff, when the endpoint refuses), and
     ``pool_size`` (idle keep-alive connections kept, default 8).
     """
-
-    def __init__(self, host: str | None = None, port: int | str | None = None, handler: str = "HTTP",
-                 pool: str = "SingletonThread", *, token: str | None = None, tls: bool = False,
-                 tls_ca: PemSource = None, tls_cert: PemSource = None, tls_key: PemSource = None,
-                 timeout: float | None = None, retries: int = 3, **kwargs: Any) -> None:
-        if pool not in _POOLS:
-            raise ParamError(f"Unknown pool value: {pool}")
-        if handler != "HTTP":
-            raise ParamError(f"Unknown handler {handler!r}: this class speaks REST (handler='HTTP')")
-        if retries < 0:
-            raise ParamError("retries must be >= 0")
-        if (tls_cert is None) != (tls_key is None):
-            raise ParamError("tls_cert and tls_key go together")
-        pool_size = int(kwargs.get("pool_size", 8))
-        if pool_size < 1:
-            raise ParamError("pool_size must be at least 1")
-        uri = kwargs.get("uri")
-        self._name = kwargs.get("name")
-        self._address = resolve_address(host, port, uri, "HTTP")
-        scheme = urlparse(uri).scheme if host is None and port is None and uri else ""
-        secure = tls or tls_ca is not None or tls_cert is not None or scheme == "https" or \
-            self._address.endswith(":443")
-        hostname, _, port_text = self._address.rpartition(":")
-        context = _ssl_context(tls_ca, tls_cert, tls_key) if secure else None
-        endpoint = Endpoint(hostname.strip("[]"), int(port_text), context)
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._tls = secure
-        self._timeout = timeout
-        self._http: HttpPool | None = HttpPool(endpoint, size=pool_size, retries=retries, headers=headers)
-        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
-        self._lock = threading.Lock()
-
-    def __repr__(self) -> str:
-        return f"<RestMilvus: address={self._address!r}, tls={self._tls}>"
-
-    def __enter__(self) -> RestMilvus:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        with contextlib.suppress(Exception):
-            self.close()
-
-    # --- plumbing -----------------------------------------------------------------------------------
-
-    @property
-    def name(self) -> Any:
-        return self._name
-
-    @property
-    def handler(self) -> str:
-        return "HTTP"
-
-    @property
-    def address(self) -> str:
-        return self._address
-
-    @property
-    def url(self) -> str:
-        """``http(s)://host:port`` of the endpoint."""
-        return f"{'https' if self._tls else 'http'}://{self._address}"
-
-    def _send(self, method: str, path: str, body: Any = None, timeout: float | None = None,
-              query: dict[str, Any] | None = None) -> Reply:
-        http = self._http
-        if http is None:
-            raise NotConnectError("the client is closed")
-        if query:
-            path = f"{path}?{urlencode(query)}"
-        data = body if isinstance(body, bytes) or body is None else dumps(body)
-        return http.request(method, path, data, timeout if timeout is not None else self._timeout)
-
-    def _status(self, method: str, path: str, body: Any, timeout: float | None, success: int,
-                ok_message: str = "Success") -> Status:
-        try:
-            reply = self._send(method, path, body, timeout)
-        except TransportError as exc:
-            return _failure(exc)
-        if reply.status == success:
-            return Status(message=ok_message)
-        return error_status(reply.status, reply.body)
-
-    def _get(self, path: str, timeout: float | None, query: dict[str, Any] | None = None) -> tuple[Status, Any]:
-        """GET a JSON document: ``(Status(), doc)`` on 200, else ``(error status, None)``."""
-        try:
-            reply = self._send("GET", path, None, timeout, query)
-        except TransportError as exc:
-            return _failure(exc), None
-        if reply.status != 200:
-            return error_status(reply.status, reply.body), None
-        try:
-            return Status(), _json(reply)
-        except _Bad as exc:
-            return Status(Status.UNEXPECTED_ERROR, str(exc)), None
-
-    def _maybe_async(self, kwargs: dict[str, Any], fn: Callable[[], T]) -> T | CallFuture:
-        if kwargs.get("_async", False) is not True:
-            return fn()
-        with self._lock:
-            if self._executor is None:
-                self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=4,
-                                                                       thread_name_prefix="mishards-rest")
-            executor = self._executor
-        return CallFuture(executor.submit(fn), kwargs.get("_callback"))
-
-    # --- connection -----------------------------------------------------------------------------------
-
-    def connect(self, host: str | None = None, port: int | str | None = None, uri: str | None = None,
-                timeout: float = 2) -> Status:
-        """Check that the server answers (``GET /system/version``) within ``timeout`` seconds."""
-        status, _ = self._cmd("version", timeout)
-        if not status.OK():
-            raise NotConnectError(f"Fail connecting to server on {self._address}: {status.message}")
-        return Status(message="Connected")
-
-    def connected(self) -> bool:
-        return self._http is not None
-
-    def disconnect(self) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Close the connections; further calls raise ``NotConnectError``."""
-        with self._lock:
-            http, self._http = getattr(self, "_http", None), None
-            executor, self._executor = getattr(self, "_executor", None), None
-        if executor is not None:
-            executor.shutdown(wait=False)
-        if http is not None:
-            http.close()
-
-    def client_version(self) -> str:
-        from . import __version__
-
-        return __version__
-
-    def server_status(self, timeout: float | None = 30) -> tuple[Status, str | None]:
-        return self._cmd("status", timeout)
-
-    def server_version(self, timeout: float | None = 30) -> tuple[Status, str | None]:
-        return self._cmd("version", timeout)
-
-    def _cmd(self, cmd: str, timeout: float | None = 30) -> tuple[Status, str | None]:
-        check(cmd=cmd)
-        words = cmd.split()
-        if words[0] == "get_config" and len(words) == 2 and "." in words[1]:
-            parent, child = words[1].split(".", 1)
-            return self._get_config(parent, child, timeout)
-        if words[0] == "set_config" and len(words) >= 3 and "." in words[1]:
-            parent, child = words[1].split(".", 1)
-            return self.set_config(parent, child, " ".join(words[2:]), timeout)
-        status, doc = self._get(f"/system/{_q(cmd)}", timeout)
-        if not status.OK():
-            return status, None
-        if not isinstance(doc, dict) or "reply" not in doc:
-            return Status(Status.UNEXPECTED_ERROR, "the reply has no 'reply'"), None
-        return Status(message="Success!"), str(doc["reply"])
-
-    def _get_config(self, parent_key: str, child_key: str, timeout: float | None) -> tuple[Status, str | None]:
-        status, doc = self._get("/system/config", timeout)
-        if not status.OK():
-            return status, None
-        section = doc.get(parent_key) if isinstance(doc, dict) else None
-        value = section.get(child_key) if isinstance(section, dict) else None
-        if value is None:
-            return Status(Status.UNEXPECTED_ERROR, f"Config {parent_key}.{child_key} not supported"), None
-        return Status(message="Success!"), str(value)
-
-    def get_config(self, parent_key: str, child_key: str, timeout: float | None = 30) -> tuple[Status, str | None]:
-        """One setting, as text (``GET /system/config``; ``child_key`` may hold dots)."""
-        return self._get_config(parent_key, child_key, timeout)
-
-    def set_config(self, parent_key: str, child_key: str, value: Any,
-                   timeout: float | None = 30) -> tuple[Status, str | None]:
-        """Change one setting (``PUT /system/config``); the value is sent as text, as pymilvus does."""
-        try:
-            reply = self._send("PUT", "/system/config", {parent_key: {child_key: str(value)}}, timeout)
-        except TransportError as exc:
-            return _failure(exc), None
-        if reply.status != 200:
-            return error_status(reply.status, reply.body), None
-        try:
-            doc = _json(reply)
-        except _Bad as exc:
-            return Status(Status.UNEXPECTED_ERROR, str(exc)), None
-        return Status(message="Success!"), str(doc.get("message", "")) if isinstance(doc, dict) else ""
 
     # --- collections ----------------------------------------------------------------------------------
 
@@ -312,9 +70,9 @@ class RestMilvus:
     def has_collection(self, collection_name: str, timeout: float | None = 30) -> tuple[Status, bool]:
         check(collection_name=collection_name)
         try:
-            reply = self._send("GET", f"/collections/{_q(collection_name)}", None, timeout)
+            reply = self._send("GET", _c(collection_name), None, timeout)
         except TransportError as exc:
-            return _failure(exc), False
+            return failure_status(exc), False
         if reply.status == 200:
             return Status(), True
         status = error_status(reply.status, reply.body)
@@ -325,7 +83,7 @@ class RestMilvus:
     def get_collection_info(self, collection_name: str,
                             timeout: float | None = 30) -> tuple[Status, CollectionSchema | None]:
         check(collection_name=collection_name)
-        status, doc = self._get(f"/collections/{_q(collection_name)}", timeout)
+        status, doc = self._get(_c(collection_name), timeout)
         if not status.OK():
             return status, None
         try:
@@ -337,7 +95,7 @@ class RestMilvus:
 
     def count_entities(self, collection_name: str, timeout: float | None = 30) -> tuple[Status, int | None]:
         check(collection_name=collection_name)
-        status, doc = self._get(f"/collections/{_q(collection_name)}", timeout)
+        status, doc = self._get(_c(collection_name), timeout)
         if not status.OK():
             return status, None
         try:
@@ -358,7 +116,7 @@ class RestMilvus:
     def get_collection_stats(self, collection_name: str,
                              timeout: float | None = 30) -> tuple[Status, dict[str, Any] | None]:
         check(collection_name=collection_name)
-        status, doc = self._get(f"/collections/{_q(collection_name)}", timeout, {"info": "stat"})
+        status, doc = self._get(_c(collection_name), timeout, {"info": "stat"})
         if not status.OK():
             return status, None
         return Status(), doc if isinstance(doc, dict) else {}
@@ -387,7 +145,7 @@ class RestMilvus:
 
     def drop_collection(self, collection_name: str, timeout: float | None = 30) -> Status:
         check(collection_name=collection_name)
-        return self._status("DELETE", f"/collections/{_q(collection_name)}", None, timeout, 204,
+        return self._status("DELETE", _c(collection_name), None, timeout, 204,
                             "Delete collection successfully!")
 
     # --- entities -------------------------------------------------------------------------------------
@@ -407,18 +165,18 @@ class RestMilvus:
                 raise ParamError("length of vectors do not match that of ids")
         check_params(params)
         body = insert_body(rec, id_array, partition_tag)
-        path = f"/collections/{_q(collection_name)}/vectors"
+        path = f"{_c(collection_name)}/vectors"
 
         def run() -> tuple[Status, list[int]]:
             try:
                 reply = self._send("POST", path, body, timeout)
             except TransportError as exc:
-                return _failure(exc), []
+                return failure_status(exc), []
             if reply.status != 201:
                 return error_status(reply.status, reply.body), []
             try:
-                got = [int(i) for i in _json(reply)["ids"]]
-            except (_Bad, KeyError, TypeError, ValueError) as exc:
+                got = [int(i) for i in reply_json(reply)["ids"]]
+            except (Malformed, KeyError, TypeError, ValueError) as exc:
                 return Status(Status.UNEXPECTED_ERROR, f"the insert reply is malformed: {exc}"), []
             return Status(message="Add vectors successfully!"), got
 
@@ -437,7 +195,7 @@ class RestMilvus:
         query = {"ids": ",".join(str(int(i)) for i in ids)}
         if partition_tag:
             query["partition_tag"] = partition_tag
-        status, doc = self._get(f"/collections/{_q(collection_name)}/vectors", timeout, query)
+        status, doc = self._get(f"{_c(collection_name)}/vectors", timeout, query)
         if not status.OK():
             return status, []
         rows: list[Any] = []
@@ -479,7 +237,7 @@ class RestMilvus:
                            timeout: float | None = None) -> tuple[Status, list[int]]:
         check(collection_name=collection_name)
         check(collection_name=segment_name)
-        path = f"/collections/{_q(collection_name)}/segments/{_q(segment_name)}/ids"
+        path = f"{_c(collection_name)}/segments/{quote_segment(segment_name)}/ids"
         out: list[int] = []
         while True:
             status, doc = self._get(path, timeout, {"offset": len(out), "page_size": SEGMENT_PAGE})
@@ -502,7 +260,7 @@ class RestMilvus:
         spec: dict[str, Any] = {"ids": [str(int(i)) for i in id_array]}
         if partition_tag:
             spec["partition_tag"] = partition_tag
-        return self._status("PUT", f"/collections/{_q(collection_name)}/vectors", {"delete": spec}, timeout, 200)
+        return self._status("PUT", f"{_c(collection_name)}/vectors", {"delete": spec}, timeout, 200)
 
     # --- indexes --------------------------------------------------------------------------------------
 
@@ -514,13 +272,13 @@ class RestMilvus:
         if name is None:
             raise ParamError(f"index_type {kind!r} has no name in the REST API")
         body = dumps({"index_type": name, "params": check_params(params or None)})
-        path = f"/collections/{_q(collection_name)}/indexes"
+        path = f"{_c(collection_name)}/indexes"
         return self._maybe_async(kwargs, lambda: self._status("POST", path, body, timeout, 201,
                                                               "Build index successfully!"))
 
     def get_index_info(self, collection_name: str, timeout: float | None = 30) -> tuple[Status, IndexParam | None]:
         check(collection_name=collection_name)
-        status, doc = self._get(f"/collections/{_q(collection_name)}/indexes", timeout)
+        status, doc = self._get(f"{_c(collection_name)}/indexes", timeout)
         if not status.OK():
             return status, None
         try:
@@ -532,17 +290,17 @@ class RestMilvus:
 
     def drop_index(self, collection_name: str, timeout: float | None = 30) -> Status:
         check(collection_name=collection_name)
-        return self._status("DELETE", f"/collections/{_q(collection_name)}/indexes", None, timeout, 204)
+        return self._status("DELETE", f"{_c(collection_name)}/indexes", None, timeout, 204)
 
     # --- partitions -----------------------------------------------------------------------------------
 
     def create_partition(self, collection_name: str, partition_tag: str, timeout: float | None = 30) -> Status:
         check(collection_name=collection_name, partition_tag=partition_tag)
-        return self._status("POST", f"/collections/{_q(collection_name)}/partitions",
+        return self._status("POST", f"{_c(collection_name)}/partitions",
                             {"partition_tag": partition_tag}, timeout, 201)
 
     def _tags(self, collection_name: str, timeout: float | None) -> tuple[Status, list[str]]:
-        status, doc = self._get(f"/collections/{_q(collection_name)}/partitions", timeout, {"all_required": "true"})
+        status, doc = self._get(f"{_c(collection_name)}/partitions", timeout, {"all_required": "true"})
         if not status.OK():
             return status, []
         try:
@@ -564,7 +322,7 @@ class RestMilvus:
 
     def drop_partition(self, collection_name: str, partition_tag: str, timeout: float | None = 30) -> Status:
         check(collection_name=collection_name, partition_tag=partition_tag)
-        return self._status("DELETE", f"/collections/{_q(collection_name)}/partitions",
+        return self._status("DELETE", f"{_c(collection_name)}/partitions",
                             {"partition_tag": partition_tag}, timeout, 204)
 
     # --- search ---------------------------------------------------------------------------------------
@@ -591,14 +349,14 @@ class RestMilvus:
     def _search_call(self, collection_name: str, body: bytes, top_k: int,
                      timeout: float | None) -> tuple[Status, TopKQueryResult | list[Any] | None]:
         try:
-            reply = self._send("PUT", f"/collections/{_q(collection_name)}/vectors", body, timeout)
+            reply = self._send("PUT", f"{_c(collection_name)}/vectors", body, timeout)
         except TransportError as exc:
-            return _failure(exc), None
+            return failure_status(exc), None
         if reply.status != 200:
             return error_status(reply.status, reply.body), []
         try:
-            ids, distances = decode_topk(_json(reply), top_k)
-        except (_Bad, KeyError, TypeError, ValueError) as exc:
+            ids, distances = decode_topk(reply_json(reply), top_k)
+        except (Malformed, KeyError, TypeError, ValueError) as exc:
             return Status(Status.UNEXPECTED_ERROR, f"the search reply is malformed: {exc}"), []
         return Status(message="Search vectors successfully!"), TopKQueryResult(ids, distances, reply.body)
 

@@ -96,6 +96,11 @@ def test_retries_on_unavailable_with_backoff_and_request_keys(double: tuple[Doub
             keys = [r.metadata.get("mishards-request-key") for r in d.received]
             assert len(keys) == 2 and keys[0] and len(set(keys)) == 1
             assert d.received[0].request == d.received[1].request
+        async with AsyncMilvus("127.0.0.1", port, retry_backoff=0.01, retry_inserts=False) as client:
+            d.received.clear()
+            d.script[:] = ["unavailable"]
+            status, _ = await client.insert("c", np.ones((2, 4), dtype=np.float32), ids=[1, 2])
+            assert status.code == Status.CONNECT_FAILED and len(d.received) == 1  # one attempt only
         async with AsyncMilvus("127.0.0.1", port, retries=1, retry_backoff=0.01) as client:
             d.received.clear()
             d.script[:] = ["unavailable"] * 3
