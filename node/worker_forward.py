@@ -25,8 +25,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# The channel to the primary carries any request the worker accepted, and any reply.
-PRIMARY_CHANNEL_OPTIONS = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
+# The channel to the primary (and to the other workers) carries any request the worker accepted, and any reply;
+# a worker that restarted (the parent restarts one within about a second) is reached again within a second, not
+# after gRPC's default reconnect back-off (up to two minutes), during which calls would fail at once.
+PRIMARY_CHANNEL_OPTIONS = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1),
+                           ("grpc.initial_reconnect_backoff_ms", 100), ("grpc.min_reconnect_backoff_ms", 100),
+                           ("grpc.max_reconnect_backoff_ms", 1000)]
 # What a forwarded call does not carry of the caller's metadata: HTTP/2 pseudo-headers and gRPC's own headers
 # (by prefix), the headers gRPC sets itself on the new call (passing them again is refused or duplicated), and
 # the node's worker secret (added by the worker that sends a call on, never passed further).

@@ -159,6 +159,12 @@ def test_a_killed_worker_is_restarted_and_the_node_keeps_answering(workers: Work
         poll_for(lambda: rq.cmd(stub, "version").string_reply, 30, what="the restarted worker's own port")
     finally:
         channel.close()
+    # A call every worker must take reaches the restarted one again (over its private socket).
+    name = rq.unique_name("back")
+    rq.ok(rq.create(workers.stubs[0], name, DIM, rq.L2))
+    preload = milvus_pb2.PreloadCollectionParam(collection_name=name)
+    poll_for(lambda: workers.stubs[0].PreloadCollection(preload).error_code == 0, 30,
+             what="a preload through worker 0 reaching the restarted worker 1")
 
 
 def test_sigterm_drains_every_worker_and_the_parent_exits_0(tmp_path: Path) -> None:
