@@ -10,14 +10,11 @@ client. Use it inside one event loop::
 
 Calls may run concurrently (``asyncio.gather``); an ``_async`` keyword is accepted and ignored.
 """
-
 from __future__ import annotations
 
 import copy
 import json
-import logging
 import uuid
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,176 +23,22 @@ import numpy.typing as npt
 from . import codec
 from ._grpc import milvus_pb2 as pb
 from ._grpc import status_pb2
-from .aio_transport import AsyncTransport
-from .checks import check, check_params, resolve_address
+from .aio_base import AsyncBase, name_bytes, params_json, reply_status, rows_to_array
+from .checks import check, check_params
 from .client import REQUEST_KEY_HEADER, status_of_failure
-from .exceptions import NotConnectError, ParamError
-from .retry import IDEMPOTENT_METHODS, RetryPolicy, insert_is_retryable
-from .transport import CallFailed, Metadata, TransportSettings, read_pem
+from .exceptions import ParamError
+from .retry import insert_is_retryable
+from .transport import CallFailed
 from .types import CollectionSchema, IndexParam, IndexType, MetricType, PartitionParam, Status, TopKQueryResult
 
 __all__ = ["AsyncMilvus"]
 
-LOGGER = logging.getLogger(__name__)
-PemSource = str | bytes | Path | None
 
-
-def _status(code: int, reason: str, ok_message: str = "Success") -> Status:
-    return Status(message=ok_message) if code == 0 else Status(code=code, message=reason)
-
-
-def _params_json(params: dict[str, Any]) -> str:
-    return json.dumps(params, separators=(",", ":"))
-
-
-def _name(collection_name: str) -> bytes:
-    return pb.CollectionName(collection_name=collection_name).SerializeToString()
-
-
-def _reply_status(reply: Any) -> Status:
-    return Status(reply.status.error_code, reply.status.reason)
-
-
-def rows_to_array(rows: list[Any]) -> tuple[npt.NDArray[Any], npt.NDArray[np.bool_]]:
-    """Vectors by id (float32 arrays, ``bytes``, empty when not found) as one ``(n, dim)`` array (float32, or
-    uint8 for binary) and the ``found`` mask; rows not found are zero."""
-    found = np.array([len(r) > 0 for r in rows], dtype=np.bool_)
-    sample = next((r for r in rows if len(r)), None)
-    if sample is None:
-        return np.empty((len(rows), 0), dtype=np.float32), found
-    binary = isinstance(sample, bytes)
-    out: npt.NDArray[Any] = np.zeros((len(rows), len(sample)), dtype=np.uint8 if binary else np.float32)
-    for i, r in enumerate(rows):
-        if len(r):
-            out[i] = np.frombuffer(r, dtype=np.uint8) if isinstance(r, bytes) else r
-    return out, found
-
-
-class AsyncMilvus:
+class AsyncMilvus(AsyncBase):
     """An asyncio client of one Milvus 1.1 gRPC endpoint: ``AsyncMilvus(host, port)`` or
     ``AsyncMilvus(uri="tcp://host:port")``; keyword-only extras as :class:`mishards_client.Milvus`
     (``token``, ``tls``, ``tls_ca``, ``tls_cert``, ``tls_key``, ``timeout``, ``retries``, ``pool_size``,
     ``retry_inserts``)."""
-
-    def __init__(self, host: str | None = None, port: int | str | None = None, handler: str = "GRPC",
-                 pool: str = "SingletonThread", *, token: str | None = None, tls: bool = False,
-                 tls_ca: PemSource = None, tls_cert: PemSource = None, tls_key: PemSource = None,
-                 timeout: float | None = None, retries: int = 3, **kwargs: Any) -> None:
-        if handler != "GRPC":
-            raise ParamError(f"Unknown handler {handler!r}: AsyncMilvus speaks gRPC")
-        if retries < 0:
-            raise ParamError("retries must be >= 0")
-        if (tls_cert is None) != (tls_key is None):
-            raise ParamError("tls_cert and tls_key go together")
-        pool_size = int(kwargs.get("pool_size", 2))
-        if pool_size < 1:
-            raise ParamError("pool_size must be at least 1")
-        self._name_ = kwargs.get("name")
-        self._address = resolve_address(host, port, kwargs.get("uri"), "GRPC")
-        self._settings = TransportSettings(
-            address=self._address, token=token, tls=tls or tls_ca is not None or tls_cert is not None,
-            tls_ca=read_pem(tls_ca), tls_cert=read_pem(tls_cert), tls_key=read_pem(tls_key),
-            tls_server_name=kwargs.get("tls_server_name"), timeout=timeout,
-            retry=RetryPolicy(retries=retries, base=float(kwargs.get("retry_backoff", 0.1)),
-                              cap=float(kwargs.get("retry_backoff_max", 2.0))),
-            pool_size=pool_size)
-        self._retry_inserts = bool(kwargs.get("retry_inserts", True))
-        self._transport: AsyncTransport | None = AsyncTransport(self._settings)
-
-    def __repr__(self) -> str:
-        return f"<AsyncMilvus: address={self._address!r}, tls={self._settings.tls}>"
-
-    async def __aenter__(self) -> AsyncMilvus:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    # --- plumbing -----------------------------------------------------------------------------------
-
-    @property
-    def name(self) -> Any:
-        return self._name_
-
-    @property
-    def handler(self) -> str:
-        return "GRPC"
-
-    @property
-    def address(self) -> str:
-        return self._address
-
-    async def _call(self, method: str, request: bytes, timeout: float | None, *, retryable: bool | None = None,
-                    metadata: Metadata = ()) -> bytes:
-        transport = self._transport
-        if transport is None:
-            raise NotConnectError("the client is closed")
-        ok = method in IDEMPOTENT_METHODS if retryable is None else retryable
-        return await transport.call(method, request, timeout=timeout, retryable=ok, metadata=metadata)
-
-    async def _status_call(self, method: str, request: bytes, timeout: float | None,
-                           ok_message: str = "Success") -> Status:
-        try:
-            reply = await self._call(method, request, timeout)
-        except CallFailed as exc:
-            return status_of_failure(exc)
-        code, reason = codec.decode_status_only(reply)
-        return _status(code, reason, ok_message)
-
-    async def _message(self, method: str, request: bytes, timeout: float | None, reply_type: Any) -> Any:
-        """The reply parsed as ``reply_type``, or the ``Status`` of a failed call."""
-        try:
-            return reply_type.FromString(await self._call(method, request, timeout))
-        except CallFailed as exc:
-            return status_of_failure(exc)
-
-    # --- connection -----------------------------------------------------------------------------------
-
-    async def connect(self, host: str | None = None, port: int | str | None = None, uri: str | None = None,
-                      timeout: float = 2) -> Status:
-        """Check that the server answers (``Cmd("version")``) within ``timeout`` seconds."""
-        status, _ = await self._cmd("version", timeout)
-        if not status.OK():
-            raise NotConnectError(f"Fail connecting to server on {self._address}: {status.message}")
-        return Status(message="Connected")
-
-    def connected(self) -> bool:
-        return self._transport is not None
-
-    async def disconnect(self) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        """Close the channels; further calls raise ``NotConnectError``."""
-        transport, self._transport = self._transport, None
-        if transport is not None:
-            await transport.close()
-
-    def client_version(self) -> str:
-        from . import __version__
-
-        return __version__
-
-    async def server_status(self, timeout: float | None = 30) -> tuple[Status, str | None]:
-        return await self._cmd("status", timeout)
-
-    async def server_version(self, timeout: float | None = 30) -> tuple[Status, str | None]:
-        return await self._cmd("version", timeout)
-
-    async def _cmd(self, cmd: str, timeout: float | None = 30) -> tuple[Status, str | None]:
-        check(cmd=cmd)
-        reply = await self._message("Cmd", pb.Command(cmd=cmd).SerializeToString(), timeout, pb.StringReply)
-        if isinstance(reply, Status):
-            return reply, None
-        if reply.status.error_code == 0:
-            return Status(message="Success!"), reply.string_reply
-        return _reply_status(reply), None
-
-    async def get_config(self, parent_key: str, child_key: str) -> tuple[Status, str | None]:
-        return await self._cmd(f"get_config {parent_key}.{child_key}")
-
-    async def set_config(self, parent_key: str, child_key: str, value: Any) -> tuple[Status, str | None]:
-        return await self._cmd(f"set_config {parent_key}.{child_key} {value}")
 
     # --- collections ----------------------------------------------------------------------------------
 
@@ -215,27 +58,27 @@ class AsyncMilvus:
         schema = pb.CollectionSchema(status=status_pb2.Status(reason="Client"), collection_name=name,
                                      dimension=dim, index_file_size=index_file_size, metric_type=int(metric_type))
         if extra:
-            schema.extra_params.add(key="params", value=_params_json(extra))
+            schema.extra_params.add(key="params", value=params_json(extra))
         return await self._status_call("CreateCollection", schema.SerializeToString(), timeout,
                                        "Create collection successfully!")
 
     async def has_collection(self, collection_name: str, timeout: float | None = 30) -> tuple[Status, bool]:
         check(collection_name=collection_name)
-        reply = await self._message("HasCollection", _name(collection_name), timeout, pb.BoolReply)
+        reply = await self._message("HasCollection", name_bytes(collection_name), timeout, pb.BoolReply)
         if isinstance(reply, Status):
             return reply, False
         if reply.status.error_code == 0:
             return Status(), bool(reply.bool_reply)
-        return _reply_status(reply), False
+        return reply_status(reply), False
 
     async def get_collection_info(self, collection_name: str,
                                   timeout: float | None = 30) -> tuple[Status, CollectionSchema | None]:
         check(collection_name=collection_name)
-        reply = await self._message("DescribeCollection", _name(collection_name), timeout, pb.CollectionSchema)
+        reply = await self._message("DescribeCollection", name_bytes(collection_name), timeout, pb.CollectionSchema)
         if isinstance(reply, Status):
             return reply, None
         if reply.status.error_code != 0:
-            return _reply_status(reply), None
+            return reply_status(reply), None
         try:
             metric: MetricType | int = MetricType(reply.metric_type)
         except ValueError:
@@ -245,12 +88,12 @@ class AsyncMilvus:
 
     async def count_entities(self, collection_name: str, timeout: float | None = 30) -> tuple[Status, int | None]:
         check(collection_name=collection_name)
-        reply = await self._message("CountCollection", _name(collection_name), timeout, pb.CollectionRowCount)
+        reply = await self._message("CountCollection", name_bytes(collection_name), timeout, pb.CollectionRowCount)
         if isinstance(reply, Status):
             return reply, None
         if reply.status.error_code == 0:
             return Status(message="Success!"), int(reply.collection_row_count)
-        return _reply_status(reply), None
+        return reply_status(reply), None
 
     async def list_collections(self, timeout: float | None = 30) -> tuple[Status, list[str]]:
         request = pb.Command(cmd="show_collections").SerializeToString()
@@ -259,17 +102,17 @@ class AsyncMilvus:
             return reply, []
         if reply.status.error_code == 0:
             return Status(message="Show collections successfully!"), [n for n in reply.collection_names if n]
-        return _reply_status(reply), []
+        return reply_status(reply), []
 
     async def get_collection_stats(self, collection_name: str,
                                    timeout: float | None = 30) -> tuple[Status, dict[str, Any] | None]:
         check(collection_name=collection_name)
-        reply = await self._message("ShowCollectionInfo", _name(collection_name), timeout, pb.CollectionInfo)
+        reply = await self._message("ShowCollectionInfo", name_bytes(collection_name), timeout, pb.CollectionInfo)
         if isinstance(reply, Status):
             return reply, None
         if reply.status.error_code == 0:
             return Status(), json.loads(reply.json_info) if reply.json_info else {}
-        return _reply_status(reply), None
+        return reply_status(reply), None
 
     async def load_collection(self, collection_name: str, partition_tags: list[str] | None = None,
                               timeout: float | None = None) -> Status:
@@ -292,7 +135,7 @@ class AsyncMilvus:
 
     async def drop_collection(self, collection_name: str, timeout: float | None = 30) -> Status:
         check(collection_name=collection_name)
-        return await self._status_call("DropCollection", _name(collection_name), timeout,
+        return await self._status_call("DropCollection", name_bytes(collection_name), timeout,
                                        "Delete collection successfully!")
 
     # --- entities -------------------------------------------------------------------------------------
@@ -312,7 +155,7 @@ class AsyncMilvus:
             if id_array.shape[0] != rec.rows:
                 raise ParamError("length of vectors do not match that of ids")
         request = codec.encode_insert(collection_name, rec, id_array, partition_tag,
-                                      _params_json(check_params(params)))
+                                      params_json(check_params(params)))
         metadata = () if id_array is not None else ((REQUEST_KEY_HEADER, uuid.uuid4().hex),)
         retryable = self._retry_inserts and insert_is_retryable(id_array is not None, bool(metadata))
         try:
@@ -386,18 +229,18 @@ class AsyncMilvus:
         check(collection_name=collection_name, index_type=kind)
         request = pb.IndexParam(status=status_pb2.Status(reason="Client"),
                                 collection_name=collection_name, index_type=int(kind))
-        request.extra_params.add(key="params", value=_params_json(check_params(params or None)))
+        request.extra_params.add(key="params", value=params_json(check_params(params or None)))
         return await self._status_call("CreateIndex", request.SerializeToString(), timeout,
                                        "Build index successfully!")
 
     async def get_index_info(self, collection_name: str,
                              timeout: float | None = 30) -> tuple[Status, IndexParam | None]:
         check(collection_name=collection_name)
-        reply = await self._message("DescribeIndex", _name(collection_name), timeout, pb.IndexParam)
+        reply = await self._message("DescribeIndex", name_bytes(collection_name), timeout, pb.IndexParam)
         if isinstance(reply, Status):
             return reply, None
         if reply.status.error_code != 0:
-            return _reply_status(reply), None
+            return reply_status(reply), None
         raw = next((kv.value for kv in reply.extra_params if kv.key == "params"), "")
         if not raw and reply.extra_params:
             raw = reply.extra_params[0].value
@@ -405,7 +248,7 @@ class AsyncMilvus:
 
     async def drop_index(self, collection_name: str, timeout: float | None = 30) -> Status:
         check(collection_name=collection_name)
-        return await self._status_call("DropIndex", _name(collection_name), timeout)
+        return await self._status_call("DropIndex", name_bytes(collection_name), timeout)
 
     # --- partitions -----------------------------------------------------------------------------------
 
@@ -422,17 +265,17 @@ class AsyncMilvus:
         reply = await self._message("HasPartition", request.SerializeToString(), timeout, pb.BoolReply)
         if isinstance(reply, Status):
             return reply, False
-        return _reply_status(reply), bool(reply.bool_reply)
+        return reply_status(reply), bool(reply.bool_reply)
 
     async def list_partitions(self, collection_name: str,
                               timeout: float | None = 30) -> tuple[Status, list[PartitionParam]]:
         check(collection_name=collection_name)
-        reply = await self._message("ShowPartitions", _name(collection_name), timeout, pb.PartitionList)
+        reply = await self._message("ShowPartitions", name_bytes(collection_name), timeout, pb.PartitionList)
         if isinstance(reply, Status):
             return reply, []
         if reply.status.error_code == 0:
             return Status(), [PartitionParam(collection_name, t) for t in reply.partition_tag_array]
-        return _reply_status(reply), []
+        return reply_status(reply), []
 
     async def drop_partition(self, collection_name: str, partition_tag: str, timeout: float | None = 30) -> Status:
         check(collection_name=collection_name, partition_tag=partition_tag)
@@ -450,7 +293,7 @@ class AsyncMilvus:
         if partition_tags is not None:
             check(partition_tag_array=partition_tags)
         request = codec.encode_search(collection_name, rec, top_k, partition_tags,
-                                      _params_json(check_params(params)))
+                                      params_json(check_params(params)))
         return await self._search_call("Search", request, timeout)
 
     async def search_in_segment(self, collection_name: str, file_ids: list[Any], query_records: Any, top_k: int,
@@ -459,7 +302,7 @@ class AsyncMilvus:
         """Search in the given segment files (numeric file ids) only."""
         check(collection_name=collection_name, topk=top_k, ids=file_ids)
         rec = codec.to_records(query_records)
-        inner = codec.encode_search(collection_name, rec, top_k, None, _params_json(check_params(params)))
+        inner = codec.encode_search(collection_name, rec, top_k, None, params_json(check_params(params)))
         request = codec.encode_search_in_files([str(f) for f in file_ids], inner)
         return await self._search_call("SearchInFiles", request, timeout)
 
@@ -491,4 +334,4 @@ class AsyncMilvus:
 
     async def compact(self, collection_name: str, timeout: float | None = None, **kwargs: Any) -> Status:
         check(collection_name=collection_name)
-        return await self._status_call("Compact", _name(collection_name), timeout)
+        return await self._status_call("Compact", name_bytes(collection_name), timeout)
