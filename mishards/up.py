@@ -27,6 +27,7 @@ from types import FrameType
 from coordinator.lifecycle import write_ready_file
 from coordinator.supervisor import Child, Supervisor
 from coordinator.tls import edge_tls
+from coordinator.tls_files import CLUSTER_NAME, ensure_cluster_files
 
 log = logging.getLogger("mishards.up")  # also when run as __main__
 
@@ -54,7 +55,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--tls-client-ca", help="edge mTLS: clients must present a certificate signed by this CA")
     p.add_argument("--cluster-tls-dir",
                    help="cluster mTLS between the proxy and the nodes with ca.crt, tls.crt and tls.key of this folder "
-                        "(the certificate names the --host address and serves as client and server certificate)")
+                        "(made there, with a new CA, when the folder holds none of them)")
     p.add_argument("--ready-file", help="write the proxy address here once everything serves")
     p.add_argument("--metrics", action=argparse.BooleanOptionalAction, default=True,
                    help="every process serves Prometheus /metrics on a free port of its own (default: on)")
@@ -72,12 +73,13 @@ def tls_args(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     if not args.cluster_tls_dir:
         return edge, []
     folder = Path(args.cluster_tls_dir).resolve()
-    files = {flag: folder / name for flag, name in (("--cluster-tls-cert", "tls.crt"), ("--cluster-tls-key", "tls.key"),
-                                                      ("--cluster-tls-ca", "ca.crt"))}
-    missing = [str(path) for path in files.values() if not path.is_file()]
-    if missing:
-        raise ValueError(f"--cluster-tls-dir: missing {', '.join(missing)}")
-    return edge, [item for flag, path in files.items() for item in (flag, str(path))]
+    files, made = ensure_cluster_files(folder, (args.host,))
+    cluster = ["--cluster-tls-cert", str(files.cert), "--cluster-tls-key", str(files.key), "--cluster-tls-ca",
+               str(files.ca)]
+    if made:  # the certificate names mishards-cluster whatever address the nodes are dialed at
+        print(f"mishards up: cluster certificates (a new CA) generated in {folder}", flush=True)
+        cluster += ["--cluster-tls-server-name", CLUSTER_NAME]
+    return edge, cluster
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,7 +13,6 @@ import importlib.util
 import json
 import os
 import re
-import shutil
 import ssl
 import subprocess
 import sys
@@ -25,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.certs import issue, make_pki
+from tests.support.certs import make_pki
 from tests.support.nodeproc import NodeProcess
 from tests.support.upproc import UpProcess
 
@@ -101,18 +100,15 @@ def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Target]:
     scheme, ca = "", ""
     if request.param == "up-https":
         edge = make_pki(tmp_path / "edge", "edge")
-        cluster = make_pki(tmp_path / "cluster", "cluster")
-        folder = tmp_path / "cluster-tls"
-        folder.mkdir()
-        both = issue(cluster.ca, folder, "tls")  # server and client certificate of every process
-        shutil.copy(cluster.ca.cert_path, folder / "ca.crt")
-        assert both.cert_path == folder / "tls.crt" and both.key_path == folder / "tls.key"
+        # an empty folder: mishards up makes a cluster CA and certificate there
         tls = ["--tls-cert", str(edge.server.cert_path), "--tls-key", str(edge.server.key_path),
-               "--cluster-tls-dir", str(folder)]
+               "--cluster-tls-dir", str(tmp_path / "cluster-tls")]
         scheme, ca = "https", str(edge.ca.cert_path)
     up = UpProcess(tmp_path / "up", ["--http-port", "-1", "--readers", "2", "--no-metrics", *tls])
     try:
         up.start()
+        if tls:
+            assert (tmp_path / "cluster-tls" / "tls.crt").is_file()  # made by mishards up, used by every process
         host = up.address.rpartition(":")[0]
         answer = _put_json(f"{scheme or 'http'}://{host}:{up.http_port}/system/config",
                            {"storage": {"auto_flush_interval": "0"}}, ca)

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from coordinator import tls
+from coordinator import tls, tls_files
 from mishards.cluster import Cluster
 from mishards.settings import ProxySettings
 from node.settings import NodeSettings
@@ -173,3 +173,23 @@ def test_peer_identity_from_the_auth_context() -> None:
     assert not tls.is_internal_peer(_Context({}))
     assert tls.PeerTrust(cluster=True).is_internal(_Context(verified))
     assert not tls.PeerTrust(cluster=False).is_internal(_Context(verified))
+
+
+def test_local_cluster_files_are_made_once_and_never_overwritten(tmp_path: Path) -> None:
+    folder = tmp_path / "cluster"
+    files, made = tls_files.ensure_cluster_files(folder, ("10.1.2.3", "node-a.local", "0.0.0.0"))
+    assert made and (folder / "ca.key").stat().st_mode & 0o777 == 0o600
+    assert files.key.stat().st_mode & 0o777 == 0o600
+    tls.check_server_tls(tls.ServerTls(str(files.cert), str(files.key), str(files.ca), True))
+    before = files.cert.read_bytes()
+    again, made_again = tls_files.ensure_cluster_files(folder, ("10.1.2.3",))
+    assert again == files and not made_again and files.cert.read_bytes() == before
+    files.cert.unlink()
+    with pytest.raises(ValueError, match="not all of"):
+        tls_files.ensure_cluster_files(folder, ())
+
+
+def test_local_cluster_certificate_names() -> None:
+    dns, ips = tls_files.subject_names(("10.1.2.3", "node-a.local", "0.0.0.0", "[::1]", "localhost"))
+    assert dns == ("mishards-cluster", "localhost", "node-a.local")
+    assert ips == ("127.0.0.1", "::1", "10.1.2.3")
