@@ -1,6 +1,7 @@
 """``mishards up --workers 2`` (real processes): its read node and its proxy run two workers each; the proxy
 spreads its searches over both workers of the read node (seen in the node's per-worker metrics), connections to
-the proxy's gRPC and REST ports land on either proxy worker, and every result is exact."""
+the proxy's gRPC and REST ports land on either proxy worker, and every result is exact; a release, a preload and a
+set_config through the proxy reach both workers of the read node."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from milvus_wire import milvus_pb2
 from tests.support import http
 from tests.support import requests as rq
 from tests.support.scrape import scrape, value
@@ -67,6 +69,20 @@ def test_up_with_two_workers_spreads_searches_over_the_workers_of_a_read_node(tm
         for _ in range(6):  # both proxy workers share the REST port too: every new connection is answered
             reply = http.request(up.http_port, "GET", f"/collections/{name}")
             assert reply.status == 200 and reply.json()["dimension"] == DIM, reply.body
+
+        # Calls the proxy sends to every node reach every worker of the read node.
+        def per_worker(metric: str) -> list[float]:
+            samples = scrape(reader_metrics)
+            return [value(samples, metric, worker=w) for w in ("0", "1")]
+
+        param = milvus_pb2.PreloadCollectionParam(collection_name=name)
+        rq.ok(stub.ReleaseCollection(param))
+        assert per_worker("mishards_node_cache_segments") == [0, 0]
+        rq.ok(stub.PreloadCollection(param))
+        loaded = per_worker("mishards_node_cache_segments")
+        assert loaded[0] == loaded[1] > 0, loaded
+        rq.ok(rq.cmd(stub, "set_config cache.cache_size 200MB"))
+        assert per_worker("mishards_node_cache_capacity_bytes") == [200 << 20, 200 << 20]
     finally:
         for channel in channels:
             channel.close()
