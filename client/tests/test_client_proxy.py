@@ -48,3 +48,21 @@ def test_repeated_request_key_applies_once_through_the_proxy(proxy_client: Milvu
     assert status.OK() and set(ids).isdisjoint(first + other)
     assert proxy_client.flush(["k"]).OK()
     assert proxy_client.count_entities("k") == (Status(), 9)
+
+
+def test_hybrid_through_the_proxy(proxy_client: Milvus) -> None:
+    from mishards_client import hybrid as h
+
+    fields = [h.scalar_field("n", h.DataType.INT64), h.vector_field("v", 4)]
+    assert proxy_client.create_hybrid_collection("hy", fields).OK()
+    vectors = np.eye(4, dtype=np.float32).repeat(5, axis=0) + np.arange(20, dtype=np.float32)[:, None] / 100
+    status, ids = proxy_client.insert_entities("hy", {"n": np.arange(20)}, vectors, ids=list(range(1, 21)))
+    assert status.OK() and ids == list(range(1, 21))
+    assert proxy_client.flush(["hy"]).OK()
+    dsl = h.bool_query(must=[h.range_query("n", GTE=10), h.vector("v", 3, vectors[:1])])
+    status, result = proxy_client.hybrid_search("hy", dsl)
+    assert status.OK() and result is not None
+    passing = np.arange(10, 20)
+    d = ((vectors[passing] - vectors[0]) ** 2).sum(1)
+    assert result.ids[0].tolist() == (passing[np.argsort(d, kind="stable")[:3]] + 1).tolist()
+    assert proxy_client.drop_hybrid_collection("hy").OK()
