@@ -46,7 +46,7 @@ def _legal_index_type(value: object) -> bool:
 
 def _legal_ids(value: object) -> bool:
     if isinstance(value, np.ndarray):
-        return bool(value.ndim == 1 and len(value) > 0 and value.dtype.kind in "iu")
+        return bool(value.ndim == 1 and len(value) > 0 and value.dtype.kind in "iu" and (value >= 0).all())
     if not isinstance(value, list) or not value:
         return False
     for i in value:

@@ -110,6 +110,8 @@ def test_checks_mirror_pymilvus_messages() -> None:
         check(topk=True)
     with pytest.raises(ParamError, match="`ids` value"):
         check(ids=[-1])
+    with pytest.raises(ParamError, match="`ids` value"):
+        check(ids=np.array([3, -1]))
     with pytest.raises(ParamError, match="`metric_type` value INVALID is illegal"):
         check(metric_type=MetricType.INVALID)
     with pytest.raises(ParamError, match="`index_type` value 99 is illegal"):
