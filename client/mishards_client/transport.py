@@ -28,6 +28,11 @@ _CHANNEL_OPTIONS: tuple[tuple[str, int], ...] = (
     ("grpc.max_receive_message_length", -1),
     ("grpc.keepalive_time_ms", 55000),
     ("grpc.enable_retries", 1),
+    # Reconnect to a restarted server within seconds (gRPC's own default backoff grows to 2 minutes, and a call
+    # on a channel waiting to reconnect fails at once, whatever the client's retries).
+    ("grpc.initial_reconnect_backoff_ms", 200),
+    ("grpc.min_reconnect_backoff_ms", 200),
+    ("grpc.max_reconnect_backoff_ms", 3000),
 )
 
 Metadata = Sequence[tuple[str, str]]
