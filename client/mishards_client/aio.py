@@ -23,7 +23,8 @@ import numpy.typing as npt
 from . import codec
 from ._grpc import milvus_pb2 as pb
 from ._grpc import status_pb2
-from .aio_base import AsyncBase, name_bytes, params_json, reply_status, rows_to_array
+from .aio_base import name_bytes, params_json, reply_status, rows_to_array
+from .aio_hybrid import AsyncHybridMethods
 from .checks import check, check_params
 from .client import REQUEST_KEY_HEADER, status_of_failure
 from .exceptions import ParamError
@@ -34,7 +35,7 @@ from .types import CollectionSchema, IndexParam, IndexType, MetricType, Partitio
 __all__ = ["AsyncMilvus"]
 
 
-class AsyncMilvus(AsyncBase):
+class AsyncMilvus(AsyncHybridMethods):
     """An asyncio client of one Milvus 1.1 gRPC endpoint: ``AsyncMilvus(host, port)`` or
     ``AsyncMilvus(uri="tcp://host:port")``; keyword-only extras as :class:`mishards_client.Milvus`
     (``token``, ``tls``, ``tls_ca``, ``tls_cert``, ``tls_key``, ``timeout``, ``retries``, ``pool_size``,

@@ -17,6 +17,7 @@ from tests.support.certs import make_pki
 from tests.support.nodeproc import NodeProcess
 
 from mishards_client import Milvus, NotConnectError, ParamError, Status
+from mishards_client import hybrid as h
 from mishards_client.aio import AsyncMilvus
 
 
@@ -79,6 +80,53 @@ def test_concurrent_calls_share_one_client(node: NodeProcess) -> None:
             await client.has_collection("conc")
 
     asyncio.run(main())
+
+
+def test_hybrid_collections_match_the_sync_client(node: NodeProcess, grpc_client: Milvus) -> None:
+    rng = np.random.default_rng(41)
+    rows = 200
+    age = rng.integers(10, 90, rows).astype(np.int32)
+    price = rng.uniform(0, 100, rows).round(2)
+    vectors = rng.random((rows, 8), dtype=np.float32)
+    fields = [h.scalar_field("age", h.DataType.INT32), h.scalar_field("price", h.DataType.DOUBLE),
+              h.vector_field("embedding", 8)]
+    queries = vectors[:3] + np.float32(0.01)
+    dsl = h.bool_query(must=[h.range_query("age", GTE=30, LT=70), h.vector("embedding", 4, queries)],
+                       must_not=[h.range_query("price", GT=75)])
+
+    async def main() -> tuple[list[list[int]], list[dict[str, object] | None]]:
+        async with AsyncMilvus(uri=f"tcp://{node.address}") as client:
+            assert (await client.create_hybrid_collection("shop_aio", fields)).OK()
+            assert await client.has_hybrid_collection("shop_aio") == (Status(), True)
+            status, schema = await client.describe_hybrid_collection("shop_aio")
+            assert status.OK() and schema is not None and [f.name for f in schema.fields] == ["age", "price",
+                                                                                              "embedding"]
+            status, ids = await client.insert_entities("shop_aio", {"age": age, "price": price}, vectors,
+                                                       ids=list(range(1, rows + 1)))
+            assert status.OK() and ids == list(range(1, rows + 1))
+            assert (await client.flush(["shop_aio"])).OK()
+            assert await client.count_hybrid_collection("shop_aio") == (Status(), rows)
+            assert "shop_aio" in (await client.list_hybrid_collections())[1]
+            status, result = await client.hybrid_search("shop_aio", dsl)
+            assert status.OK() and result is not None
+            status, entities = await client.get_entities_by_id("shop_aio", [7, 10_000])
+            assert status.OK()
+            assert (await client.delete_entities_by_id("shop_aio", [7])).OK()
+            assert (await client.flush(["shop_aio"])).OK()
+            assert await client.count_hybrid_collection("shop_aio") == (Status(), rows - 1)
+            return result.ids.tolist(), entities
+
+    found, entities = asyncio.run(main())
+    passing = np.flatnonzero((age >= 30) & (age < 70) & ~(price > 75))
+    truth = scenario.l2(vectors[passing], queries)
+    assert [sorted(row) for row in found] == [sorted((passing[np.argsort(t)[:4]] + 1).tolist()) for t in truth]
+    entity = entities[0]
+    assert entities[1] is None and entity is not None and entity["id"] == 7 and entity["age"] == int(age[6])
+    assert np.array_equal(np.array(entity["embedding"], dtype=np.float32), vectors[6])
+    status, over_sync = grpc_client.hybrid_search("shop_aio", h.bool_query(
+        must=[h.range_query("age", GTE=30, LT=70), h.vector("embedding", 4, queries[:1])]))
+    assert status.OK() and over_sync is not None and 7 not in over_sync.ids[0].tolist()
+    assert grpc_client.drop_hybrid_collection("shop_aio").OK()
 
 
 def test_retries_on_unavailable_with_backoff_and_request_keys(double: tuple[Double, int]) -> None:
