@@ -44,6 +44,7 @@ CERT_MANAGER = ["--set", "tls.cluster.certManager.enabled=true", "--set", "tls.c
                 "--set", "tls.edge.certManager.issuerRef.name=public", "--set",
                 "tls.edge.certManager.issuerRef.kind=ClusterIssuer",
                 "--set", "tls.edge.certManager.dnsNames={vectors.example.com}"]
+EXTERNAL_URI = "mysql+pymysql://u:p@mysql.db:3306/milvus?charset=utf8mb4"
 EXISTING = ["--set", "tls.cluster.existingSecret=my-cluster-tls", "--set", "tls.databases.existingSecret=my-db-tls",
             "--set", "tls.edge.enabled=true",
             "--set", "tls.edge.existingSecret=my-edge-tls", "--set", "tls.edge.clientCA.existingSecret=my-clients",
@@ -52,8 +53,12 @@ ETCD = ["--set", "membership.type=etcd", "--set", "writer.standby=true",
         "--set", "tracing.otlpEndpoint=http://jaeger-collector.tracing:4317"]
 OFF = ["--set", "tls.cluster.enabled=false", "--set", "networkPolicy.enabled=false",
        "--set", "auth.allowAnonymous=readonly"]
+EXTERNAL_TLS = ["-f", str(HA_VALUES), "--set", "etcd.external.tls.existingSecret=etcd-ca",
+                "--set", "etcd.external.tls.clientCert=true", "--set", "etcd.external.tls.serverName=etcd.infra",
+                "--set", "mysql.external.existingSecret=", "--set", f"mysql.external.uri={EXTERNAL_URI}",
+                "--set", "mysql.external.tlsSecret=db-ca"]
 VALUE_SETS = {"default": [], "cert-manager": CERT_MANAGER, "existing": EXISTING, "etcd": ETCD,
-              "ha": ["-f", str(HA_VALUES)], "off": OFF}
+              "ha": ["-f", str(HA_VALUES)], "off": OFF, "external-tls": EXTERNAL_TLS}
 CERT_MANAGER_SPEC_KEYS = {"secretName", "secretTemplate", "commonName", "dnsNames", "duration", "renewBefore",
                           "privateKey", "usages", "issuerRef"}
 
@@ -440,3 +445,20 @@ def test_readers_with_several_workers_open_their_worker_ports_to_proxies_only(
     assert reachers(manifests, "reader", 9091) == {"prometheus", "proxy"}
     assert reachers(manifests, "writer", 41234) == {"proxy"}  # one policy for every node pod
     assert reachers(rendered["default"], "reader", 41234) == set()
+
+
+def test_external_catalog_and_etcd_over_tls(rendered: dict[str, list[Manifest]], tmp_path: Path) -> None:
+    manifests = rendered["external-tls"]
+    for workload, container in mishards_containers(manifests):
+        settings = load_settings(manifests, workload, container, tmp_path)
+        base, _, query = settings.meta_uri.partition("&ssl_ca=")
+        assert base == EXTERNAL_URI
+        assert mounted_secret(workload, container, query) == ("db-ca", "ca.crt")
+        tls = parse_membership_uri(settings.membership).etcd_tls
+        assert tls is not None and tls.server_name == "etcd.infra"
+        assert {mounted_secret(workload, container, f) for f in (tls.ca, tls.cert, tls.key)} == {
+            ("etcd-ca", "ca.crt"), ("etcd-ca", "tls.crt"), ("etcd-ca", "tls.key")}
+    # Without those Secrets the external databases are dialled as before.
+    for workload, container in mishards_containers(rendered["ha"]):
+        assert parse_membership_uri(load_settings(rendered["ha"], workload, container, tmp_path).membership
+                                    ).etcd_tls is None

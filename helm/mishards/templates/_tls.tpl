@@ -96,6 +96,16 @@ cluster CA and the name mishards-cluster, since nodes are dialled at their pod I
   mountPath: {{ include "mishards.tlsDir" $root }}/cluster
   readOnly: true
 {{- end }}
+{{- if include "mishards.externalTls.catalog" $root }}
+- name: catalog-tls
+  mountPath: {{ include "mishards.tlsDir" $root }}/catalog
+  readOnly: true
+{{- end }}
+{{- if include "mishards.externalTls.etcd" $root }}
+- name: etcd-tls
+  mountPath: {{ include "mishards.tlsDir" $root }}/etcd
+  readOnly: true
+{{- end }}
 {{- if and .edge $root.Values.tls.edge.enabled }}
 - name: edge-tls
   mountPath: {{ include "mishards.tlsDir" $root }}/edge
@@ -123,6 +133,30 @@ cluster CA and the name mishards-cluster, since nodes are dialled at their pod I
         path: tls.crt
       - key: tls.key
         path: tls.key
+{{- end }}
+{{- with (include "mishards.externalTls.catalog" $root) }}
+- name: catalog-tls
+  secret:
+    secretName: {{ $root.Values.mysql.external.tlsSecret }}
+    defaultMode: 288
+    items:
+      - key: ca.crt
+        path: ca.crt
+{{- end }}
+{{- if include "mishards.externalTls.etcd" $root }}
+- name: etcd-tls
+  secret:
+    secretName: {{ $root.Values.etcd.external.tls.existingSecret }}
+    defaultMode: 288
+    items:
+      - key: ca.crt
+        path: ca.crt
+      {{- if $root.Values.etcd.external.tls.clientCert }}
+      - key: tls.crt
+        path: tls.crt
+      - key: tls.key
+        path: tls.key
+      {{- end }}
 {{- end }}
 {{- if and .edge $root.Values.tls.edge.enabled }}
 - name: edge-tls
@@ -198,17 +232,38 @@ true
         path: ca.crt
 {{- end -}}
 
-{{/* Query parameters that make the catalog URI verify the chart's MariaDB (PyMySQL through SQLAlchemy). */}}
-{{- define "mishards.databasesTls.catalogQuery" -}}
+{{/* The CA file that makes the catalog URI verify the chart's MariaDB or an external one (PyMySQL via SQLAlchemy). */}}
+{{- define "mishards.databasesTls.catalogCa" -}}
 {{- if and .Values.mysql.deploy (include "mishards.databasesTls.enabled" .) -}}
-&ssl_ca={{ include "mishards.tlsDir" . }}/cluster/ca.crt
+{{ include "mishards.tlsDir" . }}/cluster/ca.crt
+{{- else if include "mishards.externalTls.catalog" . -}}
+{{ include "mishards.tlsDir" . }}/catalog/ca.crt
 {{- end -}}
 {{- end -}}
 
-{{/* Query parameters of an etcd membership URI for the chart's etcd: its CA, and the cluster certificate. */}}
+{{/*
+Query parameters of the etcd membership URI: for the chart's etcd its CA and the cluster certificate; for an
+external etcd with etcd.external.tls.existingSecret, that Secret's CA (and client certificate).
+*/}}
 {{- define "mishards.databasesTls.etcdQuery" -}}
-{{- if and (eq .Values.membership.type "etcd") .Values.etcd.deploy (include "mishards.databasesTls.enabled" .) -}}
+{{- $t := .Values.etcd.external.tls -}}
+{{- if eq .Values.membership.type "etcd" -}}
+{{- if and .Values.etcd.deploy (include "mishards.databasesTls.enabled" .) -}}
 {{- $dir := printf "%s/cluster" (include "mishards.tlsDir" .) -}}
 ?tls_ca={{ $dir }}/ca.crt&tls_cert={{ $dir }}/tls.crt&tls_key={{ $dir }}/tls.key
+{{- else if and (not .Values.etcd.deploy) $t.existingSecret -}}
+{{- $dir := printf "%s/etcd" (include "mishards.tlsDir" .) -}}
+?tls_ca={{ $dir }}/ca.crt
+{{- if $t.clientCert }}&tls_cert={{ $dir }}/tls.crt&tls_key={{ $dir }}/tls.key{{ end -}}
+{{- with $t.serverName }}&tls_server_name={{ . }}{{ end -}}
 {{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "mishards.externalTls.etcd" -}}
+{{- if and (eq .Values.membership.type "etcd") (not .Values.etcd.deploy) .Values.etcd.external.tls.existingSecret -}}true{{- end -}}
+{{- end -}}
+
+{{- define "mishards.externalTls.catalog" -}}
+{{- if and (not .Values.mysql.deploy) .Values.mysql.external.tlsSecret -}}true{{- end -}}
 {{- end -}}
