@@ -35,9 +35,10 @@ def shop(client: Milvus) -> dict[str, np.ndarray]:
               h.scalar_field("member", h.DataType.BOOL), h.vector_field("embedding", DIM)]
     assert client.create_hybrid_collection("shop", fields).OK()
     rng = np.random.default_rng(11)
-    data = {"age": rng.integers(10, 90, ROWS).astype(np.int32), "price": rng.uniform(0, 100, ROWS).round(2),
-            "member": rng.integers(0, 2, ROWS).astype(bool),
-            "vectors": rng.standard_normal((ROWS, DIM)).astype(np.float32), "ids": np.arange(1, ROWS + 1)}
+    data: dict[str, np.ndarray] = {
+        "age": rng.integers(10, 90, ROWS).astype(np.int32), "price": rng.uniform(0, 100, ROWS).round(2),
+        "member": rng.integers(0, 2, ROWS).astype(bool),
+        "vectors": rng.standard_normal((ROWS, DIM)).astype(np.float32), "ids": np.arange(1, ROWS + 1)}
     status, ids = client.insert_entities("shop", {k: data[k] for k in ("age", "price", "member")},
                                          data["vectors"], ids=data["ids"].tolist())
     assert status.OK() and ids == data["ids"].tolist()

@@ -7,6 +7,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import numpy as np
@@ -161,7 +162,8 @@ def test_tls_server_and_mutual_tls(tmp_path: Path, mutual: bool) -> None:
     d = Double()
     server, port = serve(d, creds)
     try:
-        kwargs = {"tls_cert": str(pki.client.cert_path), "tls_key": str(pki.client.key_path)} if mutual else {}
+        kwargs: dict[str, Any] = ({"tls_cert": str(pki.client.cert_path), "tls_key": str(pki.client.key_path)}
+                                  if mutual else {})
         with Milvus("localhost", port, tls=True, tls_ca=str(pki.ca.cert_path), token="t", **kwargs) as client:
             status, version = client.server_version(timeout=10)
             assert status.OK() and version == "1.1.1"

@@ -11,6 +11,7 @@ import pytest
 
 from mishards_client import IndexType, MetricType, ParamError, Status, codec
 from mishards_client._grpc import milvus_pb2 as pb
+from mishards_client._grpc import status_pb2
 from mishards_client.checks import check, resolve_address
 from mishards_client.retry import RetryPolicy, backoff_delay, insert_is_retryable, should_retry
 from mishards_client.types import TopKQueryResult
@@ -53,14 +54,14 @@ def test_search_bytes_equal_protobuf_serialisation() -> None:
 
 def test_topk_decoding_and_pymilvus_views() -> None:
     reply = pb.TopKQueryResult(row_num=2, ids=[5, 6, 7, 9, -1, -1], distances=[0.5, 1.0, 2.0, 0.25, 0, 0])
-    reply.status.error_code = 0
     top = codec.decode_topk(reply.SerializeToString())
     result = TopKQueryResult(top.ids, top.distances)
     assert result.ids.dtype == np.int64 and result.distances.dtype == np.float32 and result.shape == (2, 3)
     assert result.id_array == [[5, 6, 7], [9]] and result.distance_array == [[0.5, 1.0, 2.0], [0.25]]
     assert len(result) == 2 and len(result[1]) == 1 and result[0][2].id == 7 and result[0][1].distance == 1.0
     assert [len(row) for row in result] == [3, 1] and [h.id for h in result[0][:2]] == [5, 6]
-    failed = pb.TopKQueryResult(status=pb.status__pb2.Status(error_code=4, reason="no such collection"))
+    refused = status_pb2.Status(error_code=status_pb2.COLLECTION_NOT_EXISTS, reason="no such collection")
+    failed = pb.TopKQueryResult(status=refused)
     top = codec.decode_topk(failed.SerializeToString())
     assert (top.code, top.reason) == (4, "no such collection")
 
@@ -69,7 +70,8 @@ def test_vectors_data_decoding() -> None:
     reply = pb.VectorsData(vectors_data=[pb.RowRecord(float_data=[1.5, 2.5]), pb.RowRecord(),
                                          pb.RowRecord(binary_data=b"\x01\xff")])
     code, _, rows = codec.decode_vectors(reply.SerializeToString())
-    assert code == 0 and rows[0].tolist() == [1.5, 2.5] and len(rows[1]) == 0 and rows[2] == b"\x01\xff"
+    assert code == 0 and isinstance(rows[0], np.ndarray) and rows[0].tolist() == [1.5, 2.5]
+    assert len(rows[1]) == 0 and rows[2] == b"\x01\xff"
 
 
 @pytest.mark.parametrize("bad", [[], [[]], [[1.0], [1.0, 2.0]], "abc", [1.0, 2.0], np.zeros((0, 4)),
