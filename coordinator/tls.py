@@ -182,6 +182,15 @@ def add_tls_arguments(parser: Any, cluster: bool = True) -> None:
                         help="plaintext gRPC health service (only) on this port, for probes (0: off, -1: any free)")
 
 
+def check_tls_files(edge: EdgeTls | None, cluster: ClusterTls | None) -> None:
+    """At start (settings load: a bad file exits 2 with this message): every TLS file given can be read, each
+    certificate matches its key, each CA file holds certificates."""
+    if edge is not None:
+        check_server_tls(ServerTls(edge.cert, edge.key, edge.client_ca))
+    if cluster is not None:
+        check_server_tls(ServerTls(cluster.cert, cluster.key, cluster.ca))
+
+
 # -- files read again when they change -------------------------------------------------------------------
 
 

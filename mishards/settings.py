@@ -9,7 +9,7 @@ from typing import Any
 from coordinator.auth.model import ANONYMOUS_ROLES
 from coordinator.lifecycle import coerce_setting, settings_sources
 from coordinator.sizes import MAX_MESSAGE_BYTES, MIN_MESSAGE_BYTES, parse_size
-from coordinator.tls import ClusterTls, EdgeTls, cluster_tls, edge_tls
+from coordinator.tls import ClusterTls, EdgeTls, check_tls_files, cluster_tls, edge_tls
 
 ENV_PREFIX = "MISHARDS_PROXY_"
 CONSISTENCY = ("strong", "session")
@@ -117,4 +117,6 @@ def load(config_file: str | None, env: Mapping[str, str], overrides: Mapping[str
     unknown = set(values) - known
     if unknown:
         raise ValueError(f"unknown proxy settings: {', '.join(sorted(unknown))}")
-    return ProxySettings(**{k: _coerce(k, v) for k, v in values.items()})
+    settings = ProxySettings(**{k: _coerce(k, v) for k, v in values.items()})
+    check_tls_files(settings.edge_tls, settings.cluster_tls)
+    return settings

@@ -13,7 +13,7 @@ from coordinator.auth.model import ANONYMOUS_ROLES
 from coordinator.lifecycle import coerce_setting, settings_sources
 from coordinator.limits import cpu_count
 from coordinator.sizes import MAX_MESSAGE_BYTES, MIN_MESSAGE_BYTES, parse_size
-from coordinator.tls import ClusterTls, EdgeTls, cluster_tls, edge_tls, listening_tls
+from coordinator.tls import ClusterTls, EdgeTls, check_tls_files, cluster_tls, edge_tls, listening_tls
 from node import config_keys, config_store
 
 ROLES = ("standalone", "rw", "ro")
@@ -223,6 +223,7 @@ def load(config_file: str | None, env: Mapping[str, str], overrides: Mapping[str
             settings = from_mapping(settings, kept, path)
         settings = from_mapping(settings, values, source)
     settings = from_mapping(settings, overrides, "command line")
+    check_tls_files(settings.edge_tls, settings.cluster_tls)
     return replace(settings, set_config_file=path)
 
 

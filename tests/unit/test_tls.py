@@ -193,3 +193,21 @@ def test_local_cluster_certificate_names() -> None:
     dns, ips = tls_files.subject_names(("10.1.2.3", "node-a.local", "0.0.0.0", "[::1]", "localhost"))
     assert dns == ("mishards-cluster", "localhost", "node-a.local")
     assert ips == ("127.0.0.1", "::1", "10.1.2.3")
+
+
+def test_settings_load_refuses_tls_files_it_cannot_use(pki: TestPki, tmp_path: Path) -> None:
+    from mishards import settings as proxy_settings
+    from node import settings as node_settings
+
+    with pytest.raises(ValueError, match="cannot read"):
+        node_settings.load(None, {}, {"storage_path": str(tmp_path), "tls_cert": str(tmp_path / "absent.crt"),
+                                      "tls_key": str(pki.server.key_path)})
+    with pytest.raises(ValueError, match="PEM|KEY_VALUES_MISMATCH|key"):
+        proxy_settings.load(None, {}, {"membership": "static://127.0.0.1:1=rw",
+                                       "cluster_tls_cert": str(pki.client.cert_path),
+                                       "cluster_tls_key": str(pki.server.key_path),
+                                       "cluster_tls_ca": str(pki.ca.cert_path)})
+    loaded = proxy_settings.load(None, {"MISHARDS_PROXY_TLS_CERT": str(pki.server.cert_path),
+                                        "MISHARDS_PROXY_TLS_KEY": str(pki.server.key_path)},
+                                 {"membership": "static://127.0.0.1:1=rw"})
+    assert loaded.edge_tls == tls.EdgeTls(str(pki.server.cert_path), str(pki.server.key_path))
