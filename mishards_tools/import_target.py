@@ -3,10 +3,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from mishards_tools.connection import ToolError, check
 from mishards_tools.dataset_types import DatasetInfo
+from mishards_tools.import_hybrid import prepare_hybrid, supports_hybrid
 
 if TYPE_CHECKING:
     from mishards_tools.importer import ImportSettings
@@ -30,13 +34,14 @@ def _metric_name(value: Any) -> str:
     return str(name if name is not None else value).upper()
 
 
-def prepare_collection(client: Any, settings: ImportSettings, info: DatasetInfo) -> None:
+def prepare_collection(client: Any, settings: ImportSettings, info: DatasetInfo,
+                       scalar_dtypes: Mapping[str, np.dtype[Any]]) -> None:
     name = settings.collection
-    if info.scalars and not callable(getattr(client, "insert_entities", None)):
-        raise ToolError(f"{info.path} has scalar columns ({', '.join(info.scalars)}) but this client cannot "
-                        f"insert them (no insert_entities); remove those columns to import the vectors only")
     if info.scalars:
-        pass  # a hybrid collection: the server checks the fields on the first insert_entities
+        if not supports_hybrid(client):
+            raise ToolError(f"{info.path} has scalar columns ({', '.join(info.scalars)}) but this client cannot "
+                            f"insert them (no insert_entities); remove those columns to import the vectors only")
+        prepare_hybrid(client, settings, info, scalar_dtypes, choose_metric(settings.metric, info))
     else:
         status, exists = client.has_collection(name)
         check(status, f"has_collection {name!r}")

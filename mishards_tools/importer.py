@@ -123,8 +123,11 @@ def send_batch(client: Any, settings: ImportSettings, chunk: Chunk, ids: np.ndar
     while True:
         try:
             if delete_first:
-                check(client.delete_entity_by_id(settings.collection, ids, partition_tag=partition),
-                      f"delete of rows {chunk.start}..{chunk.stop - 1} before re-sending them")
+                what = f"delete of rows {chunk.start}..{chunk.stop - 1} before re-sending them"
+                if chunk.scalars:
+                    check(client.delete_entities_by_id(settings.collection, ids.tolist()), what)
+                else:
+                    check(client.delete_entity_by_id(settings.collection, ids, partition_tag=partition), what)
             if chunk.scalars:
                 status, _ = client.insert_entities(settings.collection, chunk.scalars, chunk.vectors, ids=ids,
                                                    partition_tag=partition)
@@ -197,7 +200,8 @@ def run_import(settings: ImportSettings, err: TextIO) -> ImportSummary:
     clients = _Clients(settings.endpoint)
     started = time.monotonic()
     try:
-        prepare_collection(clients.get(), settings, info)
+        dtypes = {n: c.dtype for n, c in next(dataset.chunks(1)).scalars.items()} if info.scalars else {}
+        prepare_collection(clients.get(), settings, info, dtypes)
         journal, unknown, fresh = _open_journal(settings, info, err)
         try:
             return _send_all(settings, dataset, info, clients, journal, unknown, fresh, started, err)

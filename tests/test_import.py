@@ -241,11 +241,48 @@ def test_corrupt_files_are_refused_with_nothing_inserted(cluster: LocalCluster, 
                              "age": np.arange(5)}), tmp_path / "s.parquet")
     code, _, err = run(capsys, str(tmp_path / "s.parquet"), "--collection", "imp_bad", "--uri",
                        cluster.writer.address)
-    if callable(getattr(node, "insert_entities", None)):
-        assert code != 0  # a plain collection has no field 'age'
-    else:
-        assert code == 1 and "has scalar columns (age) but this client cannot insert them" in err
+    assert code == 1 and "hybrid collection 'imp_bad' does not exist; pass --create" in err and "age INT64" in err
     assert node.count_entities("imp_bad")[1] == 0
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_scalar_columns_into_a_hybrid_collection(cluster: LocalCluster, node: Milvus, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str], fmt: str) -> None:
+    n, d = 340, 8
+    vecs = RNG.random((n, d)).astype(np.float32)
+    ids = RNG.permutation(5 * n)[:n].astype(np.int64)
+    age = RNG.integers(-1000, 1000, n).astype(np.int32)
+    price = RNG.random(n) * 100
+    flag = RNG.integers(0, 2, n).astype(bool)
+    if fmt == "parquet":
+        path = tmp_path / "h.parquet"
+        pq.write_table(pa.table({"id": ids, "vector": pa.array(list(vecs), type=pa.list_(pa.float32())),
+                                 "age": age, "price": price, "flag": flag}), path)
+        types = {"age": "INT32", "price": "DOUBLE", "flag": "BOOL"}
+    else:
+        path = tmp_path / "h.csv"
+        with path.open("w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["id", "vector", "age", "price", "flag"])
+            writer.writerows([int(i), " ".join(repr(float(x)) for x in v), int(a), repr(float(p)), str(bool(f)).lower()]
+                             for i, v, a, p, f in zip(ids, vecs, age, price, flag, strict=True))
+        types = {"age": "INT64", "price": "DOUBLE", "flag": "BOOL"}
+    name = f"imp_hybrid_{fmt}"
+    code, out, err = run(capsys, str(path), "--collection", name, "--uri", cluster.proxy.address, "--create",
+                         "--batch", "100", "--parallel", "2")
+    assert code == 0, err
+    assert "scalars age, price, flag" in err and f"import complete: {n} rows sent" in out
+    status, schema = node.describe_hybrid_collection(name)
+    assert status.OK() and {f.name: f.type.name for f in schema.scalars} == types
+    assert node.count_hybrid_collection(name) == (node.count_hybrid_collection(name)[0], n)
+    picked = [0, 1, 77, n - 1]
+    status, entities = node.get_entities_by_id(name, [int(ids[i]) for i in picked])
+    assert status.OK(), status
+    for row, entity in zip(picked, entities, strict=True):
+        assert entity is not None
+        assert int(entity["age"]) == int(age[row]) and float(entity["price"]) == float(price[row])
+        assert bool(entity["flag"]) == bool(flag[row])
+        np.testing.assert_array_equal(np.asarray(entity["vector"], dtype=np.float32), vecs[row])
 
 
 def test_node_killed_mid_import_batches_retried_without_duplicates(tmp_path: Path) -> None:
