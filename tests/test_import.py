@@ -273,7 +273,8 @@ def test_scalar_columns_into_a_hybrid_collection(cluster: LocalCluster, node: Mi
     assert code == 0, err
     assert "scalars age, price, flag" in err and f"import complete: {n} rows sent" in out
     status, schema = node.describe_hybrid_collection(name)
-    assert status.OK() and {f.name: f.type.name for f in schema.scalars} == types
+    assert status.OK() and schema is not None
+    assert {f.name: f.type.name for f in schema.scalars} == types
     assert node.count_hybrid_collection(name) == (node.count_hybrid_collection(name)[0], n)
     picked = [0, 1, 77, n - 1]
     status, entities = node.get_entities_by_id(name, [int(ids[i]) for i in picked])
