@@ -340,3 +340,9 @@ def test_config_and_stats_hold_no_token(dep: Deployment) -> None:
         reply = dep.stub.Cmd(milvus_pb2.Command(cmd=cmd), metadata=dep.md("admin"))
         assert reply.status.error_code == 0, (cmd, reply.status)
         assert not any(t in reply.string_reply or t[5:] in reply.string_reply for t in dep.tokens.values())
+
+
+def test_the_api_description_needs_no_token_and_names_the_scheme(dep: Deployment) -> None:
+    described = http.request(dep.http_port, "GET", "/openapi.json")
+    assert described.status == 200
+    assert described.json()["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"

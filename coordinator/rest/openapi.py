@@ -128,8 +128,14 @@ def document() -> bytes:
         "info": {"title": "Milvus 1.1 RESTful API (Mishards)", "version": "1.1.1",
                  "description": "Milvus 1.1's web server API. Ids and distances are JSON strings; errors are "
                                 "{\"message\", \"code\"} with Milvus status codes (31..37 for REST-only ones). "
-                                "Beyond 1.1: /hybrid/collections (scalar fields, filtered search with the DSL)."},
+                                "Beyond 1.1: /hybrid/collections (scalar fields, filtered search with the DSL). "
+                                "With token authentication, send 'Authorization: Bearer <token>'; a call the "
+                                "caller may not make answers 403 with code 3 (PERMISSION_DENIED)."},
         "paths": paths,
+        # optional: a deployment with --allow-anonymous readwrite (the default) takes calls without a token too
+        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
+                                                      "description": "a token of `mishards user add`"}}},
+        "security": [{}, {"bearer": []}],
     })
 
 
