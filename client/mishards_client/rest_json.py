@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .codec import Records
+from .exceptions import ParamError
 from .types import IndexType, MetricType, Status
 
 __all__ = [
@@ -24,11 +25,12 @@ __all__ = [
     "decode_topk",
     "dumps",
     "error_status",
+    "float_rows_json",
     "index_type_of",
     "insert_body",
     "metric_of",
     "search_body",
-    "vector_rows",
+    "vectors_json",
 ]
 
 INDEX_NAMES: dict[IndexType, str] = {
@@ -85,10 +87,69 @@ def error_status(http_status: int, body: bytes) -> Status:
     return Status(Status.UNEXPECTED_ERROR, f"HTTP {http_status}: {text}" if text else f"HTTP {http_status}")
 
 
-def vector_rows(records: Records) -> list[Any]:
-    """Rows as JSON values: float32 numbers (printed exactly), or byte integers for binary vectors."""
-    rows: list[Any] = records.data.tolist()
-    return rows
+_NUMBER = 15  # bytes per float: sign, 9 mantissa digits, "e", exponent sign, 2 exponent digits, separator
+# "000\0" .. "999\0" as 4-byte words: one word gather per group of three digits
+_TRIPLES = np.array([[*f"{n:03d}".encode(), 0] for n in range(1000)], dtype=np.uint8).view(np.uint32).reshape(1000)
+
+
+def float_rows_json(data: npt.NDArray[np.float32]) -> bytes:
+    """A ``(rows, dim)`` float32 array as a JSON array of arrays, each number exact (9 significant digits
+    round-trip any float32), written by array arithmetic rather than one Python float per number.
+
+    Every number takes 14 bytes, ``[ -]ddddddddde[+-]dd``, zero as ``0e+00`` right-aligned (the blanks are JSON
+    whitespace). Raises ``ParamError`` for NaN or infinity, which JSON cannot carry."""
+    rows, dim = data.shape
+    if not np.isfinite(data).all():
+        raise ParamError("vectors must hold finite numbers to travel as JSON (no NaN or infinity)")
+    a = np.abs(data.astype(np.float64))
+    nonzero = a > 0
+    safe = np.where(nonzero, a, 1.0)
+    exp = np.floor(np.log10(safe)).astype(np.int64) - 8
+    mant = np.rint(safe / np.power(10.0, exp))
+    low = mant < 1e8  # log10 rounded up at a power of ten
+    exp = np.where(low, exp - 1, exp)
+    mant = np.where(low, np.rint(safe / np.power(10.0, exp)), mant)
+    high = mant >= 1e9  # the mantissa rounded up to ten digits
+    exp = np.where(high, exp + 1, exp)
+    mant = np.where(high, np.rint(safe / np.power(10.0, exp)), mant)
+    m = np.where(nonzero, mant, 0).astype(np.int32)  # < 1e9
+    e = np.where(nonzero, exp, 0)
+    out = np.empty((rows, dim, _NUMBER), dtype=np.uint8)
+    for first, group in ((1, m // 1_000_000), (4, m // 1000 % 1000), (7, m % 1000)):
+        out[..., first:first + 3] = _TRIPLES[group].view(np.uint8).reshape(rows, dim, 4)[..., :3]
+    negative = np.signbit(data)
+    out[..., 0] = np.where(negative, ord("-"), ord(" "))
+    zero = ~nonzero
+    if zero.any():
+        blank = np.full(10, ord(" "), dtype=np.uint8)
+        blank[9] = ord("0")
+        out[zero, :10] = blank
+        out[zero & negative, 8] = ord("-")
+    out[..., 10] = ord("e")
+    out[..., 11] = np.where(e < 0, ord("-"), ord("+"))
+    out[..., 12] = (np.abs(e) // 10 + ord("0")).astype(np.uint8)
+    out[..., 13] = (np.abs(e) % 10 + ord("0")).astype(np.uint8)
+    out[..., 14] = ord(",")
+    out[:, -1, 14] = ord("]")
+    flat = out.reshape(rows, dim * _NUMBER)
+    framed = np.empty((rows, dim * _NUMBER + 2), dtype=np.uint8)
+    framed[:, 0] = ord("[")
+    framed[:, 1:-1] = flat
+    framed[:, -1] = ord(",")
+    return b"[" + framed.tobytes()[:-1] + b"]"
+
+
+def vectors_json(records: Records) -> bytes:
+    """Rows as JSON: float32 numbers (exact), or byte integers for binary vectors."""
+    if records.binary:
+        return dumps(records.data.tolist())
+    return float_rows_json(records.data)
+
+
+def _with_vectors(doc: dict[str, Any], vectors: bytes) -> bytes:
+    """``doc`` as JSON with a last key ``"vectors"`` holding the ready-made JSON ``vectors``."""
+    head = dumps(doc)[:-1]
+    return head + (b',"vectors":' if doc else b'"vectors":') + vectors + b"}"
 
 
 def insert_body(records: Records, ids: npt.NDArray[np.int64] | None, partition_tag: str | None) -> bytes:
@@ -97,8 +158,7 @@ def insert_body(records: Records, ids: npt.NDArray[np.int64] | None, partition_t
         doc["ids"] = [str(i) for i in ids.tolist()]
     if partition_tag:
         doc["partition_tag"] = partition_tag
-    doc["vectors"] = vector_rows(records)
-    return dumps(doc)
+    return _with_vectors(doc, vectors_json(records))
 
 
 def search_body(records: Records, top_k: int, partition_tags: Sequence[str] | None, params: dict[str, Any],
@@ -110,8 +170,7 @@ def search_body(records: Records, top_k: int, partition_tags: Sequence[str] | No
         spec["file_ids"] = [str(f) for f in file_ids]
     spec["topk"] = top_k
     spec["params"] = params
-    spec["vectors"] = vector_rows(records)
-    return dumps({"search": spec})
+    return b'{"search":' + _with_vectors(spec, vectors_json(records)) + b"}"
 
 
 def decode_topk(doc: Any, top_k: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:

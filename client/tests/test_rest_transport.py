@@ -17,9 +17,9 @@ from http_double import HttpDouble, HttpServer
 from tests.support.certs import make_pki
 from tests.support.waiting import free_port
 
-from mishards_client import NotConnectError, Status
+from mishards_client import NotConnectError, ParamError, Status
 from mishards_client.rest import RestMilvus
-from mishards_client.rest_json import decode_topk, error_status
+from mishards_client.rest_json import decode_topk, error_status, float_rows_json
 from mishards_client.rest_pool import backoff_delay
 
 
@@ -185,3 +185,19 @@ def test_error_status_decisions() -> None:
 
 def test_backoff_doubles_up_to_its_cap() -> None:
     assert [backoff_delay(n, 0.1, 0.5) for n in (1, 2, 3, 4)] == [0.1, 0.2, 0.4, 0.5]
+
+
+def test_float_rows_json_is_exact_for_every_float32() -> None:
+    rng = np.random.default_rng(3)
+    patterns = rng.integers(0, 2**32, size=(3000, 64), dtype=np.uint64).astype(np.uint32).view(np.float32)
+    cases = [np.where(np.isfinite(patterns), patterns, np.float32(1.5)).astype(np.float32),  # subnormals too
+             *((rng.standard_normal((500, 32)) * scale).astype(np.float32) for scale in (1e-30, 1e-4, 1, 1e6, 1e37)),
+             np.array([[0.0, -0.0, 1.0, -1.0, 10.0, 1000.0, 1e-45, -1e-45, 3.4028235e38, -3.4028235e38,
+                        1.1754944e-38, 0.1, 9.999999e-5, 99999.99, 1e10]], dtype=np.float32)]
+    for data in cases:
+        text = float_rows_json(data)
+        back = np.array(json.loads(text), dtype=np.float32)
+        assert back.shape == data.shape and back.view(np.uint32).tolist() == data.view(np.uint32).tolist()
+    assert float_rows_json(np.array([[1.5, -0.0]], dtype=np.float32)) == b"[[ 150000000e-08,        -0e+00]]"
+    with pytest.raises(ParamError):
+        float_rows_json(np.array([[1.0, np.nan]], dtype=np.float32))
