@@ -177,24 +177,34 @@ class Guard:
             _IDENTITY.set(None)
             return Admitted(_PEER, None)
         who = self.identify(header)
-        if isinstance(who, Identity) and who.kind is Kind.ANONYMOUS and self.internal(context):
-            who = Identity(Kind.PEER, peer_name(context), Role.ADMIN)
         if isinstance(who, Refused):
             self._refused(method, cls, request, parse, context, "unknown", who.reason)
             return who
+        # Whether a call without a token is a cluster peer's is asked only where it matters (the transport's
+        # check reads the TLS auth context): for the audit line, or when the anonymous role would refuse.
+        if audited and who.kind is Kind.ANONYMOUS and self.internal(context):
+            who = self._peer(context)
         names: tuple[str, ...] = ()
         if who.scoped or audited:
             request = _parsed(method, request, parse)
             names = classes.collections_of(method, request)
         for name in names or (None,):
             decision = authorize(who, cls, name)
-            if not decision.allowed:
-                self._refused(method, cls, request, parse, context, who.label, decision.reason)
-                return Refused(decision.reason)
+            if decision.allowed:
+                continue
+            if who.kind is Kind.ANONYMOUS and self.internal(context):
+                who = self._peer(context)
+                break
+            self._refused(method, cls, request, parse, context, who.label, decision.reason)
+            return Refused(decision.reason)
         _IDENTITY.set(who)
         if not audited:
             return Admitted(who, None)
         return Admitted(who, (method, cls, ",".join(names), partition_of(request), peer_address(context)))
+
+    @staticmethod
+    def _peer(context: Any) -> Identity:
+        return Identity(Kind.PEER, peer_name(context), Role.ADMIN)
 
     def done(self, admitted: Admitted, code: int) -> None:
         """The call ended with status ``code``: its audit line, if it is audited."""
@@ -225,8 +235,3 @@ def _parsed(method: str, request: Any, parse: Parse | None) -> Any:
         return parse(method, bytes(request))
     return request
 
-
-def from_settings(settings: AuthSettings, engine: Any = None) -> Guard:
-    """A process's guard: users from the catalog behind ``engine`` (a SQLAlchemy engine; None: no users)."""
-    store = UserStore(engine, settings.refresh_interval) if engine is not None else None
-    return Guard(settings, store)

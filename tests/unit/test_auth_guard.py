@@ -205,3 +205,28 @@ def test_users_cli_prints_the_token_once_and_lists_no_secret(tmp_path: Path,
     capsys.readouterr()
     assert users_cli.main(["list", "--meta-uri", uri]) == 0
     assert capsys.readouterr().out == ""
+
+
+class PeerCall(Call):
+    """A call whose peer presented a cluster certificate (as the transport reports it)."""
+
+    def auth_context(self) -> dict[str, list[bytes]]:
+        return {"x509_common_name": [b"mishards-proxy"], "transport_security_type": [b"ssl"]}
+
+
+def test_peers_need_no_token_but_a_token_is_judged_by_itself(engine: Any,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    issued = users_db.add_user(engine, "hank", Role.READONLY)
+    store = UserStore(engine)
+    store.refresh()
+    guard = Guard(AuthSettings("none"), store, internal=lambda c: isinstance(c, PeerCall))
+    drop = milvus_pb2.CollectionName(collection_name="c")
+    with caplog.at_level(logging.INFO, logger="mishards.audit"):
+        peer = guard.admit("DropCollection", drop, PeerCall())
+        assert isinstance(peer, Admitted) and peer.identity.kind is Kind.PEER
+        guard.done(peer, 0)
+    assert '"who":"peer:mishards-proxy"' in caplog.text
+    assert isinstance(guard.admit("Search", milvus_pb2.SearchParam(collection_name="c"), PeerCall()), Admitted)
+    assert isinstance(guard.admit("Search", milvus_pb2.SearchParam(collection_name="c"), Call()), Refused)
+    assert isinstance(guard.admit("DropCollection", drop, PeerCall(f"Bearer {issued.token}")), Refused)
+    assert isinstance(guard.admit("DropCollection", drop, PeerCall("Bearer mshd_" + "A" * 43)), Refused)
