@@ -146,7 +146,7 @@ def send_batch(client: Any, settings: ImportSettings, chunk: Chunk, ids: np.ndar
             raise BatchFailed(f"rows {chunk.start}..{chunk.stop - 1}: {reason}")
         log.warning("rows %d..%d: %s; retrying (%d/%d)", chunk.start, chunk.stop - 1, reason, attempt,
                     settings.retries)
-        sleep(min(5.0, 0.2 * 2 ** attempt))
+        sleep(min(2.0, 0.2 * 2 ** attempt))
 
 
 def _header(settings: ImportSettings, info: DatasetInfo) -> JournalHeader:
