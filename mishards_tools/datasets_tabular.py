@@ -116,10 +116,22 @@ class ParquetDataset:
             check_unique(np.concatenate(ids), self._path)
 
     def chunks(self, size: int) -> Iterator[Chunk]:
+        """Exactly ``size`` rows a chunk (batches that a row group boundary cut short are joined up)."""
+        import pyarrow as pa
+
         start = 0
+        rest: Any = None
         for batch in self._file.iter_batches(batch_size=size):
-            yield self._chunk(batch, start)
-            start += batch.num_rows
+            table = pa.Table.from_batches([batch])
+            if rest is not None:
+                table = pa.concat_tables([rest, table])
+            while table.num_rows >= size:
+                yield self._chunk(table.slice(0, size).combine_chunks().to_batches()[0], start)
+                start += size
+                table = table.slice(size)
+            rest = table
+        if rest is not None and rest.num_rows:
+            yield self._chunk(rest.combine_chunks().to_batches()[0], start)
 
     def _column(self, batch: Any, name: str) -> Any:
         column = batch.column(batch.schema.get_field_index(name))
