@@ -34,6 +34,7 @@ from tests.support.helm import (
     port_number,
     render,
     render_error,
+    rendered_values,
 )
 from tests.support.netpol import Endpoint, allowed
 
@@ -65,8 +66,9 @@ CERT_MANAGER_SPEC_KEYS = {"secretName", "secretTemplate", "commonName", "dnsName
 
 @pytest.fixture(scope="module")
 def rendered() -> dict[str, list[Manifest]]:
-    helm = fetch_helm()
-    return {name: render(helm, *args) for name, args in VALUE_SETS.items()}
+    helm = fetch_helm()  # the default and HA values are rendered once per session (tests/support/helm.py)
+    return {name: rendered_values(name) if name in ("default", "ha") else render(helm, *args)
+            for name, args in VALUE_SETS.items()}
 
 
 def certificates(manifests: list[Manifest]) -> dict[str, Manifest]:

