@@ -1,5 +1,6 @@
-"""Through a proxy: an automatic-id insert sent again under the same ``mishards-request-key`` (what the client
-does when it retries one) is answered with the first attempt's ids and applied once; the token travels."""
+"""Through a proxy (one LocalCluster with a read node for the module): the ported pymilvus scenario; an
+automatic-id insert sent again under the same ``mishards-request-key`` (what the client does when it retries one)
+is answered with the first attempt's ids and applied once; a hybrid collection."""
 
 from __future__ import annotations
 
@@ -9,21 +10,32 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_client_compat import run_ported
 from tests.support.cluster import LocalCluster
 
 from mishards_client import Milvus, Status, codec
 
 
 @pytest.fixture(scope="module")
-def proxy_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Milvus]:
-    cluster = LocalCluster(Path(tmp_path_factory.mktemp("client-proxy")), readers=1)
-    cluster.start()
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    started = LocalCluster(Path(tmp_path_factory.mktemp("client-proxy")), readers=1)
+    started.start()
     try:
-        host, _, port = cluster.proxy.address.rpartition(":")
-        with Milvus(host, port) as client:
-            yield client
+        yield started
     finally:
-        cluster.stop()
+        started.stop()
+
+
+@pytest.fixture(scope="module")
+def proxy_client(cluster: LocalCluster) -> Iterator[Milvus]:
+    host, _, port = cluster.proxy.address.rpartition(":")
+    with Milvus(host, port) as client:
+        yield client
+
+
+def test_ported_scenario_through_the_proxy(cluster: LocalCluster, tmp_path: Path) -> None:
+    # First: the scenario expects a server nothing else has used.
+    run_ported(cluster.proxy.address, tmp_path)
 
 
 def _insert_with_key(client: Milvus, key: str, vectors: np.ndarray) -> list[int]:
