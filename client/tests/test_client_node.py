@@ -55,7 +55,15 @@ def l2_oracle(x: np.ndarray, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndar
     return order, np.take_along_axis(d, order, axis=1)
 
 
-def test_server_commands(client: Milvus) -> None:
+def test_disconnect_closes(node: NodeProcess) -> None:
+    host, _, port = node.address.rpartition(":")
+    other = Milvus(host, port)
+    assert other.has_collection("x")[0].OK()
+    other.disconnect()
+    assert not other.connected()
+
+
+def test_server_commands(client: Milvus, node: NodeProcess) -> None:
     assert client.server_version() == (Status(), "1.1.1")
     status, text = client.server_status()
     assert status.OK() and text
@@ -63,6 +71,7 @@ def test_server_commands(client: Milvus) -> None:
     assert status.OK() and value
     assert client.set_config("cache", "cache_size", value)[0].OK()
     assert client.connect().OK() and client.connected()
+    assert client.name is None and client.handler == "GRPC" and client.address == node.address
     assert client.client_version() == "0.1.0"
 
 
@@ -188,7 +197,10 @@ def test_deletes_load_release_compact(client: Milvus) -> None:
     assert client.count_entities("d") == (Status(), 2)
     assert client.compact("d").OK()
     assert client.release_collection("d").OK()
-    assert client.reload_segments("d", []).code in (Status.SUCCESS, Status.ILLEGAL_ARGUMENT)
+    status, stats = client.get_collection_stats("d")
+    assert status.OK() and stats is not None
+    segments = [seg["name"] for part in stats["partitions"] for seg in part["segments"]]
+    assert segments and client.reload_segments("d", segments).OK()
     status, rows = client.get_entity_by_id("d", [11, 13])
     assert status.OK() and rows == [[], x[3].tolist()]
     assert client.drop_collection("d").OK()

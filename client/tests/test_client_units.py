@@ -165,3 +165,20 @@ def test_hybrid_request_bytes_parse_as_protobuf() -> None:
         "bool": {"must": [{"term": {"a": [1]}}, {"vector": {"v": {"topk": 3, "params": {"nprobe": 2}}}}]}}
     mapping = pb.Mapping.FromString(h.mapping_bytes("s", schema.fields))
     assert h.schema_from_mapping(mapping) == schema
+
+
+def test_client_package_imports_no_project_package() -> None:
+    import ast
+    from pathlib import Path
+
+    import mishards_client
+
+    root = Path(mishards_client.__file__).parent
+    project = {"node", "coordinator", "mishards", "milvus_wire", "mishards_tools", "tests"}
+    for path in root.rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for item in ast.walk(tree):
+            names = ([a.name for a in item.names] if isinstance(item, ast.Import)
+                     else [item.module or ""] if isinstance(item, ast.ImportFrom) and not item.level else [])
+            for name in names:
+                assert name.split(".")[0] not in project, f"{path.name} imports {name}"
