@@ -122,6 +122,20 @@ def test_bench_angular_file_is_searched_with_ip(node: NodeProcess, tmp_path: Pat
     assert run["distance"] == "angular" and [p["recall"] for p in run["points"]] == [1.0]
 
 
+def test_index_the_server_refuses_is_reported_and_the_run_goes_on(node: NodeProcess, tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    data = tmp_path / "small.hdf5"
+    write_ann_file(data)
+    code = bench_cli.main([str(data), "--uri", node.address, "--index", "IVF_PQ,FLAT", "--build", "m=7",
+                           "--threads", "1", "--queries", "10", "--out", str(tmp_path / "o")])
+    out = capsys.readouterr()
+    assert code == 1, out.err
+    assert "IVF_PQ     failed: create_index IVF_PQ:" in out.out and "FLAT       -" in out.out
+    run = json.loads((tmp_path / "o" / "results.json").read_text())
+    assert list(run["failures"]) == ["IVF_PQ"] and [p["index"] for p in run["points"]] == ["FLAT"]
+    assert png_size(tmp_path / "o" / "plot.png") == (800, 550)
+
+
 def test_bench_refusals(node: NodeProcess, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = tmp_path / "small.hdf5"
     write_ann_file(data)
