@@ -192,7 +192,7 @@ def load_settings(manifests: list[Manifest], workload: Manifest, container: dict
         config_path.write_text(_replace_prefixes(config_files(manifests)[Path(ns.config).name], mounts))
     overrides = {k: v for k, v in vars(ns).items() if k != "config" and v is not None}
     env = {k: _replace_prefixes(v, mounts) for k, v in resolve_env(manifests, workload, container).items()}
-    settings = loader(str(config_path) if config_path else None, env, overrides)
+    settings: Any = loader(str(config_path) if config_path else None, env, overrides)
     back = {local: path for path, local in mounts.items()}
     return dataclasses.replace(settings, **{
         f.name: _replace_prefixes(getattr(settings, f.name), back)
