@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -20,6 +22,7 @@ from coordinator.auth.store import read_users
 from coordinator.catalog_schema import AUTH_TABLES, auth_grants, auth_tokens, auth_users, metadata, now_us
 
 LIVE_TOKENS = 2
+EXPIRED_KEPT = 86400.0  # seconds an expired token stays listed (and refused as "expired") before it is dropped
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
@@ -56,6 +59,17 @@ def ensure_tables(engine: Engine) -> None:
     metadata.create_all(engine, tables=list(AUTH_TABLES), checkfirst=True)
 
 
+@contextmanager
+def _write(engine: Engine) -> Iterator[Connection]:
+    """One write transaction that takes the write lock with its first statement (dropping tokens expired for a
+    day): on SQLite a transaction that reads first and writes later fails at once ("database is locked") if a node
+    committed in between, while one that writes first waits for the lock like any other writer."""
+    with engine.begin() as conn:
+        conn.execute(auth_tokens.delete().where(auth_tokens.c.expires_at.is_not(None),
+                                                auth_tokens.c.expires_at < time.time() - EXPIRED_KEPT))
+        yield conn
+
+
 def _user_exists(conn: Connection, name: str) -> bool:
     return conn.execute(sa.select(auth_users.c.name).where(auth_users.c.name == name)).first() is not None
 
@@ -81,7 +95,7 @@ def add_user(engine: Engine, name: str, role: Role, collection: str = "", expire
     """Create user ``name`` with ``role`` (on ``collection`` only, when given) and its first token."""
     check_name(name)
     ensure_tables(engine)
-    with engine.begin() as conn:
+    with _write(engine) as conn:
         if _user_exists(conn, name):
             raise UserError(f"user {name!r} exists already (mishards user grant / token change it)")
         global_role = role if not collection else Role.NONE
@@ -105,7 +119,7 @@ def grant(engine: Engine, name: str, role: Role, collection: str = "") -> None:
     """Set ``name``'s global role, or (with ``collection``) its role on that collection (``none`` removes the
     grant)."""
     ensure_tables(engine)
-    with engine.begin() as conn:
+    with _write(engine) as conn:
         if not _user_exists(conn, name):
             raise UserError(f"no user {name!r}")
         if collection:
@@ -117,7 +131,7 @@ def grant(engine: Engine, name: str, role: Role, collection: str = "") -> None:
 def remove_user(engine: Engine, name: str) -> None:
     """Remove ``name``, its tokens and grants (its calls are refused within the nodes' refresh interval)."""
     ensure_tables(engine)
-    with engine.begin() as conn:
+    with _write(engine) as conn:
         if not _user_exists(conn, name):
             raise UserError(f"no user {name!r}")
         conn.execute(auth_tokens.delete().where(auth_tokens.c.user_name == name))
@@ -128,7 +142,7 @@ def remove_user(engine: Engine, name: str) -> None:
 def issue_token(engine: Engine, name: str, expires_in: float | None = None, now: float | None = None) -> Issued:
     """An additional token for ``name`` (the others stay valid until revoked or expired)."""
     ensure_tables(engine)
-    with engine.begin() as conn:
+    with _write(engine) as conn:
         if not _user_exists(conn, name):
             raise UserError(f"no user {name!r}")
         return _issue(conn, name, expires_in, time.time() if now is None else now)
@@ -137,7 +151,7 @@ def issue_token(engine: Engine, name: str, expires_in: float | None = None, now:
 def revoke_token(engine: Engine, name: str, token_id: int | None = None, oldest: bool = False) -> int:
     """Revoke token ``token_id`` of ``name`` (or its oldest one); returns the id revoked."""
     ensure_tables(engine)
-    with engine.begin() as conn:
+    with _write(engine) as conn:
         query = sa.select(auth_tokens.c.id).where(auth_tokens.c.user_name == name).order_by(auth_tokens.c.id)
         ids = [int(row.id) for row in conn.execute(query)]
         if token_id is None:
