@@ -23,7 +23,8 @@ import numpy.typing as npt
 from . import codec
 from .checks import check, check_params
 from .exceptions import ParamError
-from .rest_base import Malformed, RestBase, failure_status, quote_segment, reply_json
+from .rest_base import Malformed, failure_status, quote_segment, reply_json
+from .rest_hybrid import RestHybridMethods
 from .rest_json import INDEX_NAMES, decode_topk, dumps, error_status, index_type_of, insert_body, metric_of
 from .rest_json import search_body as _search_body
 from .rest_pool import TransportError
@@ -39,7 +40,7 @@ def _c(collection_name: str) -> str:
     return f"/collections/{quote_segment(collection_name)}"
 
 
-class RestMilvus(RestBase):
+class RestMilvus(RestHybridMethods):
     """A client of one Milvus 1.1 REST endpoint: ``RestMilvus(host, port)`` or ``RestMilvus(uri="http://h:p")``.
 
     Thread-safe: share one instance. Keyword-only extras as :class:`Milvus`: ``token``, ``tls``/``tls_ca``/

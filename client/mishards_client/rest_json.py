@@ -31,6 +31,7 @@ __all__ = [
     "metric_of",
     "search_body",
     "vectors_json",
+    "with_raw",
 ]
 
 INDEX_NAMES: dict[IndexType, str] = {
@@ -146,10 +147,14 @@ def vectors_json(records: Records) -> bytes:
     return float_rows_json(records.data)
 
 
-def _with_vectors(doc: dict[str, Any], vectors: bytes) -> bytes:
-    """``doc`` as JSON with a last key ``"vectors"`` holding the ready-made JSON ``vectors``."""
+def with_raw(doc: dict[str, Any], key: str, raw: bytes) -> bytes:
+    """``doc`` as JSON with a last key ``key`` holding the ready-made JSON ``raw``."""
     head = dumps(doc)[:-1]
-    return head + (b',"vectors":' if doc else b'"vectors":') + vectors + b"}"
+    return head + (b"," if doc else b"") + dumps(key) + b":" + raw + b"}"
+
+
+def _with_vectors(doc: dict[str, Any], vectors: bytes) -> bytes:
+    return with_raw(doc, "vectors", vectors)
 
 
 def insert_body(records: Records, ids: npt.NDArray[np.int64] | None, partition_tag: str | None) -> bytes:

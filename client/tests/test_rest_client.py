@@ -17,6 +17,7 @@ from test_client_compat import FINAL_LINE, ported
 from tests.support.nodeproc import NodeProcess
 
 from mishards_client import IndexType, MetricType, Milvus, ParamError, Status
+from mishards_client import hybrid as h
 from mishards_client.rest import RestMilvus
 
 # pymilvus' REST client gives b"" for the id not found in a binary collection; this client gives [] over both
@@ -145,3 +146,47 @@ def test_ported_pymilvus_scenario_over_rest(node: NodeProcess, tmp_path: Path) -
     last = proc.stdout.strip().splitlines()[-1:] or [""]
     final = FINAL_LINE.fullmatch(last[0].strip())
     assert proc.returncode == 0 and final is not None and int(final.group(1)) >= 500, proc.stdout[-6000:]
+
+
+def test_hybrid_collections_over_rest_match_grpc(rest: Milvus, grpc_client: Milvus) -> None:
+    rng = np.random.default_rng(51)
+    rows = 150
+    columns = {"age": rng.integers(10, 90, rows).astype(np.int32), "price": rng.uniform(0, 100, rows).round(2),
+               "score": rng.random(rows, dtype=np.float32), "member": rng.integers(0, 2, rows).astype(bool)}
+    vectors = rng.random((rows, 8), dtype=np.float32)
+    fields = [h.scalar_field("age", h.DataType.INT32), h.scalar_field("price", h.DataType.DOUBLE),
+              h.scalar_field("score", h.DataType.FLOAT), h.scalar_field("member", h.DataType.BOOL),
+              h.vector_field("embedding", 8, index_file_size=1)]
+    assert rest.create_hybrid_collection("shop_rest", fields).OK()
+    assert rest.has_hybrid_collection("shop_rest") == (Status(), True)
+    assert rest.has_hybrid_collection("shop_none") == grpc_client.has_hybrid_collection("shop_none")
+    assert rest.describe_hybrid_collection("shop_rest") == grpc_client.describe_hybrid_collection("shop_rest")
+    status, ids = rest.insert_entities("shop_rest", columns, vectors, ids=list(range(1, rows + 1)))
+    assert status.OK() and ids == list(range(1, rows + 1))
+    assert rest.flush(["shop_rest"]).OK()
+    assert rest.count_hybrid_collection("shop_rest") == (Status(), rows)
+    assert "shop_rest" in rest.list_hybrid_collections()[1]
+    queries = vectors[:3] + np.float32(0.01)
+    dsl = h.bool_query(must=[h.range_query("age", GTE=25, LT=75), h.term("member", [1]),
+                             h.vector("embedding", 5, queries)], must_not=[h.range_query("price", GT=80)])
+    status, over_rest = rest.hybrid_search("shop_rest", dsl)
+    status_grpc, over_grpc = grpc_client.hybrid_search("shop_rest", dsl)
+    assert status.OK() and status_grpc.OK() and over_rest is not None and over_grpc is not None
+    assert over_rest.ids.tolist() == over_grpc.ids.tolist()
+    np.testing.assert_allclose(over_rest.distances, over_grpc.distances, atol=1e-6)
+    passing = np.flatnonzero((columns["age"] >= 25) & (columns["age"] < 75) & columns["member"]
+                             & ~(columns["price"] > 80))
+    truth = scenario.l2(vectors[passing], queries)
+    assert [sorted(r) for r in over_rest.ids.tolist()] == [sorted((passing[np.argsort(t)[:5]] + 1).tolist())
+                                                            for t in truth]
+    got = rest.get_entities_by_id("shop_rest", [3, 99_999, 150])
+    assert got == grpc_client.get_entities_by_id("shop_rest", [3, 99_999, 150])
+    assert got[1][0] is not None and got[1][0]["embedding"] == vectors[2].tolist() and got[1][1] is None
+    bad = h.bool_query(must=[h.term("nope", [1]), h.vector("embedding", 5, queries)])
+    assert rest.hybrid_search("shop_rest", bad)[0].code == grpc_client.hybrid_search("shop_rest", bad)[0].code != 0
+    assert rest.delete_entities_by_id("shop_rest", [3]).OK()
+    assert rest.flush(["shop_rest"]).OK()
+    assert rest.count_hybrid_collection("shop_rest") == (Status(), rows - 1)
+    assert rest.get_entities_by_id("shop_rest", [3])[1] == [None]
+    assert rest.drop_hybrid_collection("shop_rest").OK()
+    assert rest.has_hybrid_collection("shop_rest") == (Status(), False)
