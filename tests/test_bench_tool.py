@@ -18,6 +18,7 @@ from mishards_client import Milvus
 from mishards_tools import bench_cli
 from mishards_tools.bench_plan import DEFAULT_SWEEP, default_nlist, default_pq_m, parse_pairs, plan_indexes, recall
 from mishards_tools.connection import ToolError
+from tests.support.cluster import LocalCluster
 from tests.support.nodeproc import NodeProcess
 
 ROWS, DIM, QUERIES, K = 5000, 16, 60, 10
@@ -182,3 +183,19 @@ def test_plan_indexes_defaults_overrides_and_limits() -> None:
         plan_indexes(["IVF"], 10, 4, 1, {}, {})
     with pytest.raises(ToolError, match="expected NAME=V1,V2"):
         parse_pairs("nprobe", "--params")
+
+
+def test_bench_through_a_proxy(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The same run through a proxy with one read node: the writer builds, the read node answers."""
+    data = tmp_path / "small.hdf5"
+    write_ann_file(data)
+    with LocalCluster(tmp_path / "cluster", readers=1) as cluster:
+        code = bench_cli.main([str(data), "--uri", cluster.proxy.address, "--index", "FLAT,IVF_FLAT",
+                               "--params", "nprobe=2,32", "--build", "nlist=64", "--threads", "2",
+                               "--queries", "30", "--out", str(tmp_path / "p")])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    run = json.loads((tmp_path / "p" / "results.json").read_text())
+    assert run["endpoint"] == cluster.proxy.address
+    recalls = {(p["index"], p["value"]): p["recall"] for p in run["points"]}
+    assert recalls[("FLAT", 0)] == 1.0 and recalls[("IVF_FLAT", 2)] < recalls[("IVF_FLAT", 32)]
