@@ -48,6 +48,7 @@ class Deployment:
     nearest: int = -1  # the id of the row a read's query is nearest to
     node: Any = None  # a node's own stub (in the cluster: the read node behind the proxy)
     node_address: str = ""
+    address: str = ""  # where clients connect (the node, or the proxy)
 
     def md(self, role: str) -> tuple[tuple[str, str], ...]:
         token = self.tokens.get(role)
@@ -92,7 +93,7 @@ def dep(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
         node = NodeProcess(root / "n", ["--auto-flush-interval", "0", *strict], meta_uri=meta_uri, http=True).start()
         deployment = Deployment("standalone", node.stub(), node.http_port, engine, made,
                                 lambda: node.log_path.read_text(errors="replace"), [node], node=node.stub(),
-                                node_address=node.address)
+                                node_address=node.address, address=node.address)
     else:
         cluster = LocalCluster(root, readers=1, node_args=strict, proxy_args=strict)
         engine, made = _users(cluster.meta_uri)
@@ -104,7 +105,8 @@ def dep(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
             return "\n".join([*texts, (cluster.proxy.workdir / "proxy.log").read_text(errors="replace")])
 
         deployment = Deployment("cluster", cluster.stub(), cluster.proxy.http_port, engine, made, logs, [cluster],
-                                node=cluster.readers[0].stub(), node_address=cluster.readers[0].address)
+                                node=cluster.readers[0].stub(), node_address=cluster.readers[0].address,
+                                address=cluster.proxy.address)
     try:
         _seed(deployment)
         yield deployment
@@ -346,3 +348,21 @@ def test_the_api_description_needs_no_token_and_names_the_scheme(dep: Deployment
     described = http.request(dep.http_port, "GET", "/openapi.json")
     assert described.status == 200
     assert described.json()["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+
+
+def test_the_project_client_sends_its_token(dep: Deployment) -> None:
+    from mishards_client import Milvus
+
+    host, _, port = dep.address.rpartition(":")
+    with_token = Milvus(host, port, token=dep.tokens["readonly"])
+    without = Milvus(host, port)
+    try:
+        status, exists = with_token.has_collection(BASE)
+        assert status.OK() and exists
+        status, _ = without.has_collection(BASE)
+        assert status.code == PERMISSION_DENIED
+        status = with_token.drop_collection(BASE)
+        assert status.code == PERMISSION_DENIED and _exists(dep, BASE)
+    finally:
+        with_token.close()
+        without.close()
