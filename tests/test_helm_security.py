@@ -415,9 +415,10 @@ def test_proxies_dial_nodes_and_databases_but_nodes_dial_no_node(rendered: dict[
 def test_restricted_clients_and_extra_database_peers(tmp_path: Path) -> None:
     values = tmp_path / "values.yaml"
     values.write_text(yaml.safe_dump({"networkPolicy": {
-        "clients": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "apps"}}}],
+        "clients": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "apps"}}},
+                    {"ipBlock": {"cidr": "203.0.113.0/24"}}],
         "databases": [{"podSelector": {"matchLabels": {"app": "backup"}}}],
-    }}))
+    }, "proxy": {"service": {"type": "LoadBalancer", "externalTrafficPolicy": "Local"}}}))
     manifests = render(fetch_helm(), "-f", str(values))
     policies = list(of_kind(manifests, "NetworkPolicy").values())
     pods = actors(manifests)
@@ -426,6 +427,11 @@ def test_restricted_clients_and_extra_database_peers(tmp_path: Path) -> None:
     assert not allowed(policies, pods["neighbour"], pods["proxy"], 19530)
     assert allowed(policies, backup, pods["mariadb"], 3306)
     assert not allowed(policies, backup, pods["reader"], 19530)
+    assert allowed(policies, pods["outside"], pods["proxy"], 19530)  # the ipBlock (the outside is one address)
+    assert not allowed(policies, pods["outside"], pods["reader"], 19530)
+    # Source addresses survive the load balancer only with the Local traffic policy.
+    assert one(manifests, "Service", RELEASE)["spec"]["externalTrafficPolicy"] == "Local"
+    kubernetes_validate.validate(one(manifests, "Service", RELEASE), KUBE_VERSION, strict=True)
 
 
 def test_the_policy_evaluator_sees_an_opened_port(rendered: dict[str, list[Manifest]]) -> None:
