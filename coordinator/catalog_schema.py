@@ -3,7 +3,8 @@
 Tables: ``cluster_state`` (one row: revision, writer epoch and id), ``writer_lease`` (the catalog election's
 lease, on the database's clock), ``wal_seals`` (one row per writer epoch: the log position its writer
 replayed), ``collections``, ``partitions`` and ``segments``; the users of the token authentication
-(``auth_users``, ``auth_tokens``, ``auth_grants``: ``coordinator.auth``). MySQL tables use ``utf8mb4`` / ``utf8mb4_bin``.
+(``auth_users``, ``auth_tokens``, ``auth_grants``: ``coordinator.auth``). MySQL tables use ``utf8mb4`` /
+``utf8mb4_bin``.
 
 Columns added after a table's first release (:data:`ADDED_COLUMNS`) are nullable, so that a database created by
 an older version gets them with ``ALTER TABLE ... ADD COLUMN`` (:func:`add_missing_columns`) and an older
