@@ -33,8 +33,9 @@ def parse_uri(uri: str) -> tuple[str, int]:
     return host.strip("[]"), number
 
 
-def connect(endpoint: Endpoint) -> Any:
-    """A connected ``mishards_client.Milvus``."""
+def connect(endpoint: Endpoint, retry_inserts: bool = True) -> Any:
+    """A connected ``mishards_client.Milvus``. ``retry_inserts=False`` keeps each insert to one attempt: the caller
+    retries itself (the import deletes the batch's ids first, which holds on servers without idempotency)."""
     try:
         from mishards_client import Milvus
     except ImportError as exc:
@@ -49,6 +50,8 @@ def connect(endpoint: Endpoint) -> Any:
         kwargs["tls_ca"] = str(endpoint.tls_ca)
     if endpoint.timeout:
         kwargs["timeout"] = endpoint.timeout
+    if not retry_inserts:
+        kwargs["retry_inserts"] = False
     return Milvus(host=host, port=port, **kwargs)
 
 

@@ -100,7 +100,7 @@ class _Clients:
     def get(self) -> Any:
         client = getattr(self._local, "client", None)
         if client is None:
-            client = connect(self._endpoint)
+            client = connect(self._endpoint, retry_inserts=False)
             self._local.client = client
             with self._lock:
                 self._all.append(client)
