@@ -17,10 +17,14 @@ import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from coordinator.catalog import Catalog
+from coordinator.placement import Placement
 from milvus_wire import milvus_pb2, milvus_pb2_grpc
 from tests.support.certs import Issued, TestPki, issue, make_ca, make_pki
 from tests.support.cluster import LocalCluster
+from tests.support.nodeproc import NodeProcess
 from tests.support.requests import assert_search_exact, create, flush, insert_ok, ok, search, unique_name
+from tests.support.scrape import scrape, value
 
 DIM = 8
 METRIC_L2 = 1
@@ -49,7 +53,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 def cluster(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     edge = ["--tls-cert", str(pki.edge.server.cert_path), "--tls-key", str(pki.edge.server.key_path)]
     started = LocalCluster(tmp_path_factory.mktemp("tlscluster"), readers=2, replication=1,
-                           node_args=pki.cluster_args(pki.node),
+                           node_args=pki.cluster_args(pki.node), reader_args=["--metrics-port", "-1"],
                            proxy_args=[*pki.cluster_args(pki.cluster.client), *edge, "--health-port", "-1"])
     started.proxy.http = True
     started.start()
@@ -109,23 +113,43 @@ def test_proxy_health_port_is_plaintext_and_serves_health_only(cluster: LocalClu
         assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
 
 
+def _reader_shares(cluster: LocalCluster, name: str) -> list[int]:
+    """How many of the collection's segments each read node serves (replication 1: one reader per segment)."""
+    catalog = Catalog(cluster.meta_uri)
+    try:
+        snap = catalog.snapshot()
+        segments = [seg.id for seg in snap.segments_of(snap.collections[name].id)]
+    finally:
+        catalog.close()
+    placement = Placement.of(sorted(cluster.addresses[1:]), r=1)
+    return [len(placement.share(address, segments)) for address in cluster.addresses[1:]]
+
+
+def _searches_served(node: NodeProcess) -> float:
+    return value(scrape(node.metrics_port), "mishards_node_request_seconds_count", method="SearchInFiles")
+
+
 def test_search_through_the_proxy_over_tls_fans_out_over_mtls(cluster: LocalCluster, pki: Pki) -> None:
-    """A client over edge TLS; the proxy's writes and its fan-out to both read nodes over cluster mTLS (one
-    segment per flush, spread over the two readers at replication 1): the result is the exact top-k."""
+    """A client over edge TLS; the proxy's writes, and its fan-out over cluster mTLS to both read nodes (one
+    segment per flush, until placement gives each reader some): both serve, and the result is the exact top-k."""
     name = unique_name("tls")
     rng = np.random.default_rng(16)
-    base = rng.random((300, DIM), dtype=np.float32)
     with _mtls_channel(cluster.proxy.address, pki.edge.ca.cert_path, None) as channel:
         stub = milvus_pb2_grpc.MilvusServiceStub(channel)
         ok(create(stub, name, DIM, METRIC_L2, ifs=1))
-        ids = []
-        for part in np.array_split(base, 4):
-            ids.append(insert_ok(stub, name, part))
+        parts: list[np.ndarray] = []
+        ids: list[np.ndarray] = []
+        while len(parts) < 3 or (min(_reader_shares(cluster, name)) == 0 and len(parts) < 16):
+            parts.append(rng.random((60, DIM), dtype=np.float32))
+            ids.append(insert_ok(stub, name, parts[-1]))
             ok(flush(stub, name))
+        assert min(_reader_shares(cluster, name)) > 0, "placement put every segment on one reader"
+        before = [_searches_served(r) for r in cluster.readers]
         queries = rng.random((5, DIM), dtype=np.float32)
         status, got_ids, got_dist = search(stub, name, queries, 10)
     assert status.error_code == 0, status
-    assert_search_exact(got_ids, got_dist, base, np.concatenate(ids), queries, 10, METRIC_L2)
+    assert_search_exact(got_ids, got_dist, np.concatenate(parts), np.concatenate(ids), queries, 10, METRIC_L2)
+    assert all(_searches_served(r) > b for r, b in zip(cluster.readers, before, strict=True))
 
 
 def _https(port: int, context: ssl.SSLContext, path: str = "/state") -> tuple[int, bytes]:
