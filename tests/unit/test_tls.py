@@ -202,7 +202,7 @@ def test_settings_load_refuses_tls_files_it_cannot_use(pki: TestPki, tmp_path: P
     with pytest.raises(ValueError, match="cannot read"):
         node_settings.load(None, {}, {"storage_path": str(tmp_path), "tls_cert": str(tmp_path / "absent.crt"),
                                       "tls_key": str(pki.server.key_path)})
-    with pytest.raises(ValueError, match="PEM|KEY_VALUES_MISMATCH|key"):
+    with pytest.raises(ValueError, match="TLS certificate"):
         proxy_settings.load(None, {}, {"membership": "static://127.0.0.1:1=rw",
                                        "cluster_tls_cert": str(pki.client.cert_path),
                                        "cluster_tls_key": str(pki.server.key_path),
