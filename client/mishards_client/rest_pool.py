@@ -132,26 +132,30 @@ class HttpPool:
                 return
         c.conn.close()
 
-    def _connect(self, timeout: float | None) -> _Conn:
+    def _connect(self, deadline: float | None) -> _Conn:
+        """A new connection; refused or failed attempts are retried with backoff while the deadline allows."""
         attempt = 0
         while True:
+            remaining = None if deadline is None else max(0.001, deadline - time.monotonic())
             try:
-                return self._open(timeout)
+                return self._open(remaining)
             except ssl.SSLError as exc:
                 raise TransportError(f"TLS handshake with {self.endpoint.url} failed: {exc}", unavailable=True) from exc
             except (TimeoutError, OSError) as exc:
                 attempt += 1
-                if attempt > self.retries:
-                    raise TransportError(f"cannot connect to {self.endpoint.url}: {exc}", unavailable=True) from exc
                 delay = backoff_delay(attempt)
+                if attempt > self.retries or (deadline is not None and time.monotonic() + delay >= deadline):
+                    raise TransportError(f"cannot connect to {self.endpoint.url}: {exc}", unavailable=True) from exc
                 log.debug("connect to %s failed (%s), retry %d in %.2f s", self.endpoint.url, exc, attempt, delay)
                 time.sleep(delay)
 
     def request(self, method: str, path: str, body: bytes | None = None, timeout: float | None = None,
                 content_type: str | None = "application/json") -> Reply:
-        """Send one request and return the whole reply. ``timeout``: seconds for each socket operation."""
+        """Send one request and return the whole reply. ``timeout``: seconds the call may take, connection
+        attempts included (each socket wait is bounded by what is left of it)."""
         if self._closed:
             raise TransportError("the client is closed", unavailable=True)
+        deadline = None if timeout is None else time.monotonic() + timeout
         headers = dict(self.headers)
         if body is not None and content_type:
             headers["Content-Type"] = content_type
@@ -159,10 +163,11 @@ class HttpPool:
         reused = c is not None
         while True:
             if c is None:
-                c = self._connect(timeout)
-            c.conn.timeout = timeout
+                c = self._connect(deadline)
+            left = None if deadline is None else max(0.001, deadline - time.monotonic())
+            c.conn.timeout = left
             if c.conn.sock is not None:
-                c.conn.sock.settimeout(timeout)
+                c.conn.sock.settimeout(left)
             try:
                 c.conn.request(method, path, body=body, headers=headers)
                 response = c.conn.getresponse()
