@@ -44,9 +44,9 @@ class RestMilvus(RestHybridMethods):
     """A client of one Milvus 1.1 REST endpoint: ``RestMilvus(host, port)`` or ``RestMilvus(uri="http://h:p")``.
 
     Thread-safe: share one instance. Keyword-only extras as :class:`Milvus`: ``token``, ``tls``/``tls_ca``/
-    ``tls_cert``/``tls_key`` (PEM bytes or file paths), ``timeout`` (default seconds a call may wait on the
-    socket), ``retries`` (further connection attempts, with backoff, when the endpoint refuses), and
-    ``pool_size`` (idle keep-alive connections kept, default 8).
+    ``tls_cert``/``tls_key`` (PEM bytes or file paths), ``timeout`` (default seconds a call may take,
+    connection attempts included), ``retries`` (further connection attempts, with backoff, when the endpoint
+    refuses), and ``pool_size`` (idle keep-alive connections kept, default 8).
     """
 
     # --- collections ----------------------------------------------------------------------------------
