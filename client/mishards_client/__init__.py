@@ -13,6 +13,7 @@ from .exceptions import (
     RepeatingConnectError,
     VersionError,
 )
+from .prepare import Prepare
 from .types import IndexType, MetricType, Status, TopKQueryResult
 
 __version__ = "0.1.0"
@@ -24,6 +25,7 @@ __all__ = [
     "Milvus",
     "NotConnectError",
     "ParamError",
+    "Prepare",
     "RepeatingConnectError",
     "Status",
     "TopKQueryResult",

@@ -158,6 +158,8 @@ class Milvus(HybridMethods):
         if kwargs.get("_async", False) is not True:
             return fn()
         with self._lock:
+            if self._transport is None:
+                raise NotConnectError("the client is closed")
             if self._executor is None:
                 self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=4,
                                                                        thread_name_prefix="mishards-client")
@@ -336,6 +338,14 @@ class Milvus(HybridMethods):
 
         Returns ``(Status, ids)`` with ``ids`` a list of ints, or with ``_async=True`` a future of it.
         """
+        prepared = kwargs.get("insert_param")
+        if prepared is not None:  # pymilvus' Prepare.insert_param(...) message, sent as it is
+            if not isinstance(prepared, pb.InsertParam):
+                raise ParamError("The value of key 'insert_param' is invalid")
+            body = prepared.SerializeToString()
+            has_ids = len(prepared.row_id_array) > 0
+            key_md = () if has_ids else ((REQUEST_KEY_HEADER, uuid.uuid4().hex),)
+            return self._maybe_async(kwargs, lambda: self._insert_call(body, timeout, has_ids, key_md))
         check(collection_name=collection_name)
         rec = codec.to_records(records)
         if partition_tag is not None:
@@ -348,21 +358,20 @@ class Milvus(HybridMethods):
                 raise ParamError("length of vectors do not match that of ids")
         request = codec.encode_insert(collection_name, rec, id_array, partition_tag,
                                       _params_json(check_params(params)))
-        key = uuid.uuid4().hex
-        metadata = () if id_array is not None else ((REQUEST_KEY_HEADER, key),)
-        retryable = self._retry_inserts and insert_is_retryable(id_array is not None, bool(metadata))
+        metadata = () if id_array is not None else ((REQUEST_KEY_HEADER, uuid.uuid4().hex),)
+        return self._maybe_async(kwargs, lambda: self._insert_call(request, timeout, id_array is not None, metadata))
 
-        def run() -> tuple[Status, list[int]]:
-            try:
-                reply = self._call("Insert", request, timeout, retryable=retryable, metadata=metadata)
-            except CallFailed as exc:
-                return status_of_failure(exc), []
-            code, reason, got = codec.decode_vector_ids(reply)
-            if code == 0:
-                return Status(message="Add vectors successfully!"), got.tolist()
-            return Status(code, reason), []
-
-        return self._maybe_async(kwargs, run)
+    def _insert_call(self, request: bytes, timeout: float | None, has_ids: bool,
+                     metadata: Sequence[tuple[str, str]]) -> tuple[Status, list[int]]:
+        retryable = self._retry_inserts and insert_is_retryable(has_ids, bool(metadata))
+        try:
+            reply = self._call("Insert", request, timeout, retryable=retryable, metadata=metadata)
+        except CallFailed as exc:
+            return status_of_failure(exc), []
+        code, reason, got = codec.decode_vector_ids(reply)
+        if code == 0:
+            return Status(message="Add vectors successfully!"), got.tolist()
+        return Status(code, reason), []
 
     def get_entity_by_id(self, collection_name: str, ids: Any, timeout: float | None = None,
                          partition_tag: str | None = None) -> tuple[Status, list[Any]]:

@@ -43,5 +43,9 @@ class CallFuture:
     def is_done(self) -> bool:
         return self._future.done()
 
-    def exception(self) -> BaseException | None:
-        return self._future.exception()
+    def exception(self) -> None:
+        """Raise the call's exception if it ended with one (as pymilvus' futures do); never waits."""
+        if self._future.done() and not self._future.cancelled():
+            exc = self._future.exception()
+            if exc is not None:
+                raise exc

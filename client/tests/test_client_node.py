@@ -275,3 +275,22 @@ def test_retry_across_killed_and_restarted_node(tmp_path: Path) -> None:
         single.close()
     finally:
         node.stop()
+
+
+def test_prepare_insert_param_sent_as_pymilvus_does(client: Milvus) -> None:
+    from mishards_client import Prepare
+
+    assert client.create_collection({"collection_name": "prep", "dimension": 2}).OK()
+    message = Prepare.insert_param("prep", [[1.0, 2.0], [3.0, 4.0]], None, ids=[5, 6])
+    status, ids = client.insert(None, None, insert_param=message)  # type: ignore[arg-type]
+    assert status.OK() and ids == [5, 6]
+    assert client.create_collection({"collection_name": "prep_auto", "dimension": 2}).OK()
+    status, auto = client.insert(None, None, insert_param=Prepare.insert_param("prep_auto", [[0.5, 0.5]], None),
+                                 _async=True).result()  # type: ignore[arg-type]
+    assert status.OK() and len(auto) == 1
+    assert client.drop_collection("prep_auto").OK()
+    with pytest.raises(ParamError, match="insert_param"):
+        client.insert(None, None, insert_param="x")  # type: ignore[arg-type]
+    assert client.flush(["prep"]).OK() and client.count_entities("prep") == (Status(), 2)
+    assert client.get_entity_by_id("prep", [6]) == (Status(message="Obtain vector successfully"), [[3.0, 4.0]])
+    assert client.drop_collection("prep").OK()

@@ -151,6 +151,8 @@ def test_closed_client_refuses_calls(double: tuple[Double, int]) -> None:
     client.close()
     with pytest.raises(NotConnectError):
         client.has_collection("c")
+    with pytest.raises(NotConnectError):
+        client.flush(["c"], _async=True)
 
 
 @pytest.mark.parametrize("mutual", [False, True])
