@@ -14,7 +14,8 @@ from typing import Any
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from coordinator.tls import ReloadingSSLContext, ServerTls
+from coordinator.tls import ServerTls
+from coordinator.tls_watch import ReloadingSSLContext
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from coordinator import tls, tls_files
+from coordinator import tls, tls_files, tls_watch
 from mishards.cluster import Cluster
 from mishards.settings import ProxySettings
 from node.settings import NodeSettings
@@ -85,7 +85,7 @@ def _pair(pki: TestPki, folder: Path) -> tuple[Path, Path]:
 
 def test_files_are_read_again_only_when_their_content_changes(pki: TestPki, tmp_path: Path) -> None:
     cert, key = _pair(pki, tmp_path / "f")
-    files = tls.PemFiles([str(cert), str(key)], tls._pair_valid)
+    files = tls_watch.PemFiles([str(cert), str(key)], tls_watch.pair_valid)
     assert files.contents == (pki.server.pem, pki.server.key_pem)
     assert not files.poll() and files.generation == 0
     _replace(pki.server.cert_path, cert)  # same content, new inode: nothing changes
@@ -99,7 +99,7 @@ def test_files_are_read_again_only_when_their_content_changes(pki: TestPki, tmp_
 
 def test_a_half_replaced_pair_keeps_the_previous_one(pki: TestPki, tmp_path: Path) -> None:
     cert, key = _pair(pki, tmp_path / "h")
-    files = tls.PemFiles([str(cert), str(key)], tls._pair_valid)
+    files = tls_watch.PemFiles([str(cert), str(key)], tls_watch.pair_valid)
     other = issue(pki.ca, tmp_path / "other", "half-server", client=False)
     _replace(other.cert_path, cert)  # the certificate is new, its key not yet
     assert not files.poll() and files.contents == (pki.server.pem, pki.server.key_pem)
@@ -110,7 +110,7 @@ def test_a_half_replaced_pair_keeps_the_previous_one(pki: TestPki, tmp_path: Pat
 def test_files_are_looked_at_no_more_often_than_asked(pki: TestPki, tmp_path: Path) -> None:
     cert, key = _pair(pki, tmp_path / "t")
     now = [100.0]
-    files = tls.PemFiles([str(cert), str(key)], tls._pair_valid, check_seconds=1.0, clock=lambda: now[0])
+    files = tls_watch.PemFiles([str(cert), str(key)], tls_watch.pair_valid, check_seconds=1.0, clock=lambda: now[0])
     other = issue(pki.ca, tmp_path / "other", "later-server", client=False)
     _replace(other.key_path, key)
     _replace(other.cert_path, cert)
