@@ -106,8 +106,6 @@ def load_train(client: Any, name: str, path: Path, index_file_size: int, err: Te
 
     data = Hdf5Dataset(path, "train")
     info = data.info
-    if info.binary:
-        raise ToolError(f"{path}: bench measures float vectors; this file holds binary ones")
     status, exists = client.has_collection(name)
     check(status, "has_collection")
     if exists:
@@ -151,8 +149,9 @@ def run_bench(settings: BenchSettings, err: TextIO, clock: Callable[[], float] =
                         f"{settings.k} needs as many")
     source = Hdf5Dataset(settings.path, "train")
     rows = source.info.rows
+    dimension = source.info.dimension
     source.close()
-    plans = plan_indexes(list(settings.indexes), rows, queries.shape[1], settings.k, settings.sweep, settings.build)
+    plans = plan_indexes(list(settings.indexes), rows, dimension, settings.k, settings.sweep, settings.build)
     name = settings.collection or f"bench_{os.getpid()}_{int(clock())}"
     clients = [connect(settings.endpoint) for _ in range(max(settings.threads))]
     points: list[Point] = []
@@ -198,7 +197,7 @@ def run_bench(settings: BenchSettings, err: TextIO, clock: Callable[[], float] =
         for client in clients:
             client.close()
     return {"label": settings.label or settings.endpoint.uri, "endpoint": settings.endpoint.uri,
-            "dataset": settings.path.name, "distance": distance, "rows": rows, "dimension": int(queries.shape[1]),
+            "dataset": settings.path.name, "distance": distance, "rows": rows, "dimension": dimension,
             "queries": len(queries), "k": settings.k, "threads": list(settings.threads),
             "batch_nq": settings.batch_nq, "load_seconds": load_seconds, "collection": name,
             "finished": clock(), "failures": failures, "points": [asdict(p) for p in points]}

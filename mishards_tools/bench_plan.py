@@ -86,11 +86,14 @@ def plan_indexes(indexes: list[str], rows: int, dimension: int, k: int, sweep: d
 
 
 def file_distances(server: np.ndarray, distance: str) -> np.ndarray:
-    """Server distances in the file's terms: squared L2 -> euclidean; inner product of unit vectors -> 1 - cos."""
+    """Server distances in the file's terms: squared L2 -> euclidean; inner product of unit vectors -> 1 - cos;
+    hamming and jaccard as they are."""
     if distance == "euclidean":
         return np.sqrt(np.maximum(server.astype(np.float64), 0.0))
     if distance in ("angular", "cosine"):
         return 1.0 - server.astype(np.float64)
+    if distance in ("hamming", "jaccard"):
+        return server.astype(np.float64)  # the same quantity on both sides
     return -server.astype(np.float64)  # dot: larger is nearer
 
 
@@ -99,7 +102,7 @@ def recall(ids: np.ndarray, distances: np.ndarray, truth: np.ndarray, truth_dist
     """Mean recall@k. With the file's distances (ann-benchmarks' way) a result counts when it is no farther than
     the k-th true neighbour (ties and near-ties are not misses); without them, by id."""
     ids = ids[:, :k]
-    if truth_distances is not None and distance in ("euclidean", "angular", "cosine"):
+    if truth_distances is not None and distance in ("euclidean", "angular", "cosine", "hamming", "jaccard"):
         limit = truth_distances[:, k - 1:k]
         got = file_distances(distances[:, :k], distance)
         hits = (got <= limit + 1e-3 * np.abs(limit) + 1e-6) & (ids >= 0)

@@ -96,8 +96,8 @@ class Hdf5Dataset:
 
 
 def read_ground_truth(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, str]:
-    """(queries, neighbors, distances or None, metric) of an ann-benchmarks file, queries converted like the
-    train rows (normalised for angular)."""
+    """(queries, neighbors, distances or None, distance name) of an ann-benchmarks file, queries converted like
+    the train rows (normalised for angular, bits packed for hamming/jaccard)."""
     h5py = _h5py()
     with h5py.File(path, "r") as fh:
         for name in ("test", "neighbors"):
@@ -106,11 +106,16 @@ def read_ground_truth(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | 
         distance = fh.attrs.get("distance", "euclidean")
         distance = distance.decode() if isinstance(distance, bytes) else str(distance)
         metric = metric_of(distance)
-        if metric not in ("L2", "IP"):
-            raise DatasetError(f"{path}: bench supports float vectors (euclidean, angular, dot), not {distance}")
-        queries = as_float32(np.asarray(fh["test"]), path)
-        if distance.lower() in ("angular", "cosine"):
-            queries = normalized(queries)
+        raw = np.asarray(fh["test"])
+        if metric in ("HAMMING", "JACCARD"):
+            if raw.ndim != 2 or raw.dtype.kind not in "bu":
+                raise DatasetError(f"{path}: a {distance} file needs dense boolean or uint8 test rows (sets of "
+                                   f"varying size are not supported)")
+            queries = np.packbits(raw, axis=1) if raw.dtype == np.bool_ else np.ascontiguousarray(raw, np.uint8)
+        else:
+            queries = as_float32(raw, path)
+            if distance.lower() in ("angular", "cosine"):
+                queries = normalized(queries)
         neighbors = np.asarray(fh["neighbors"], dtype=np.int64)
         distances = np.asarray(fh["distances"], dtype=np.float64) if "distances" in fh else None
     if neighbors.shape[0] != queries.shape[0]:

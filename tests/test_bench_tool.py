@@ -123,6 +123,32 @@ def test_bench_angular_file_is_searched_with_ip(node: NodeProcess, tmp_path: Pat
     assert run["distance"] == "angular" and [p["recall"] for p in run["points"]] == [1.0]
 
 
+def test_bench_hamming_file_with_ties(node: NodeProcess, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Binary vectors (boolean rows, packed on the way): hamming distances tie often, and exact search still
+    counts as recall 1; an IVF probing every list is exact too."""
+    rng = np.random.default_rng(9)
+    train = rng.integers(0, 2, (ROWS, 64)).astype(bool)
+    test = rng.integers(0, 2, (20, 64)).astype(bool)
+    dist = (test[:, None, :] != train[None, :, :]).sum(-1)
+    neighbors = np.argsort(dist, axis=1, kind="stable")[:, :K]
+    with h5py.File(tmp_path / "bits.hdf5", "w") as fh:
+        fh.attrs["distance"] = "hamming"
+        fh.create_dataset("train", data=train)
+        fh.create_dataset("test", data=test)
+        fh.create_dataset("neighbors", data=neighbors)
+        fh.create_dataset("distances", data=np.take_along_axis(dist, neighbors, 1).astype(np.float32))
+    code = bench_cli.main([str(tmp_path / "bits.hdf5"), "--uri", node.address, "--index", "FLAT,IVF_FLAT",
+                           "--build", "nlist=16", "--params", "nprobe=1,16", "--threads", "1",
+                           "--out", str(tmp_path / "o")])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    run = json.loads((tmp_path / "o" / "results.json").read_text())
+    assert (run["distance"], run["dimension"]) == ("hamming", 64)
+    recalls = {(p["index"], p["value"]): p["recall"] for p in run["points"]}
+    assert recalls[("FLAT", 0)] == 1.0 and recalls[("IVF_FLAT", 16)] == 1.0
+    assert recalls[("IVF_FLAT", 1)] < 1.0
+
+
 def test_index_the_server_refuses_is_reported_and_the_run_goes_on(node: NodeProcess, tmp_path: Path,
                                                                   capsys: pytest.CaptureFixture[str]) -> None:
     data = tmp_path / "small.hdf5"
