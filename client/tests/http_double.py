@@ -77,12 +77,18 @@ def _handler(double: HttpDouble) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that gave up (a timeout test) leaves a broken pipe behind: expected, not printed."""
+
+
 class HttpServer:
     """Serves ``double`` on a free loopback port, over TLS when ``context`` is given."""
 
     def __init__(self, double: HttpDouble, context: ssl.SSLContext | None = None) -> None:
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(double))
-        self.server.daemon_threads = True
+        self.server = _QuietServer(("127.0.0.1", 0), _handler(double))
         if context is not None:
             self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
         self.port = int(self.server.server_address[1])
