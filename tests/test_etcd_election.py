@@ -43,8 +43,8 @@ def prefix() -> str:
 def make_client(etcd: EtcdServer) -> Iterator[ClientFactory]:
     clients: list[EtcdClient] = []
 
-    def make(**kwargs: float) -> EtcdClient:
-        client = EtcdClient(etcd.endpoint, **kwargs)
+    def make(timeout: float = 5.0, connect_timeout: float = 2.0) -> EtcdClient:
+        client = EtcdClient(etcd.endpoint, timeout=timeout, connect_timeout=connect_timeout)
         clients.append(client)
         return client
 
