@@ -182,3 +182,13 @@ def test_client_package_imports_no_project_package() -> None:
                      else [item.module or ""] if isinstance(item, ast.ImportFrom) and not item.level else [])
             for name in names:
                 assert name.split(".")[0] not in project, f"{path.name} imports {name}"
+
+
+def test_same_proto_files_as_milvus_wire_in_one_interpreter() -> None:
+    from milvus_wire import milvus_pb2 as wire
+
+    assert wire.InsertParam.DESCRIPTOR.full_name == pb.InsertParam.DESCRIPTOR.full_name
+    ours = pb.SearchParam(collection_name="c", topk=3).SerializeToString()
+    assert wire.SearchParam.FromString(ours).topk == 3
+    theirs = wire.TopKQueryResult(row_num=1, ids=[4], distances=[0.5]).SerializeToString()
+    assert codec.decode_topk(theirs).ids.tolist() == [[4]]
