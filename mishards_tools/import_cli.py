@@ -65,6 +65,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ToolError as exc:
         print(f"mishards import: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("\nmishards import: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
     print(format_summary(summary))
     return 0 if summary.ok else 1
 

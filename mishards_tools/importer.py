@@ -251,7 +251,7 @@ def _send_all(settings: ImportSettings, dataset: Dataset, info: DatasetInfo, cli
         while in_flight:
             settle(wait(in_flight, return_when=FIRST_COMPLETED).done)
     progress.finish()
-    if not failures and todo:
+    if not failures:  # also after a resume with nothing left to send: a flush that failed last time
         check(clients.get().flush([settings.collection]), "flush")
     if not failures:
         journal.done()

@@ -175,6 +175,30 @@ def test_sigkill_mid_import_then_resume_without_duplicates(cluster: LocalCluster
     assert_stored(node, name, ids, vectors)
 
 
+def test_ctrl_c_then_resume(cluster: LocalCluster, node: Milvus, tmp_path: Path,
+                            capsys: pytest.CaptureFixture[str]) -> None:
+    n = 12_000
+    path, ids, vectors = make_file(tmp_path, "npy", n, 8)
+    args = [str(path), "--collection", "imp_interrupted", "--uri", cluster.writer.address, "--create", "--batch", "40"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "mishards_tools.import_cli", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    journal = journal_path(path, "imp_interrupted", "", None)
+    try:
+        poll_for(lambda: journal.exists() and len(Journal(journal).read().acked) >= 10, 30, what="10 acks")
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
+    assert proc.returncode == 130 and "interrupted; run the same command again to resume" in err, err
+    assert not Journal(journal).read().done
+    code, out, err = run(capsys, *args)
+    assert code == 0 and "import complete" in out, err
+    assert_stored(node, "imp_interrupted", ids, vectors)
+
+
 def test_unknown_outcome_batch_is_deleted_and_resent(cluster: LocalCluster, node: Milvus, tmp_path: Path,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     """Rows 100..199 reached the server but their acknowledgement never reached the journal."""
