@@ -16,6 +16,7 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 log = logging.getLogger(__name__)
@@ -87,7 +88,7 @@ class HttpPool:
     """At most ``size`` idle connections are kept; more threads than that open extra ones, closed on return."""
 
     def __init__(self, endpoint: Endpoint, size: int = 8, retries: int = 3, idle_seconds: float = IDLE_SECONDS,
-                 headers: dict[str, str] | None = None) -> None:
+                 headers: dict[str, str] | None = None, sleep: Callable[[float], None] = time.sleep) -> None:
         self.endpoint = endpoint
         self.size = max(1, size)
         self.retries = max(0, retries)
@@ -96,6 +97,7 @@ class HttpPool:
         self._idle: list[_Conn] = []
         self._lock = threading.Lock()
         self._closed = False
+        self._sleep = sleep
 
     def _open(self, timeout: float | None) -> _Conn:
         ep = self.endpoint
@@ -147,7 +149,7 @@ class HttpPool:
                 if attempt > self.retries or (deadline is not None and time.monotonic() + delay >= deadline):
                     raise TransportError(f"cannot connect to {self.endpoint.url}: {exc}", unavailable=True) from exc
                 log.debug("connect to %s failed (%s), retry %d in %.2f s", self.endpoint.url, exc, attempt, delay)
-                time.sleep(delay)
+                self._sleep(delay)
 
     def request(self, method: str, path: str, body: bytes | None = None, timeout: float | None = None,
                 content_type: str | None = "application/json") -> Reply:

@@ -87,8 +87,8 @@ class _QuietServer(ThreadingHTTPServer):
 class HttpServer:
     """Serves ``double`` on a free loopback port, over TLS when ``context`` is given."""
 
-    def __init__(self, double: HttpDouble, context: ssl.SSLContext | None = None) -> None:
-        self.server = _QuietServer(("127.0.0.1", 0), _handler(double))
+    def __init__(self, double: HttpDouble, context: ssl.SSLContext | None = None, port: int = 0) -> None:
+        self.server = _QuietServer(("127.0.0.1", port), _handler(double))
         if context is not None:
             self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
         self.port = int(self.server.server_address[1])

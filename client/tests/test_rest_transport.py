@@ -20,7 +20,7 @@ from tests.support.waiting import free_port
 from mishards_client import NotConnectError, ParamError, Status
 from mishards_client.rest import RestMilvus
 from mishards_client.rest_json import decode_topk, error_status, float_rows_json
-from mishards_client.rest_pool import backoff_delay
+from mishards_client.rest_pool import Endpoint, HttpPool, backoff_delay
 
 
 @pytest.fixture
@@ -99,6 +99,28 @@ def test_refused_connections_are_retried_then_connect_failed() -> None:
     with RestMilvus("127.0.0.1", free_port(), retries=2) as client:
         status, version = client.server_version()
     assert status.code == Status.CONNECT_FAILED and version is None and "cannot connect" in status.message
+
+
+def test_a_refused_connection_is_retried_with_backoff_until_the_server_listens() -> None:
+    port = free_port()
+    d = HttpDouble()
+    servers: list[HttpServer] = []
+    pauses: list[float] = []
+
+    def pause(seconds: float) -> None:  # the endpoint comes up during the second backoff
+        pauses.append(seconds)
+        if len(pauses) == 2:
+            servers.append(HttpServer(d, port=port))
+
+    pool = HttpPool(Endpoint("127.0.0.1", port), retries=3, sleep=pause)
+    try:
+        reply = pool.request("GET", "/system/version")
+    finally:
+        pool.close()
+        for server in servers:
+            server.stop()
+    assert reply.status == 200 and len(d.seen) == 1
+    assert pauses == [backoff_delay(1), backoff_delay(2)]
 
 
 def test_timeouts_per_call_and_default(double: tuple[HttpDouble, int]) -> None:
