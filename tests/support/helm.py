@@ -142,7 +142,7 @@ def mount_secrets(manifests: list[Manifest], workload: Manifest, container: dict
     rendered = of_kind(manifests, "Secret")
     mapping: dict[str, str] = {}
     for mount in container.get("volumeMounts", []):
-        secret = volumes[mount["name"]].get("secret")
+        secret = volumes.get(mount["name"], {}).get("secret")  # absent: a volumeClaimTemplate
         if secret is None:
             continue
         data = rendered.get(secret["secretName"], {}).get("data")
