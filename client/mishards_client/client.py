@@ -126,7 +126,15 @@ class Milvus(HybridMethods):
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.close()
+        """Release the connections (as pymilvus returns its connection to the pool); the client stays usable and
+        reconnects on its next call. ``close()`` ends it for good."""
+        with self._lock:
+            transport = self._transport
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True)
+        if transport is not None:
+            transport.release()
 
     def __del__(self) -> None:
         with contextlib.suppress(Exception):  # at interpreter shutdown

@@ -149,8 +149,14 @@ class Transport:
                 raise CallFailed(code or grpc.StatusCode.UNKNOWN, details) from None
 
     def close(self) -> None:
+        """Close the channels for good: later calls fail."""
         with self._lock:
             self._closed = True
+        self.release()
+
+    def release(self) -> None:
+        """Close the channels; a later call opens new ones."""
+        with self._lock:
             channels, self._channels, self._callables = self._channels, [], []
         for channel in channels:
             channel.close()

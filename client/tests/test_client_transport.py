@@ -143,6 +143,17 @@ def test_shared_client_across_threads_uses_pooled_channels(double: tuple[Double,
     client.close()
 
 
+def test_context_exit_releases_connections_and_the_client_stays_usable(double: tuple[Double, int]) -> None:
+    _, port = double
+    client = Milvus("127.0.0.1", port)
+    with client as entered:
+        assert entered is client and client.has_collection("c")[1]
+        assert client._transport is not None and len(client._transport._channels) == 1
+    assert client._transport is not None and client._transport._channels == []
+    assert client.has_collection("c")[1]  # as with pymilvus, usable after the with block
+    client.close()
+
+
 def test_closed_client_refuses_calls(double: tuple[Double, int]) -> None:
     from mishards_client import NotConnectError
 
