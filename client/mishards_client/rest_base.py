@@ -230,7 +230,7 @@ class RestBase:
 
     def _cmd(self, cmd: str, timeout: float | None = 30) -> tuple[Status, str | None]:
         check(cmd=cmd)
-        words = cmd.split()
+        words = cmd.split() or [""]
         if words[0] == "get_config" and len(words) == 2 and "." in words[1]:
             parent, child = words[1].split(".", 1)
             return self._get_config(parent, child, timeout)
