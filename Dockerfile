@@ -22,6 +22,7 @@ COPY milvus_wire ./milvus_wire
 COPY coordinator ./coordinator
 COPY node ./node
 COPY mishards ./mishards
+COPY mishards_tools ./mishards_tools
 # annoy: keep the build portable (its default is -march=native, which would tie the image to the build CPU).
 ENV ANNOY_COMPILER_ARGS="-O3,-ffast-math,-fno-associative-math,-D_CRT_SECURE_NO_WARNINGS,-DANNOYLIB_MULTITHREADED_BUILD"
 # EXTRAS: the optional dependency groups to install (comma separated). Empty = every group of pyproject.toml
