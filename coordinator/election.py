@@ -27,7 +27,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from coordinator.etcd_client import EtcdClient, EtcdError, Lease, WatchEvent, WatchHandle
+from coordinator.etcd_client import EtcdClient
+from coordinator.etcd_errors import EtcdError
+from coordinator.etcd_lease import Lease
+from coordinator.etcd_watch import WatchEvent, WatchHandle
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,9 @@ import json
 import logging
 import threading
 
-from coordinator.etcd_client import EtcdClient, Lease, WatchEvent, WatchHandle
+from coordinator.etcd_client import EtcdClient
+from coordinator.etcd_lease import Lease
+from coordinator.etcd_watch import WatchEvent, WatchHandle
 from coordinator.membership import (
     CallbackList,
     Member,

@@ -11,7 +11,7 @@ import grpc
 
 from coordinator import writer_lookup
 from coordinator.catalog import WriterLease
-from coordinator.etcd_client import EtcdError
+from coordinator.etcd_errors import EtcdError
 from coordinator.membership import Member, MembershipProvider, create_provider, readers
 from coordinator.tls import ClusterDialer
 from mishards.failures import FailureTracker

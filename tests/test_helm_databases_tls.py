@@ -23,7 +23,8 @@ import pytest
 import yaml
 
 from coordinator.catalog import Catalog
-from coordinator.etcd_client import EtcdClient, EtcdError
+from coordinator.etcd_client import EtcdClient
+from coordinator.etcd_errors import EtcdError
 from coordinator.membership import parse_membership_uri
 from coordinator.tls import EtcdTls
 from tests.support.certs import make_ca

@@ -12,7 +12,8 @@ from urllib.parse import urlencode
 import pytest
 
 from coordinator.errors import MilvusError
-from coordinator.etcd_client import EtcdClient, EtcdError
+from coordinator.etcd_client import EtcdClient
+from coordinator.etcd_errors import EtcdError
 from coordinator.membership import create_provider, parse_membership_uri
 from coordinator.tls import EtcdTls
 from milvus_wire import milvus_pb2
