@@ -57,11 +57,11 @@ def _ddl_peers(cluster: LocalCluster) -> list[str]:
             if '"audit":true' in ln and '"rpc":"CreateCollection"' in ln]
 
 
-def _ddl_peers_or_none(cluster: LocalCluster, n: int) -> Callable[[], list[str] | None]:
-    """A poll: the peers once the writer has logged ``n`` CreateCollection audit lines."""
-    def peers() -> list[str] | None:
+def _ddl_peers_or_none(cluster: LocalCluster, n: int) -> Callable[[], list[str]]:
+    """A poll: the peers once the writer has logged ``n`` CreateCollection audit lines (else nothing)."""
+    def peers() -> list[str]:
         found = _ddl_peers(cluster)
-        return found if len(found) == n else None
+        return found if len(found) == n else []
     return peers
 
 
