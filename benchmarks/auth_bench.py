@@ -2,6 +2,10 @@
 with a token against the same search without one, side by side.
 
     flock /tmp/mishards-bench.lock python -m benchmarks.auth_bench [--rows 10000] [--dim 128] [--queries 2000]
+        [--timing-rounds 200] [--timing-only]
+
+Timing of refused tokens first (:func:`timing`): a token one character from a real one, one differing right after
+the prefix and a random one must take the same time to refuse (PASS/MISS).
 
 In-process (``Guard.admit``, the only work the check adds to a call): an anonymous call, a call with a token of a
 user with a global role, of a user with per-collection grants (the request is read for its collection), and the
@@ -22,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from coordinator.auth import users_db
+from coordinator.auth import tokens, users_db
 from coordinator.auth.guard import AuthSettings, Guard
 from coordinator.auth.model import Role
 from coordinator.auth.requests import parse_request
@@ -78,6 +82,56 @@ def in_process(root: Path, dim: int) -> None:
     engine.dispose()
 
 
+def _flip(token: str, at: int) -> str:
+    """``token`` with the character at ``at`` replaced by another one of the token alphabet."""
+    return token[:at] + ("B" if token[at] == "A" else "A") + token[at + 1:]
+
+
+def timing(root: Path, rounds: int) -> bool:
+    """Refused tokens take the same time whatever they share with a real one: a near miss (the last character
+    wrong), a far miss (the first character after the prefix wrong) and a random token, measured in-process
+    in interleaved batches (the order rotating), median per kind. PASS when the near and the far miss differ by
+    less than 2% of a call (a comparison stopping at the first differing character would make the near miss
+    the slower one)."""
+    engine = make_engine(f"sqlite:///{root / 'timing.sqlite'}")
+    real = users_db.add_user(engine, "target", Role.READONLY).token
+    for i in range(200):
+        users_db.add_user(engine, f"other{i}", Role.READWRITE)
+    store = UserStore(engine)
+    store.refresh()
+    guard = Guard(AuthSettings("none"), store, internal=lambda _c: False)
+    query = milvus_pb2.CollectionName(collection_name="c")
+    kinds = {"near miss": _flip(real, len(real) - 1), "far miss": _flip(real, len(tokens.PREFIX)),
+             "random token": tokens.new_token(), "valid (admitted)": real}
+    calls = {name: Call(token) for name, token in kinds.items()}
+    assert all(type(guard.admit("HasCollection", query, c)).__name__ == "Refused"
+               for n, c in calls.items() if n != "valid (admitted)")
+    batch = 500
+    samples: dict[str, list[float]] = {name: [] for name in kinds}
+    order = list(calls.items())
+    for r in range(rounds):
+        for name, call in order[r % len(order):] + order[:r % len(order)]:
+            started = time.perf_counter()
+            for _ in range(batch):
+                guard.admit("HasCollection", query, call)
+            samples[name].append((time.perf_counter() - started) / batch * 1e9)
+    engine.dispose()
+    # the 10th percentile of the batches: the least disturbed by other work on the machine (the median moves
+    # with the load, which on a shared machine is not the token's doing)
+    low = {name: float(np.percentile(values, 10)) for name, values in samples.items()}
+    print(f"timing of refused tokens (Guard.admit in-process, {rounds} interleaved batches of {batch} calls; "
+          "ns/call, 10th percentile and median of the batches):")
+    for name, ns in low.items():
+        print(f"  {name:<18} p10 {ns:8.0f} ns   median {statistics.median(samples[name]):8.0f} ns")
+    refused = ("near miss", "far miss", "random token")
+    gap = low["near miss"] - low["far miss"]
+    spread = max(low[k] for k in refused) - min(low[k] for k in refused)
+    passed = abs(gap) < 0.02 * low["far miss"]
+    print(f"  near - far miss p10: {gap:+.0f} ns ({gap / low['far miss'] * 100:+.2f}% of a call); spread of the "
+          f"three refused kinds {spread:.0f} ns -> {'PASS' if passed else 'MISS'} (|near - far| < 2%)")
+    return passed
+
+
 def end_to_end(root: Path, rows: int, dim: int, queries: int) -> None:
     meta = f"sqlite:///{root / 'meta.sqlite'}"
     engine = make_engine(meta)
@@ -131,9 +185,14 @@ def main() -> None:
     p.add_argument("--rows", type=int, default=10_000)
     p.add_argument("--dim", type=int, default=128)
     p.add_argument("--queries", type=int, default=2000)
+    p.add_argument("--timing-rounds", type=int, default=200, help="interleaved batches per token kind (timing)")
+    p.add_argument("--timing-only", action="store_true", help="only the timing comparison of refused tokens")
     args = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="auth-bench-") as tmp:
         root = Path(tmp)
+        timing(root, args.timing_rounds)
+        if args.timing_only:
+            return
         in_process(root, args.dim)
         end_to_end(root, args.rows, args.dim, args.queries)
 
