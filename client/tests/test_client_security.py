@@ -9,11 +9,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
-from coordinator.auth import users_db
-from coordinator.auth.model import Role
-from coordinator.catalog_schema import make_engine
 from tests.support.certs import TestPki, make_pki
 from tests.support.nodeproc import NodeProcess
+from tests.support.users import add_user
 
 from mishards_client import Milvus, Status
 
@@ -37,10 +35,7 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secured]:
     root = tmp_path_factory.mktemp("client-secured")
     pki = make_pki(root / "pki", "client")
     meta_uri = f"sqlite:///{root / 'meta.sqlite'}"
-    engine = make_engine(meta_uri)
-    tokens = {"admin": users_db.add_user(engine, "root", Role.ADMIN).token,
-              "readonly": users_db.add_user(engine, "reader", Role.READONLY).token}
-    engine.dispose()
+    tokens = {"admin": add_user(meta_uri, "root", "admin"), "readonly": add_user(meta_uri, "reader", "readonly")}
     node = NodeProcess(root / "node", ["--auto-flush-interval", "0", "--allow-anonymous", "none",
                                        "--tls-cert", str(pki.server.cert_path), "--tls-key", str(pki.server.key_path),
                                        "--tls-client-ca", str(pki.ca.cert_path)], meta_uri=meta_uri)

@@ -12,11 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import transport_scenario as scenario
-from coordinator.auth import users_db
-from coordinator.auth.model import Role
-from coordinator.catalog_schema import make_engine
 from tests.support import certs
 from tests.support.nodeproc import NodeProcess
+from tests.support.users import add_user
 
 from mishards_client import Milvus, Status
 from mishards_client.aio import AsyncMilvus
@@ -39,10 +37,8 @@ def secure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secure]:
     root = Path(tmp_path_factory.mktemp("client-secure"))
     pki = certs.make_pki(root)
     meta_uri = f"sqlite:///{root / 'meta.sqlite'}"
-    engine = make_engine(meta_uri)
-    writer = users_db.add_user(engine, "writer", Role.READWRITE).token
-    reader = users_db.add_user(engine, "reader", Role.READONLY).token
-    engine.dispose()
+    writer = add_user(meta_uri, "writer", "readwrite")
+    reader = add_user(meta_uri, "reader", "readonly")
     args = ["--auto-flush-interval", "0", "--metrics-port", "-1", "--allow-anonymous", "none",
             "--tls-cert", str(pki.server.cert_path), "--tls-key", str(pki.server.key_path)]
     with NodeProcess(root / "node", args, meta_uri=meta_uri, http=True) as node:

@@ -22,6 +22,12 @@ ROOT = Path(__file__).resolve().parents[2]
 CHANNEL_OPTIONS = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
 
 
+def server_python() -> str:
+    """The interpreter of server children: ``MISHARDS_SERVER_PYTHON`` when set (the client's tests run under
+    other Pythons against servers of the project's own, scripts/client_pythons.sh), else this one."""
+    return os.environ.get("MISHARDS_SERVER_PYTHON") or sys.executable
+
+
 class NodeProcess:
     """One ``python -m node`` child. ``start()`` may be called again after ``kill()`` / ``stop()``."""
 
@@ -65,7 +71,7 @@ class NodeProcess:
         ready = self.workdir / "ready.json"
         ready.unlink(missing_ok=True)
         args = [
-            sys.executable, "-m", "node", "--port", "0", "--storage-path", str(self.storage),
+            server_python(), "-m", "node", "--port", "0", "--storage-path", str(self.storage),
             "--ready-file", str(ready), "--http-port", "-1" if self.http else "0", *self.extra_args,
         ]
         if self.meta_uri:

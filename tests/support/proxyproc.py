@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ from typing import Any
 import grpc
 
 from milvus_wire import milvus_pb2_grpc
-from tests.support.nodeproc import CHANNEL_OPTIONS, ROOT
+from tests.support.nodeproc import CHANNEL_OPTIONS, ROOT, server_python
 from tests.support.waiting import wait_for_ready_file
 
 
@@ -34,7 +33,7 @@ class ProxyProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
         ready = self.workdir / "proxy-ready.json"
         ready.unlink(missing_ok=True)
-        args = [sys.executable, "-m", "mishards", "--port", "0", "--membership", self.membership,
+        args = [server_python(), "-m", "mishards", "--port", "0", "--membership", self.membership,
                 "--ready-file", str(ready), "--http-port", "-1" if self.http else "0", *self.extra_args]
         env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
         self._log = open(self.workdir / "proxy.log", "wb")  # noqa: SIM115 - open for the child's lifetime

@@ -6,12 +6,11 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tests.support.nodeproc import ROOT
+from tests.support.nodeproc import ROOT, server_python
 from tests.support.waiting import poll_for
 
 
@@ -31,7 +30,7 @@ class UpProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
         ready = self.workdir / "up.ready"
         ready.unlink(missing_ok=True)
-        args = [sys.executable, "-m", "mishards.cli", "up", "--port", "0", "--data-dir", str(self.workdir / "data"),
+        args = [server_python(), "-m", "mishards.cli", "up", "--port", "0", "--data-dir", str(self.workdir / "data"),
                 "--ready-file", str(ready), *self.extra_args]
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - open for the child's lifetime
         self.proc = subprocess.Popen(args, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=self._log,
