@@ -11,13 +11,9 @@ import threading
 from coordinator.etcd_client import EtcdClient
 from coordinator.etcd_lease import Lease
 from coordinator.etcd_watch import WatchEvent, WatchHandle
-from coordinator.membership import (
-    CallbackList,
-    Member,
-    MembershipCallback,
-    MembershipConfig,
-    sorted_members,
-)
+from coordinator.members import Member, MembershipCallback, sorted_members
+from coordinator.membership import CallbackList
+from coordinator.membership_uri import MembershipConfig
 
 log = logging.getLogger(__name__)
 

@@ -18,108 +18,19 @@ The official ``kubernetes`` client is imported when the provider starts, never w
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
-from coordinator.membership import (
-    ROLES,
-    CallbackList,
-    Member,
-    MembershipCallback,
-    MembershipConfig,
-    join_host_port,
-    sorted_members,
-)
+from coordinator.backoff import Backoff
+from coordinator.k8s_pods import describe_error, is_gone, own_namespace, pod_is_ready, pod_member, pod_role
+from coordinator.members import ROLES, Member, MembershipCallback, sorted_members
+from coordinator.membership import CallbackList
+from coordinator.membership_uri import MembershipConfig
 
 log = logging.getLogger(__name__)
 
-HTTP_GONE = 410
 _SHORT_WATCH = 1.0  # seconds; a watch ending sooner without any event counts as a failure to back off from
-SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
-
-
-# ------------------------------------------------------------------------------------- pure pod -> member
-
-
-def pod_is_ready(pod: Any) -> bool:
-    """True when a pod (a ``V1Pod``) is Running, its Ready condition is True and it is not being deleted."""
-    status = getattr(pod, "status", None)
-    metadata = getattr(pod, "metadata", None)
-    if status is None or status.phase != "Running":
-        return False
-    if metadata is not None and metadata.deletion_timestamp is not None:
-        return False
-    return any(c.type == "Ready" and c.status == "True" for c in status.conditions or ())
-
-
-def pod_role(pod: Any, role_label: str) -> str | None:
-    """The pod's role from its ``role_label`` label, or None when missing or not one of ``ROLES``."""
-    metadata = getattr(pod, "metadata", None)
-    labels = (metadata.labels if metadata is not None else None) or {}
-    role = labels.get(role_label)
-    return role if role in ROLES else None
-
-
-def pod_member(pod: Any, port: int, role_label: str) -> Member | None:
-    """The member a pod stands for, or None when it is not one (see the module docstring)."""
-    if not pod_is_ready(pod) or not pod.status.pod_ip or not pod.metadata.name:
-        return None
-    role = pod_role(pod, role_label)
-    if role is None:
-        return None
-    return Member(node_id=pod.metadata.name, address=join_host_port(pod.status.pod_ip, port), role=role)
-
-
-def is_gone(exc: BaseException) -> bool:
-    """True for the client's ``ApiException`` with status 410 (an expired resourceVersion)."""
-    return getattr(exc, "status", None) == HTTP_GONE
-
-
-def describe_error(exc: BaseException) -> str:
-    """One line about a list/watch failure (``str(ApiException)`` spans several lines with all headers)."""
-    status = getattr(exc, "status", None)
-    if isinstance(status, int):
-        return f"HTTP {status} {getattr(exc, 'reason', '') or ''}".strip()
-    return f"{type(exc).__name__}: {exc}"
-
-
-class Backoff:
-    """Capped exponential backoff with jitter: attempt n waits uniformly in [c/2, c], c = min(max, initial*2**n)."""
-
-    def __init__(self, initial: float, maximum: float, rng: random.Random | None = None) -> None:
-        if not 0 < initial <= maximum:
-            raise ValueError(f"backoff needs 0 < initial <= maximum, got {initial} and {maximum}")
-        self.initial = initial
-        self.maximum = maximum
-        self.attempt = 0
-        self._rng = rng or random.Random()
-
-    def next(self) -> float:
-        ceiling = min(self.maximum, self.initial * 2 ** min(self.attempt, 62))
-        self.attempt += 1
-        return self._rng.uniform(ceiling / 2, ceiling)
-
-    def reset(self) -> None:
-        self.attempt = 0
-
-
-def own_namespace(path: Path | None = None) -> str:
-    """The namespace of the pod this process runs in (from its service account's namespace file).
-
-    Raises:
-        ValueError: outside a pod, asking for an explicit namespace.
-    """
-    path = path or SERVICE_ACCOUNT_NAMESPACE
-    try:
-        namespace = path.read_text(encoding="utf-8").strip()
-    except OSError:
-        namespace = ""
-    if not namespace:
-        raise ValueError(f"no namespace in the k8s:// URI and {path} is not readable: name the namespace")
-    return namespace
 
 
 # ----------------------------------------------------------------------------------------------- provider

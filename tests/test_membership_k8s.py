@@ -14,9 +14,11 @@ from typing import Any
 
 import pytest
 
-from coordinator import membership_k8s
+from coordinator import k8s_pods
+from coordinator.backoff import Backoff
+from coordinator.k8s_pods import pod_member
 from coordinator.membership import Member, create_provider, parse_membership_uri
-from coordinator.membership_k8s import Backoff, KubernetesMembership, pod_member
+from coordinator.membership_k8s import KubernetesMembership
 from tests.support.fake_k8s import FakeKubernetes
 from tests.support.waiting import free_port, poll_for
 
@@ -134,13 +136,13 @@ def test_own_namespace_from_the_service_account(
 ) -> None:
     namespace_file = tmp_path / "namespace"
     namespace_file.write_text("team-a\n")
-    monkeypatch.setattr(membership_k8s, "SERVICE_ACCOUNT_NAMESPACE", namespace_file)
+    monkeypatch.setattr(k8s_pods, "SERVICE_ACCOUNT_NAMESPACE", namespace_file)
     fake.add_pod("ro-0", namespace="team-a", labels=labels("ro"), ip="10.2.0.1")
     provider, _ = start(f"k8s://?selector={SELECTOR}")
     assert provider.namespace == "team-a"
     assert provider.members() == (member("ro-0", "10.2.0.1", "ro"),)
 
-    monkeypatch.setattr(membership_k8s, "SERVICE_ACCOUNT_NAMESPACE", tmp_path / "missing")
+    monkeypatch.setattr(k8s_pods, "SERVICE_ACCOUNT_NAMESPACE", tmp_path / "missing")
     with pytest.raises(ValueError, match="name the namespace"):
         create_provider(f"k8s://?selector={SELECTOR}", host=fake.url).start()
 

@@ -11,9 +11,6 @@ import pytest
 
 from coordinator import membership
 from coordinator.membership import (
-    DEFAULT_ETCD_PREFIX,
-    DEFAULT_K8S_PORT,
-    DEFAULT_ROLE_LABEL,
     Member,
     MembershipConfig,
     MembershipProvider,
@@ -25,6 +22,7 @@ from coordinator.membership import (
     registered_schemes,
     writer,
 )
+from coordinator.membership_uri import DEFAULT_ETCD_PREFIX, DEFAULT_K8S_PORT, DEFAULT_ROLE_LABEL
 
 # --- static:// -------------------------------------------------------------------------------------------
 
