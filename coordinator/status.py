@@ -7,6 +7,7 @@ segments each read-only node serves under the placement function.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -73,13 +74,16 @@ def render(members: Sequence[MemberStatus], revision: int, epoch: int, writer_id
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mishards status", description="Show the cluster.")
     parser.add_argument("--membership", required=True, help="membership URI (as given to the nodes)")
-    parser.add_argument("--meta-uri", required=True, help="catalog URI")
+    parser.add_argument("--meta-uri", default=os.environ.get("MISHARDS_META_URI", ""),
+                        help="catalog URI (default: $MISHARDS_META_URI, which keeps a password out of `ps`)")
     parser.add_argument("--replication", type=int, default=0, help="replicas per segment (0: automatic)")
     parser.add_argument("--cluster-tls-cert", default="", help="cluster mTLS: a cluster certificate to reach nodes")
     parser.add_argument("--cluster-tls-key", default="", help="cluster mTLS: its private key")
     parser.add_argument("--cluster-tls-ca", default="", help="cluster mTLS: the cluster CA")
     parser.add_argument("--cluster-tls-server-name", default="", help="the name the nodes' certificates carry")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    if not args.meta_uri:
+        parser.error("--meta-uri (or MISHARDS_META_URI) is required")
     try:
         dialer = ClusterDialer(cluster_tls(args.cluster_tls_cert, args.cluster_tls_key, args.cluster_tls_ca,
                                            args.cluster_tls_server_name))

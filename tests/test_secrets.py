@@ -278,10 +278,12 @@ def test_get_config_masks_the_password_and_holds_no_secret(worked: Secured) -> N
 
 
 def test_mishards_status_holds_no_secret(worked: Secured) -> None:
-    done = _cli("status", "--membership", worked.membership, "--meta-uri", worked.meta_uri,
+    done = _cli("status", "--membership", worked.membership,  # the catalog URI from the environment (not in ps)
                 "--cluster-tls-cert", str(worked.client_cert.cert_path),
                 "--cluster-tls-key", str(worked.client_cert.key_path),
-                "--cluster-tls-ca", str(worked.cluster.ca.cert_path))
+                "--cluster-tls-ca", str(worked.cluster.ca.cert_path), env={"MISHARDS_META_URI": worked.meta_uri})
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("SERVING") == len(worked.nodes), done.stdout
     assert not _leaks(worked, done.stdout + done.stderr)
+    missing = _cli("status", "--membership", worked.membership, env={"MISHARDS_META_URI": ""})
+    assert missing.returncode == 2 and "MISHARDS_META_URI" in missing.stderr
