@@ -86,16 +86,21 @@ def test_search_in_segment_and_async_futures(rest: Milvus, grpc_client: Milvus) 
     assert rest.flush(["seg"], _async=True).result().OK()
     status, ids2 = rest.insert("seg", x[100:])
     assert rest.flush(["seg"]).OK()
-    # Segment files are numbered from 1 in the node's fresh catalog: each transport finds the same hits.
-    found = []
+    # Segment files are numbered from 1 in the node's fresh catalog: each transport finds the same hits. The
+    # background merge may replace the two segments by a third while this runs (a pair of calls that straddles
+    # it is asked again), and a row may be found in a merged-away segment and in the merged one.
+    found = set()
     for fid in range(1, 40):
-        status, over_rest = rest.search_in_segment("seg", [fid], x[[0, 150]], 2)
-        status_grpc, over_grpc = grpc_client.search_in_segment("seg", [fid], x[[0, 150]], 2)
+        for _attempt in range(3):
+            status, over_rest = rest.search_in_segment("seg", [fid], x[[0, 150]], 2)
+            status_grpc, over_grpc = grpc_client.search_in_segment("seg", [fid], x[[0, 150]], 2)
+            if status.code == status_grpc.code:
+                break
         assert status.code == status_grpc.code
         if status.OK():
             assert over_rest.ids.tolist() == over_grpc.ids.tolist()
-            found += [int(i) for i in over_rest.ids[:, 0] if i in (ids[0], ids2[50])]
-    assert sorted(found) == sorted([ids[0], ids2[50]])
+            found |= {int(i) for i in over_rest.ids[:, 0] if i in (ids[0], ids2[50])}
+    assert found == {ids[0], ids2[50]}
     seen: list[Status] = []
     future = rest.search("seg", 1, q[:1], _async=True, _callback=lambda s, r: seen.append(s))
     assert future.result()[0].OK() and seen == [Status(message="Search vectors successfully!")]
