@@ -1,6 +1,10 @@
 """REST vs gRPC in one run, on the same node and through the proxy of a small cluster.
 
     python -m benchmarks.rest_bench [--rows 50000] [--dim 128] [--queries 300] [--repeats 3] [--batch 10000]
+    python -m benchmarks.rest_bench --mode workers [--rows 100000] [--clients 4] [--threads 2] [--seconds 5]
+
+``--mode workers``: REST QPS at saturation on a node with 1 and 2 worker processes (``benchmarks/rest_saturation.py``).
+The default mode compares the protocols:
 
 For each target (a standalone node; a proxy in front of a writer and one read node):
 a) Insert: ``--rows`` rows in calls of ``--batch`` rows (user ids) into a fresh collection per protocol and
@@ -206,11 +210,20 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--queries", type=int, default=300)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--batch", type=int, default=10_000)
+    p.add_argument("--mode", choices=["compare", "workers"], default="compare",
+                   help="compare: REST vs gRPC; workers: REST QPS at saturation with 1 and 2 node workers")
+    p.add_argument("--clients", type=int, default=4, help="workers mode: client processes")
+    p.add_argument("--threads", type=int, default=2, help="workers mode: connections (one thread each) per client")
+    p.add_argument("--seconds", type=float, default=5.0, help="workers mode: measured seconds per case")
     return p.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.mode == "workers":
+        from benchmarks import rest_saturation
+
+        return rest_saturation.main(args)
     ds = load_sift_like(args.rows, args.dim, max(args.queries, BATCH_NQ))
     queries = ds.queries[:args.queries]
     with tempfile.TemporaryDirectory(prefix="rest_bench_") as tmp:

@@ -1,6 +1,6 @@
 """The parent of a multi-process node or proxy (``--workers N``, N > 1).
 
-It reserves the shared gRPC port (and each worker's own port, and a shared REST port when asked) with sockets
+It reserves the shared gRPC port (and each worker's own port, and the shared REST port when asked) with sockets
 that are bound with ``SO_REUSEPORT`` but never listen: the kernel hands connections only to listening sockets,
 so the workers, binding the same ports with ``grpc.so_reuseport``, take every connection, while no other
 process can take a port between a worker's death and its restart. It then starts the workers (fresh
@@ -60,8 +60,7 @@ class PoolConfig:
     port: int  # the shared gRPC port (0: a free one)
     count: int
     metrics_port: int  # the parent's /metrics (0: off, -1: a free port)
-    http_port: int  # REST: 0 off, -1 a free port, else that port
-    http_shared: bool  # every worker serves REST on the shared port (proxy); else the primary alone (node)
+    http_port: int  # REST: 0 off, -1 a free port, else that port; every worker serves it (SO_REUSEPORT)
     ready_file: str
 
 
@@ -88,11 +87,10 @@ class WorkerPool:
         shared = self._reserve(c.port)
         own = [self._reserve(0) for _ in range(c.count)]
         http = c.http_port
-        if c.http_shared and http:
+        if http:
             http = self._reserve(max(0, http))
         for spec in specs(c.host, c.advertise, shared, own, str(self.run_dir)):
-            worker_http = http if (c.http_shared or spec.is_primary) else 0
-            args = child_argv(c.argv, spec, metrics=bool(c.metrics_port), http_port=worker_http)
+            args = child_argv(c.argv, spec, metrics=bool(c.metrics_port), http_port=http)
             self.children.append(self.supervisor.add(f"worker-{spec.index}", c.module, args,
                                                      self.run_dir / f"worker-{spec.index}.ready", None))
         primary, others = self.children[0], self.children[1:]
@@ -145,7 +143,8 @@ class WorkerPool:
             sock.close()
         for child in self.children:
             child.ready.unlink(missing_ok=True)
-        for leftover in [*self.run_dir.glob("worker-*.sock"), self.run_dir / SECRET_FILE]:
+        for leftover in [*self.run_dir.glob("worker-*.sock"), *self.run_dir.glob("preloads.*"),
+                         self.run_dir / SECRET_FILE]:
             leftover.unlink(missing_ok=True)
         with contextlib.suppress(OSError):
             self.run_dir.rmdir()

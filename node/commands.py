@@ -132,6 +132,7 @@ class Commands:
             "cache_capacity_bytes": cache.capacity_bytes,
             "cache_used_bytes": cache.used_bytes,
             "cache_segments": len(cache),
+            "cache_segment_ids": cache.segment_ids(),
             "cache_hits": cache.hits,
             "cache_misses": cache.misses,
             "cache_hit_rate": round(cache.hits / lookups, 4) if lookups else 0.0,

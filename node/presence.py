@@ -35,8 +35,10 @@ def share_members(view: tuple[Member, ...], me: Member) -> list[str]:
 
 class Presence:
     def __init__(self, engine: Engine, reader: Reader, membership_uri: str, me: Member, replication: int,
-                 on_ready: Callable[[], None], register: bool = True) -> None:
+                 on_ready: Callable[[], None], register: bool = True,
+                 before_ready: Callable[[], None] = lambda: None) -> None:
         self.engine = engine
+        self.before_ready = before_ready  # runs once, after the first warm-up, before the node reports ready
         self.registers = register
         self.reader = reader
         self.me = me
@@ -100,6 +102,7 @@ class Presence:
             try:
                 self.warm()
                 if not self.ready:
+                    self.before_ready()
                     self.ready = True
                     if self.registers:
                         self.provider.register(Member(self.me.node_id, self.me.address, self.me.role, "ready"))

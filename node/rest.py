@@ -1,33 +1,62 @@
-"""The node's REST API: the Milvus 1.1 web server (``coordinator.rest``) over the node's own servicer.
+"""The node's REST API: the Milvus 1.1 web server (``coordinator.rest``) over the node's own handler table.
 
-Each REST call becomes the same protobuf request the gRPC edge decodes (the fast-path request types for
-inserts and searches) and runs through the servicer's method in-process, with its validation, error map,
-admission control and metrics; nothing is sent to the node's own gRPC port.
+Each REST call becomes the serialized request a gRPC client would send and runs through the very method
+handler the node's gRPC port uses for it (``node/handlers.py``): its request type (the fast-path types for
+inserts and searches), validation, error map, admission control and metrics, and, on a worker of a
+multi-process node, the same routing: the broadcast calls reach every worker, and a standalone node's
+secondary serves the searches itself and forwards every other call to the primary. Nothing is sent to the
+node's own gRPC port.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from coordinator.rest.backend import RestContext, message_class
-from milvus_wire import milvus_pb2
+import grpc
+
+from coordinator.rest.backend import RestContext
+
+KnownBinary = Callable[[str], bool | None]
 
 
-class NodeBackend:
-    """Serves MilvusService calls (bytes in, bytes out) with ``servicer``, whose handlers answer protobuf
-    messages or bytes already in the wire format."""
+class HandlerBackend:
+    """Serves MilvusService calls (bytes in, bytes out) with a table of gRPC method handlers (method name ->
+    ``grpc.RpcMethodHandler``), as the gRPC server would: deserialize (a forwarding handler takes the bytes
+    as they are), run, serialize."""
 
-    def __init__(self, servicer: Any, fast_requests: dict[str, Any]) -> None:
-        self.servicer = servicer
+    def __init__(self, handlers: dict[str, grpc.RpcMethodHandler], known: KnownBinary = lambda _name: None) -> None:
         self.context = RestContext()
-        self._requests: dict[str, Any] = {}
-        for method in milvus_pb2.DESCRIPTOR.services_by_name["MilvusService"].methods:
-            self._requests[method.name] = fast_requests.get(method.name) or message_class(method.input_type.full_name)
+        self._known = known
+        self._calls: dict[str, Callable[[bytes], bytes]] = {name: self._call(h) for name, h in handlers.items()}
+
+    def _call(self, handler: grpc.RpcMethodHandler) -> Callable[[bytes], bytes]:
+        run = handler.unary_unary
+        parse = handler.request_deserializer
+        dump = handler.response_serializer
+        context = self.context
+
+        def call(request: bytes) -> bytes:
+            reply = run(request if parse is None else parse(request), context)
+            out = reply if dump is None else dump(reply)
+            return out if isinstance(out, bytes) else bytes(out)
+
+        return call
 
     def call(self, method: str, request: bytes) -> bytes:
-        message = self._requests[method].FromString(request)
-        reply = getattr(self.servicer, method)(message, self.context)
-        return reply if isinstance(reply, bytes) else bytes(reply.SerializeToString())
+        return self._calls[method](request)
 
     def known_binary(self, collection: str) -> bool | None:
-        return None  # DescribeCollection is an in-process call here (and reports a missing collection itself)
+        return self._known(collection)
+
+
+def snapshot_binary(engine: Any) -> KnownBinary:
+    """Whether a collection holds binary vectors, from the node's catalog snapshot (None: not in it, so the
+    REST layer asks with ``DescribeCollection``, which reports a missing collection). For a worker that forwards
+    ``DescribeCollection`` to its primary, as the proxy reads its cached catalog."""
+
+    def known(name: str) -> bool | None:
+        coll = engine.snapshot().collection(name)
+        return None if coll is None else bool(coll.is_binary)
+
+    return known

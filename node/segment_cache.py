@@ -160,5 +160,10 @@ class SegmentCache:
         with self._lock:
             return segment_id in self._items
 
+    def segment_ids(self) -> list[int]:
+        """The ids of the segments held, in id order."""
+        with self._lock:
+            return sorted(self._items)
+
     def __len__(self) -> int:
         return len(self._items)

@@ -10,7 +10,8 @@ client span of this worker's when it traces) and the node's worker secret, so th
 worker admitted without a token (a cluster peer, by its certificate) is admitted by the others too
 (:func:`trusting_workers`). The reply is this worker's when every other worker succeeded, else
 the first failure (in worker order); a worker that did not answer in time counts as a failure. This works alike
-for a proxy and for a client talking to a node directly, over gRPC and (a standalone node's primary) REST.
+for a proxy and for a client talking to a node directly, over gRPC and REST (the REST API runs the same
+handler table, ``node/rest.py``).
 
 ``set_config`` values are written to the node's config-values file by the primary alone
 (:attr:`node.commands.Commands.keeps_values`); every worker checks the value the same way and applies it live.
@@ -173,21 +174,6 @@ def trusting_workers(internal: Callable[[Any], bool], secret: str) -> Callable[[
         return carries_secret(context.invocation_metadata(), secret) or internal(context)
 
     return check
-
-
-class Broadcasting:
-    """A servicer whose broadcast methods go through a :class:`Broadcaster` (the REST API's view of it)."""
-
-    def __init__(self, servicer: Any, broadcaster: Broadcaster) -> None:
-        self._servicer = servicer
-        self._broadcaster = broadcaster
-
-    def __getattr__(self, name: str) -> Any:
-        found = getattr(self._servicer, name)
-        if name not in BROADCAST_METHODS:
-            return found
-        reply_cls = milvus_pb2.StringReply if name == "Cmd" else status_pb2.Status
-        return self._broadcaster.wrap(name, found, reply_cls)
 
 
 def cmd_here_or_forward(local: Behavior, forward: Callable[[bytes, Any], bytes]) -> grpc.RpcMethodHandler:

@@ -2,7 +2,7 @@
 
 - role ``ro``: every worker is a full read-only engine; the primary (worker 0) alone joins membership, the
   others follow the same share (a watch-only presence) so that they warm the same segments.
-- role ``standalone``: the primary owns the log, every catalog write, maintenance and the REST port. The
+- role ``standalone``: the primary owns the log, every catalog write and maintenance. The
   others are read-only engines over the same catalog and storage that serve the search RPCs and the cache
   calls (:data:`SERVED_BY_EVERY_WORKER`) and ``Cmd set_config`` themselves, and forward every other call, as
   bytes, to the primary's own port, keeping its deadline and metadata and returning the primary's reply
@@ -11,7 +11,8 @@
 - role ``rw``: one process (the writer's log and lease are one process's).
 
 With more than one worker, the cache calls and ``Cmd set_config`` reach every worker, whichever received
-them (``node/worker_broadcast.py``).
+them (``node/worker_broadcast.py``). Every worker serves the REST API on the node's REST port (``SO_REUSEPORT``)
+through the same handler table as its gRPC port (``node/rest.py``), so REST calls are routed alike.
 
 The admission budget (``request_memory``) is the node's: each worker gets its share.
 """
@@ -77,5 +78,5 @@ def run(settings: NodeSettings, spec: WorkerSpec | None, argv: Sequence[str]) ->
     serve_workers(PoolConfig(
         prog="mishards node", module="node", argv=(*strip_flags(argv, ("--ready-file", SPEC_FLAG)), *budget),
         host=settings.host, advertise=settings.advertise, port=settings.port, count=count,
-        metrics_port=settings.metrics_port, http_port=settings.rest_port, http_shared=False,
+        metrics_port=settings.metrics_port, http_port=settings.rest_port,
         ready_file=settings.ready_file))
