@@ -23,11 +23,10 @@ import numpy.typing as npt
 from . import codec
 from ._grpc import milvus_pb2 as pb
 from ._grpc import status_pb2
-from .aio_base import name_bytes, params_json, reply_status, rows_to_array
 from .aio_hybrid import AsyncHybridMethods
 from .checks import check, check_params
-from .client import REQUEST_KEY_HEADER, status_of_failure
 from .exceptions import ParamError
+from .grpc_common import REQUEST_KEY_HEADER, name_bytes, params_json, reply_status, rows_to_array, status_of_failure
 from .retry import insert_is_retryable
 from .transport import CallFailed
 from .types import CollectionSchema, IndexParam, IndexType, MetricType, PartitionParam, Status, TopKQueryResult

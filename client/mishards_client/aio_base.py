@@ -3,58 +3,23 @@ their failures, connection management, server commands and configuration."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, TypeVar
-
-import numpy as np
-import numpy.typing as npt
 
 from . import codec
 from ._grpc import milvus_pb2 as pb
 from .aio_transport import AsyncTransport
 from .checks import check, resolve_address
-from .client import status_of_failure
 from .exceptions import NotConnectError, ParamError
+from .grpc_common import reply_status, status_of, status_of_failure
 from .retry import IDEMPOTENT_METHODS, RetryPolicy
 from .transport import CallFailed, Metadata, TransportSettings, read_pem
 from .types import Status
 
-__all__ = ["AsyncBase", "name_bytes", "params_json", "reply_status", "rows_to_array", "status_of"]
+__all__ = ["AsyncBase"]
 
 PemSource = str | bytes | Path | None
 A = TypeVar("A", bound="AsyncBase")
-
-
-def status_of(code: int, reason: str, ok_message: str = "Success") -> Status:
-    return Status(message=ok_message) if code == 0 else Status(code=code, message=reason)
-
-
-def params_json(params: dict[str, Any]) -> str:
-    return json.dumps(params, separators=(",", ":"))
-
-
-def name_bytes(collection_name: str) -> bytes:
-    return pb.CollectionName(collection_name=collection_name).SerializeToString()
-
-
-def reply_status(reply: Any) -> Status:
-    return Status(reply.status.error_code, reply.status.reason)
-
-
-def rows_to_array(rows: list[Any]) -> tuple[npt.NDArray[Any], npt.NDArray[np.bool_]]:
-    """Vectors by id (float32 arrays, ``bytes``, empty when not found) as one ``(n, dim)`` array (float32, or
-    uint8 for binary) and the ``found`` mask; rows not found are zero."""
-    found = np.array([len(r) > 0 for r in rows], dtype=np.bool_)
-    sample = next((r for r in rows if len(r)), None)
-    if sample is None:
-        return np.empty((len(rows), 0), dtype=np.float32), found
-    binary = isinstance(sample, bytes)
-    out: npt.NDArray[Any] = np.zeros((len(rows), len(sample)), dtype=np.uint8 if binary else np.float32)
-    for i, r in enumerate(rows):
-        if len(r):
-            out[i] = np.frombuffer(r, dtype=np.uint8) if isinstance(r, bytes) else r
-    return out, found
 
 
 class AsyncBase:

@@ -12,10 +12,10 @@ import numpy.typing as npt
 
 from . import codec
 from ._grpc import milvus_pb2 as pb
-from .aio_base import AsyncBase, name_bytes
+from .aio_base import AsyncBase
 from .checks import check
-from .client import REQUEST_KEY_HEADER, status_of_failure
 from .exceptions import ParamError
+from .grpc_common import REQUEST_KEY_HEADER, name_bytes, status_of_failure
 from .hybrid import Field, HybridSchema, decode_entity, insert_entity_bytes, mapping_bytes, schema_from_mapping
 from .hybrid import search_bytes as hybrid_search_bytes
 from .transport import CallFailed

@@ -14,6 +14,7 @@ from . import codec
 from ._grpc import milvus_pb2 as pb
 from .checks import check
 from .exceptions import ParamError
+from .grpc_common import REQUEST_KEY_HEADER, GrpcCalls, name_bytes, status_of_failure
 from .hybrid import Field, HybridSchema, decode_entity, insert_entity_bytes, mapping_bytes, schema_from_mapping
 from .hybrid import search_bytes as hybrid_search_bytes
 from .transport import CallFailed
@@ -21,30 +22,14 @@ from .types import Status, TopKQueryResult
 
 __all__ = ["HybridMethods"]
 
-REQUEST_KEY_HEADER = "mishards-request-key"
 
-
-def _failure(exc: CallFailed) -> Status:
-    from .client import status_of_failure
-
-    return status_of_failure(exc)
-
-
-class HybridMethods:
+class HybridMethods(GrpcCalls):
     """Hybrid collections: create / describe / has / count / list / drop, insert entities (scalar columns and
     vectors), filtered search with the JSON DSL (:mod:`mishards_client.hybrid`), entities by id, deletes."""
 
     _schemas: dict[str, HybridSchema]
     _retry_inserts: bool
     _schemas_lock: threading.Lock
-
-    def _call(self, method: str, request: bytes, timeout: float | None, *, retryable: bool | None = None,
-              metadata: Sequence[tuple[str, str]] = ()) -> bytes:
-        raise NotImplementedError
-
-    def _status_call(self, method: str, request: bytes, timeout: float | None, ok_message: str = "Success",
-                     **call_kwargs: Any) -> Status:
-        raise NotImplementedError
 
     def _forget_schema(self, collection_name: str) -> None:
         with self._schemas_lock:
@@ -64,9 +49,9 @@ class HybridMethods:
                                    timeout: float | None = 30) -> tuple[Status, HybridSchema | None]:
         check(collection_name=collection_name)
         try:
-            reply = pb.Mapping.FromString(self._call("DescribeHybridCollection", _name(collection_name), timeout))
+            reply = pb.Mapping.FromString(self._call("DescribeHybridCollection", name_bytes(collection_name), timeout))
         except CallFailed as exc:
-            return _failure(exc), None
+            return status_of_failure(exc), None
         if reply.status.error_code != 0:
             return Status(reply.status.error_code, reply.status.reason), None
         schema = schema_from_mapping(reply)
@@ -77,18 +62,18 @@ class HybridMethods:
     def has_hybrid_collection(self, collection_name: str, timeout: float | None = 30) -> tuple[Status, bool]:
         check(collection_name=collection_name)
         try:
-            reply = pb.BoolReply.FromString(self._call("HasHybridCollection", _name(collection_name), timeout))
+            reply = pb.BoolReply.FromString(self._call("HasHybridCollection", name_bytes(collection_name), timeout))
         except CallFailed as exc:
-            return _failure(exc), False
+            return status_of_failure(exc), False
         return Status(reply.status.error_code, reply.status.reason or "Success"), reply.bool_reply
 
     def count_hybrid_collection(self, collection_name: str, timeout: float | None = 30) -> tuple[Status, int | None]:
         check(collection_name=collection_name)
         try:
             reply = pb.CollectionRowCount.FromString(
-                self._call("CountHybridCollection", _name(collection_name), timeout))
+                self._call("CountHybridCollection", name_bytes(collection_name), timeout))
         except CallFailed as exc:
-            return _failure(exc), None
+            return status_of_failure(exc), None
         if reply.status.error_code != 0:
             return Status(reply.status.error_code, reply.status.reason), None
         return Status(), reply.collection_row_count
@@ -98,7 +83,7 @@ class HybridMethods:
             reply = pb.MappingList.FromString(self._call("ShowHybridCollections", pb.Command().SerializeToString(),
                                                          timeout))
         except CallFailed as exc:
-            return _failure(exc), []
+            return status_of_failure(exc), []
         if reply.status.error_code != 0:
             return Status(reply.status.error_code, reply.status.reason), []
         return Status(), [m.collection_name for m in reply.mapping_list]
@@ -106,7 +91,7 @@ class HybridMethods:
     def drop_hybrid_collection(self, collection_name: str, timeout: float | None = 30) -> Status:
         check(collection_name=collection_name)
         self._forget_schema(collection_name)
-        return self._status_call("DropHybridCollection", _name(collection_name), timeout)
+        return self._status_call("DropHybridCollection", name_bytes(collection_name), timeout)
 
     def _schema(self, collection_name: str, timeout: float | None) -> tuple[Status, HybridSchema | None]:
         with self._schemas_lock:
@@ -143,7 +128,7 @@ class HybridMethods:
             reply = self._call("InsertEntity", request, timeout, retryable=self._retry_inserts and id_array is not None,
                               metadata=metadata)
         except CallFailed as exc:
-            return _failure(exc), []
+            return status_of_failure(exc), []
         code, reason, got = codec.decode_vector_ids(reply)
         if code != 0:
             return Status(code, reason), []
@@ -160,7 +145,7 @@ class HybridMethods:
         try:
             reply = self._call("HybridSearch", request, timeout)
         except CallFailed as exc:
-            return _failure(exc), None
+            return status_of_failure(exc), None
         result = codec.decode_topk(reply)
         if result.code != 0:
             return Status(result.code, result.reason), None
@@ -180,7 +165,7 @@ class HybridMethods:
             try:
                 reply = pb.HEntity.FromString(self._call("GetEntityByID", request, timeout))
             except CallFailed as exc:
-                return _failure(exc), []
+                return status_of_failure(exc), []
             if reply.status.error_code != 0:
                 return Status(reply.status.error_code, reply.status.reason), []
             out.append(decode_entity(schema, reply))
@@ -190,7 +175,3 @@ class HybridMethods:
         check(collection_name=collection_name, ids=list(ids))
         request = pb.HDeleteByIDParam(collection_name=collection_name, id_array=[int(i) for i in ids])
         return self._status_call("DeleteEntitiesByID", request.SerializeToString(), timeout)
-
-
-def _name(collection_name: str) -> bytes:
-    return pb.CollectionName(collection_name=collection_name).SerializeToString()
