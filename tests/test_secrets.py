@@ -11,6 +11,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import secrets
 import ssl
 import subprocess
@@ -234,6 +235,13 @@ def test_process_logs_hold_no_secret_but_the_audit_lines(worked: Secured) -> Non
     poll_for(lambda: '"rpc":"DeleteByID"' in logs() and '"who":"unknown"' in logs(), timeout=10,
              what="the audit lines of a delete and of a refused token")
     text = logs()
+    audit = [json.loads(line[line.index("{"):]) for line in text.splitlines() if '{"audit":true' in line]
+    delete = next(a for a in audit if a["rpc"] == "DeleteByID")
+    assert (delete["who"], delete["collection"], delete["result"], delete["rpc_class"]) == \
+        ("user:root", "guarded", 0, "write")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", delete["when"]), delete
+    stranger = next(a for a in audit if a["who"] == "unknown" and a["rpc"] == "HasCollection")
+    assert stranger["result"] == PERMISSION_DENIED and "not valid" in stranger["reason"]
     assert '"who":"user:root","rpc":"CreateCollection"' in text
     assert '"who":"user:reader","rpc":"DropCollection","rpc_class":"ddl","collection":"guarded"' in text
     assert not _leaks(worked, text)
