@@ -279,6 +279,23 @@ class CsvDataset:
         for start, records in self._records(size):
             yield self._chunk(start, records)
 
+    def _first_unparsable(self, records: list[tuple[int, list[str]]]) -> str | None:
+        """Where a chunk failed to parse: the line, column and text of its first vector component or id that is
+        not a number (looked for only after a failure)."""
+        lay, header = self._layout, self._header
+        fields: list[tuple[str, type]] = [(c, float) for c in lay.components]
+        if lay.id_column is not None:
+            fields.append((lay.id_column, int))
+        for line, record in records:
+            for name, parse in fields:
+                text = record[header.index(name)]
+                try:
+                    parse(text)
+                except ValueError:
+                    kind = "an integer" if parse is int else "a number"
+                    return f"{self._path}:{line}: column {name!r}: {text[:40]!r} is not {kind}"
+        return None
+
     def _chunk(self, start: int, records: list[tuple[int, list[str]]]) -> Chunk:
         lay, header = self._layout, self._header
         try:
@@ -298,7 +315,8 @@ class CsvDataset:
                 col = header.index(lay.id_column)
                 ids = np.array([int(r[col]) for _, r in records], dtype=np.int64)
         except ValueError as exc:
-            raise DatasetError(f"{self._path}: rows from line {records[0][0]}: {exc}") from exc
+            where = self._first_unparsable(records) or f"{self._path}: rows from line {records[0][0]}: {exc}"
+            raise DatasetError(where) from exc
         scalars = {}
         for name in lay.scalars:
             col = header.index(name)

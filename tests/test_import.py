@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -102,15 +103,32 @@ def make_file(tmp: Path, fmt: str, n: int, d: int) -> tuple[Path, np.ndarray, np
         raw = RNG.integers(0, 256, (n, d), dtype=np.uint8)
         write_vecs(tmp / "f.bvecs", raw)
         return tmp / "f.bvecs", seq, raw.astype(np.float32)
+    if fmt == "ivecs":
+        ints = RNG.integers(-(2**20), 2**20, (n, d)).astype("<i4")  # exact in float32
+        write_vecs(tmp / "f.ivecs", ints)
+        return tmp / "f.ivecs", seq, ints.astype(np.float32)
     if fmt == "hdf5":
         with h5py.File(tmp / "f.hdf5", "w") as fh:
             fh.attrs["distance"] = "euclidean"
             fh.create_dataset("train", data=vecs)
         return tmp / "f.hdf5", seq, vecs
+    if fmt == "hdf5-hamming":
+        bools = RNG.integers(0, 2, (n, d)).astype(bool)
+        with h5py.File(tmp / "h.hdf5", "w") as fh:
+            fh.attrs["distance"] = "hamming"
+            fh.create_dataset("train", data=bools)
+        return tmp / "h.hdf5", seq, np.packbits(bools, axis=1)
     if fmt == "parquet":
         pq.write_table(pa.table({"id": own, "vector": pa.array(list(vecs), type=pa.list_(pa.float32()))}),
                        tmp / "f.parquet", row_group_size=97)
         return tmp / "f.parquet", own, vecs
+    if fmt == "csv-list":
+        with (tmp / "l.csv").open("w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["id", "vector"])
+            writer.writerows([int(i), "[" + ", ".join(repr(float(x)) for x in v) + "]"]
+                             for i, v in zip(own, vecs, strict=True))
+        return tmp / "l.csv", own, vecs
     assert fmt == "csv"
     with (tmp / "f.csv").open("w", newline="") as fh:
         writer = csv.writer(fh)
@@ -119,7 +137,8 @@ def make_file(tmp: Path, fmt: str, n: int, d: int) -> tuple[Path, np.ndarray, np
     return tmp / "f.csv", own, vecs
 
 
-@pytest.mark.parametrize("fmt", ["npy", "npy-binary", "fvecs", "bvecs", "hdf5", "parquet", "csv"])
+@pytest.mark.parametrize("fmt", ["npy", "npy-binary", "fvecs", "bvecs", "ivecs", "hdf5", "hdf5-hamming", "parquet",
+                                 "csv", "csv-list"])
 def test_each_format_into_the_node(cluster: LocalCluster, node: Milvus, tmp_path: Path,
                                    capsys: pytest.CaptureFixture[str], fmt: str) -> None:
     path, ids, vectors = make_file(tmp_path, fmt, 530, 16)
@@ -128,7 +147,11 @@ def test_each_format_into_the_node(cluster: LocalCluster, node: Milvus, tmp_path
                          "--batch", "100", "--parallel", "3")
     assert code == 0, err
     assert "import complete: 530 rows sent" in out and "6 batches" in out
-    assert "100.0%" in err and "530/530 rows" in err
+    assert re.search(r"rows sent in \d+\.\d s \([\d,]+ rows/s, the final flush included\)", out), out
+    assert "file rows 530; already imported before this run 0; re-sent after an unknown outcome 0 batches; " \
+           "failed batches 0" in out
+    # the progress bar: percentage, rows, rate, elapsed time and ETA (one plain line at the end off a terminal)
+    assert re.search(r"100\.0%  530/530 rows  [\d,]+ rows/s  elapsed \d+:\d\d  ETA 0:00", err), err
     assert_stored(node, name, ids, vectors)
 
 
@@ -273,6 +296,54 @@ def test_corrupt_files_are_refused_with_nothing_inserted(cluster: LocalCluster, 
                        cluster.writer.address)
     assert code == 1 and "hybrid collection 'imp_bad' does not exist; pass --create" in err and "age INT64" in err
     assert node.count_entities("imp_bad")[1] == 0
+
+
+def corrupt_file(tmp: Path, fmt: str, n: int, d: int) -> tuple[Path, str]:
+    """A file of ``fmt`` whose last row is bad, and the reason the import must give."""
+    vecs = RNG.random((n, d)).astype(np.float32)
+    if fmt == "npy":
+        vecs[-1, 3] = np.nan
+        np.save(tmp / "c.npy", vecs)
+        return tmp / "c.npy", f"row {n - 1} holds NaN or infinity"
+    if fmt == "hdf5":
+        vecs[-1, 0] = np.inf
+        with h5py.File(tmp / "c.hdf5", "w") as fh:
+            fh.attrs["distance"] = "euclidean"
+            fh.create_dataset("train", data=vecs)
+        return tmp / "c.hdf5", f"row {n - 1} holds NaN or infinity"
+    if fmt == "parquet":
+        rows = [*list(vecs[:-1]), vecs[-1, :-1]]  # the last vector one component short
+        pq.write_table(pa.table({"vector": pa.array(rows, type=pa.list_(pa.float32()))}), tmp / "c.parquet",
+                       row_group_size=50)
+        return tmp / "c.parquet", f"row {n - 1} has a vector of {d - 1} values, expected {d}"
+    assert fmt == "csv"
+    with (tmp / "c.csv").open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow([f"v{i}" for i in range(d)])
+        writer.writerows([repr(float(x)) for x in v] for v in vecs[:-1])
+        writer.writerow(["0.5"] * (d - 1) + ["oops"])
+    return tmp / "c.csv", f"c.csv:{n + 1}: column 'v{d - 1}': 'oops' is not a number"
+
+
+@pytest.mark.parametrize("fmt", ["npy", "hdf5", "parquet", "csv"])
+def test_corrupt_last_row_refused_before_anything_is_sent(cluster: LocalCluster, node: Milvus, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str], fmt: str) -> None:
+    """The bad row is the last one, after many good batches: the whole file is checked before the first batch, so
+    the existing collection stays empty and no journal is written; with --create no collection is made."""
+    from mishards_client import MetricType
+
+    path, reason = corrupt_file(tmp_path, fmt, 450, 8)
+    name = f"imp_corrupt_{fmt}"
+    assert node.create_collection({"collection_name": name, "dimension": 8, "metric_type": MetricType.L2}).OK()
+    code, out, err = run(capsys, str(path), "--collection", name, "--uri", cluster.writer.address, "--batch", "50")
+    assert code == 2 and "refused, nothing sent" in err and reason in err and str(path) in err, err
+    assert out == ""
+    assert node.flush([name]).OK() and node.count_entities(name)[1] == 0
+    assert not journal_path(path, name, "", None).exists()
+    code, _, err = run(capsys, str(path), "--collection", name + "_new", "--uri", cluster.writer.address,
+                       "--create")
+    assert code == 2 and reason in err
+    assert node.has_collection(name + "_new")[1] is False
 
 
 @pytest.mark.parametrize("fmt", ["parquet", "csv"])

@@ -247,6 +247,14 @@ def test_csv_refusals(tmp_path: Path) -> None:
     (tmp_path / "e.csv").write_text("")
     with pytest.raises(DatasetError, match="empty CSV file"):
         open_dataset(tmp_path / "e.csv")
+    # a bad component or id deep in a chunk: the message names its own line, column and text
+    good = [[i, 0.5, 1.5] for i in range(1, 8)]
+    write_csv(tmp_path / "c.csv", ["id", "v0", "v1"], [*good, [8, 0.5, "1,5"], [9, 0.5, 0.5]])
+    with pytest.raises(DatasetError, match=r"c.csv:9: column 'v1': '1,5' is not a number"):
+        open_dataset(tmp_path / "c.csv").validate()
+    write_csv(tmp_path / "i.csv", ["id", "vector"], [[1, "1 2"], [2, "3 4"], ["3.5", "5 6"]])
+    with pytest.raises(DatasetError, match=r"i.csv:4: column 'id': '3.5' is not an integer"):
+        open_dataset(tmp_path / "i.csv").validate()
 
 
 def test_layout_of_names() -> None:
