@@ -57,7 +57,7 @@ class Issued:
 
 
 def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
+    return datetime.datetime.now(datetime.timezone.utc)  # noqa: UP017 - the client's tests also run on Python 3.10
 
 
 def _key() -> ec.EllipticCurvePrivateKey:
