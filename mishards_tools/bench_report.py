@@ -58,7 +58,8 @@ def write_json(run: dict[str, Any], out: Path) -> Path:
 
 
 def plot(runs: list[dict[str, Any]], out: Path) -> Path:
-    """recall (x) vs QPS (y, log), nq=1 solid with markers and batched dashed; a compared run in lighter lines."""
+    """recall (x) vs QPS (y, log), nq=1 solid with markers and batched dashed; a compared run in lighter lines.
+    The PNG's ``Description`` text lists the curves (``LABEL: INDEX nq=...``)."""
     try:
         import matplotlib
 
@@ -70,6 +71,7 @@ def plot(runs: list[dict[str, Any]], out: Path) -> Path:
     fig, ax = plt.subplots(figsize=(8, 5.5), dpi=100)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     indexes = list(dict.fromkeys(i for run in runs for i in curves(run)))
+    drawn: list[str] = []
     for n, run in enumerate(runs):
         alpha, marker = (1.0, "o") if n == 0 else (0.55, "s")
         top = max(run["threads"])
@@ -80,6 +82,7 @@ def plot(runs: list[dict[str, Any]], out: Path) -> Path:
                     linestyle="-" if n == 0 else ":")
             ax.plot(rec, batched, marker=marker, color=color, alpha=alpha * 0.7, linestyle="--",
                     label=f"{label} nq={run['batch_nq']}", markersize=3)
+            drawn += [f"{label} nq=1 x{top}", f"{label} nq={run['batch_nq']}"]
     first = runs[0]
     ax.set_xlabel(f"recall@{first['k']}")
     ax.set_ylabel("queries per second")
@@ -89,6 +92,7 @@ def plot(runs: list[dict[str, Any]], out: Path) -> Path:
     ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     path = out / "plot.png"
-    fig.savefig(path, format="png")
+    # the curves drawn, as the legend names them, also in the PNG's text (tEXt "Description")
+    fig.savefig(path, format="png", metadata={"Title": ax.get_title(), "Description": "; ".join(drawn)})
     plt.close(fig)
     return path

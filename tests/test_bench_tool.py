@@ -9,6 +9,7 @@ import struct
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -63,6 +64,13 @@ def png_size(path: Path) -> tuple[int, int]:
     return width, height
 
 
+def plotted(image: Any) -> set[str]:
+    """The curves a plot says it draws (its PNG text), without the nq=... suffix: one entry per run and index."""
+    described = image.text["Description"].split("; ")
+    assert all(" nq=" in d for d in described) and len(described) % 2 == 0
+    return {d.split(" nq=")[0] for d in described}
+
+
 def test_bench_run_table_json_png_and_compare(node: NodeProcess, tmp_path: Path,
                                               capsys: pytest.CaptureFixture[str]) -> None:
     data = tmp_path / "small.hdf5"
@@ -97,7 +105,9 @@ def test_bench_run_table_json_png_and_compare(node: NodeProcess, tmp_path: Path,
     from PIL import Image
 
     with Image.open(tmp_path / "a" / "plot.png") as image:
-        image.verify()
+        image.load()  # decodes every pixel
+        assert image.size == (800, 550) and image.getextrema() != ((255, 255), (255, 255), (255, 255), (255, 255))
+        assert plotted(image) == {"first: FLAT", "first: IVF_FLAT", "first: HNSW"}
 
     # a second run overlaid on the first: both tables printed, one plot with both
     code = bench_cli.main([str(data), "--uri", node.address, "--index", "IVF_FLAT", "--params", "nprobe=4",
@@ -107,6 +117,8 @@ def test_bench_run_table_json_png_and_compare(node: NodeProcess, tmp_path: Path,
     assert code == 0, out.err
     assert out.out.count("small.hdf5: 5,000 x 16") == 2 and "20 queries" in out.out
     assert png_size(tmp_path / "b" / "plot.png") == (800, 550)
+    with Image.open(tmp_path / "b" / "plot.png") as image:
+        assert plotted(image) == {"second: IVF_FLAT", "first: FLAT", "first: IVF_FLAT", "first: HNSW"}
     assert json.loads((tmp_path / "b" / "results.json").read_text())["label"] == "second"
 
 
@@ -219,8 +231,19 @@ def test_bench_through_a_proxy(tmp_path: Path, capsys: pytest.CaptureFixture[str
         code = bench_cli.main([str(data), "--uri", cluster.proxy.address, "--index", "FLAT,IVF_FLAT",
                                "--params", "nprobe=2,32", "--build", "nlist=64", "--threads", "2",
                                "--queries", "30", "--out", str(tmp_path / "p")])
+        assert code == 0, capsys.readouterr().err
+        # the same file against the writer node directly, overlaid on the proxy's run: two endpoints, one plot
+        code = bench_cli.main([str(data), "--uri", cluster.writer.address, "--index", "IVF_FLAT",
+                               "--params", "nprobe=2,32", "--build", "nlist=64", "--threads", "1",
+                               "--queries", "30", "--out", str(tmp_path / "w"),
+                               "--compare", str(tmp_path / "p" / "results.json")])
     out = capsys.readouterr()
     assert code == 0, out.err
+    from PIL import Image
+
+    with Image.open(tmp_path / "w" / "plot.png") as image:
+        assert plotted(image) == {f"{cluster.writer.address}: IVF_FLAT", f"{cluster.proxy.address}: FLAT",
+                                  f"{cluster.proxy.address}: IVF_FLAT"}
     run = json.loads((tmp_path / "p" / "results.json").read_text())
     assert run["endpoint"] == cluster.proxy.address
     recalls = {(p["index"], p["value"]): p["recall"] for p in run["points"]}
