@@ -1,4 +1,5 @@
-"""Token authentication end to end: a standalone node and a small cluster behind the proxy, both with
+"""Token authentication end to end: a standalone node (also one with two worker processes) and a small cluster
+behind the proxy, all with
 ``--allow-anonymous none``. Each role x each RPC class over gRPC and REST: allowed calls work, refused ones answer
 PERMISSION_DENIED (HTTP 403 with the 1.1 error body) and change nothing (checked after). Wrong, expired and
 missing tokens; a removed user is refused within a deadline; tokens never appear in replies or logs; bad headers
@@ -83,15 +84,19 @@ def _seed(dep: Deployment) -> None:
     assert dep.stub.Flush(milvus_pb2.FlushParam(collection_name_array=[BASE]), metadata=md).error_code == 0
 
 
-@pytest.fixture(scope="module", params=["standalone", "cluster"])
+@pytest.fixture(scope="module", params=["standalone", "workers", "cluster"])
 def dep(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    """``workers``: a standalone node with two worker processes (REST calls, one connection each, land on
+    either; a secondary forwards writes and DDL to the primary with the caller's token)."""
     root: Path = tmp_path_factory.mktemp(f"auth-{request.param}")
     strict = ["--allow-anonymous", "none"]
-    if request.param == "standalone":
+    if request.param in ("standalone", "workers"):
         meta_uri = f"sqlite:///{root / 'meta.sqlite'}"
         engine, made = _users(meta_uri)
-        node = NodeProcess(root / "n", ["--auto-flush-interval", "0", *strict], meta_uri=meta_uri, http=True).start()
-        deployment = Deployment("standalone", node.stub(), node.http_port, engine, made,
+        workers = ["--workers", "2"] if request.param == "workers" else []
+        node = NodeProcess(root / "n", ["--auto-flush-interval", "0", *workers, *strict], meta_uri=meta_uri,
+                           http=True).start()
+        deployment = Deployment(request.param, node.stub(), node.http_port, engine, made,
                                 lambda: node.log_path.read_text(errors="replace"), [node], node=node.stub(),
                                 node_address=node.address, address=node.address)
     else:
