@@ -1,10 +1,10 @@
 """Token authentication end to end: a standalone node (also one with two worker processes) and a small cluster
-behind the proxy, all with
-``--allow-anonymous none``. Each role x each RPC class over gRPC and REST: allowed calls work, refused ones answer
-PERMISSION_DENIED (HTTP 403 with the 1.1 error body) and change nothing (checked after). Wrong, expired and
-missing tokens; a removed user is refused within a deadline; tokens never appear in replies or logs; bad headers
-never stop a process from answering. Through the proxy the caller's token goes on to the nodes (no mTLS here),
-so searches on the read nodes work for a reader only because the token was forwarded."""
+behind the proxy, all with ``--allow-anonymous none``. Each role x each RPC class over gRPC and REST: allowed
+calls work, refused ones answer PERMISSION_DENIED (HTTP 403 with the 1.1 error body) and change nothing (checked
+after). Wrong, expired and missing tokens; a removed user is refused within a deadline; tokens never appear in
+replies or logs; bad headers never stop a process from answering. Through the proxy the caller's token goes on to
+the nodes (no mTLS here), so searches on the read nodes work for a reader only because the token was
+forwarded."""
 
 from __future__ import annotations
 
