@@ -24,6 +24,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--version-string", dest="version", help="version answered to Cmd('version')")
     p.add_argument("--auto-flush-interval", type=float, help="seconds between automatic flushes")
     p.add_argument("--cache-size", help="segment cache capacity, e.g. 4GB")
+    p.add_argument("--warm-read-limit",
+                   help="bytes of segment files a warm-up (share, preload) reads into memory, e.g. 8GB "
+                        "(default: the cache size; 0: map only)")
     p.add_argument("--insert-buffer-size", help="insert buffer limit before a flush, e.g. 1GB")
     p.add_argument("--file-cleanup-timeout", type=float, help="seconds before retired files are deleted")
     p.add_argument("--catalog-refresh-interval", type=float,

@@ -125,11 +125,16 @@ class Presence:
             return
         snap = self.engine.snapshot()
         total = 0
+        fresh = []  # segments loaded by this pass: their mapped files are read in too
         for coll in snap.collections_by_id.values():
             segs = [s for s in snap.segments_of(coll.id) if s.state in SEARCHABLE_STATES]
             mine = self.share_of([s.id for s in segs])
             for seg in segs:
                 if seg.id in mine and not self._stop.is_set():
-                    self.reader.loaded(coll, seg)
+                    cached = self.engine.cache.contains(seg.id)
+                    item = self.reader.loaded(coll, seg)
+                    if not cached:
+                        fresh.append((coll.id, seg, item))
                     total += 1
+        self.reader.page_in(fresh)
         self.share_size = total

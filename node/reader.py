@@ -20,11 +20,13 @@ from coordinator.topk import NO_ID, TopK, merge_rows, result_width
 from node.engine import Engine
 from node.indexes import build_index, load_index
 from node.kernels import _OVERSAMPLE_LIMIT, LiveMask
+from node.page_in import PageIn
 from node.params import SearchParams
 from node.segment_cache import LoadedSegment
 
 log = logging.getLogger(__name__)
 
+_SMALL_RESULT = 256  # results mapped to ids without clipping the holes first (their temporary costs more)
 
 
 def query_block(k: int) -> int:
@@ -35,7 +37,10 @@ def query_block(k: int) -> int:
 def _row_ids(row_ids: np.ndarray, offsets: np.ndarray, out: np.ndarray) -> np.ndarray:
     """Map row offsets (-1 holes) to row ids, into ``out`` (which may be ``offsets`` itself)."""
     holes = offsets < 0
-    np.take(row_ids, np.maximum(offsets, 0), out=out)
+    if offsets.size <= _SMALL_RESULT:  # a few results (nq=1): the fewest numpy calls (-1 takes the last row)
+        row_ids.take(offsets, out=out)
+    else:
+        row_ids.take(np.maximum(offsets, 0), out=out)
     out[holes] = NO_ID
     return out
 
@@ -61,6 +66,11 @@ class Reader:
     # -- loading -------------------------------------------------------------------------------
 
     def loaded(self, coll: Collection, seg: Segment, force: bool = False) -> LoadedSegment:
+        index_file = seg.index_file if seg.state is SegmentState.INDEX else ""
+        if not force:
+            held = self.engine.cache.hit(seg.id, seg.delete_version, index_file)
+            if held is not None:
+                return held
         store = self.engine.store
 
         def load() -> LoadedSegment:
@@ -77,7 +87,6 @@ class Reader:
         def reload_deletes(item: LoadedSegment) -> LiveMask:
             return LiveMask.build(item.live.rows, store.deletes(coll.id, seg.name, seg.delete_version))
 
-        index_file = seg.index_file if seg.state is SegmentState.INDEX else ""
         return self.engine.cache.get(seg.id, seg.delete_version, index_file, load, reload_deletes, force)
 
     def scalars(self, coll: Collection, seg: Segment, fields: Sequence[str],
@@ -94,8 +103,15 @@ class Reader:
             entry, fields, lambda missing: store.load_scalars(coll.id, seg.name, schema, missing))
 
     def preload(self, coll: Collection, segs: Sequence[Segment]) -> None:
-        for seg in segs:
-            self.loaded(coll, seg, force=True)
+        self.page_in([(coll.id, seg, self.loaded(coll, seg, force=True)) for seg in segs])
+
+    def page_in(self, loaded: Sequence[tuple[int, Segment, LoadedSegment]]) -> None:
+        """Read the mapped files of segments just loaded by a warm-up into memory (``node/page_in.py``)."""
+        limit = self.engine.settings.warm_read_bytes
+        if limit <= 0 or not loaded:
+            return
+        report = PageIn(self.engine.store, limit).segments(loaded)
+        log.debug("warm-up read %d bytes of %d files in %.3f s", report.bytes_read, report.files, report.seconds)
 
     def release(self, segs: Sequence[Segment]) -> None:
         self.engine.cache.evict({s.id for s in segs})

@@ -10,12 +10,16 @@ node's own gRPC port.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
 import grpc
 
+from coordinator.errors import MilvusError
 from coordinator.rest.backend import RestContext
+
+log = logging.getLogger(__name__)
 
 KnownBinary = Callable[[str], bool | None]
 
@@ -51,12 +55,20 @@ class HandlerBackend:
 
 
 def snapshot_binary(engine: Any) -> KnownBinary:
-    """Whether a collection holds binary vectors, from the node's catalog snapshot (None: not in it, so the
-    REST layer asks with ``DescribeCollection``, which reports a missing collection). For a worker that forwards
-    ``DescribeCollection`` to its primary, as the proxy reads its cached catalog."""
+    """Whether a collection holds binary vectors, from the node's catalog snapshot, caught up with the catalog
+    when it does not name the collection (None: still unknown, so the REST layer asks with ``DescribeCollection``,
+    which reports a missing collection). For a worker that forwards ``DescribeCollection`` to its primary, as the
+    proxy reads its cached catalog: a search it serves itself needs no call to the primary."""
 
     def known(name: str) -> bool | None:
         coll = engine.snapshot().collection(name)
+        if coll is None:
+            try:
+                engine.catch_up(engine.catalog.revision())
+            except MilvusError as exc:  # the call that follows reports it
+                log.debug("cannot read the catalog revision: %s", exc)
+                return None
+            coll = engine.snapshot().collection(name)
         return None if coll is None else bool(coll.is_binary)
 
     return known

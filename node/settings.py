@@ -31,6 +31,9 @@ class NodeSettings:
     version: str = "1.1.1"
     auto_flush_interval: float = 1.0  # seconds; 0 disables timed flushes
     cache_size: str = "4GB"
+    # Bytes of segment files a warm-up (a read node's share, a preload) reads into the page cache beyond mapping
+    # them (node/page_in.py): '' = cache_size, 0 = none (the first searches read the pages they touch)
+    warm_read_limit: str = ""
     insert_buffer_size: str = "1GB"
     file_cleanup_timeout: float = 10.0  # seconds before retired segment files are removed
     catalog_refresh_interval: float = 0.2  # read-only nodes: seconds between catalog revision polls
@@ -101,6 +104,8 @@ class NodeSettings:
             raise ValueError("catalog_refresh_interval must be within (0, 60] seconds")
         for name in ("cache_size", "insert_buffer_size", "wal_file_size", "grpc_max_message_size"):
             parse_size(getattr(self, name))
+        if self.warm_read_limit:
+            parse_size(self.warm_read_limit)
         if self.request_memory and parse_size(self.request_memory) <= 0:
             raise ValueError("request_memory must be a positive size ('' = sized from the machine)")
         if self.max_searches < 0 or not 0 <= self.queue_timeout <= 3600:
@@ -156,6 +161,11 @@ class NodeSettings:
     @property
     def cache_bytes(self) -> int:
         return parse_size(self.cache_size)
+
+    @property
+    def warm_read_bytes(self) -> int:
+        """Bytes of segment files one warm-up reads in (``warm_read_limit``, '' = the cache's capacity)."""
+        return parse_size(self.warm_read_limit) if self.warm_read_limit else self.cache_bytes
 
     @property
     def insert_buffer_bytes(self) -> int:
