@@ -139,14 +139,29 @@ def run_load(port: int, requests: list[Request], nq: int, server_pids: Sequence[
                 sum(r[2] for r in results) / args.seconds)
 
 
+def live_pids(node: NodeProcess) -> list[int]:
+    """The node's process and its children now (a restarted worker has a new id)."""
+    assert node.proc is not None
+    pid = node.proc.pid
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        children = []
+    return [pid, *(int(c) for c in children)]
+
+
 def node_round(root: Path, ds: Dataset, workers: int, args: argparse.Namespace) -> dict[tuple[str, int], Load]:
     node = NodeProcess(root / f"rest-w{workers}", ["--workers", str(workers), "--auto-flush-interval", "0",
                                                    *SERVER_ARGS], storage=root / "storage", env=SERVER_ENV,
                        http=True).start()
     try:
-        pids = pids_of(node)
-        return {(label, nq): run_load(node.http_port, requests_for(ds, method, name, nq), nq, pids, args)
-                for label, method, name, nq in CASES}
+        found = {}
+        for label, method, name, nq in CASES:
+            pids = live_pids(node) if workers > 1 else pids_of(node)
+            found[(label, nq)] = run_load(node.http_port, requests_for(ds, method, name, nq), nq, pids, args)
+            if workers > 1 and live_pids(node) != pids:
+                print(f"   note: a worker was restarted during {label} nq={nq} ({pids} -> {live_pids(node)})")
+        return found
     finally:
         node.stop()
 
