@@ -67,6 +67,17 @@ class SegmentCache:
         self.misses = 0
         self.evictions = 0
 
+    def hit(self, segment_id: int, delete_version: int, index_file: str) -> LoadedSegment | None:
+        """The loaded segment when it is held with this index file and delete-log version (counted as a hit, as
+        :meth:`get` counts it), else None (nothing counted: :meth:`get` loads or refreshes it)."""
+        with self._lock:
+            item = self._items.get(segment_id)
+            if item is None or item.index_file != index_file or item.delete_version != delete_version:
+                return None
+            self._items.move_to_end(segment_id)
+            self.hits += 1
+            return item
+
     def get(self, segment_id: int, delete_version: int, index_file: str, load: Callable[[], LoadedSegment],
             reload_deletes: Callable[[LoadedSegment], LiveMask], force: bool = False) -> LoadedSegment:
         """The loaded segment, loading it (once, even under concurrency) on a miss.
