@@ -9,6 +9,7 @@ import json
 import os
 import signal
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -20,7 +21,7 @@ from milvus_wire import milvus_pb2, milvus_pb2_grpc
 from tests.support.http import HttpReply, request
 from tests.support.nodeproc import NodeProcess
 from tests.support.scrape import scrape, value
-from tests.support.waiting import poll_for
+from tests.support.waiting import free_port, poll_for
 from tests.test_rest_api import check_hits
 from tests.test_workers_node import gone
 
@@ -212,3 +213,30 @@ def test_a_forward_the_primary_cannot_take_answers_the_rest_error_body(nodes: tu
         return value(samples, "mishards_worker_up", worker="0") == 1 and rest("GET", "/collections").status == 200
 
     poll_for(primary_back, 60, interval=0.2, what="the primary restarted and serving REST")
+
+
+def test_a_read_nodes_workers_serve_its_rest_port(tmp_path: Path) -> None:
+    """A read node (role ro) with REST on: every worker answers REST searches itself, exactly."""
+    storage = tmp_path / "storage"
+    data = np.random.default_rng(21).random((300, DIM), dtype=np.float32)
+    with NodeProcess(tmp_path / "writer", ["--auto-flush-interval", "0"], storage=storage, http=True) as writer:
+        rest = rest_of(writer)
+        assert rest("POST", "/collections", {"collection_name": "ro_rest", "dimension": DIM}).status == 201
+        reply = rest("POST", "/collections/ro_rest/vectors", {"vectors": data, "ids": [str(i) for i in range(300)]})
+        assert reply.status == 201
+        assert rest("PUT", "/system/task", {"flush": {"collection_names": ["ro_rest"]}}).status == 200
+    port = free_port()
+    reader = NodeProcess(tmp_path / "reader", ["--role", "ro", "--port", str(port), "--workers", "2",
+                                               "--membership", f"static://127.0.0.1:{port}=ro", "--metrics-port", "-1"],
+                         meta_uri=f"sqlite:///{storage / 'meta.sqlite'}", storage=storage, http=True)
+    with reader:
+        rest = rest_of(reader)
+        queries = data[:4] + 0.01
+        truth = ((queries[:, None, :].astype(np.float64) - data[None].astype(np.float64)) ** 2).sum(axis=2)
+        for _ in range(ROUNDS):
+            search = {"search": {"topk": 3, "params": {}, "vectors": queries}}
+            reply = rest("PUT", "/collections/ro_rest/vectors", search)
+            assert reply.status == 200, reply
+            check_hits(reply.json()["result"], truth, np.arange(300), 3)
+        by_worker = served(reader, SEARCH_ROUTE)
+        assert by_worker["0"] > 0 and by_worker["1"] > 0 and sum(by_worker.values()) == ROUNDS, by_worker
