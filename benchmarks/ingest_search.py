@@ -4,9 +4,10 @@ The rows are inserted into a new collection the way a Milvus 1.x client does it:
 ``InsertParam`` built from Python lists, then sent, at the node's default settings (a timed flush every second
 writes a segment of what arrived meanwhile, and background merges combine them). The benchmark calls ``Flush``
 and at once
-searches: nq=1 calls, each followed (or preceded, alternately) by the same query on an in-process
-``IndexFlatL2`` over the same rows, so that the load of the machine (and of the node's own merges) weighs on
-both sides alike. The segments the collection has are counted right after the ``Flush`` and after the last
+searches: nq=1 calls, each run back to back (the order rotating) with the same query in-process over the same
+rows, with the node's kernel over a numpy copy of them (the baseline of the target) and with a stock
+``IndexFlatL2`` (``benchmarks.flat_baseline``), so that the load of the machine (and of the node's own merges)
+weighs on every side alike. The segments the collection has are counted right after the ``Flush`` and after the last
 search.
 """
 
@@ -19,10 +20,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import faiss
 import numpy as np
 
-from benchmarks.pairing import paired, ping_latencies, search_call
+from benchmarks.flat_baseline import Baselines, paired_three
+from benchmarks.pairing import ping_latencies, search_call
 from milvus_wire import milvus_pb2
 
 CALL_TIMEOUT_S = 120.0
@@ -34,10 +35,11 @@ class IngestRound:
     segments_at_flush: int
     segments_after: int
     grpc_lat: np.ndarray  # seconds per nq=1 Search call
-    local_lat: np.ndarray  # seconds per in-process search of the same query
+    local_lat: np.ndarray  # seconds per in-process search of the same query (the node's kernel)
     ping_lat: np.ndarray  # seconds per HasCollection call (the gRPC floor)
     flush_s: float
     ingest_s: float = 0.0  # building and sending every Insert of the round
+    stock_lat: np.ndarray | None = None  # seconds per stock IndexFlatL2 search of the same query
 
     @property
     def added_p50_ms(self) -> float:
@@ -52,7 +54,7 @@ def segment_count(stub: Any, collection: str) -> int:
     return sum(len(p.get("segments") or []) for p in info.get("partitions", []))
 
 
-def search_after_ingest(stub: Any, collection: str, index: faiss.Index, singles: Sequence[Any],
+def search_after_ingest(stub: Any, collection: str, local: Baselines, singles: Sequence[Any],
                         single_q: Sequence[np.ndarray], k: int) -> IngestRound:
     """Flush, then at once ``len(singles)`` nq=1 searches through gRPC, interleaved with the in-process ones."""
     started = time.perf_counter()
@@ -61,18 +63,19 @@ def search_after_ingest(stub: Any, collection: str, index: faiss.Index, singles:
     if status.error_code != 0:
         raise RuntimeError(f"Flush failed: {status.reason}")
     at_flush = segment_count(stub, collection)
-    calls = [(search_call(stub, req), functools.partial(index.search, q, k)) for req, q in zip(singles, single_q,
-                                                                                                strict=True)]
-    grpc_lat, local_lat = paired(calls)
+    calls = [(search_call(stub, req), functools.partial(local.same.search, q, k),
+              functools.partial(local.stock.search, q, k)) for req, q in zip(singles, single_q, strict=True)]
+    times = paired_three(calls)
     after = segment_count(stub, collection)
-    return IngestRound(at_flush, after, grpc_lat, local_lat, ping_latencies(stub, collection, len(singles)), flush_s)
+    return IngestRound(at_flush, after, times.grpc, times.same, ping_latencies(stub, collection, len(singles)),
+                       flush_s, stock_lat=times.stock)
 
 
 FRESH_COLLECTION = "node_bench_fresh"
 INDEX_FILE_SIZE_MB = 1024
 
 
-def client_ingest_round(stub: Any, base: np.ndarray, batch: int, index: faiss.Index, singles: Sequence[Any],
+def client_ingest_round(stub: Any, base: np.ndarray, batch: int, local: Baselines, singles: Sequence[Any],
                         single_q: Sequence[np.ndarray], k: int) -> IngestRound:
     """(iii) on a new collection: insert ``base`` like a client (build each batch's InsertParam, then send it),
     then :func:`search_after_ingest`; the collection is dropped afterwards."""
@@ -95,10 +98,10 @@ def client_ingest_round(stub: Any, base: np.ndarray, batch: int, index: faiss.In
         copy.CopyFrom(req)
         copy.collection_name = FRESH_COLLECTION
         renamed.append(copy)
-    out = search_after_ingest(stub, FRESH_COLLECTION, index, renamed, single_q, k)
+    out = search_after_ingest(stub, FRESH_COLLECTION, local, renamed, single_q, k)
     stub.DropCollection(milvus_pb2.CollectionName(collection_name=FRESH_COLLECTION), timeout=CALL_TIMEOUT_S)
     return IngestRound(out.segments_at_flush, out.segments_after, out.grpc_lat, out.local_lat, out.ping_lat,
-                       out.flush_s, ingest_s)
+                       out.flush_s, ingest_s, out.stock_lat)
 
 
 def report_lines(rounds: Sequence[IngestRound], rows: int, batch: int) -> tuple[list[str], float]:
@@ -114,6 +117,7 @@ def report_lines(rounds: Sequence[IngestRound], rows: int, batch: int) -> tuple[
     g = [p(r.grpc_lat) for r in rounds]
     loc = [p(r.local_lat) for r in rounds]
     pings = [p(r.ping_lat) for r in rounds]
+    stock = [p(r.stock_lat) for r in rounds if r.stock_lat is not None]
     g50, g95, g99 = (med([x[i] for x in g]) for i in range(3))
     l50, l95, l99 = (med([x[i] for x in loc]) for i in range(3))
     f50 = med([x[0] for x in pings])
@@ -124,13 +128,17 @@ def report_lines(rounds: Sequence[IngestRound], rows: int, batch: int) -> tuple[
     lines = [
         f"  (iii) right after ingest: {rows} rows into a new collection in Insert calls of {batch}, each built then "
         f"sent as a client does ({med([r.ingest_s for r in rounds]):.1f} s), default auto flush (1 s);",
-        f"      Flush ({med([r.flush_s for r in rounds]) * 1e3:.0f} ms), then at once {n} nq=1 calls, each paired with "
-        "the same query in-process",
+        f"      Flush ({med([r.flush_s for r in rounds]) * 1e3:.0f} ms), then at once {n} nq=1 calls, each back to "
+        "back with the same query in-process",
         f"      segments right after Flush -> after the last search, per repeat: {segs}",
         f"      gRPC Search               {g50:9.3f} {g95:8.3f} {g99:8.3f}",
-        f"      in-process faiss          {l50:9.3f} {l95:8.3f} {l99:8.3f}",
+        f"      in-process, same kernel   {l50:9.3f} {l95:8.3f} {l99:8.3f}",
         f"      added latency             {g50 - l50:+9.3f} {g95 - l95:+8.3f} {g99 - l99:+8.3f}   "
         f"[p50 per repeat: {' / '.join(f'{a:+.3f}' for a in added)} ms]",
         f"      HasCollection round trip  {f50:9.3f}   (added p50 beyond it: {med(beyond):+.3f} ms)",
     ]
+    if stock:
+        s50, s95, s99 = (med([x[i] for x in stock]) for i in range(3))
+        lines.insert(5, f"      in-process, IndexFlatL2   {s50:9.3f} {s95:8.3f} {s99:8.3f}   (stock faiss; gRPC vs "
+                        f"it at p50: {g50 - s50:+.3f} ms, not a target)")
     return lines, med(added)
