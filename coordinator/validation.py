@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -124,6 +125,14 @@ def vector_bytes(rows: int, row_bytes: int) -> None:
 
 
 def finite(vectors: np.ndarray) -> None:
-    """Float vectors must not hold NaN or infinity: they would poison every distance."""
-    if vectors.dtype.kind == "f" and vectors.size and not np.isfinite(vectors).all():
+    """Float vectors must not hold NaN or infinity: they would poison every distance.
+
+    A finite sum of squares proves it in one pass (NaN and infinity propagate through it); only one that is
+    not finite (those values, or finite ones overflowing) is checked value by value."""
+    if vectors.dtype.kind != "f" or not vectors.size:
+        return
+    flat = vectors.reshape(-1)
+    if math.isfinite(np.dot(flat, flat)):
+        return
+    if not np.isfinite(vectors).all():
         raise IllegalRowRecord("The vector data must not contain NaN or infinity values.")

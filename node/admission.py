@@ -15,8 +15,8 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -51,10 +51,47 @@ class AdmissionStats:
     refused_busy: int
 
 
+What = str | Callable[[], str]  # a request's name in errors, or what makes it (only an error needs it)
+
+
+def _text(what: What) -> str:
+    return what if isinstance(what, str) else what()
+
+
 @dataclass(slots=True)
 class _Ticket:
     cost: int
     search: bool
+
+
+class _Hold:
+    """What :meth:`Admission.admit` returns: entering starts the request (or raises), leaving gives back what it
+    held. A plain class rather than a generator context manager: one is entered by every search."""
+
+    __slots__ = ("_admission", "_cost", "_search", "_ticket", "_what")
+
+    def __init__(self, admission: Admission, what: What, cost: int, search: bool) -> None:
+        self._admission = admission
+        self._what = what
+        self._cost = cost
+        self._search = search
+        self._ticket: _Ticket | None = None
+
+    def __enter__(self) -> bool:
+        admission = self._admission
+        if self._cost > admission.budget:
+            with admission._cond:
+                admission._over_budget += 1
+            raise over_budget(_text(self._what), self._cost, admission.budget)
+        ticket = _Ticket(self._cost, self._search)
+        waited = admission._enter(self._what, ticket)
+        self._ticket = ticket
+        return waited
+
+    def __exit__(self, *exc: object) -> None:
+        if self._ticket is not None:
+            self._admission._release(self._ticket)
+            self._ticket = None
 
 
 class Admission:
@@ -75,28 +112,22 @@ class Admission:
         self._over_budget = 0
         self._busy = 0
 
-    @contextmanager
-    def admit(self, what: str, cost: int, search: bool = True) -> Iterator[bool]:
+    def admit(self, what: What, cost: int, search: bool = True) -> AbstractContextManager[bool]:
         """Hold ``cost`` bytes (and, for a search, a search slot) while the block runs; the block is told
         whether the request waited in the queue (what it read before may be stale then).
 
         Raises OverBudget at once when ``cost`` exceeds the whole budget, Busy when the queue is full or the
-        request waited ``timeout`` seconds without starting.
+        request waited ``timeout`` seconds without starting; ``what`` (or what it returns, when it is a function)
+        names the request in those errors.
         """
-        cost = max(0, int(cost))
-        if cost > self.budget:
-            with self._cond:
-                self._over_budget += 1
-            raise over_budget(what, cost, self.budget)
-        ticket = _Ticket(cost, search)
-        waited = self._enter(what, ticket)
-        try:
-            yield waited
-        finally:
-            with self._cond:
-                self._in_use -= ticket.cost
-                if ticket.search:
-                    self._searches -= 1
+        return _Hold(self, what, max(0, int(cost)), search)
+
+    def _release(self, ticket: _Ticket) -> None:
+        with self._cond:
+            self._in_use -= ticket.cost
+            if ticket.search:
+                self._searches -= 1
+            if self._queue:  # only queued requests wait on the condition
                 self._cond.notify_all()
 
     def search(self, nq: int, topk: int, segs: Sequence[Segment], threads: int,
@@ -105,7 +136,7 @@ class Admission:
         one (HEAVY_SEARCH_BYTES or more) also takes a search slot."""
         width = min(topk, sum(s.live_count for s in segs))
         cost = search_cost(SearchShape(nq, width, len(segs), threads, query_bytes))
-        return self.admit(f"A search of nq {nq} topk {topk} over {len(segs)} segments", cost,
+        return self.admit(lambda: f"A search of nq {nq} topk {topk} over {len(segs)} segments", cost,
                           search=cost >= HEAVY_SEARCH_BYTES)
 
     def _fits(self, ticket: _Ticket) -> bool:
@@ -119,7 +150,7 @@ class Admission:
             self._searches += 1
         self._admitted += 1
 
-    def _enter(self, what: str, ticket: _Ticket) -> bool:
+    def _enter(self, what: What, ticket: _Ticket) -> bool:
         """Start ``ticket`` now (False) or after waiting its turn (True)."""
         with self._cond:
             if not self._queue and self._fits(ticket):
@@ -127,7 +158,7 @@ class Admission:
                 return False
             if len(self._queue) >= self.max_queued:
                 self._busy += 1
-                raise busy(what, f"the queue is full: {len(self._queue)} requests waiting")
+                raise busy(_text(what), f"the queue is full: {len(self._queue)} requests waiting")
             self._queue.append(ticket)
             deadline = self._clock() + self.timeout
             try:
@@ -136,8 +167,8 @@ class Admission:
                     if left <= 0:
                         self._busy += 1
                         log.info("%s waited %.1f s for the node's search memory / slots; refused as busy",
-                                 what, self.timeout)
-                        raise busy(what, f"waited {self.timeout:g} s for memory or a search slot")
+                                 _text(what), self.timeout)
+                        raise busy(_text(what), f"waited {self.timeout:g} s for memory or a search slot")
                     self._cond.wait(left)
                 self._start(ticket)
                 return True

@@ -31,6 +31,7 @@ _MMAP_FLAGS = faiss.IO_FLAG_MMAP_IFC
 # The stubs bundled with faiss-cpu miss some 1.15 classes and constructor signatures.
 faiss_untyped: Any = faiss
 FLAT_MARKER = b"mishards FLAT index: searched exactly from the segment's rows\n"
+_MIN = np.minimum.reduce  # one C call (``ndarray.min`` goes through a Python wrapper): results are small
 
 
 class SegmentIndex(Protocol):
@@ -131,7 +132,7 @@ def check_live(live: LiveMask, rows: int) -> None:
 def finish(dist: np.ndarray, offs: np.ndarray, k: int, hib: bool) -> TopK:
     """Normalise a result: (nq, k) int64 offsets, float32 distances, worst-value holes."""
     offs = np.asarray(offs, dtype=np.int64)
-    dist = np.asarray(dist).astype(np.float32)
+    dist = np.asarray(dist, dtype=np.float32)
     width = offs.shape[1]
     if width < k:
         pad = TopK.empty(offs.shape[0], k - width, hib)
@@ -139,8 +140,8 @@ def finish(dist: np.ndarray, offs: np.ndarray, k: int, hib: bool) -> TopK:
         dist = np.concatenate([dist, pad.distances], axis=1)
     elif width > k:
         offs, dist = offs[:, :k], dist[:, :k]
-    holes = offs == NO_ID
-    if holes.any():
+    if offs.size and _MIN(offs, axis=None) < 0:  # holes (NO_ID): their distances become the worst value
+        holes = offs == NO_ID
         dist = dist.copy()
         dist[holes] = hole_distance(hib)
     return TopK(np.ascontiguousarray(offs), np.ascontiguousarray(dist))

@@ -40,6 +40,8 @@ from node.params import SearchParams
 
 # -- IVF (float) --------------------------------------------------------------------------------
 
+_PARAMS_KEPT = 64  # distinct nprobe values whose search parameters an index keeps
+
 
 class IVFSegmentIndex:
     """IVF_FLAT / IVF_SQ8 / IVF_PQ over float rows; deleted rows are excluded by an ID selector."""
@@ -48,7 +50,10 @@ class IVFSegmentIndex:
         self.kind = kind
         self.metric = metric
         self.index = index
-        self.effective_params: dict[str, Any] = {"nlist": int(index.nlist)}
+        self._nlist = int(index.nlist)
+        self._dim = int(index.d)
+        self._params: dict[int, Any] = {}  # SearchParametersIVF without a selector, by nprobe
+        self.effective_params: dict[str, Any] = {"nlist": self._nlist}
         if kind is IndexType.IVF_PQ:
             self.effective_params["m"] = int(index.pq.M)
             self.effective_params["nbits"] = int(index.pq.nbits)
@@ -59,19 +64,32 @@ class IVFSegmentIndex:
 
     def search(self, queries: np.ndarray, k: int, live: LiveMask, params: SearchParams) -> TopK:
         hib = self.metric.higher_is_better
-        dim = int(self.index.d)
+        dim = self._dim
         q = float_queries(queries, dim)
         if k <= 0 or q.shape[0] == 0 or live.live == 0:
             return TopK.empty(q.shape[0], max(k, 0), hib)
         check_live(live, int(self.index.ntotal))
-        nprobe = min(params.nprobe or DEFAULT_NPROBE, int(self.index.nlist))
-        sp = faiss.SearchParametersIVF()
-        sp.nprobe = nprobe
+        nprobe = min(params.nprobe or DEFAULT_NPROBE, self._nlist)
         if live.deleted:
+            sp = faiss.SearchParametersIVF()
+            sp.nprobe = nprobe
             sp.sel = live.selector()
+        else:
+            sp = self._plain_params(nprobe)
         use_blas_from(dim)  # the coarse quantizer search is a flat search
         dist, offs = self.index.search(q, k, params=sp)
         return finish(dist, offs, k, hib)
+
+    def _plain_params(self, nprobe: int) -> Any:
+        """The search parameters of ``nprobe`` without a selector, made once per value (faiss only reads them,
+        so concurrent searches share them)."""
+        sp = self._params.get(nprobe)
+        if sp is None:
+            sp = faiss.SearchParametersIVF()
+            sp.nprobe = nprobe
+            if len(self._params) < _PARAMS_KEPT:
+                self._params[nprobe] = sp
+        return sp
 
     def save(self, path: Path) -> None:
         faiss.write_index(self.index, str(path))

@@ -174,7 +174,10 @@ def search_settings(kind: IndexType, pairs: Iterable[KeyValue], topk: int) -> tu
 
 def params_text(pairs: Iterable[KeyValue]) -> str | None:
     """The text under the key ``params`` (the first one), None when there is none."""
-    return next((p.value for p in pairs if p.key == "params"), None)
+    for pair in pairs:
+        if pair.key == "params":
+            return pair.value
+    return None
 
 
 @functools.lru_cache(maxsize=1024)

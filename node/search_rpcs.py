@@ -44,6 +44,7 @@ class SearchScope:
     segs: tuple[Segment, ...]
     search: SearchParams
     raw: Mapping[str, Any]
+    row_bytes: int  # the collection's bytes per vector
 
     def with_metric(self) -> SearchParams:
         """The search params with the metric the search asks for (ILLEGAL_ARGUMENT when it may not)."""
@@ -94,7 +95,7 @@ class SearchRpcs:
         coll = self.engine.collection(name, snap)
         raw, sp = params.search_settings(coll.index_type, extra, topk)
         segs = self.reader.searchable(snap, coll, self.reader.partitions(snap, coll, clean))
-        scope = SearchScope(coll, tuple(segs), sp, raw)
+        scope = SearchScope(coll, tuple(segs), sp, raw, coll.row_bytes)
         self.scopes.put(snap, key, scope)
         return scope
 
@@ -107,20 +108,22 @@ class SearchRpcs:
 
     @rpc(milvus_pb2.TopKQueryResult)
     def Search(self, request: Any) -> Any:
-        def setup() -> SearchScope:
-            return self._search_setup(request.collection_name, request.topk, len(request.query_record_array),
-                                      request.partition_tag_array, request.extra_params)
-
-        scope = setup()
-        nq = len(request.query_record_array)
-        validation.vector_bytes(nq, scope.coll.row_bytes)
-        with self._admit_search(nq, request.topk, scope.segs, nq * scope.coll.row_bytes) as waited:
+        records = request.query_record_array
+        nq = len(records)
+        topk = request.topk
+        scope = self._search_setup(request.collection_name, topk, nq, request.partition_tag_array,
+                                   request.extra_params)
+        query_bytes = nq * scope.row_bytes
+        validation.vector_bytes(nq, scope.row_bytes)
+        with self._admit_search(nq, topk, scope.segs, query_bytes) as waited:
             if waited:  # segments merged meanwhile may have lost their files: search what is there now
-                scope = setup()
-            self._annotate(scope.segs)
-            queries = convert.vectors(request.query_record_array, scope.coll)
+                scope = self._search_setup(request.collection_name, topk, nq, request.partition_tag_array,
+                                           request.extra_params)
+            if self.tracing is not None:
+                self._annotate(scope.segs)
+            queries = convert.vectors(records, scope.coll)
             sp = scope.with_metric()
-            return convert.topk_result(self.reader.search(scope.coll, scope.segs, queries, request.topk, sp))
+            return convert.topk_result(self.reader.search(scope.coll, scope.segs, queries, topk, sp))
 
     @rpc(milvus_pb2.TopKQueryResult)
     def SearchByID(self, request: Any) -> Any:
