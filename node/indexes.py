@@ -138,10 +138,12 @@ class FlatSegmentIndex:
         if isinstance(self.exact, BinaryFlat):
             q = binary_queries(queries, int(self.exact.codes.shape[1]))
         else:
-            q = float_queries(queries, int(self.exact.index.d))
+            q = float_queries(queries, self.exact.dim)
         if k <= 0 or q.shape[0] == 0 or live.live == 0:
             return TopK.empty(q.shape[0], max(k, 0), hib)
         res = self.exact.search(q, k, live, metric)
+        if isinstance(self.exact, FloatFlat) and res.k == k:
+            return res  # faiss' own (nq, k) int64 / float32 arrays, holes already at the metric's worst distance
         return finish(res.distances, res.ids, k, hib)
 
     def save(self, path: Path) -> None:

@@ -176,28 +176,33 @@ def _knn_call(rows: np.ndarray, queries: np.ndarray, width: int, metric: MetricT
 
 
 class FloatFlat:
-    """Exact L2 (squared) or inner-product search over float32 rows; a search may ask for the other metric."""
+    """Exact L2 (squared) or inner-product search over float32 rows; a search may ask for the other metric.
+
+    The rows are a copy in memory numpy allocates, searched with faiss' brute-force kernels (``knn_L2sqr`` /
+    ``knn_inner_product``, what ``IndexFlat.search`` runs, with the same results). numpy asks the kernel for
+    transparent huge pages for arrays of 4 MB and more (``madvise``), which faiss' own ``IndexFlat`` storage
+    does not get where THP is ``madvise`` only: a one-query scan of 100k x 128 rows takes about a third less
+    over huge pages (benchmarks/README.md, issue 14).
+    """
 
     def __init__(self, vectors: np.ndarray, metric: MetricType) -> None:
-        dim = vectors.shape[1]
         self.metric = metric
-        self.index = faiss.IndexFlatIP(dim) if metric is MetricType.IP else faiss.IndexFlatL2(dim)
-        self.index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        self._rows = np.array(vectors, dtype=np.float32, order="C", copy=True)
+        if self._rows.ndim != 2:
+            raise ValueError(f"rows of shape {self._rows.shape} are not a matrix")
+        self.dim = int(self._rows.shape[1])
 
     @property
     def nbytes(self) -> int:
-        return int(self.index.ntotal) * int(self.index.d) * 4
+        return int(self._rows.nbytes)
 
     def rows(self) -> np.ndarray:
-        """The stored rows, a view of the index's own copy (no allocation)."""
-        n, dim = int(self.index.ntotal), int(self.index.d)
-        return faiss.rev_swig_ptr(self.index.get_xb(), n * dim).reshape(n, dim)
+        """The stored rows (the index's own copy, no allocation)."""
+        return self._rows
 
     def search(self, queries: np.ndarray, k: int, live: LiveMask, metric: MetricType | None = None) -> TopK:
-        use_blas_from(int(self.index.d))
-        if metric is None or metric is self.metric:
-            return _faiss_search(self.index, queries, k, live, self.metric.higher_is_better)
-        return _knn(self.rows(), queries, k, live, metric)
+        use_blas_from(self.dim)
+        return _knn(self._rows, queries, k, live, metric or self.metric)
 
 
 class BinaryFlat:

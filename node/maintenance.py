@@ -15,6 +15,7 @@ from coordinator.model import MB, Collection, Segment, SegmentState
 from node.engine import Engine
 from node.idgen import next_delete_version
 from node.membuffer import MemBuffer, Rows
+from node.reader import load_segment
 
 log = logging.getLogger(__name__)
 
@@ -161,13 +162,14 @@ def _live_rows(engine: Engine, coll: Collection, segs: Sequence[Segment]) -> Row
                 tuple(np.concatenate([p[2][i] for p in parts]) for i in range(width)))
 
 
-def _rewrite(engine: Engine, coll: Collection, partition_id: int, segs: Sequence[Segment]) -> None:
-    """Replace ``segs`` by new segments holding only their live rows (one atomic catalog commit)."""
+def _rewrite(engine: Engine, coll: Collection, partition_id: int, segs: Sequence[Segment]) -> list[int]:
+    """Replace ``segs`` by new segments holding only their live rows (one atomic catalog commit); returns the new
+    segments' ids."""
     rows = _live_rows(engine, coll, segs)
     written: list[str] = []
     try:
         added = _write_rows(engine, coll, partition_id, rows, written)
-        engine.catalog.commit_segments(
+        return engine.catalog.commit_segments(
             engine.epoch, coll.id, coll.index_type, added=added, removed=[s.id for s in segs]
         )
     except Exception:
@@ -194,14 +196,35 @@ def merge_collection(engine: Engine, collection_id: int) -> None:
             if seg.state is SegmentState.RAW:
                 by_partition.setdefault(seg.partition_id, []).append(seg)
         changed = False
+        searched: list[int] = []  # merged segments replacing at least one this node had loaded for searches
         for pid, segs in by_partition.items():
             by_id = {s.id: s for s in segs}
             sizes = [(s.id, s.live_count * coll.row_bytes) for s in segs]
             for group in plan_merges(sizes, limit):
-                _rewrite(engine, coll, pid, [by_id[i] for i in group])
+                was_loaded = any(engine.cache.contains(i) for i in group)
+                added = _rewrite(engine, coll, pid, [by_id[i] for i in group])
                 changed = True
+                if was_loaded:
+                    searched.extend(added)
         if changed:
+            if searched:
+                _load_before_publishing(engine, coll, searched)
             engine.refresh()
+
+
+def _load_before_publishing(engine: Engine, coll: Collection, segment_ids: Sequence[int]) -> None:
+    """Load merged segments into the cache while this node's searches still see the segments they replace, so that
+    no search pays the load (or the first touch of fresh pages) when the merge becomes visible to it. A load that
+    fails is left to the first search, which reports it."""
+    fresh = engine.catalog.snapshot()  # committed, not yet this node's published view
+    for seg_id in segment_ids:
+        seg = fresh.segments_by_id.get(seg_id)
+        if seg is None:
+            continue
+        try:
+            load_segment(engine, coll, seg)
+        except Exception:
+            log.warning("loading merged segment %d ahead of its first search failed", seg_id, exc_info=True)
 
 
 def compact(engine: Engine, collection_id: int) -> None:

@@ -45,6 +45,33 @@ def _row_ids(row_ids: np.ndarray, offsets: np.ndarray, out: np.ndarray) -> np.nd
     return out
 
 
+def load_segment(engine: Engine, coll: Collection, seg: Segment, force: bool = False) -> LoadedSegment:
+    """The segment's search structures from the engine's cache, loaded on a miss (once, even under concurrency):
+    its built index, or the exact kernel over its rows when it has none."""
+    index_file = seg.index_file if seg.state is SegmentState.INDEX else ""
+    if not force:  # the common case, a segment held: no closures made
+        held = engine.cache.hit(seg.id, seg.delete_version, index_file)
+        if held is not None:
+            return held
+    store = engine.store
+
+    def load() -> LoadedSegment:
+        ids = store.ids(coll.id, seg.name)
+        vectors = store.vectors(coll.id, seg.name)
+        live = LiveMask.build(int(ids.shape[0]), store.deletes(coll.id, seg.name, seg.delete_version))
+        if seg.state is SegmentState.INDEX and seg.index_file:
+            path = store.index_path(coll.id, seg.name, seg.index_file)
+            index = load_index(seg.index_type, path, vectors, coll.metric, json.loads(seg.index_params))
+        else:
+            index = build_index(IndexType.FLAT, vectors, coll.metric, {})
+        return LoadedSegment(seg.id, ids, index, live, seg.delete_version, seg.index_file)
+
+    def reload_deletes(item: LoadedSegment) -> LiveMask:
+        return LiveMask.build(item.live.rows, store.deletes(coll.id, seg.name, seg.delete_version))
+
+    return engine.cache.get(seg.id, seg.delete_version, index_file, load, reload_deletes, force)
+
+
 class Reader:
     def __init__(self, engine: Engine, pool: ThreadPoolExecutor) -> None:
         self.engine = engine
@@ -66,28 +93,7 @@ class Reader:
     # -- loading -------------------------------------------------------------------------------
 
     def loaded(self, coll: Collection, seg: Segment, force: bool = False) -> LoadedSegment:
-        index_file = seg.index_file if seg.state is SegmentState.INDEX else ""
-        if not force:
-            held = self.engine.cache.hit(seg.id, seg.delete_version, index_file)
-            if held is not None:
-                return held
-        store = self.engine.store
-
-        def load() -> LoadedSegment:
-            ids = store.ids(coll.id, seg.name)
-            vectors = store.vectors(coll.id, seg.name)
-            live = LiveMask.build(int(ids.shape[0]), store.deletes(coll.id, seg.name, seg.delete_version))
-            if seg.state is SegmentState.INDEX and seg.index_file:
-                path = store.index_path(coll.id, seg.name, seg.index_file)
-                index = load_index(seg.index_type, path, vectors, coll.metric, json.loads(seg.index_params))
-            else:
-                index = build_index(IndexType.FLAT, vectors, coll.metric, {})
-            return LoadedSegment(seg.id, ids, index, live, seg.delete_version, seg.index_file)
-
-        def reload_deletes(item: LoadedSegment) -> LiveMask:
-            return LiveMask.build(item.live.rows, store.deletes(coll.id, seg.name, seg.delete_version))
-
-        return self.engine.cache.get(seg.id, seg.delete_version, index_file, load, reload_deletes, force)
+        return load_segment(self.engine, coll, seg, force)
 
     def scalars(self, coll: Collection, seg: Segment, fields: Sequence[str],
                 item: LoadedSegment | None = None) -> dict[str, np.ndarray]:

@@ -18,7 +18,7 @@ from coordinator.errors import IllegalArgument, IllegalDimension, IllegalRowReco
 from coordinator.model import Collection, IdMode, IndexType, MetricType, Segment
 from coordinator.topk import TopK
 from milvus_wire import milvus_pb2, wire_fastpath_pb2
-from node import convert, params
+from node import convert, maintenance, params
 from node.engine import Engine
 from node.service import MilvusService
 from node.settings import NodeSettings
@@ -248,5 +248,49 @@ def test_a_remembered_scope_never_outlives_its_catalog_snapshot(tmp_path: Path) 
         assert svc.DropCollection(milvus_pb2.CollectionName(collection_name="c"), None).error_code == 0
         status, _, _ = _search(svc, queries, 5)
         assert status.error_code != 0 and "c" in status.reason
+    finally:
+        close()
+
+
+def _one_segment(engine: Engine, coll_id: int) -> bool:
+    return len(engine.snapshot().segments_of(coll_id)) == 1
+
+
+def test_a_merged_segment_is_loaded_before_searches_see_it(tmp_path: Path) -> None:
+    """A merge replacing segments this node searched loads the merged segment into the cache before publishing it,
+    so the first search after the merge finds it loaded; a merge of segments nobody searched loads nothing."""
+    svc, close = _service(tmp_path, 1)
+    try:
+        rng = np.random.default_rng(3)
+        x = rng.standard_normal((200, DIM)).astype(np.float32)
+        ids = np.arange(200, dtype=np.int64)
+        queries = x[[5, 150]] + 0.001
+        for name in ("c", "d"):
+            schema = milvus_pb2.CollectionSchema(collection_name=name, dimension=DIM, index_file_size=1024,
+                                                 metric_type=L2)
+            assert svc.CreateCollection(schema, None).error_code == 0
+        for upto in (100, 200):
+            for name in ("c", "d"):
+                request = milvus_pb2.InsertParam(collection_name=name, row_record_array=rows(x[upto - 100:upto]),
+                                                 row_id_array=ids[upto - 100:upto].tolist())
+                svc.Insert(request, None)
+                assert svc.Flush(milvus_pb2.FlushParam(collection_name_array=[name]), None).error_code == 0
+            status, got_ids, got_dist = _search(svc, queries, 5)  # "c" only
+            assert status.error_code == 0, status.reason
+            assert_search_exact(got_ids, got_dist, x[:upto], ids[:upto], queries, 5, L2)
+        engine = svc.engine
+        for name in ("c", "d"):  # or the background pass merged them already: the same code either way
+            coll_id = engine.collection(name).id
+            maintenance.merge_collection(engine, coll_id)
+            poll_for(functools.partial(_one_segment, engine, coll_id), timeout=30, what=f"one merged segment of {name}")
+        (merged_c,) = engine.snapshot().segments_of(engine.collection("c").id)
+        (merged_d,) = engine.snapshot().segments_of(engine.collection("d").id)
+        assert engine.cache.contains(merged_c.id)
+        assert not engine.cache.contains(merged_d.id)
+        misses = engine.cache.misses
+        status, got_ids, got_dist = _search(svc, queries, 5)
+        assert status.error_code == 0, status.reason
+        assert_search_exact(got_ids, got_dist, x, ids, queries, 5, L2)
+        assert engine.cache.misses == misses
     finally:
         close()
