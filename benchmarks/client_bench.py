@@ -120,6 +120,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"ratios mishards-client / pymilvus: insert rate {m['insert_rows_per_s'] / p['insert_rows_per_s']:.2f}x, "
           f"nq=1 latency {m['nq1_median_ms'] / p['nq1_median_ms']:.2f}x, "
           f"nq=100 latency {m['nq100_median_ms'] / p['nq100_median_ms']:.2f}x")
+    insert_ratio = m["insert_rows_per_s"] / p["insert_rows_per_s"]
+    nq1_ratio = m["nq1_median_ms"] / p["nq1_median_ms"]
+    print(f"target insert rate >= 3x pymilvus': {insert_ratio:.2f}x {'PASS' if insert_ratio >= 3 else 'MISS'}")
+    print(f"target nq=1 latency no worse than pymilvus': {nq1_ratio:.2f}x {'PASS' if nq1_ratio <= 1 else 'MISS'}")
     return 0
 
 
