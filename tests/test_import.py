@@ -155,6 +155,22 @@ def test_each_format_into_the_node(cluster: LocalCluster, node: Milvus, tmp_path
     assert_stored(node, name, ids, vectors)
 
 
+def test_hdf5_test_dataset(cluster: LocalCluster, node: Milvus, tmp_path: Path,
+                           capsys: pytest.CaptureFixture[str]) -> None:
+    """``--dataset test`` imports an ann-benchmarks file's queries instead of its train rows."""
+    train, test = RNG.random((300, 8)).astype(np.float32), RNG.random((45, 8)).astype(np.float32)
+    with h5py.File(tmp_path / "ab.hdf5", "w") as fh:
+        fh.attrs["distance"] = "euclidean"
+        fh.create_dataset("train", data=train)
+        fh.create_dataset("test", data=test)
+        fh.create_dataset("neighbors", data=np.zeros((45, 10), dtype=np.int32))
+    code, out, err = run(capsys, str(tmp_path / "ab.hdf5"), "--collection", "imp_hdf5_test", "--uri",
+                         cluster.writer.address, "--create", "--dataset", "test", "--batch", "20")
+    assert code == 0, err
+    assert "import complete: 45 rows sent" in out
+    assert_stored(node, "imp_hdf5_test", np.arange(45), test)
+
+
 @pytest.mark.parametrize("fmt", ["npy", "parquet"])
 def test_through_the_proxy_into_a_partition(cluster: LocalCluster, node: Milvus, tmp_path: Path,
                                             capsys: pytest.CaptureFixture[str], fmt: str) -> None:
