@@ -9,7 +9,8 @@
 # Interpreters: pyenv's newest 3.X.* under $PYENV_ROOT (~/.pyenv), else python3.X on PATH.
 # The servers the tests start (nodes, proxies, `mishards up`) run on the project's own .venv
 # (MISHARDS_SERVER_PYTHON); only the client and the test process run on the Python under test. Each venv gets
-# the wheel, its dependencies and the test tools (pytest, pytest-timeout, cryptography) from the package index.
+# the wheel, its dependencies and the test tools (pytest, pytest-timeout, cryptography, setuptools for the wheel
+# test) from the package index.
 # MISHARDS_CLIENT_PYTHONS="3.10 3.13" picks versions. Exit status: the number of versions that failed (a
 # version not found is reported and skipped).
 set -uo pipefail
@@ -51,7 +52,7 @@ for version in ${MISHARDS_CLIENT_PYTHONS:-3.10 3.11 3.12 3.13}; do
     venv="$WORK/venv$version"
     "$python" -m venv "$venv" &&
         "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --only-binary=:all: \
-            "$wheel" pytest pytest-timeout cryptography || { echo "== Python $version: install failed"; failed=$((failed + 1)); continue; }
+            "$wheel" pytest pytest-timeout cryptography "setuptools>=77" || { echo "== Python $version: install failed"; failed=$((failed + 1)); continue; }
     "$venv/bin/python" -c 'import sys, grpc, google.protobuf, numpy, mishards_client as m
 print(f"== Python {sys.version.split()[0]}: mishards_client {m.__version__} from {m.__file__}, grpcio "
       f"{grpc.__version__}, protobuf {google.protobuf.__version__}, numpy {numpy.__version__}")'
