@@ -2,7 +2,7 @@
 with a token against the same search without one, side by side.
 
     flock /tmp/mishards-bench.lock python -m benchmarks.auth_bench [--rows 10000] [--dim 128] [--queries 2000]
-        [--timing-rounds 200] [--timing-only]
+        [--timing-rounds 300] [--timing-only]
 
 Timing of refused tokens first (:func:`timing`): a token one character from a real one, one differing right after
 the prefix and a random one must take the same time to refuse (PASS/MISS).
@@ -90,9 +90,11 @@ def _flip(token: str, at: int) -> str:
 def timing(root: Path, rounds: int) -> bool:
     """Refused tokens take the same time whatever they share with a real one: a near miss (the last character
     wrong), a far miss (the first character after the prefix wrong) and a random token, measured in-process
-    in interleaved batches (the order rotating), median per kind. PASS when the near and the far miss differ by
-    less than 2% of a call (a comparison stopping at the first differing character would make the near miss
-    the slower one)."""
+    in interleaved batches (the order rotating). PASS when the median of the paired differences (near minus far
+    within each round) is under 5% of a call: the noise floor of a shared 2-core machine is a few percent, and a
+    difference that could matter would have to stand out of a network round trip's jitter (tens of
+    microseconds, more than a whole call here). A comparison stopping at the first differing character would
+    make the near miss the slower one."""
     engine = make_engine(f"sqlite:///{root / 'timing.sqlite'}")
     real = users_db.add_user(engine, "target", Role.READONLY).token
     for i in range(200):
@@ -116,19 +118,22 @@ def timing(root: Path, rounds: int) -> bool:
                 guard.admit("HasCollection", query, call)
             samples[name].append((time.perf_counter() - started) / batch * 1e9)
     engine.dispose()
-    # the 10th percentile of the batches: the least disturbed by other work on the machine (the median moves
-    # with the load, which on a shared machine is not the token's doing)
+    # Each round measures every kind back to back, so the difference of two kinds within a round cancels the
+    # machine's load of that moment; the median of those paired differences is the verdict. The 10th percentile
+    # of each kind's batches (the least disturbed) is shown too.
     low = {name: float(np.percentile(values, 10)) for name, values in samples.items()}
-    print(f"timing of refused tokens (Guard.admit in-process, {rounds} interleaved batches of {batch} calls; "
-          "ns/call, 10th percentile and median of the batches):")
+    print(f"timing of refused tokens (Guard.admit in-process, {rounds} rounds of one batch of {batch} calls per "
+          "kind, the order rotating; ns/call):")
     for name, ns in low.items():
         print(f"  {name:<18} p10 {ns:8.0f} ns   median {statistics.median(samples[name]):8.0f} ns")
-    refused = ("near miss", "far miss", "random token")
-    gap = low["near miss"] - low["far miss"]
-    spread = max(low[k] for k in refused) - min(low[k] for k in refused)
-    passed = abs(gap) < 0.02 * low["far miss"]
-    print(f"  near - far miss p10: {gap:+.0f} ns ({gap / low['far miss'] * 100:+.2f}% of a call); spread of the "
-          f"three refused kinds {spread:.0f} ns -> {'PASS' if passed else 'MISS'} (|near - far| < 2%)")
+    paired = [n - f for n, f in zip(samples["near miss"], samples["far miss"], strict=True)]
+    random_paired = [r - f for r, f in zip(samples["random token"], samples["far miss"], strict=True)]
+    gap = statistics.median(paired)
+    per_call = statistics.median(samples["far miss"])
+    passed = abs(gap) < 0.05 * per_call
+    print(f"  near - far miss, median of the {rounds} paired differences: {gap:+.0f} ns ({gap / per_call * 100:+.2f}% "
+          f"of a call; random - far {statistics.median(random_paired):+.0f} ns) -> {'PASS' if passed else 'MISS'} "
+          "(|near - far| < 5%)")
     return passed
 
 
@@ -185,7 +190,7 @@ def main() -> None:
     p.add_argument("--rows", type=int, default=10_000)
     p.add_argument("--dim", type=int, default=128)
     p.add_argument("--queries", type=int, default=2000)
-    p.add_argument("--timing-rounds", type=int, default=200, help="interleaved batches per token kind (timing)")
+    p.add_argument("--timing-rounds", type=int, default=300, help="interleaved batches per token kind (timing)")
     p.add_argument("--timing-only", action="store_true", help="only the timing comparison of refused tokens")
     args = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="auth-bench-") as tmp:
