@@ -181,7 +181,7 @@ class FloatFlat:
     The rows are a copy in memory numpy allocates, searched with faiss' brute-force kernels (``knn_L2sqr`` /
     ``knn_inner_product``, what ``IndexFlat.search`` runs, with the same results). numpy asks the kernel for
     transparent huge pages for arrays of 4 MB and more (``madvise``), which faiss' own ``IndexFlat`` storage
-    does not get where THP is ``madvise`` only: a one-query scan of 100k x 128 rows takes about a third less
+    does not get where THP is ``madvise`` only: a one-query scan of 100k x 128 rows takes a third to a half less
     over huge pages (benchmarks/README.md, issue 14).
     """
 
