@@ -1,5 +1,6 @@
-"""``Cmd`` strings: version, status, mode, get_system_info, and get_config / set_config over Milvus 1.1's server
-config (the keys, their checks and effects are in :mod:`node.config_keys`).
+"""``Cmd`` strings: version, status, mode, get_system_info, get_config / set_config over Milvus 1.1's server
+config (the keys, their checks and effects are in :mod:`node.config_keys`), and user management (``user ...``,
+:mod:`coordinator.auth.user_admin`).
 
 A value ``set_config`` accepts is kept in the node's config-values file for its next start (as Milvus 1.1 writes
 it to its config file); values of keys the node uses live (cache size, insert buffer, auto flush interval, OpenMP
@@ -15,6 +16,8 @@ import threading
 from collections.abc import Callable
 
 from coordinator import validation
+from coordinator.auth import user_admin
+from coordinator.auth.user_commands import is_user_command
 from coordinator.errors import MilvusError
 from coordinator.limits import cpu_count, memory_limit
 from node import config_store, sysinfo
@@ -120,6 +123,9 @@ class Commands:
             return json.dumps({"workers": list(self.workers)})
         if cmd[:10] in ("get_config", "set_config"):
             return self.config(cmd)
+        if is_user_command(cmd):  # user management: the writer writes the catalog (a read node refuses)
+            self.engine.require_writable("user management")
+            return user_admin.run(self.engine.catalog.engine, cmd)
         return UNKNOWN
 
     def stats(self) -> dict[str, object]:

@@ -2,7 +2,8 @@
 
 The table must cover every method of the generated service: a method added to the protocol without a class
 is refused (as admin) until it is given one, and the unit tests fail on it. ``Cmd`` is classed by its command:
-``set_config`` is admin, ``mishards_workers`` (asked by every proxy of every node) is open, the rest are reads.
+``set_config`` and ``user ...`` (user management) are admin, ``mishards_workers`` (asked by every proxy of every
+node) is open, the rest are reads.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from coordinator.auth.model import RpcClass
+from coordinator.auth.user_commands import is_user_command
 
 R, W, D = RpcClass.READ, RpcClass.WRITE, RpcClass.DDL
 
@@ -43,7 +45,7 @@ def command_class(cmd: str) -> RpcClass:
     """The class of a ``Cmd`` command."""
     if cmd in OPEN_COMMANDS:
         return RpcClass.OPEN
-    if cmd.lstrip()[:10] == "set_config":
+    if cmd.lstrip()[:10] == "set_config" or is_user_command(cmd):
         return RpcClass.ADMIN
     return RpcClass.READ
 
