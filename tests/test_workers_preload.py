@@ -89,9 +89,9 @@ def test_a_restarted_worker_holds_the_preloaded_collection_before_any_search(nod
         assert ids[kept] <= cache, (index, ids, cache)
         assert not ids[released] & cache, (index, ids, cache)
     # The restarted primary records again: a preload after its restart is replayed by the next restart.
-    before = cached_ids(node)[1]
+    secondary = cached_ids(node)[1]
     rq.ok(stub.PreloadCollection(milvus_pb2.PreloadCollectionParam(collection_name=other)))
-    ids[other] = cached_ids(node)[1] - before
+    ids[other] = cached_ids(node)[1] - secondary
     assert len(ids[other]) == 1
     restart_worker(node, 1)
     assert ids[kept] | ids[other] <= cached_ids(node)[1]
