@@ -7,8 +7,11 @@
     mishards user revoke-token NAME (--id N | --oldest) --meta-uri URI
     mishards user remove NAME --meta-uri URI
 
-``--meta-uri`` defaults to the environment variable ``MISHARDS_META_URI``. A new token is the only thing written
-to standard output (so that a script can capture it); everything else goes to standard error.
+``--meta-uri`` defaults to the environment variable ``MISHARDS_META_URI``. Instead of the catalog, the same commands
+go through a running server's ``Cmd`` (the proxy or a node; the caller must be an admin) with
+``--uri HOST:PORT [--token T] [--tls] [--tls-ca F] [--tls-cert F --tls-key F]`` (``coordinator.users_remote``;
+the token defaults to ``MISHARDS_TOKEN``). A new token is the only thing written to standard output (so that a
+script can capture it); everything else goes to standard error.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from collections.abc import Sequence
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from coordinator import users_remote
 from coordinator.auth import tokens, users_db
 from coordinator.auth.model import USER_ROLES, User, parse_role
 from coordinator.catalog_schema import make_engine
@@ -32,11 +36,13 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mishards user", description="Manage the users of token authentication.")
     p.add_argument("--meta-uri", default=os.environ.get("MISHARDS_META_URI", ""),
                    help="catalog URI (default: $MISHARDS_META_URI)")
+    _remote_arguments(p, default=True)
     sub = p.add_subparsers(dest="action", required=True)
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
         cmd = sub.add_parser(name, help=help_text)
         cmd.add_argument("--meta-uri", default=argparse.SUPPRESS, help="catalog URI")
+        _remote_arguments(cmd, default=False)
         return cmd
 
     add = command("add", "create a user and print its first token (once)")
@@ -60,6 +66,23 @@ def _parser() -> argparse.ArgumentParser:
     remove = command("remove", "remove a user with its tokens and grants")
     remove.add_argument("name")
     return p
+
+
+def _remote_arguments(p: argparse.ArgumentParser, default: bool) -> None:
+    """The options of a call through a server (given before or after the action)."""
+
+    def value(initial: object) -> object:
+        return initial if default else argparse.SUPPRESS
+
+    p.add_argument("--uri", default=value(""), help="a server's gRPC address HOST:PORT (the proxy, or a node): "
+                                                   "manage users through it instead of the catalog")
+    p.add_argument("--token", default=value(os.environ.get("MISHARDS_TOKEN", "")),
+                   help="an admin's token for --uri (default: $MISHARDS_TOKEN)")
+    p.add_argument("--tls", action="store_true", default=value(False), help="--uri is a TLS port (system CAs)")
+    p.add_argument("--tls-ca", default=value(""), help="the CA of --uri's certificate (implies --tls)")
+    p.add_argument("--tls-cert", default=value(""), help="a client certificate, for an edge asking for one")
+    p.add_argument("--tls-key", default=value(""), help="its private key")
+    p.add_argument("--tls-server-name", default=value(""), help="the name --uri's certificate carries")
 
 
 def _when(seconds: float | None) -> str:
@@ -112,8 +135,14 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.uri:
+        try:
+            return users_remote.run(args)
+        except users_remote.RemoteError as exc:
+            print(f"mishards user: {exc}", file=sys.stderr)
+            return 1
     if not args.meta_uri:
-        print("mishards user: --meta-uri (or MISHARDS_META_URI) is required", file=sys.stderr)
+        print("mishards user: --meta-uri (or MISHARDS_META_URI), or --uri HOST:PORT, is required", file=sys.stderr)
         return 2
     try:
         return run(args)
