@@ -2,7 +2,8 @@
 cluster mTLS, edge TLS on the proxy's gRPC and REST ports, tokens with ``--allow-anonymous none``, tracing to
 an OTLP collector, metrics) does real work, is refused, and is asked about itself; then every process log, every
 /metrics page, every exported trace byte, every ``get_config`` answer (gRPC and REST) and the output of
-``mishards status`` and ``mishards user`` are searched for the tokens (used, refused and issued by the CLI),
+``mishards status`` and ``mishards user`` are searched for the tokens (used, refused, and issued by the CLI and
+through ``Cmd`` over gRPC, REST and ``mishards user --uri``),
 the catalog's password and the private keys' contents. Each surface is also checked to hold what it should (the
 masked catalog URI, spans of both the proxy and the nodes, audit lines), so an empty surface cannot pass."""
 
@@ -21,6 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import grpc
 import numpy as np
@@ -192,6 +194,24 @@ def worked(secured: Secured) -> Secured:
     assert granted.returncode == 0, granted.stderr
     secured.outputs |= {"user add (stderr)": added.stderr, "user list": listed.stdout + listed.stderr,
                         "user grant": granted.stdout + granted.stderr}
+    # user management through Cmd: gRPC through the proxy, REST, and the CLI with --uri over edge TLS
+    made = stub.Cmd(milvus_pb2.Command(cmd="user add cmd-user readonly"), metadata=admin, timeout=30)
+    assert made.status.error_code == 0, made.status
+    secured.tokens["cmd"] = json.loads(made.string_reply)["token"]
+    status, body = secured.https("GET", "/system/" + quote("user token cmd-user", safe=""), "admin")
+    assert status == 200, body
+    secured.tokens["cmd rest"] = json.loads(json.loads(body)["reply"])["token"]
+    remote = _cli("user", "token", "cli-user", "--uri", secured.proxy.address, "--tls-ca",
+                  str(secured.edge.ca.cert_path), env={"MISHARDS_TOKEN": secured.tokens["admin"]})
+    assert remote.returncode == 0, remote.stderr
+    secured.tokens["cli remote"] = remote.stdout.strip()
+    denied = stub.Cmd(milvus_pb2.Command(cmd="user add cmd-intruder admin"), metadata=secured.md("reader"))
+    assert denied.status.error_code == PERMISSION_DENIED and not denied.string_reply
+    listed_cmd = stub.Cmd(milvus_pb2.Command(cmd="user list"), metadata=admin, timeout=30)
+    assert listed_cmd.status.error_code == 0 and "cmd-user" in listed_cmd.string_reply
+    assert users_db_token_works(secured, secured.tokens["cmd"])
+    assert users_db_token_works(secured, secured.tokens["cli remote"])
+    secured.outputs |= {"user token --uri (stderr)": remote.stderr, "user list (Cmd)": listed_cmd.string_reply}
     # a bad catalog password: the error names the catalog, not the password tried
     wrong = secured.meta_uri.replace(secured.password, secured.password[::-1])
     failed = _cli("user", "list", "--meta-uri", wrong)
@@ -244,6 +264,8 @@ def test_process_logs_hold_no_secret_but_the_audit_lines(worked: Secured) -> Non
     assert stranger["result"] == PERMISSION_DENIED and "not valid" in stranger["reason"]
     assert '"who":"user:root","rpc":"CreateCollection"' in text
     assert '"who":"user:reader","rpc":"DropCollection","rpc_class":"ddl","collection":"guarded"' in text
+    assert '"who":"user:root","rpc":"Cmd","rpc_class":"admin"' in text  # user management through Cmd
+    assert '"who":"user:reader","rpc":"Cmd","rpc_class":"admin","collection":"","partition":"","result":3' in text
     assert not _leaks(worked, text)
 
 

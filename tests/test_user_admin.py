@@ -15,6 +15,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -158,9 +159,8 @@ def test_non_admins_are_refused_and_nothing_changes(dep: Deployment) -> None:
     stub, root = dep.stub, dep.root_token
     tokens = {"readwrite": ok(stub, "user add rw readwrite", root)["token"],
               "readonly": ok(stub, "user add ro readonly", root)["token"], "anonymous": ""}
-    for token in tokens.values():
-        if token:
-            poll_for(lambda t=token: can_read(stub, t) == 0, timeout=10, what="the new tokens to work")
+    poll_for(lambda: all(can_read(stub, t) == 0 for t in tokens.values()), timeout=10,
+             what="the new tokens to work")
     before = dep.users()
     for who, token in tokens.items():
         for text in ("user add mallory admin", "user grant rw admin", "user token root", "user remove root",
@@ -239,10 +239,13 @@ def test_a_node_with_two_workers_serves_user_commands_on_each(tmp_path: Path) ->
         assert made.status == 200, made.body
         root = json.loads(made.json()["reply"])["token"]
         names = [f"w{i}" for i in range(8)]
+
+        def accepted(text: str) -> bool:
+            return rest(node.http_port, text, root).status == 200
+
         for name in names:  # each request on its own connection, to either worker (they share the port)
             # a worker that has not read root yet refuses (changing nothing): the same command again until accepted
-            poll_for(lambda n=name: rest(node.http_port, f"user add {n} readonly", root).status == 200, timeout=10,
-                     what=f"user add {name} to be accepted")
+            poll_for(partial(accepted, f"user add {name} readonly"), timeout=10, what=f"user add {name} to be accepted")
         listed = json.loads(rest(node.http_port, "user list", root).json()["reply"])["users"]
         assert sorted(u["name"] for u in listed) == sorted(["root", *names])
     finally:
