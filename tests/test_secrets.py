@@ -266,6 +266,10 @@ def test_process_logs_hold_no_secret_but_the_audit_lines(worked: Secured) -> Non
     assert '"who":"user:reader","rpc":"DropCollection","rpc_class":"ddl","collection":"guarded"' in text
     assert '"who":"user:root","rpc":"Cmd","rpc_class":"admin"' in text  # user management through Cmd
     assert '"who":"user:reader","rpc":"Cmd","rpc_class":"admin","collection":"","partition":"","result":3' in text
+    cmd_lines = [a for a in audit if a["rpc"] == "Cmd"]
+    assert {(a["who"], a["command"], a["result"]) for a in cmd_lines} >= {
+        ("user:root", "user add cmd-user", 0), ("user:root", "user token cmd-user", 0),
+        ("user:root", "user token cli-user", 0), ("user:reader", "user add cmd-intruder", PERMISSION_DENIED)}
     assert not _leaks(worked, text)
 
 

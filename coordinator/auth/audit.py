@@ -3,7 +3,8 @@
 
 Each line says who (``user:NAME``, ``anonymous`` or ``peer:NAME``), what (the RPC, its class, the collection and
 partition it names), when (UTC, ISO 8601), the result (the Milvus status code, and the reason of a refusal) and
-the peer address the call came from. Tokens never appear: a line is built from the identity, never the header.
+the peer address the call came from; a ``Cmd`` line also says which command, without its values (``user add
+alice``, ``set_config cache.cache_size``). Tokens never appear: a line is built from the identity, never the header.
 """
 
 from __future__ import annotations
@@ -28,9 +29,13 @@ class AuditRecord:
     result: int
     peer: str
     reason: str = ""
+    command: str = ""  # what a Cmd did, without values (``user add NAME``, ``set_config KEY``); only on Cmd lines
 
     def line(self) -> str:
-        return json.dumps({"audit": True, **asdict(self)}, separators=(",", ":"), ensure_ascii=False)
+        fields = asdict(self)
+        if not self.command:
+            del fields["command"]
+        return json.dumps({"audit": True, **fields}, separators=(",", ":"), ensure_ascii=False)
 
 
 def utc_now() -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from coordinator.auth.model import RpcClass
-from coordinator.auth.user_commands import is_user_command
+from coordinator.auth.user_commands import Invalid, is_user_command, parse_user_command
 
 R, W, D = RpcClass.READ, RpcClass.WRITE, RpcClass.DDL
 
@@ -67,3 +67,18 @@ def collections_of(method: str, request: Any) -> tuple[str, ...]:
         return (str(request.search_param.collection_name),)
     name = getattr(request, "collection_name", None)
     return () if name is None else (str(name),)
+
+
+def command_of(method: str, request: Any) -> str:
+    """What an audited ``Cmd`` does, without values: ``user add NAME`` (a command that does not parse:
+    ``user (invalid)``), ``set_config KEY``; '' for other methods."""
+    if method != "Cmd" or request is None:
+        return ""
+    cmd = str(getattr(request, "cmd", ""))
+    if is_user_command(cmd):
+        parsed = parse_user_command(cmd)
+        return "user (invalid)" if isinstance(parsed, Invalid) else parsed.summary()
+    words = cmd[:200].split()
+    if words and words[0] == "set_config":
+        return " ".join(words[:2])[:100]
+    return words[0][:40] if words else ""

@@ -86,7 +86,7 @@ class Admitted:
     """A call the guard let through: who runs it, and what the audit line needs (None: not audited)."""
 
     identity: Identity
-    audited: tuple[str, RpcClass, str, str, str] | None  # method, class, collection, partition, peer
+    audited: tuple[str, RpcClass, str, str, str, str] | None  # method, class, collection, partition, peer, command
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,7 +200,8 @@ class Guard:
         _IDENTITY.set(who)
         if not audited:
             return Admitted(who, None)
-        return Admitted(who, (method, cls, ",".join(names), partition_of(request), peer_address(context)))
+        return Admitted(who, (method, cls, ",".join(names), partition_of(request), peer_address(context),
+                              classes.command_of(method, request)))
 
     @staticmethod
     def _peer(context: Any) -> Identity:
@@ -210,9 +211,9 @@ class Guard:
         """The call ended with status ``code``: its audit line, if it is audited."""
         if admitted.audited is None:
             return
-        method, cls, collection, partition, peer = admitted.audited
+        method, cls, collection, partition, peer, command = admitted.audited
         self.audit.record(AuditRecord(utc_now(), admitted.identity.label, method, cls.value, collection,
-                                      partition, int(code), peer))
+                                      partition, int(code), peer, command=command))
 
     def _refused(self, method: str, cls: RpcClass, request: Any, parse: Parse | None, context: Any, who: str,
                  reason: str) -> None:
@@ -220,10 +221,11 @@ class Guard:
             parsed = _parsed(method, request, parse)
             collection = ",".join(classes.collections_of(method, parsed))
             partition = partition_of(parsed)
+            command = classes.command_of(method, parsed)
         except Exception:  # a request that does not parse is still refused and recorded
-            collection = partition = ""
+            collection = partition = command = ""
         self.audit.record(AuditRecord(utc_now(), who, method, cls.value, collection, partition, 3,
-                                      peer_address(context), reason))
+                                      peer_address(context), reason, command))
 
 
 _PEER = Identity(Kind.PEER, "", Role.NONE)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from coordinator import validation
+from coordinator.auth import tokens
 from coordinator.auth.model import GRANT_ROLES, USER_ROLES, Role, parse_role
 from coordinator.auth.users_db import UserError, check_name, parse_duration
 from coordinator.errors import MilvusError
@@ -141,6 +142,8 @@ def parse_user_command(cmd: str) -> UserCommand | Invalid:
     words = cmd.split()
     if not words or words[0] != PREFIX:
         return Invalid("not a user command")
+    if any(tokens.well_formed(word) for word in words):  # never echoed: a token pasted into a command by mistake
+        return Invalid("a user command holds no token (a word has the form of one; it is not repeated here)")
     try:
         return _parse(words[1:])
     except (UserError, ValueError) as exc:

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from coordinator.auth import tokens, user_admin
-from coordinator.auth.classes import command_class
+from coordinator.auth.audit import AuditRecord
+from coordinator.auth.classes import command_class, command_of
 from coordinator.auth.model import Role, RpcClass
 from coordinator.auth.user_commands import (
     MAX_COMMAND,
@@ -20,6 +21,7 @@ from coordinator.auth.user_commands import (
 )
 from coordinator.catalog_schema import make_engine
 from coordinator.errors import ErrorCode, MilvusError
+from milvus_wire import milvus_pb2
 
 
 @pytest.mark.parametrize(("cmd", "expected"), [
@@ -143,3 +145,27 @@ def test_commands_on_a_catalog(tmp_path: Path) -> None:
         assert json.loads(user_admin.run(engine, "user list")) == {"users": []}  # nothing changed
     finally:
         engine.dispose()
+
+
+def test_a_token_in_a_command_is_refused_and_never_repeated() -> None:
+    token = tokens.new_token()
+    for cmd in (f"user add {token} readonly", f"user remove {token}", f"user add a readonly on {token}",
+                f"user list {token}"):
+        parsed = parse_user_command(cmd)
+        assert isinstance(parsed, Invalid) and "form of one" in parsed.reason
+        assert token not in parsed.reason and token[5:] not in parsed.reason
+        assert command_of("Cmd", milvus_pb2.Command(cmd=cmd)) == "user (invalid)"
+
+
+def test_the_audit_names_a_command_without_its_values() -> None:
+    def of(cmd: str) -> str:
+        return command_of("Cmd", milvus_pb2.Command(cmd=cmd))
+
+    assert of("user add alice admin expires 90d") == "user add alice"
+    assert of("user list") == "user list"
+    assert of("user add alice superuser") == "user (invalid)"
+    assert of("set_config general.meta_uri mysql://u:secret@h/db") == "set_config general.meta_uri"
+    assert command_of("HasCollection", milvus_pb2.CollectionName(collection_name="c")) == ""
+    line = json.loads(AuditRecord("t", "user:root", "Cmd", "admin", "", "", 0, "p", command="user add a").line())
+    assert line["command"] == "user add a"
+    assert "command" not in json.loads(AuditRecord("t", "user:root", "DropCollection", "ddl", "c", "", 0, "p").line())
