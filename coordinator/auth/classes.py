@@ -69,6 +69,11 @@ def collections_of(method: str, request: Any) -> tuple[str, ...]:
     return () if name is None else (str(name),)
 
 
+def is_user_management(method: str, request: Any) -> bool:
+    """Whether a parsed request is a ``Cmd("user ...")``."""
+    return method == "Cmd" and request is not None and is_user_command(str(getattr(request, "cmd", "")))
+
+
 def command_of(method: str, request: Any) -> str:
     """What an audited ``Cmd`` does, without values: ``user add NAME`` (a command that does not parse:
     ``user (invalid)``), ``set_config KEY``; '' for other methods."""

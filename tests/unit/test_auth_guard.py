@@ -230,3 +230,21 @@ def test_peers_need_no_token_but_a_token_is_judged_by_itself(engine: Any,
     assert isinstance(guard.admit("Search", milvus_pb2.SearchParam(collection_name="c"), Call()), Refused)
     assert isinstance(guard.admit("DropCollection", drop, PeerCall(f"Bearer {issued.token}")), Refused)
     assert isinstance(guard.admit("DropCollection", drop, PeerCall("Bearer mshd_" + "A" * 43)), Refused)
+
+
+def test_without_a_catalog_anonymous_callers_never_manage_users() -> None:
+    """A proxy without --meta-uri cannot tell whether a user exists: the bootstrap window stays closed for user
+    commands (set_config keeps the behaviour of a deployment without users)."""
+    guard = Guard(AuthSettings("readwrite"), None, internal=lambda _c: False)
+    refused = guard.admit("Cmd", milvus_pb2.Command(cmd="user add root admin"), Call())
+    assert isinstance(refused, Refused) and "anonymous" in refused.reason
+    assert isinstance(guard.admit("Cmd", milvus_pb2.Command(cmd="set_config cache.cache_size 1"), Call()), Admitted)
+    assert isinstance(guard.admit("Cmd", milvus_pb2.Command(cmd="status"), Call()), Admitted)
+
+
+def test_anonymous_user_management_only_while_no_user_exists(engine: Any) -> None:
+    add = milvus_pb2.Command(cmd="user add root admin")
+    assert isinstance(guard_for(engine).admit("Cmd", add, Call()), Admitted)
+    users_db.add_user(engine, "root", Role.ADMIN)
+    refused = guard_for(engine).admit("Cmd", add, Call())
+    assert isinstance(refused, Refused) and "admin" in refused.reason
