@@ -5,7 +5,8 @@ The first admin is made by an anonymous caller (the bootstrap window: no user ye
 admin then manages users over gRPC through the proxy, over REST, and with ``mishards user --uri``; readwrite,
 readonly and anonymous callers are refused with nothing changed; a new token works (once the snapshot reloads),
 a revoked token and a removed user stop working; a read node answers the "read-only node" refusal; bad input gets
-ILLEGAL_ARGUMENT; on a multi-worker node every worker serves the commands (a secondary forwards them)."""
+ILLEGAL_ARGUMENT; on a multi-worker node every worker serves the commands (a secondary forwards them); a stock
+pymilvus 1.1.2 client makes the first admin with ``Milvus._cmd`` and is refused afterwards."""
 
 from __future__ import annotations
 
@@ -248,5 +249,43 @@ def test_a_node_with_two_workers_serves_user_commands_on_each(tmp_path: Path) ->
             poll_for(partial(accepted, f"user add {name} readonly"), timeout=10, what=f"user add {name} to be accepted")
         listed = json.loads(rest(node.http_port, "user list", root).json()["reply"])["users"]
         assert sorted(u["name"] for u in listed) == sorted(["root", *names])
+    finally:
+        node.stop()
+
+
+PYMILVUS_CMD = """
+import json, sys
+from milvus import Milvus
+client = Milvus(host="127.0.0.1", port=sys.argv[1])
+status, reply = client._cmd(sys.argv[2])
+print(json.dumps({"code": int(status.code), "message": status.message, "reply": reply or ""}))
+"""
+
+
+def _pymilvus_cmd(address: str, text: str) -> dict[str, Any]:
+    """``Milvus._cmd(text)`` with the stock pymilvus 1.1.2 client (which sends no token), in a subprocess (its
+    generated code needs the pure-Python protobuf runtime)."""
+    env = {**os.environ, "PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION": "python"}
+    done = subprocess.run([sys.executable, "-c", PYMILVUS_CMD, address.rsplit(":", 1)[1], text],
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def test_a_stock_pymilvus_client_bootstraps_the_first_admin(tmp_path: Path) -> None:
+    node = NodeProcess(tmp_path / "n", [], meta_uri=f"sqlite:///{tmp_path / 'meta.sqlite'}").start()
+    try:
+        made = _pymilvus_cmd(node.address, "user add root admin")
+        assert made["code"] == 0, made
+        token = json.loads(made["reply"])["token"]
+        stub = node.stub()
+        poll_for(lambda: cmd(stub, "user list", token).status.error_code == 0, timeout=10,
+                 what="the token made by pymilvus to work")
+        poll_for(lambda: cmd(stub, "user list").status.error_code == PERMISSION_DENIED, timeout=10,
+                 what="the bootstrap window to close")
+        again = _pymilvus_cmd(node.address, "user add other admin")
+        assert again["code"] == PERMISSION_DENIED and not again["reply"], again
+        assert [u["name"] for u in ok(stub, "user list", token)["users"]] == ["root"]
     finally:
         node.stop()
