@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from coordinator import users_cli, users_remote
 from coordinator.auth import tokens, user_admin
 from coordinator.auth.audit import AuditRecord
 from coordinator.auth.classes import command_class, command_of
@@ -169,3 +170,21 @@ def test_the_audit_names_a_command_without_its_values() -> None:
     line = json.loads(AuditRecord("t", "user:root", "Cmd", "admin", "", "", 0, "p", command="user add a").line())
     assert line["command"] == "user add a"
     assert "command" not in json.loads(AuditRecord("t", "user:root", "DropCollection", "ddl", "c", "", 0, "p").line())
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["list"], "user list"),
+    (["add", "app", "--role", "readwrite", "--collection", "c1", "--expires", "90d"],
+     "user add app readwrite on c1 expires 90d"),
+    (["add", "app", "--role", "admin"], "user add app admin"),
+    (["grant", "app", "--role", "none", "--collection", "c1"], "user grant app none on c1"),
+    (["token", "app", "--expires", "12h"], "user token app expires 12h"),
+    (["revoke-token", "app", "--id", "4"], "user revoke-token app 4"),
+    (["revoke-token", "app", "--oldest"], "user revoke-token app oldest"),
+    (["remove", "app"], "user remove app"),
+])
+def test_the_cli_builds_commands_the_server_reads(argv: list[str], expected: str) -> None:
+    args = users_cli._parser().parse_args([*argv, "--uri", "127.0.0.1:1"])
+    text = users_remote.command_text(args)
+    assert text == expected
+    assert isinstance(parse_user_command(text), UserCommand)
