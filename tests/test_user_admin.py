@@ -6,7 +6,8 @@ admin then manages users over gRPC through the proxy, over REST, and with ``mish
 readonly and anonymous callers are refused with nothing changed; a new token works (once the snapshot reloads),
 a revoked token and a removed user stop working; a read node answers the "read-only node" refusal; bad input gets
 ILLEGAL_ARGUMENT; on a multi-worker node every worker serves the commands (a secondary forwards them); a stock
-pymilvus 1.1.2 client makes the first admin with ``Milvus._cmd`` and is refused afterwards."""
+pymilvus 1.1.2 client makes the first admin with ``Milvus._cmd`` and is refused afterwards; with two rw nodes
+under catalog election the proxy reaches the elected one and the standby refuses."""
 
 from __future__ import annotations
 
@@ -23,11 +24,13 @@ from urllib.parse import quote
 
 import pytest
 
+from coordinator.catalog import Catalog
 from milvus_wire import milvus_pb2
 from tests.support import http
 from tests.support.cluster import LocalCluster
 from tests.support.nodeproc import ROOT, NodeProcess
-from tests.support.waiting import poll_for
+from tests.support.proxyproc import ProxyProcess
+from tests.support.waiting import free_port, poll_for
 
 PERMISSION_DENIED = 3
 ILLEGAL_ARGUMENT = 5
@@ -289,3 +292,47 @@ def test_a_stock_pymilvus_client_bootstraps_the_first_admin(tmp_path: Path) -> N
         assert [u["name"] for u in ok(stub, "user list", token)["users"]] == ["root"]
     finally:
         node.stop()
+
+
+def test_a_standby_writer_refuses_and_the_proxy_reaches_the_elected_one(tmp_path: Path) -> None:
+    meta_uri = f"sqlite:///{tmp_path / 'meta.sqlite'}"
+    ports = [free_port() for _ in range(2)]
+    addresses = [f"127.0.0.1:{p}" for p in ports]
+    membership = f"static://{addresses[0]}=rw,{addresses[1]}=rw"
+    common = ["--membership", membership, "--election", "catalog", "--election-ttl", "2"]
+    writers = [NodeProcess(tmp_path / f"rw{i}", ["--role", "rw", "--port", str(ports[i]), *common],
+                           meta_uri=meta_uri, storage=tmp_path / "shared") for i in range(2)]
+    proxy = ProxyProcess(tmp_path / "p", membership, ["--meta-uri", meta_uri])
+    catalog = Catalog(meta_uri)
+    started: list[NodeProcess | ProxyProcess] = []
+    try:
+        for node in writers:
+            started.append(node.start())
+        started.append(proxy.start())
+
+        def elected() -> str | None:
+            lease = catalog.writer_lease()
+            return lease.address if lease is not None and lease.remaining > 0 else None
+
+        writer = poll_for(elected, timeout=30, what="a writer to take the lease")
+        standby = next(n for n in writers if n.address != writer)
+
+        def answered(stub: Any, text: str, token: str = "", says: str = "") -> Any:
+            reply = cmd(stub, text, token)
+            done = says in reply.status.reason if says else reply.status.error_code == 0
+            return reply if done else None
+
+        made = poll_for(lambda: answered(proxy.stub(), "user add root admin"), timeout=30,
+                        what="the proxy to reach the elected writer")
+        root = json.loads(made.string_reply)["token"]
+        # once the standby has read root, it refuses as a standby (before: as an unknown token); nothing changes
+        refused = poll_for(lambda: answered(standby.stub(), "user add other readonly", root, "standby writer"),
+                           timeout=10, what="the standby's refusal")
+        assert refused.status.error_code == PERMISSION_DENIED
+        listed = poll_for(lambda: answered(proxy.stub(), "user list", root), timeout=10,
+                          what="the admin's token to work through the proxy")
+        assert [u["name"] for u in json.loads(listed.string_reply)["users"]] == ["root"]
+    finally:
+        catalog.engine.dispose()
+        for proc in reversed(started):
+            proc.stop()
