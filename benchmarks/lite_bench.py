@@ -33,7 +33,8 @@ from typing import Any
 import numpy as np
 
 from benchmarks.datasets import Dataset, load_sift_like
-from benchmarks.index_bench import NODE_ARGS, NODE_ENV, WARMUP_BATCHED, WARMUP_SINGLE
+from benchmarks.index_node import NODE_ARGS, NODE_ENV
+from benchmarks.index_specs import WARMUP_BATCHED, WARMUP_SINGLE
 from benchmarks.lite_env import DEFAULT_VENV, REQUIREMENTS, ensure_venv
 from benchmarks.lite_mishards import run_mishards
 from benchmarks.lite_plan import (

@@ -16,15 +16,14 @@ from typing import Any
 import numpy as np
 
 from benchmarks.datasets import recall_at
-from benchmarks.index_bench import (
+from benchmarks.index_loops import grpc_batched, grpc_serial
+from benchmarks.index_node import (
     CALL_TIMEOUT_S,
     CREATE_INDEX_TIMEOUT_S,
     INDEX_FILE_SIZE_MB,
     METRIC_L2,
     NODE_ARGS,
     NODE_ENV,
-    grpc_batched,
-    grpc_serial,
     reply_ids,
     search_request,
     settle,

@@ -33,18 +33,18 @@ import faiss
 import numpy as np
 
 from benchmarks.datasets import Dataset, load_sift_like
-from benchmarks.index_bench import (
+from benchmarks.index_node import (
     CALL_TIMEOUT_S,
     CREATE_INDEX_TIMEOUT_S,
     NODE_ARGS,
     NODE_ENV,
-    K,
-    check_status,
     load_collection,
     row_order,
     search_request,
     settle,
 )
+from benchmarks.index_specs import K
+from benchmarks.node_bench import check_status
 from coordinator.model import IndexType, MetricType
 from milvus_wire import milvus_pb2
 from node.indexes import build_index

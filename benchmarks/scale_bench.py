@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.datasets import CACHE_DIR, Dataset, load_binary, load_sift_like, recall_at
-from benchmarks.index_bench import collection_info, index_files, node_build_seconds, segment_names
+from benchmarks.index_node import collection_info, index_files, node_build_seconds, segment_names
 from benchmarks.node_bench import batches, check_status, fmt_rate, lscpu, median, percentiles
 from benchmarks.scale_results import (
     InsertFigures,
