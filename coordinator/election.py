@@ -4,7 +4,8 @@ Every ``rw`` node runs a :class:`WriterElection`. Candidates campaign for the ke
 that creates it (a transaction that succeeds only while the key does not exist) under a lease of its own is
 the writer; its value is JSON ``{"node_id", "address", "elected_at"}``. The others watch the key and try again
 as soon as it is deleted, which happens when the writer resigns or stops, or when its lease expires because
-the process died or lost etcd.
+the process died or lost etcd. The key's name and value, and what a change of it means for its holder, are in
+:mod:`coordinator.writer_key`.
 
 On winning, the optional ``claim`` callable runs first (a node passes ``lambda: catalog.claim_writer(node_id)``,
 which bumps the writer epoch in the catalog and so fences every earlier writer), its result is kept as
@@ -20,7 +21,6 @@ old writer stops before a standby can start. A callback may call :meth:`stop` or
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -31,27 +31,17 @@ from coordinator.etcd_client import EtcdClient
 from coordinator.etcd_errors import EtcdError
 from coordinator.etcd_lease import Lease
 from coordinator.etcd_watch import WatchEvent, WatchHandle
+from coordinator.writer_key import (
+    Held,
+    depose_reason,
+    key_lost_by,
+    parse_writer,
+    read_back_reason,
+    writer_key,
+    writer_value,
+)
 
 log = logging.getLogger(__name__)
-
-WRITER_KEY = "writer"
-
-
-def writer_key(prefix: str) -> str:
-    """``<prefix>/writer`` for a prefix such as ``/mishards``."""
-    return f"{prefix.rstrip('/')}/{WRITER_KEY}"
-
-
-def parse_writer(raw: bytes | None) -> dict[str, Any] | None:
-    """Decode the writer key's JSON value; None if absent or not a JSON object."""
-    if raw is None:
-        return None
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        log.warning("writer key holds a value that is not JSON: %r", raw[:200])
-        return None
-    return value if isinstance(value, dict) else None
 
 
 class WriterElection:
@@ -113,7 +103,7 @@ class WriterElection:
         # Leadership state. ``_held`` is (value, revision of our put) while we hold the key; it is replaced
         # as a whole so that the watch thread reads a consistent pair without the lock.
         self._lease: Lease | None = None
-        self._held: tuple[bytes, int] | None = None
+        self._held: Held | None = None
         self._leader = False
         self._key_lost: tuple[int, str] | None = None  # (revision of the put it concerns, why)
         self._holdoff_until = 0.0
@@ -260,11 +250,7 @@ class WriterElection:
         self._try_to_win()
 
     def _try_to_win(self) -> None:
-        value = json.dumps(
-            {"node_id": self.candidate_id, "address": self.address, "elected_at": time.time()},
-            separators=(",", ":"),
-            sort_keys=True,
-        ).encode()
+        value = writer_value(self.candidate_id, self.address, time.time())
         lease: Lease | None = None
         try:
             lease = self.client.grant_lease(self.ttl, on_lost=self._on_lease_lost, timeout=self._op_timeout)
@@ -324,12 +310,7 @@ class WriterElection:
                     self._give_up(reason)
 
     def _depose_reason(self) -> str | None:
-        lease, held, key_lost = self._lease, self._held, self._key_lost
-        if lease is None or not lease.alive:
-            return f"lease lost ({lease.lost_reason if lease else 'no lease'})"
-        if key_lost is not None and held is not None and key_lost[0] == held[1]:
-            return key_lost[1]
-        return None
+        return depose_reason(self._lease, self._held, self._key_lost)
 
     def _verify_key(self) -> str | None:
         """Read the key as a safety net for missed watch events; a read error proves nothing."""
@@ -340,11 +321,7 @@ class WriterElection:
             raw = self.client.get(self.key, timeout=self._op_timeout)
         except EtcdError:
             return None
-        if raw is None:
-            return "the writer key disappeared"
-        if raw != held[0]:
-            return "the writer key was taken over"
-        return None
+        return read_back_reason(raw, held)
 
     def _give_up(self, reason: str) -> None:
         """Leave the writer role (called with the lock held): notify, then delete our key and revoke the lease."""
@@ -390,12 +367,7 @@ class WriterElection:
 
     def _on_events(self, events: list[WatchEvent]) -> None:
         held = self._held
-        for ev in events:
-            if ev.key != self.key:
-                continue
-            if held is not None and ev.revision > held[1]:
-                if ev.kind == "delete":
-                    self._key_lost = (held[1], "the writer key was deleted")
-                elif ev.value != held[0]:
-                    self._key_lost = (held[1], "the writer key was taken over")
+        reason = key_lost_by(events, self.key, held)
+        if reason is not None and held is not None:
+            self._key_lost = (held[1], reason)
         self._wake.set()

@@ -58,7 +58,7 @@ def current_writer(provider: object, members: Sequence[Member], lease: LeaseRead
     """Read the etcd writer key (etcd membership) or the catalog lease (``lease`` given), and apply the rules."""
     etcd = _etcd(provider)
     if etcd is not None:
-        from coordinator.election import parse_writer, writer_key
+        from coordinator.writer_key import parse_writer, writer_key
 
         client, prefix = etcd
         record = parse_writer(client.get(writer_key(prefix), timeout=LOOKUP_TIMEOUT))

@@ -20,12 +20,13 @@ from pathlib import Path
 import pytest
 
 from coordinator.catalog import Catalog, Fenced
-from coordinator.election import WriterElection, parse_writer, writer_key
+from coordinator.election import WriterElection
 from coordinator.etcd_client import EtcdClient
 from coordinator.etcd_errors import EtcdError
 from coordinator.etcd_watch import WatchEvent
 from coordinator.etcd_wire import parse_endpoints
 from coordinator.model import MetricType
+from coordinator.writer_key import parse_writer, writer_key
 from tests.support.etcd import EtcdServer
 from tests.support.waiting import log_tail, poll_for
 

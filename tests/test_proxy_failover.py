@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from coordinator.election import parse_writer, writer_key
 from coordinator.errors import ErrorCode
 from coordinator.etcd_client import EtcdClient
+from coordinator.writer_key import parse_writer, writer_key
 from milvus_wire import milvus_pb2
 from tests.support.etcd import EtcdServer
 from tests.support.nodeproc import NodeProcess

@@ -13,9 +13,9 @@ from typing import Any
 import grpc
 import numpy as np
 
-from coordinator.election import parse_writer, writer_key
 from coordinator.errors import ErrorCode
 from coordinator.etcd_client import EtcdClient
+from coordinator.writer_key import parse_writer, writer_key
 from milvus_wire import milvus_pb2, milvus_pb2_grpc
 from tests.support.etcd import EtcdServer
 from tests.support.nodeproc import ROOT, NodeProcess

@@ -23,9 +23,9 @@ import numpy as np
 import pytest
 
 from coordinator.catalog import Catalog
-from coordinator.election import parse_writer, writer_key
 from coordinator.errors import ErrorCode, WriteOutcomeUnknown
 from coordinator.etcd_client import EtcdClient
+from coordinator.writer_key import parse_writer, writer_key
 from milvus_wire import milvus_pb2, milvus_pb2_grpc, status_pb2
 from tests.support.etcd import EtcdServer
 from tests.support.nodeproc import NodeProcess
