@@ -1,12 +1,15 @@
 """A cluster plan for a large collection, derived from the 1M-row figures :mod:`benchmarks.scale_bench` saved.
 
     python -m benchmarks.capacity_plan [--measured-rows 1000000] [--rows 100000000] [--dim 128] \
-        [--replication 2] [--reader-memory-gib 64] [--reader-cores 8] [--kinds IVF_SQ8,HNSW]
+        [--replication 2] [--reader-memory-gib 64] [--reader-cores 8] [--workers 4] [--kinds IVF_SQ8,HNSW]
 
 For every measured kind it prints the arithmetic, line by line, that docs/CAPACITY.md quotes: segments at
 ``index_file_size``, memory per vector on a search node (private and mapped), read nodes and memory each,
 the writer, storage, build time and QPS. The scaling rules from a 1M-row segment to the plan's segment size
-are stated in :func:`growth`. Pure arithmetic; the only I/O is reading the result files.
+are stated in :func:`growth`. Where :mod:`benchmarks.scale_memory` saved figures (``--memory-results``), the
+writer's build memory is its sampled peak and each reader worker beyond the first costs what a second worker
+was measured to add; otherwise the build memory is the build node's VmHWM and an added worker is inferred to cost
+the private part again. Pure arithmetic; the only I/O is reading the result files.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchmarks.scale_memory_values import BuildMemory, ReaderMemory, extra_worker_per_vector, read_all
 from benchmarks.scale_results import InsertFigures, KindFigures, PointFigures, read_results
 
 GIB = 1 << 30
@@ -39,6 +43,36 @@ class Target:
     build_threads: int = 2  # faiss threads per build on the writer (as measured)
     builds_at_once: int = 2  # index_build_threads on the writer
     insert_buffer_gib: float = 2.0  # insert_buffer_size on the writer
+    workers: int = 1  # worker processes per reader (the chart's readers.workers)
+
+
+@dataclass(frozen=True, slots=True)
+class Measured:
+    """What :mod:`benchmarks.scale_memory` measured for one kind; ``None``: not measured (the plan infers it)."""
+
+    build_per_row: float | None = None  # the build node's peak over its memory before CreateIndex, per row
+    build_rows: int = 0
+    worker_per_vector: float | None = None  # PSS a second worker of a read node adds, per vector served
+    worker_fixed: int = 0  # a fresh worker's own PSS
+    parent: int = 0  # PSS of the parent of a multi-worker node
+
+
+def measured_memory(builds: Sequence[BuildMemory], readers: Sequence[ReaderMemory], rows: int) -> dict[str, Measured]:
+    """Per kind: the build measured at ``rows`` (else at the most rows), and the worker cost from the nodes with
+    one and two workers at ``rows``."""
+    out: dict[str, Measured] = {}
+    for b in sorted(builds, key=lambda b: (b.rows == rows, b.rows)):
+        out[b.kind] = Measured(b.peak_per_row, b.rows)
+    pairs = {(r.kind, r.workers): r for r in readers if r.rows == rows}
+    for (kind, w), two in pairs.items():
+        one = pairs.get((kind, 1))
+        if w != 2 or one is None:
+            continue
+        per_vec, fresh = extra_worker_per_vector(one, two)
+        prior = out.get(kind, Measured())
+        out[kind] = Measured(prior.build_per_row, prior.build_rows, per_vec, fresh,
+                             two.parent.pss if two.parent else 0)
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +115,8 @@ class Plan:
     kind: str
     point: PointFigures
     private_b: float  # bytes per vector on a search node
+    worker_b: float  # bytes per vector each reader worker beyond the first adds
+    worker_source: str  # "measured" or "inferred"
     mapped_b: float  # bytes per vector of mapped files, all resident
     segment_rows: int
     segments: int
@@ -94,7 +130,7 @@ class Plan:
     lines: tuple[str, ...]
 
 
-def plan(res: KindFigures, ins: InsertFigures | None, t: Target) -> Plan:
+def plan(res: KindFigures, ins: InsertFigures | None, t: Target, mem: Measured = Measured()) -> Plan:
     n, m = t.rows, res.rows
     lines: list[str] = []
     say = lines.append
@@ -115,12 +151,24 @@ def plan(res: KindFigures, ins: InsertFigures | None, t: Target) -> Plan:
     per_vec = private + mapped
     say(f"plan per vector: private {private:.0f} + mapped max({measured_file:.0f}, index {index_file:.0f} + ids "
         f"{ID_BYTES}) = {per_vec:.0f} B")
-    total = t.replication * n * per_vec
-    usable = t.reader_memory_gib * GIB * (1 - t.headroom) - res.base.rss
+    measured_worker = mem.worker_per_vector is not None
+    worker_b = (mem.worker_per_vector or 0.0) * dim_scale if measured_worker else private
+    extra = t.workers - 1
+    fixed = res.base.rss + (extra * (mem.worker_fixed or res.base.rss) + (mem.parent or res.base.rss) if extra
+                            else 0)
+    if extra:
+        say(f"{t.workers} workers per reader: each beyond the first adds {worker_b:.0f} B/vector ("
+            + (f"measured: PSS a second worker added at {m:,} rows)" if measured_worker
+               else "inferred: the private part again)")
+            + f" and {(mem.worker_fixed or res.base.rss) / MIB:.0f} MiB idle; the parent "
+            f"{(mem.parent or res.base.rss) / MIB:.0f} MiB")
+    total = t.replication * n * (per_vec + extra * worker_b)
+    usable = t.reader_memory_gib * GIB * (1 - t.headroom) - fixed
     readers = max(t.replication, math.ceil(total / usable))
-    reader_bytes = total / readers + res.base.rss
-    say(f"all replicas: {t.replication} x {n:,} x {per_vec:.0f} B = {total / GIB:,.1f} GiB; usable per reader = "
-        f"{t.reader_memory_gib:g} GiB x {1 - t.headroom:.2f} - {res.base.rss / MIB:.0f} MiB (idle node) = "
+    reader_bytes = total / readers + fixed
+    per_node = f"{per_vec:.0f}" + (f" + {extra} x {worker_b:.0f}" if extra else "")
+    say(f"all replicas: {t.replication} x {n:,} x ({per_node}) B = {total / GIB:,.1f} GiB; usable per reader = "
+        f"{t.reader_memory_gib:g} GiB x {1 - t.headroom:.2f} - {fixed / MIB:.0f} MiB (idle processes) = "
         f"{usable / GIB:.1f} GiB -> readers = ceil({total / GIB:,.1f} / {usable / GIB:.1f}) = {readers}, "
         f"each holding {reader_bytes / GIB:.1f} GiB ({t.replication * segs / readers:.1f} segments)")
     row_bytes = (t.dim // 8 if binary else t.dim * 4) + ID_BYTES
@@ -128,12 +176,19 @@ def plan(res: KindFigures, ins: InsertFigures | None, t: Target) -> Plan:
     insert_peak = (ins.writer.hwm - int(ins.notes.get("writer_start", res.base.rss))) / (ins.rows * (
         (ins.dim // 8 if binary else ins.dim * 4) + ID_BYTES)) if ins and ins.rows else 2.0
     buffer = t.insert_buffer_gib * GIB * insert_peak
-    build_peak = res.builder.hwm - res.base.rss if res.builder else 0  # a fresh node's peak over an idle one
-    build_mem = max(0.0, build_peak) / m * s_rows * t.builds_at_once * dim_scale
+    if mem.build_per_row is not None:
+        build_row = mem.build_per_row
+        build_seen = f"measured: sampled peak at {mem.build_rows:,} rows"
+    elif res.builder:
+        build_row = (res.builder.hwm - res.base.rss) / m  # a fresh node's peak over an idle one
+        build_seen = "measured: VmHWM over an idle node"
+    else:
+        build_row, build_seen = 0.0, "not measured"
+    build_mem = max(0.0, build_row) * s_rows * t.builds_at_once * dim_scale
     writer = (res.base.rss + buffer + build_mem) / (1 - t.headroom)
     say(f"writer: idle {res.base.rss / MIB:.0f} MiB + insert_buffer_size {t.insert_buffer_gib:g} GiB x "
         f"{insert_peak:.2f} (measured peak per buffered byte) = {buffer / GIB:.1f} GiB + builds {t.builds_at_once} x "
-        f"{max(0.0, build_peak) / m:.0f} B/row{'' if res.builder else ' (not measured)'} x {s_rows:,} = "
+        f"{max(0.0, build_row):.0f} B/row ({build_seen}) x {s_rows:,} = "
         f"{build_mem / GIB:.1f} GiB, / {1 - t.headroom:.2f} "
         f"headroom = {writer / GIB:.1f} GiB")
     raw = n * row_bytes
@@ -162,8 +217,9 @@ def plan(res: KindFigures, ins: InsertFigures | None, t: Target) -> Plan:
         "per reader)")
     say(f"nq=1: {1e3 / pt.qps1:.2f} ms per call per segment (gRPC floor included) x {g.search:.2f}{dims} x {segs} = "
         f"{1e3 / single:.0f} thread-ms per query -> {single * readers * t.reader_cores:,.0f} QPS with every core busy")
-    return Plan(res.kind, pt, private, mapped, s_rows, segs, readers, reader_bytes / GIB, writer / GIB,
-                storage / GIB, hours, qps, single * readers * t.reader_cores, tuple(lines))
+    source = "measured" if measured_worker else "inferred"
+    return Plan(res.kind, pt, private, worker_b, source, mapped, s_rows, segs, readers, reader_bytes / GIB,
+                writer / GIB, storage / GIB, hours, qps, single * readers * t.reader_cores, tuple(lines))
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -177,6 +233,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--replication", type=int, default=d.replication)
     p.add_argument("--reader-memory-gib", type=float, default=d.reader_memory_gib)
     p.add_argument("--reader-cores", type=int, default=d.reader_cores)
+    p.add_argument("--workers", type=int, default=4, help="worker processes per reader (values-100m.yaml: 4)")
+    p.add_argument("--memory-results", type=Path, default=DEFAULT_RESULTS / "memory",
+                   help="benchmarks.scale_memory's results (build and worker memory)")
     p.add_argument("--kinds", default="", help="comma-separated (default: every measured float kind)")
     return p.parse_args(argv)
 
@@ -185,17 +244,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     inserts, kinds = read_results(args.results, args.measured_rows)
     t = Target(rows=args.rows, dim=args.dim, index_file_size_mb=args.index_file_size,
-               replication=args.replication, reader_memory_gib=args.reader_memory_gib, reader_cores=args.reader_cores)
+               replication=args.replication, reader_memory_gib=args.reader_memory_gib, reader_cores=args.reader_cores,
+               workers=args.workers)
+    measured = measured_memory(*read_all(args.memory_results), args.measured_rows)
     wanted = {k.strip().upper() for k in args.kinds.split(",") if k.strip()}
     by_data = {i.data: i for i in inserts}
     plans = []
     for res in kinds:
         if (wanted and res.kind not in wanted) or (not wanted and res.data != "float"):
             continue
-        p = plan(res, by_data.get(res.data), t)
+        p = plan(res, by_data.get(res.data), t, measured.get(res.kind, Measured()))
         plans.append(p)
         print(f"-- {res.kind} {dict(res.build)}: {t.rows:,} x {t.dim}, replication {t.replication}, "
-              f"readers of {t.reader_memory_gib:g} GiB / {t.reader_cores} cores")
+              f"readers of {t.reader_memory_gib:g} GiB / {t.reader_cores} cores / {t.workers} workers")
         print("\n".join(f"  {line}" for line in p.lines))
     print("\n".join(summary_table(plans)))
     return 0
@@ -204,11 +265,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 def summary_table(plans: Sequence[Plan]) -> list[str]:
     """The plans as one Markdown table."""
     lines = ["| index | point (recall@10 at 1M) | B/vector private + mapped | readers | GiB per reader | "
-             "writer GiB | storage GiB | build h | QPS nq=100 | QPS nq=1 |", "|---" * 10 + "|"]
+             "writer GiB | storage GiB | build h | QPS nq=100 | QPS nq=1 | B/vector per added worker |",
+             "|---" * 11 + "|"]
     for p in plans:
         lines.append(f"| {p.kind} | {p.point.label} ({p.point.recall:.3f}) | {p.private_b:.0f} + {p.mapped_b:.0f} | "
                      f"{p.readers} | {p.reader_gib:.1f} | {p.writer_gib:.1f} | {p.storage_gib:,.0f} | "
-                     f"{p.build_hours:.1f} | {p.qps_batched:,.0f} | {p.qps_single:,.0f} |")
+                     f"{p.build_hours:.1f} | {p.qps_batched:,.0f} | {p.qps_single:,.0f} | "
+                     f"{p.worker_b:.0f} ({p.worker_source}) |")
     return lines
 
 
