@@ -2,7 +2,8 @@
 
 Reads (search, get) live in :mod:`node.reader`; flush, merge, compaction and garbage collection in
 :mod:`node.maintenance`, run in the background by :mod:`node.autoflush`; the insert buffers in
-:mod:`node.write_buffers`. This module owns the state they share.
+:mod:`node.write_buffers`; a new writer's replay of the write-ahead log in :mod:`node.wal_replay`. This module
+owns the state they share.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from coordinator.model import (
     Partition,
 )
 from coordinator.snapshots import SnapshotHolder
+from node import wal_replay
 from node.idempotency import RecentWrites, content_key
 from node.idgen import IdGenerator, SegmentNamer
 from node.kernels import OmpThreads
@@ -46,7 +48,7 @@ from node.membuffer import ALL_PARTITIONS, MemBuffer
 from node.segment_cache import SegmentCache
 from node.settings import NodeSettings
 from node.storage import SegmentStore
-from node.wal import DeleteRecord, InsertRecord, Record, Seal, WriteAheadLog
+from node.wal import DeleteRecord, InsertRecord, Record, WriteAheadLog
 from node.write_buffers import WriteBuffers
 
 if TYPE_CHECKING:
@@ -137,25 +139,7 @@ class Engine:
         self.wal = WriteAheadLog(self.settings.storage / "wal", self._apply, self.settings.wal_file_bytes,
                                  on_fsync=self.metrics.wal_fsync_seconds.observe if self.metrics is not None else None,
                                  fence=self.fence)
-        snap = self.snapshot()
-        flushed = {c.id: c.flushed_lsn for c in snap.collections_by_id.values()}
-        replayed = 0
-        max_flushed = max(flushed.values(), default=0)
-        seals = [Seal(epoch, lsn) for epoch, lsn in self.catalog.log_seals()]
-        for item in self.wal.replay(seals):
-            record = item.record
-            if item.lsn <= flushed.get(record.collection_id, item.lsn):
-                self._remember(item.lsn, record)  # flushed already; its key still answers retries
-                continue
-            self._apply(item.lsn, record)
-            if isinstance(record, InsertRecord) and record.ids.size:
-                self.ids.observe(int(record.ids.max()))
-            replayed += 1
-        sealed = max(self.wal.last_replayed_lsn, max_flushed)
-        self.catalog.seal_log(self.epoch, sealed)
-        self.wal.start(min_next_lsn=sealed + 1, epoch=self.epoch)
-        log.info("write-ahead log replayed (%d records applied, %d void) and sealed at LSN %d for epoch %d",
-                 replayed, self.wal.voided, sealed, self.epoch)
+        wal_replay.replay_and_start(self, self.wal, self._apply)
 
     def close(self, flush: bool = True) -> None:
         self._stop.set()
@@ -369,16 +353,9 @@ class Engine:
             self.upkeep.wake()
         return fut
 
-    def _remember(self, lsn: int, record: Record) -> None:
-        """Keep what retries are recognised by: keyed inserts, and deletes that unmake them (in LSN order)."""
-        if isinstance(record, InsertRecord):
-            self.recent.inserted(record.key, record.collection_id, record.ids, lsn)
-        else:
-            self.recent.deleted(record.collection_id, record.ids, lsn)
-
     def _apply(self, lsn: int, record: Record) -> None:
         """Apply a durable WAL record to the insert buffers (called in LSN order)."""
-        self._remember(lsn, record)
+        wal_replay.remember(self.recent, lsn, record)
         if record.collection_id not in self.snapshot().collections_by_id:
             return
         if self.write_buffers.apply(lsn, record) and self.upkeep is not None:
