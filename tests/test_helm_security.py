@@ -1,7 +1,7 @@
-"""The chart's security wiring (helm/mishards): cluster mTLS certificates (generated, cert-manager, an existing
-Secret) reach every node and proxy as files and flags the real settings loaders accept; edge TLS and the anonymous
-role reach the proxy; the NetworkPolicies, evaluated in Python over the rendered pods, let exactly the system's real
-connections through. Each set of values is rendered once by the real helm.
+"""The chart's TLS wiring (helm/mishards): cluster mTLS certificates (generated, cert-manager, an existing Secret)
+reach every node and proxy as files and flags the real settings loaders accept; edge TLS and the anonymous role reach
+the proxy; external databases are dialled over TLS with the Secrets given. Every rendered manifest is valid and the
+values schema refuses misspelt values. The NetworkPolicies are checked in tests/test_helm_network_policy.py.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -19,7 +18,6 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from coordinator.membership import parse_membership_uri
 from tests.support.helm import (
-    HA_VALUES,
     KUBE_VERSION,
     NAMESPACE,
     RELEASE,
@@ -30,45 +28,20 @@ from tests.support.helm import (
     mishards_containers,
     of_kind,
     one,
-    pod_labels,
     port_number,
-    render,
     render_error,
-    rendered_values,
 )
-from tests.support.netpol import Endpoint, allowed
+from tests.support.helm_security import EXTERNAL_URI, SECURITY_VALUE_SETS, rendered_security
 
 TLS_DIR = "/etc/mishards-tls"
 SERVER_NAME = "mishards-cluster"
-CERT_MANAGER = ["--set", "tls.cluster.certManager.enabled=true", "--set", "tls.cluster.certManager.issuerRef.name=ca",
-                "--set", "tls.edge.enabled=true", "--set", "tls.edge.certManager.enabled=true",
-                "--set", "tls.edge.certManager.issuerRef.name=public", "--set",
-                "tls.edge.certManager.issuerRef.kind=ClusterIssuer",
-                "--set", "tls.edge.certManager.dnsNames={vectors.example.com}"]
-EXTERNAL_URI = "mysql+pymysql://u:p@mysql.db:3306/milvus?charset=utf8mb4"
-EXISTING = ["--set", "tls.cluster.existingSecret=my-cluster-tls", "--set", "tls.databases.existingSecret=my-db-tls",
-            "--set", "tls.edge.enabled=true",
-            "--set", "tls.edge.existingSecret=my-edge-tls", "--set", "tls.edge.clientCA.existingSecret=my-clients",
-            "--set", "tls.edge.clientCA.key=bundle.pem", "--set", "auth.allowAnonymous=none"]
-ETCD = ["--set", "membership.type=etcd", "--set", "writer.standby=true",
-        "--set", "tracing.otlpEndpoint=http://jaeger-collector.tracing:4317"]
-OFF = ["--set", "tls.cluster.enabled=false", "--set", "networkPolicy.enabled=false",
-       "--set", "auth.allowAnonymous=readonly"]
-EXTERNAL_TLS = ["-f", str(HA_VALUES), "--set", "etcd.external.tls.existingSecret=etcd-ca",
-                "--set", "etcd.external.tls.clientCert=true", "--set", "etcd.external.tls.serverName=etcd.infra",
-                "--set", "mysql.external.existingSecret=", "--set", f"mysql.external.uri={EXTERNAL_URI}",
-                "--set", "mysql.external.tlsSecret=db-ca"]
-VALUE_SETS = {"default": [], "cert-manager": CERT_MANAGER, "existing": EXISTING, "etcd": ETCD,
-              "ha": ["-f", str(HA_VALUES)], "off": OFF, "external-tls": EXTERNAL_TLS}
 CERT_MANAGER_SPEC_KEYS = {"secretName", "secretTemplate", "commonName", "dnsNames", "duration", "renewBefore",
                           "privateKey", "usages", "issuerRef"}
 
 
 @pytest.fixture(scope="module")
 def rendered() -> dict[str, list[Manifest]]:
-    helm = fetch_helm()  # the default and HA values are rendered once per session (tests/support/helm.py)
-    return {name: rendered_values(name) if name in ("default", "ha") else render(helm, *args)
-            for name, args in VALUE_SETS.items()}
+    return {name: rendered_security(name) for name in SECURITY_VALUE_SETS}
 
 
 def certificates(manifests: list[Manifest]) -> dict[str, Manifest]:
@@ -310,149 +283,6 @@ def test_without_cluster_tls_no_flags_mounts_or_secrets(rendered: dict[str, list
     # The default anonymous role is the processes' own default: no flag at all.
     for _, container in mishards_containers(rendered["default"]):
         assert "--allow-anonymous" not in container["args"]
-
-
-# ------------------------------------------------------------------------------------------ NetworkPolicies
-
-
-def actors(manifests: list[Manifest]) -> dict[str, Endpoint]:
-    """Every rendered pod template, plus pods and addresses around the release."""
-    found = {w["metadata"]["name"].removeprefix(f"{RELEASE}-"): Endpoint(
-        w["metadata"]["name"], NAMESPACE, pod_labels(w), {"kubernetes.io/metadata.name": NAMESPACE})
-        for w in manifests if w["kind"] in ("Deployment", "StatefulSet")}
-    found["client"] = Endpoint("client", "apps", {"app": "shop"}, {"kubernetes.io/metadata.name": "apps"})
-    found["neighbour"] = Endpoint("neighbour", NAMESPACE, {"app": "other"},
-                                  {"kubernetes.io/metadata.name": NAMESPACE})
-    found["prometheus"] = Endpoint("prometheus", "monitoring", {"app.kubernetes.io/name": "prometheus"},
-                                   {"kubernetes.io/metadata.name": "monitoring"})
-    found["outside"] = Endpoint("outside")
-    return found
-
-
-def reachers(manifests: list[Manifest], target: str, port: int) -> set[str]:
-    policies = list(of_kind(manifests, "NetworkPolicy").values())
-    everyone = actors(manifests)
-    return {name for name, src in everyone.items()
-            if src.is_pod and name != target and allowed(policies, src, everyone[target], port)}
-
-
-@pytest.mark.parametrize("name", ["default", "etcd", "ha", "existing"])
-def test_each_port_is_reachable_from_exactly_the_pods_that_use_it(rendered: dict[str, list[Manifest]],
-                                                                  name: str) -> None:
-    manifests = rendered[name]
-    pods = set(actors(manifests))
-    databases = {"mariadb", "etcd"} & pods
-    # Clients, Prometheus and anything else may call the proxies; the cluster's own pods never do.
-    for port in (19530, 19121):
-        assert reachers(manifests, "proxy", port) == pods - {"proxy", "writer", "reader", "outside", *databases}
-    for node in ("writer", "reader"):
-        assert reachers(manifests, node, 19530) == {"proxy"}, f"{node} gRPC"
-        assert reachers(manifests, node, 9091) == {"prometheus"}, f"{node} metrics"
-        assert reachers(manifests, node, 19531) == set(), f"{node} health port: the kubelet only"
-    assert reachers(manifests, "proxy", 9091) == {"prometheus"}
-    assert reachers(manifests, "proxy", 19531) == set()
-    for database, port in (("mariadb", 3306), ("etcd", 2379)):
-        if database in pods:
-            assert reachers(manifests, database, port) == {"proxy", "writer", "reader"}, database
-
-
-@pytest.mark.parametrize("name", ["default", "etcd", "ha", "existing"])
-def test_every_pod_of_the_release_is_selected_by_one_policy(rendered: dict[str, list[Manifest]], name: str) -> None:
-    manifests = rendered[name]
-    policies = list(of_kind(manifests, "NetworkPolicy").values())
-    for workload in manifests:
-        if workload["kind"] not in ("Deployment", "StatefulSet"):
-            continue
-        labels = pod_labels(workload)
-        selecting = [p["metadata"]["name"] for p in policies
-                     if p["spec"]["podSelector"]["matchLabels"].items() <= labels.items()]
-        assert len(selecting) == 1, f"{workload['metadata']['name']}: {selecting}"
-
-
-def _outside_ports(manifests: list[Manifest], source: str, ports: list[tuple[int, str]]) -> set[tuple[int, str]]:
-    policies = list(of_kind(manifests, "NetworkPolicy").values())
-    everyone = actors(manifests)
-    return {(port, proto) for port, proto in ports
-            if allowed(policies, everyone[source], everyone["outside"], port, proto)}
-
-
-CANDIDATES = [(53, "UDP"), (53, "TCP"), (443, "TCP"), (6443, "TCP"), (3306, "TCP"), (2379, "TCP"), (4317, "TCP"),
-              (22, "TCP"), (19530, "TCP"), (80, "TCP")]
-
-
-def test_egress_leaves_the_cluster_only_where_the_values_point(rendered: dict[str, list[Manifest]]) -> None:
-    ha_values = yaml.safe_load(HA_VALUES.read_text())
-    etcd_ports = {int(e.rsplit(":", 1)[1]) for e in ha_values["etcd"]["external"]["endpoints"]}
-    expected = {
-        # Kubernetes membership: the API server; MariaDB in the release.
-        "default": {(53, "UDP"), (53, "TCP"), (443, "TCP"), (6443, "TCP")},
-        # etcd in the release (a pod), tracing to its collector.
-        "etcd": {(53, "UDP"), (53, "TCP"), (4317, "TCP")},
-        # External catalog and etcd, no API server.
-        "ha": {(53, "UDP"), (53, "TCP"), (3306, "TCP")} | {(p, "TCP") for p in etcd_ports},
-    }
-    for name, ports in expected.items():
-        for source in ("proxy", "writer", "reader"):
-            assert _outside_ports(rendered[name], source, CANDIDATES) == ports, f"{name}: {source}"
-        for database in {"mariadb", "etcd"} & set(actors(rendered[name])):
-            assert _outside_ports(rendered[name], database, CANDIDATES) == {(53, "UDP"), (53, "TCP")}
-
-
-def test_proxies_dial_nodes_and_databases_but_nodes_dial_no_node(rendered: dict[str, list[Manifest]]) -> None:
-    manifests = rendered["etcd"]
-    policies = list(of_kind(manifests, "NetworkPolicy").values())
-    pods = actors(manifests)
-    assert allowed(policies, pods["proxy"], pods["reader"], 19530)
-    assert allowed(policies, pods["proxy"], pods["writer"], 19530)
-    assert not allowed(policies, pods["reader"], pods["writer"], 19530)
-    assert not allowed(policies, pods["writer"], pods["reader"], 19530)
-    for source in ("proxy", "writer", "reader"):
-        assert allowed(policies, pods[source], pods["etcd"], 2379)
-        assert allowed(policies, pods[source], pods["mariadb"], 3306)
-        assert not allowed(policies, pods[source], pods["mariadb"], 2379)
-
-
-def test_restricted_clients_and_extra_database_peers(tmp_path: Path) -> None:
-    values = tmp_path / "values.yaml"
-    values.write_text(yaml.safe_dump({"networkPolicy": {
-        "clients": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "apps"}}},
-                    {"ipBlock": {"cidr": "203.0.113.0/24"}}],
-        "databases": [{"podSelector": {"matchLabels": {"app": "backup"}}}],
-    }, "proxy": {"service": {"type": "LoadBalancer", "externalTrafficPolicy": "Local"}}}))
-    manifests = render(fetch_helm(), "-f", str(values))
-    policies = list(of_kind(manifests, "NetworkPolicy").values())
-    pods = actors(manifests)
-    backup = Endpoint("backup", NAMESPACE, {"app": "backup"}, {"kubernetes.io/metadata.name": NAMESPACE})
-    assert allowed(policies, pods["client"], pods["proxy"], 19530)
-    assert not allowed(policies, pods["neighbour"], pods["proxy"], 19530)
-    assert allowed(policies, backup, pods["mariadb"], 3306)
-    assert not allowed(policies, backup, pods["reader"], 19530)
-    assert allowed(policies, pods["outside"], pods["proxy"], 19530)  # the ipBlock (the outside is one address)
-    assert not allowed(policies, pods["outside"], pods["reader"], 19530)
-    # Source addresses survive the load balancer only with the Local traffic policy.
-    assert one(manifests, "Service", RELEASE)["spec"]["externalTrafficPolicy"] == "Local"
-    kubernetes_validate.validate(one(manifests, "Service", RELEASE), KUBE_VERSION, strict=True)
-
-
-def test_the_policy_evaluator_sees_an_opened_port(rendered: dict[str, list[Manifest]]) -> None:
-    """Guards the checks above against passing vacuously: a node policy without `from` lets anyone in."""
-    manifests = [dict(m) for m in rendered["default"]]
-    nodes = next(m for m in manifests if m["kind"] == "NetworkPolicy" and m["metadata"]["name"].endswith("-nodes"))
-    opened = {**nodes, "spec": {**nodes["spec"], "ingress": [{"ports": [{"port": 19530, "protocol": "TCP"}]}]}}
-    manifests[manifests.index(nodes)] = opened
-    assert reachers(rendered["default"], "reader", 19530) == {"proxy"}
-    assert reachers(manifests, "reader", 19530) == {"proxy", "client", "neighbour", "prometheus"}
-
-
-def test_readers_with_several_workers_open_their_worker_ports_to_proxies_only(
-        rendered: dict[str, list[Manifest]]) -> None:
-    """With readers.workers > 1 the proxy sends searches to each worker's own port (a free port picked at start)."""
-    manifests = render(fetch_helm(), "--set", "readers.workers=2")
-    assert reachers(manifests, "reader", 41234) == {"proxy"}
-    assert reachers(manifests, "reader", 19530) == {"proxy"}
-    assert reachers(manifests, "reader", 9091) == {"prometheus", "proxy"}
-    assert reachers(manifests, "writer", 41234) == {"proxy"}  # one policy for every node pod
-    assert reachers(rendered["default"], "reader", 41234) == set()
 
 
 def test_external_catalog_and_etcd_over_tls(rendered: dict[str, list[Manifest]], tmp_path: Path) -> None:

