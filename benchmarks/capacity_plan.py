@@ -17,8 +17,8 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from benchmarks.scale_memory_values import BuildMemory, ReaderMemory, extra_worker_per_vector, read_all
@@ -72,6 +72,19 @@ def measured_memory(builds: Sequence[BuildMemory], readers: Sequence[ReaderMemor
         prior = out.get(kind, Measured())
         out[kind] = Measured(prior.build_per_row, prior.build_rows, per_vec, fresh,
                              two.parent.pss if two.parent else 0)
+    return out
+
+
+def with_process_costs(measured: Mapping[str, Measured], kinds: Iterable[str]) -> dict[str, Measured]:
+    """Every kind in ``kinds``, those without a measured worker pair taking the largest measured idle worker and
+    parent (a process' own memory does not depend on the index it serves; the per-vector part stays inferred)."""
+    pairs = [m for m in measured.values() if m.worker_per_vector is not None]
+    fixed = max((m.worker_fixed for m in pairs), default=0)
+    parent = max((m.parent for m in pairs), default=0)
+    out = {}
+    for kind in kinds:
+        m = measured.get(kind, Measured())
+        out[kind] = m if m.worker_per_vector is not None else replace(m, worker_fixed=fixed, parent=parent)
     return out
 
 
@@ -176,7 +189,7 @@ def plan(res: KindFigures, ins: InsertFigures | None, t: Target, mem: Measured =
     insert_peak = (ins.writer.hwm - int(ins.notes.get("writer_start", res.base.rss))) / (ins.rows * (
         (ins.dim // 8 if binary else ins.dim * 4) + ID_BYTES)) if ins and ins.rows else 2.0
     buffer = t.insert_buffer_gib * GIB * insert_peak
-    if mem.build_per_row is not None:
+    if mem.build_per_row is not None and (mem.build_rows == m or res.builder is None):  # sampled at these rows
         build_row = mem.build_per_row
         build_seen = f"measured: sampled peak at {mem.build_rows:,} rows"
     elif res.builder:
@@ -246,7 +259,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     t = Target(rows=args.rows, dim=args.dim, index_file_size_mb=args.index_file_size,
                replication=args.replication, reader_memory_gib=args.reader_memory_gib, reader_cores=args.reader_cores,
                workers=args.workers)
-    measured = measured_memory(*read_all(args.memory_results), args.measured_rows)
+    measured = with_process_costs(measured_memory(*read_all(args.memory_results), args.measured_rows),
+                                  [k.kind for k in kinds])
     wanted = {k.strip().upper() for k in args.kinds.split(",") if k.strip()}
     by_data = {i.data: i for i in inserts}
     plans = []

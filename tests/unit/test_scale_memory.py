@@ -10,7 +10,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks.capacity_plan import GIB, MIB, Measured, Target, measured_memory, plan, summary_table
+from benchmarks.capacity_plan import (
+    GIB,
+    MIB,
+    Measured,
+    Target,
+    measured_memory,
+    plan,
+    summary_table,
+    with_process_costs,
+)
 from benchmarks.scale_memory_values import (
     BuildMemory,
     ReaderMemory,
@@ -96,6 +105,10 @@ def test_measured_memory_prefers_the_plan_rows() -> None:
     assert got["IVF_FLAT"] == Measured(2.0, 1000)  # no one-worker node: no worker figure
     assert got["HNSW"] == Measured(4.0, 250)
     assert got["FLAT"] == Measured(None, 0, 5.0, 60, 50)
+    filled = with_process_costs(got, ["FLAT", "IVF_FLAT", "ANNOY"])
+    assert filled["FLAT"] == got["FLAT"]
+    assert filled["IVF_FLAT"] == Measured(2.0, 1000, None, 60, 50)  # a process' own memory, per vector inferred
+    assert filled["ANNOY"] == Measured(None, 0, None, 60, 50)
 
 
 def test_plan_counts_every_worker_and_the_measured_build() -> None:
@@ -119,4 +132,6 @@ def test_plan_counts_every_worker_and_the_measured_build() -> None:
     assert inferred.reader_gib > measured.reader_gib
     assert measured.writer_gib == pytest.approx((100 * MIB + 1200 * 2_097_152) / 0.75 / GIB)
     assert inferred.writer_gib == pytest.approx((100 * MIB + 3000 * 2_097_152) / 0.75 / GIB)  # VmHWM
+    elsewhere = plan(kind, ins, t, Measured(1200.0, m // 4))  # sampled at other rows: VmHWM at these wins
+    assert elsewhere.writer_gib == inferred.writer_gib
     assert summary_table([measured])[2].endswith("| 20 (measured) |")
