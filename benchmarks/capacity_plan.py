@@ -55,23 +55,24 @@ class Measured:
     worker_per_vector: float | None = None  # PSS a second worker of a read node adds, per vector served
     worker_fixed: int = 0  # a fresh worker's own PSS
     parent: int = 0  # PSS of the parent of a multi-worker node
+    worker_rows: int = 0  # rows of the segment the worker figures were measured on
 
 
 def measured_memory(builds: Sequence[BuildMemory], readers: Sequence[ReaderMemory], rows: int) -> dict[str, Measured]:
     """Per kind: the build measured at ``rows`` (else at the most rows), and the worker cost from the nodes with
-    one and two workers at ``rows``."""
+    one and two workers at ``rows`` (else at the most rows measured with both)."""
     out: dict[str, Measured] = {}
     for b in sorted(builds, key=lambda b: (b.rows == rows, b.rows)):
         out[b.kind] = Measured(b.peak_per_row, b.rows)
-    pairs = {(r.kind, r.workers): r for r in readers if r.rows == rows}
-    for (kind, w), two in pairs.items():
-        one = pairs.get((kind, 1))
-        if w != 2 or one is None:
-            continue
+    nodes = {(r.kind, r.rows, r.workers): r for r in readers}
+    pairs = sorted(((kind, n) for kind, n, w in nodes if w == 2 and (kind, n, 1) in nodes),
+                   key=lambda p: (p[1] == rows, p[1]))
+    for kind, n in pairs:
+        one, two = nodes[(kind, n, 1)], nodes[(kind, n, 2)]
         per_vec, fresh = extra_worker_per_vector(one, two)
         prior = out.get(kind, Measured())
         out[kind] = Measured(prior.build_per_row, prior.build_rows, per_vec, fresh,
-                             two.parent.pss if two.parent else 0)
+                             two.parent.pss if two.parent else 0, n)
     return out
 
 
@@ -171,7 +172,7 @@ def plan(res: KindFigures, ins: InsertFigures | None, t: Target, mem: Measured =
                             else 0)
     if extra:
         say(f"{t.workers} workers per reader: each beyond the first adds {worker_b:.0f} B/vector ("
-            + (f"measured: PSS a second worker added at {m:,} rows)" if measured_worker
+            + (f"measured: PSS a second worker added at {mem.worker_rows:,} rows)" if measured_worker
                else "inferred: the private part again)")
             + f" and {(mem.worker_fixed or res.base.rss) / MIB:.0f} MiB idle; the parent "
             f"{(mem.parent or res.base.rss) / MIB:.0f} MiB")

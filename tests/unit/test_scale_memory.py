@@ -100,11 +100,13 @@ def test_results_round_trip_and_lines(tmp_path: Path) -> None:
 
 def test_measured_memory_prefers_the_plan_rows() -> None:
     builds = [build("HNSW", 250, 1000, 0), build("IVF_FLAT", 1000, 2000, 0), build("IVF_FLAT", 500, 9000, 0)]
-    readers = [reader("FLAT", 1, 5000), reader("FLAT", 2, 10_000), reader("IVF_FLAT", 2, 10_000)]
+    readers = [reader("FLAT", 1, 5000), reader("FLAT", 2, 10_000), reader("IVF_FLAT", 2, 10_000),
+               reader("FLAT", 1, 1000, rows=4000), reader("FLAT", 2, 9000, rows=4000),  # more rows, not the plan's
+               reader("HNSW", 1, 1000, rows=500), reader("HNSW", 2, 1500, rows=500)]  # only at other rows
     got = measured_memory(builds, readers, 1000)
     assert got["IVF_FLAT"] == Measured(2.0, 1000)  # no one-worker node: no worker figure
-    assert got["HNSW"] == Measured(4.0, 250)
-    assert got["FLAT"] == Measured(None, 0, 5.0, 60, 50)
+    assert got["HNSW"] == Measured(4.0, 250, 1.0, 60, 50, 500)
+    assert got["FLAT"] == Measured(None, 0, 5.0, 60, 50, 1000)
     filled = with_process_costs(got, ["FLAT", "IVF_FLAT", "ANNOY"])
     assert filled["FLAT"] == got["FLAT"]
     assert filled["IVF_FLAT"] == Measured(2.0, 1000, None, 60, 50)  # a process' own memory, per vector inferred
