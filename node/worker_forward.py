@@ -27,10 +27,22 @@ log = logging.getLogger(__name__)
 
 # The channel to the primary (and to the other workers) carries any request the worker accepted, and any reply;
 # a worker that restarted (the parent restarts one within about a second) is reached again within a second, not
-# after gRPC's default reconnect back-off (up to two minutes), during which calls would fail at once.
+# after gRPC's default reconnect back-off (up to two minutes), during which calls would fail at once. While a
+# call is in flight the channel pings every KEEPALIVE_MS and waits KEEPALIVE_TIMEOUT_MS for the answer (gRPC's
+# own ping timeout is a minute): a worker that stopped answering altogether (stopped, frozen machine, lost
+# socket) ends the forwarded call with UNAVAILABLE within KEEPALIVE_MS + KEEPALIVE_TIMEOUT_MS,
+# also for a caller without a deadline (a REST call, a client that sets none), instead of holding it forever; a
+# busy worker's gRPC core answers pings whatever its handlers do, so a long CreateIndex is not cut short. The
+# node's server accepts such pings (``node/server.py``: ``max_ping_strikes`` 0), however long no data flows.
+KEEPALIVE_MS = 5_000
+KEEPALIVE_TIMEOUT_MS = 4_000
 PRIMARY_CHANNEL_OPTIONS = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1),
                            ("grpc.initial_reconnect_backoff_ms", 100), ("grpc.min_reconnect_backoff_ms", 100),
-                           ("grpc.max_reconnect_backoff_ms", 1000)]
+                           ("grpc.max_reconnect_backoff_ms", 1000),
+                           ("grpc.keepalive_time_ms", KEEPALIVE_MS),
+                           ("grpc.keepalive_timeout_ms", KEEPALIVE_TIMEOUT_MS),
+                           ("grpc.keepalive_permit_without_calls", 0), ("grpc.http2.max_pings_without_data", 0),
+                           ("grpc.http2.ping_timeout_ms", KEEPALIVE_TIMEOUT_MS)]
 # What a forwarded call does not carry of the caller's metadata: HTTP/2 pseudo-headers and gRPC's own headers
 # (by prefix), the headers gRPC sets itself on the new call (passing them again is refused or duplicated), and
 # the node's worker secret (added by the worker that sends a call on, never passed further).
