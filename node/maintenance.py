@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -66,6 +66,7 @@ def flush_collection(engine: Engine, collection_id: int) -> None:
             return
         started = time.perf_counter()
         written: list[str] = []
+        searched: list[int] = []
         try:
             snap = engine.snapshot()
             coll = snap.collections_by_id.get(collection_id)
@@ -74,10 +75,13 @@ def flush_collection(engine: Engine, collection_id: int) -> None:
             added = _write_buffered_rows(engine, coll, buf, written)
             updates = _apply_deletes(engine, coll, snap.segments_of(coll.id), buf)
             if added or updates or buf.last_lsn > coll.flushed_lsn:
-                engine.catalog.commit_segments(
+                new_ids = engine.catalog.commit_segments(
                     engine.epoch, coll.id, coll.index_type, added=added, delete_updates=updates,
                     flushed_lsn=buf.last_lsn,
                 )
+                searched = searched_after_flush(
+                    new_ids, [u.segment_id for u in updates], [s.id for s in snap.segments_of(coll.id)],
+                    engine.cache.contains)
         except Exception:
             engine.restore_buffer(collection_id, buf)
             if engine.fence.valid():  # names are this epoch's own: no successor uses them
@@ -86,6 +90,8 @@ def flush_collection(engine: Engine, collection_id: int) -> None:
             raise
         finally:
             engine.done_flushing(collection_id)
+        if searched:
+            _load_before_publishing(engine, coll, searched)
         engine.refresh()
         if engine.metrics is not None:
             engine.metrics.flush_seconds.observe(time.perf_counter() - started)
@@ -93,6 +99,17 @@ def flush_collection(engine: Engine, collection_id: int) -> None:
             # Timed flushes write a small segment every interval: merge them now, not at the next pass (with
             # timed flushes off, segments are merged at the regular pass, a second or so later).
             engine.upkeep.wake(maintenance=True)
+
+
+def searched_after_flush(new_ids: Sequence[int], updated_ids: Sequence[int], current_ids: Sequence[int],
+                         cached: Callable[[int], bool]) -> list[int]:
+    """The segments a flush should load before it publishes, so that no search pays their load: on a node that
+    searches the collection (a segment of it is in the cache), the new segments and the cached segments whose
+    delete log the flush changed; nothing on a node that does not search it (a cluster's writer, a collection
+    being imported and not yet searched: loading would only push hot segments of other collections out)."""
+    if not any(cached(i) for i in current_ids):
+        return []
+    return [*new_ids, *(i for i in updated_ids if cached(i))]
 
 
 def _write_buffered_rows(engine: Engine, coll: Collection, buf: MemBuffer, written: list[str]) -> list[NewSegment]:
