@@ -40,6 +40,8 @@ from node.params import SearchParams
 
 # -- HNSW ---------------------------------------------------------------------------------------
 
+_PARAMS_KEPT = 64  # distinct ef values whose search parameters an index keeps
+
 
 class HNSWSegmentIndex:
     """HNSW over float rows; it cannot remove ids, so deleted rows are filtered by an ID selector."""
@@ -48,6 +50,7 @@ class HNSWSegmentIndex:
         self.kind = IndexType.HNSW
         self.metric = metric
         self.index = index
+        self._params: dict[int, Any] = {}  # SearchParametersHNSW without a selector, by efSearch
         self.effective_params: dict[str, Any] = {
             "M": int(index.hnsw.nb_neighbors(1)),
             "efConstruction": int(index.hnsw.efConstruction),
@@ -73,14 +76,27 @@ class HNSWSegmentIndex:
                 # A walk of width >= the live rows costs more than scanning them (and the filtered
                 # graph may not even reach them all): scan the stored vectors exactly.
                 return self._exact(qs, k, live)
-            sp = faiss_untyped.SearchParametersHNSW()
-            sp.efSearch = width
             if live.deleted:
+                sp = faiss_untyped.SearchParametersHNSW()
+                sp.efSearch = width
                 sp.sel = live.selector()
+            else:
+                sp = self._plain_params(width)
             dist, offs = self.index.search(qs, k, params=sp)
             return finish(dist, offs, k, hib)
 
         return widen(q, run(q, ef), min(k, live.live), ef, rows, run)
+
+    def _plain_params(self, ef: int) -> Any:
+        """The search parameters of ``ef`` without a selector, made once per value (faiss only reads them, so
+        concurrent searches share them)."""
+        sp = self._params.get(ef)
+        if sp is None:
+            sp = faiss_untyped.SearchParametersHNSW()
+            sp.efSearch = ef
+            if len(self._params) < _PARAMS_KEPT:
+                self._params[ef] = sp
+        return sp
 
     def _exact(self, queries: np.ndarray, k: int, live: LiveMask) -> TopK:
         storage = faiss.downcast_index(self.index.storage)
