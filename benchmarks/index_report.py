@@ -22,7 +22,7 @@ from benchmarks.datasets import Dataset, recall_at
 from benchmarks.index_node import INDEX_FILE_SIZE_MB, NODE_ARGS, NODE_ENV
 from benchmarks.index_results import KindResult
 from benchmarks.index_specs import BATCH_NQ, K, Spec
-from benchmarks.node_bench import filesystem, fmt_rate, lscpu, median, percentiles, protobuf_text, verdict
+from benchmarks.node_bench_common import filesystem, fmt_rate, machine_line, median, percentiles, protobuf_text, verdict
 
 MB_BYTES = 1e6
 TARGET_KINDS = ("IVF_FLAT", "HNSW")
@@ -32,14 +32,6 @@ TARGET_BEYOND_FLOOR_MS = 0.2  # nq=1 added p50 minus the HasCollection p50 (the 
 
 
 def header_lines(args: argparse.Namespace, ds: Dataset, storage: Path, kinds: Sequence[Spec]) -> list[str]:
-    cpu = lscpu()
-    model = cpu.get("Model name", platform.processor() or "unknown")
-    try:
-        cores = int(cpu["Core(s) per socket"]) * int(cpu.get("Socket(s)", "1"))
-        core_text = f"{cores} cores, {cpu.get('Thread(s) per core', '?')} thread(s) per core"
-    except (KeyError, ValueError):
-        core_text = "cores unknown"
-    cpus = cpu.get("CPU(s)", str(os.cpu_count()))
     try:
         annoy_version = importlib.metadata.version("annoy")
     except importlib.metadata.PackageNotFoundError:
@@ -47,8 +39,7 @@ def header_lines(args: argparse.Namespace, ds: Dataset, storage: Path, kinds: Se
     lines = [
         "== Mishards index benchmark ==",
         f"command : {shlex.join(sys.orig_argv)}   (cwd {os.getcwd()})",
-        f"machine : {model}, {cpus} CPUs ({core_text}), {platform.system()} {platform.release()} "
-        f"{platform.machine()}; load average {os.getloadavg()[0]:.2f} at start",
+        machine_line(),
         f"software: python {platform.python_version()}, faiss {faiss.__version__}, annoy {annoy_version}, "
         f"grpcio {grpc.__version__}, {protobuf_text()}, numpy {np.__version__}",
         f"node    : {' '.join(f'{k}={v}' for k, v in NODE_ENV.items())} python -m node {' '.join(NODE_ARGS)} "

@@ -52,6 +52,7 @@ from benchmarks.node_bench_common import (
     filesystem,
     fmt_rate,
     lscpu,
+    machine_line,
     median,
     percentiles,
     protobuf_text,
@@ -92,19 +93,10 @@ TARGET_ADDED_P50_MS = 1.0  # nq=1 p50 through gRPC minus in-process
 
 
 def header_lines(args: argparse.Namespace, ds: Dataset, storage: Path) -> list[str]:
-    cpu = lscpu()
-    model = cpu.get("Model name", platform.processor() or "unknown")
-    try:
-        cores = int(cpu["Core(s) per socket"]) * int(cpu.get("Socket(s)", "1"))
-        core_text = f"{cores} cores, {cpu.get('Thread(s) per core', '?')} thread(s) per core"
-    except (KeyError, ValueError):
-        core_text = "cores unknown"
-    cpus = cpu.get("CPU(s)", str(os.cpu_count()))
     return [
         "== Mishards node benchmark ==",
         f"command : {shlex.join(sys.orig_argv)}   (cwd {os.getcwd()})",
-        f"machine : {model}, {cpus} CPUs ({core_text}), {platform.system()} {platform.release()} "
-        f"{platform.machine()}; load average {os.getloadavg()[0]:.2f} at start",
+        machine_line(),
         f"software: python {platform.python_version()}, faiss {faiss.__version__}, grpcio {grpc.__version__}, "
         f"{protobuf_text()}, numpy {np.__version__}",
         f"node    : {' '.join(f'{k}={v}' for k, v in NODE_ENV.items())} python -m node {' '.join(NODE_ARGS)} "

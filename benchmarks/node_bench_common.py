@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import os
+import platform
 import statistics
 import subprocess
 import time
@@ -53,6 +55,20 @@ def lscpu() -> dict[str, str]:
         if value.strip():
             info[key.strip()] = value.strip()
     return info
+
+
+def machine_line() -> str:
+    """The header's machine line: CPU model, CPUs and cores, OS and the load average at start."""
+    cpu = lscpu()
+    model = cpu.get("Model name", platform.processor() or "unknown")
+    try:
+        cores = int(cpu["Core(s) per socket"]) * int(cpu.get("Socket(s)", "1"))
+        core_text = f"{cores} cores, {cpu.get('Thread(s) per core', '?')} thread(s) per core"
+    except (KeyError, ValueError):
+        core_text = "cores unknown"
+    cpus = cpu.get("CPU(s)", str(os.cpu_count()))
+    return (f"machine : {model}, {cpus} CPUs ({core_text}), {platform.system()} {platform.release()} "
+            f"{platform.machine()}; load average {os.getloadavg()[0]:.2f} at start")
 
 
 def filesystem(path: Path) -> str:

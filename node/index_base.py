@@ -129,6 +129,24 @@ def check_live(live: LiveMask, rows: int) -> None:
         raise ValueError(f"live mask covers {live.rows} rows, the index holds {rows}")
 
 
+class ParamsByValue:
+    """Search parameters without a selector, one object per value of the searched parameter (nprobe, ef), made
+    once and shared by concurrent searches (faiss only reads them); at most ``kept`` values are remembered."""
+
+    def __init__(self, make: Callable[[int], Any], kept: int = 64) -> None:
+        self._make = make
+        self._kept = kept
+        self._made: dict[int, Any] = {}
+
+    def get(self, value: int) -> Any:
+        sp = self._made.get(value)
+        if sp is None:
+            sp = self._make(value)
+            if len(self._made) < self._kept:
+                self._made[value] = sp
+        return sp
+
+
 def finish(dist: np.ndarray, offs: np.ndarray, k: int, hib: bool) -> TopK:
     """Normalise a result: (nq, k) int64 offsets, float32 distances, worst-value holes."""
     offs = np.asarray(offs, dtype=np.int64)

@@ -19,6 +19,7 @@ from node.index_base import (
     DEFAULT_SEARCH_LENGTH,
     NSG_EXACT_KNN_MAX_ROWS,
     NSG_MIN_ROWS,
+    ParamsByValue,
     SegmentIndex,
     check_live,
     check_loaded,
@@ -40,7 +41,11 @@ from node.params import SearchParams
 
 # -- HNSW ---------------------------------------------------------------------------------------
 
-_PARAMS_KEPT = 64  # distinct ef values whose search parameters an index keeps
+
+def hnsw_params(ef: int) -> Any:
+    sp = faiss_untyped.SearchParametersHNSW()
+    sp.efSearch = ef
+    return sp
 
 
 class HNSWSegmentIndex:
@@ -50,7 +55,7 @@ class HNSWSegmentIndex:
         self.kind = IndexType.HNSW
         self.metric = metric
         self.index = index
-        self._params: dict[int, Any] = {}  # SearchParametersHNSW without a selector, by efSearch
+        self._params = ParamsByValue(hnsw_params)
         self.effective_params: dict[str, Any] = {
             "M": int(index.hnsw.nb_neighbors(1)),
             "efConstruction": int(index.hnsw.efConstruction),
@@ -81,22 +86,12 @@ class HNSWSegmentIndex:
                 sp.efSearch = width
                 sp.sel = live.selector()
             else:
-                sp = self._plain_params(width)
+                sp = self._params.get(width)
             dist, offs = self.index.search(qs, k, params=sp)
             return finish(dist, offs, k, hib)
 
         return widen(q, run(q, ef), min(k, live.live), ef, rows, run)
 
-    def _plain_params(self, ef: int) -> Any:
-        """The search parameters of ``ef`` without a selector, made once per value (faiss only reads them, so
-        concurrent searches share them)."""
-        sp = self._params.get(ef)
-        if sp is None:
-            sp = faiss_untyped.SearchParametersHNSW()
-            sp.efSearch = ef
-            if len(self._params) < _PARAMS_KEPT:
-                self._params[ef] = sp
-        return sp
 
     def _exact(self, queries: np.ndarray, k: int, live: LiveMask) -> TopK:
         storage = faiss.downcast_index(self.index.storage)

@@ -17,6 +17,7 @@ from coordinator.topk import TopK
 from node.index_base import (
     DEFAULT_NPROBE,
     TRAIN_POINTS_PER_CENTROID,
+    ParamsByValue,
     SegmentIndex,
     binary_queries,
     binary_rows,
@@ -40,7 +41,11 @@ from node.params import SearchParams
 
 # -- IVF (float) --------------------------------------------------------------------------------
 
-_PARAMS_KEPT = 64  # distinct nprobe values whose search parameters an index keeps
+
+def ivf_params(nprobe: int) -> Any:
+    sp = faiss.SearchParametersIVF()
+    sp.nprobe = nprobe
+    return sp
 
 
 class IVFSegmentIndex:
@@ -52,7 +57,7 @@ class IVFSegmentIndex:
         self.index = index
         self._nlist = int(index.nlist)
         self._dim = int(index.d)
-        self._params: dict[int, Any] = {}  # SearchParametersIVF without a selector, by nprobe
+        self._params = ParamsByValue(ivf_params)
         self.effective_params: dict[str, Any] = {"nlist": self._nlist}
         if kind is IndexType.IVF_PQ:
             self.effective_params["m"] = int(index.pq.M)
@@ -75,21 +80,11 @@ class IVFSegmentIndex:
             sp.nprobe = nprobe
             sp.sel = live.selector()
         else:
-            sp = self._plain_params(nprobe)
+            sp = self._params.get(nprobe)
         use_blas_from(dim)  # the coarse quantizer search is a flat search
         dist, offs = self.index.search(q, k, params=sp)
         return finish(dist, offs, k, hib)
 
-    def _plain_params(self, nprobe: int) -> Any:
-        """The search parameters of ``nprobe`` without a selector, made once per value (faiss only reads them,
-        so concurrent searches share them)."""
-        sp = self._params.get(nprobe)
-        if sp is None:
-            sp = faiss.SearchParametersIVF()
-            sp.nprobe = nprobe
-            if len(self._params) < _PARAMS_KEPT:
-                self._params[nprobe] = sp
-        return sp
 
     def save(self, path: Path) -> None:
         faiss.write_index(self.index, str(path))
