@@ -287,7 +287,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         wire_costs(ds, args.batch, rep)
         lines, insert_rate = report_insert(rep, ds, args.batch)
         print("\n".join(lines), flush=True)
-        lines, ingest_added = ingest_lines(ingest, ds.rows, args.batch)
+        lines, ingest_added, ingest_vs_stock = ingest_lines(ingest, ds.rows, args.batch)
         print(f"-- b) exact search (FLAT, L2), {ds.rows} rows; in-process: the node's kernel (faiss knn_L2sqr) over a "
               "numpy copy of the same rows, and a stock faiss.IndexFlatL2", flush=True)
         print("\n".join(lines), flush=True)
@@ -332,12 +332,16 @@ def main(argv: Sequence[str] | None = None) -> int:
          ratio >= TARGET_BATCHED_RATIO),
         (f"nq=1 added latency at p50 <= {TARGET_ADDED_P50_MS:g} ms (vs same kernel)", f"{added_p50:.3f} ms",
          added_p50 <= TARGET_ADDED_P50_MS),
-        (f"right after ingest: nq=1 added p50 <= {TARGET_INGEST_ADDED_MS:g} ms", f"{ingest_added:.3f} ms",
-         ingest_added <= TARGET_INGEST_ADDED_MS),
+        (f"right after ingest: nq=1 added p50 <= {TARGET_INGEST_ADDED_MS:g} ms (vs same kernel)",
+         f"{ingest_added:.3f} ms", ingest_added <= TARGET_INGEST_ADDED_MS),
     ]
+    if ingest_vs_stock is not None:
+        # The issue's own baseline: "the same index in-process", a stock IndexFlatL2 searched in the caller.
+        targets.append((f"right after ingest: nq=1 p50 <= stock IndexFlatL2 in-process + {TARGET_INGEST_ADDED_MS:g} ms",
+                        f"{ingest_vs_stock:+.3f} ms", ingest_vs_stock <= TARGET_INGEST_ADDED_MS))
     print(f"-- d) targets ({args.repeats} repeats, medians)")
     for label, value, ok in targets:
-        print(f"  {label:<42} {value:>18}   {verdict(ok)}")
+        print(f"  {label:<66} {value:>12}   {verdict(ok)}")
     return 0
 
 
