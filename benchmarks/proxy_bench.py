@@ -24,18 +24,13 @@ targets (proxy adds <= 1.5 ms at p50 for nq=1 and <= 10 % at nq=100; 2 read node
 from __future__ import annotations
 
 import argparse
-import itertools
 import os
 import platform
 import shlex
-import signal
 import statistics
 import sys
 import tempfile
-import threading
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,19 +39,24 @@ import grpc
 import numpy as np
 
 from benchmarks.datasets import Dataset, load_sift_like, recall_at
-from benchmarks.node_bench import lscpu, percentiles, protobuf_text, row_records
-from milvus_wire import milvus_pb2, milvus_pb2_grpc
-from tests.support.nodeproc import CHANNEL_OPTIONS, NodeProcess
-from tests.support.proxyproc import ProxyProcess
-from tests.support.waiting import free_port, poll_for
-
-COLLECTION = "proxy_bench"
-K = 10
-BATCH_NQ = 100
-INSERT_BATCH = 10_000
-READER_ARGS = ("--omp-threads", "1", "--search-threads", "1")
-NODE_ENV = {"OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
-TIMEOUT_S = 120.0
+from benchmarks.node_bench import lscpu, protobuf_text
+from benchmarks.proxy_cluster import (
+    BATCH_NQ,
+    COLLECTION,
+    INSERT_BATCH,
+    NODE_ENV,
+    READER_ARGS,
+    TIMEOUT_S,
+    Cluster,
+    K,
+    load_data,
+    result_ids,
+    search_request,
+    start_cluster,
+)
+from benchmarks.proxy_measure import insert_round, load_qps, paused_round, search_round
+from milvus_wire import milvus_pb2
+from tests.support.waiting import poll_for
 
 TARGET_ADDED_P50_MS = 1.5
 TARGET_BATCHED_OVERHEAD = 0.10
@@ -65,208 +65,6 @@ TARGET_SCALING = 1.6
 
 def median(values: Sequence[float]) -> float:
     return float(statistics.median(values))
-
-
-def check(status: Any, what: str) -> None:
-    if status.error_code != 0:
-        raise RuntimeError(f"{what} failed: error_code {status.error_code}: {status.reason}")
-
-
-def search_request(queries: np.ndarray) -> Any:
-    return milvus_pb2.SearchParam(collection_name=COLLECTION, query_record_array=row_records(queries), topk=K)
-
-
-def result_ids(reply: Any, nq: int) -> np.ndarray:
-    check(reply.status, "Search")
-    return np.array(reply.ids, dtype=np.int64).reshape(nq, -1)
-
-
-@dataclass
-class Cluster:
-    writer: NodeProcess
-    readers: list[NodeProcess]
-    proxy_one: ProxyProcess  # writer + read node 1
-    proxy_two: ProxyProcess  # writer + both read nodes
-    channels: list[grpc.Channel] = field(default_factory=list)
-
-    def stub(self, address: str) -> Any:
-        channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
-        self.channels.append(channel)
-        return milvus_pb2_grpc.MilvusServiceStub(channel)
-
-    def stop(self) -> None:
-        for channel in self.channels:
-            channel.close()
-        for proxy in (self.proxy_one, self.proxy_two):
-            proxy.stop()
-        for node in (self.writer, *self.readers):
-            node.stop()
-
-
-def start_cluster(root: Path) -> Cluster:
-    meta = f"sqlite:///{root / 'meta.sqlite'}"
-    storage = root / "shared"
-    ports = [free_port() for _ in range(3)]
-    addrs = [f"127.0.0.1:{p}" for p in ports]
-    writer = NodeProcess(root / "w", ["--role", "rw", "--port", str(ports[0]), "--auto-flush-interval", "0"],
-                         meta_uri=meta, storage=storage, env=NODE_ENV)
-    readers = [NodeProcess(root / f"r{i}", ["--role", "ro", "--port", str(ports[i + 1]), *READER_ARGS],
-                           meta_uri=meta, storage=storage, env=NODE_ENV) for i in range(2)]
-    one = ProxyProcess(root / "p1", f"static://{addrs[0]}=rw,{addrs[1]}=ro", ["--meta-uri", meta])
-    two = ProxyProcess(root / "p2", f"static://{addrs[0]}=rw,{addrs[1]}=ro,{addrs[2]}=ro",
-                       ["--meta-uri", meta, "--replication", "2"])
-    cluster = Cluster(writer, readers, one, two)
-    try:
-        for node in (writer, *readers):
-            node.start()
-        one.start()
-        two.start()
-    except BaseException:
-        cluster.stop()
-        raise
-    return cluster
-
-
-# -- a) insert -------------------------------------------------------------------------------------
-
-
-def insert_rate(stub: Any, name: str, vectors: np.ndarray) -> float:
-    requests = [milvus_pb2.InsertParam(collection_name=name, row_record_array=row_records(vectors[s:s + INSERT_BATCH]))
-                for s in range(0, len(vectors), INSERT_BATCH)]
-    started = time.perf_counter()
-    for request in requests:
-        check(stub.Insert(request, timeout=TIMEOUT_S).status, "Insert")
-    return len(vectors) / (time.perf_counter() - started)
-
-
-def insert_round(proxy: Any, writer: Any, vectors: np.ndarray, round_no: int) -> tuple[float, float]:
-    """(through the proxy, direct) vectors/s, each into a fresh collection, dropped afterwards."""
-    rates: dict[str, float] = {}
-    order = [("proxy", proxy), ("direct", writer)]
-    if round_no % 2:
-        order.reverse()
-    for label, stub in order:
-        name = f"insert_{label}_{round_no}"
-        check(stub.CreateCollection(milvus_pb2.CollectionSchema(
-            collection_name=name, dimension=vectors.shape[1], index_file_size=1024, metric_type=1)), "Create")
-        rates[label] = insert_rate(stub, name, vectors)
-        check(writer.DropCollection(milvus_pb2.CollectionName(collection_name=name)), "Drop")
-    return rates["proxy"], rates["direct"]
-
-
-# -- b) search: proxy vs direct --------------------------------------------------------------------
-
-
-def serial_latencies(stub: Any, requests: Sequence[Any]) -> np.ndarray:
-    out = np.empty(len(requests))
-    for i, request in enumerate(requests):
-        started = time.perf_counter()
-        reply = stub.Search(request, timeout=TIMEOUT_S)
-        out[i] = time.perf_counter() - started
-        check(reply.status, "Search")
-    return out
-
-
-def batched_qps(stub: Any, requests: Sequence[Any]) -> float:
-    started = time.perf_counter()
-    for request in requests:
-        check(stub.Search(request, timeout=TIMEOUT_S).status, "Search")
-    return len(requests) * BATCH_NQ / (time.perf_counter() - started)
-
-
-@dataclass
-class SearchRound:
-    p50: dict[str, float]
-    p99: dict[str, float]
-    qps: dict[str, float]
-
-
-def search_round(stubs: dict[str, Any], singles: Sequence[Any], batches: Sequence[Any], round_no: int) -> SearchRound:
-    order = list(stubs.items())
-    if round_no % 2:
-        order.reverse()
-    p50: dict[str, float] = {}
-    p99: dict[str, float] = {}
-    qps: dict[str, float] = {}
-    for label, stub in order:
-        lat = serial_latencies(stub, singles)
-        p50[label], _, p99[label] = percentiles(lat)
-        qps[label] = batched_qps(stub, batches)
-    return SearchRound(p50, p99, qps)
-
-
-# -- c) scaling with read nodes ----------------------------------------------------------------------
-
-
-def load_qps(stub: Any, requests: Sequence[Any], nq: int, clients: int, seconds: float) -> float:
-    """Queries per second answered by ``clients`` threads sending ``requests`` round robin for ``seconds``."""
-    done = [0] * clients
-    errors: list[str] = []
-    stop = threading.Event()
-
-    def client(slot: int) -> None:
-        i = slot
-        while not stop.is_set():
-            reply = stub.Search(requests[i % len(requests)], timeout=TIMEOUT_S)
-            if reply.status.error_code:
-                errors.append(reply.status.reason)
-                return
-            done[slot] += 1
-            i += clients
-
-    threads = [threading.Thread(target=client, args=(c,)) for c in range(clients)]
-    for t in threads:
-        t.start()
-    time.sleep(min(2.0, seconds))  # ramp-up, not measured (a benchmark duration, not a wait for state)
-    before = sum(done)
-    started = time.perf_counter()
-    time.sleep(seconds)
-    finished = sum(done) - before
-    elapsed = time.perf_counter() - started
-    stop.set()
-    for t in threads:
-        t.join(timeout=TIMEOUT_S)
-    if errors:
-        raise RuntimeError(f"search failed under load: {errors[0]}")
-    return finished * nq / elapsed
-
-
-# -- d) a paused read node ----------------------------------------------------------------------------
-
-
-def timed_searches(stub: Any, requests: Sequence[Any], seconds: float) -> tuple[np.ndarray, int]:
-    """Latencies of nq=1 searches sent one at a time for ``seconds``, and how many failed."""
-    latencies: list[float] = []
-    failed = 0
-    end = time.monotonic() + seconds
-    i = 0
-    while time.monotonic() < end:
-        started = time.perf_counter()
-        try:
-            reply = stub.Search(requests[i % len(requests)], timeout=TIMEOUT_S)
-            failed += reply.status.error_code != 0
-        except grpc.RpcError:
-            failed += 1
-        latencies.append(time.perf_counter() - started)
-        i += 1
-    return np.array(latencies), failed
-
-
-def paused_round(stub: Any, node: NodeProcess, requests: Sequence[Any], seconds: float) -> list[str]:
-    lines = []
-    for label in ("both serving", "node 2 paused"):
-        paused = label != "both serving"
-        assert node.proc is not None
-        if paused:
-            os.kill(node.proc.pid, signal.SIGSTOP)
-        try:
-            lat, failed = timed_searches(stub, requests, seconds)
-        finally:
-            if paused:
-                os.kill(node.proc.pid, signal.SIGCONT)
-        p50, _, p99 = percentiles(lat)
-        lines.append(f"   | {label} | {len(lat):,} | {p50:.2f} | {p99:.2f} | {lat.max() * 1000:.0f} | {failed} |")
-    return lines
 
 
 # -- report ----------------------------------------------------------------------------------------
@@ -310,21 +108,6 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 def emit(lines: Sequence[str]) -> None:
     print("\n".join(lines), flush=True)
-
-
-def load_data(stub: Any, ds: Dataset, segments: int) -> None:
-    size_mb = max(1, int(ds.base.nbytes / segments / 2**20 * 1.5))  # a segment holds 1/segments, none merge
-    check(stub.CreateCollection(milvus_pb2.CollectionSchema(
-        collection_name=COLLECTION, dimension=ds.dim, index_file_size=size_mb, metric_type=1)), "Create")
-    ids = np.arange(ds.rows, dtype=np.int64)
-    bounds = np.linspace(0, ds.rows, segments + 1).astype(int)
-    for lo, hi in itertools.pairwise(bounds):
-        for s in range(lo, hi, INSERT_BATCH):
-            e = min(hi, s + INSERT_BATCH)
-            check(stub.Insert(milvus_pb2.InsertParam(collection_name=COLLECTION, row_record_array=row_records(
-                ds.base[s:e]), row_id_array=ids[s:e].tolist()), timeout=TIMEOUT_S).status, "Insert")
-        check(stub.Flush(milvus_pb2.FlushParam(collection_name_array=[COLLECTION]), timeout=TIMEOUT_S), "Flush")
-
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)

@@ -47,7 +47,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from benchmarks.datasets import Dataset, load_sift_like
 from benchmarks.node_bench import lscpu, protobuf_text, row_records
-from benchmarks.proxy_bench import INSERT_BATCH, NODE_ENV, READER_ARGS, TIMEOUT_S, K, check
+from benchmarks.proxy_cluster import INSERT_BATCH, NODE_ENV, READER_ARGS, TIMEOUT_S, K, check
 from milvus_wire import milvus_pb2
 from tests.support.nodeproc import CHANNEL_OPTIONS, NodeProcess
 from tests.support.proxyproc import ProxyProcess

@@ -30,7 +30,7 @@ import numpy as np
 import mishards.worker_channels as wc
 from benchmarks.datasets import load_sift_like
 from benchmarks.node_bench import row_records
-from benchmarks.proxy_bench import INSERT_BATCH, NODE_ENV, READER_ARGS, TIMEOUT_S, K, check
+from benchmarks.proxy_cluster import INSERT_BATCH, NODE_ENV, READER_ARGS, TIMEOUT_S, K, check
 from milvus_wire import milvus_pb2
 from tests.support.nodeproc import CHANNEL_OPTIONS, NodeProcess
 from tests.support.waiting import poll_for
