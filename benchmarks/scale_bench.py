@@ -29,303 +29,34 @@ under the machine's bench lock) and ``--table`` prints them all. Nodes are stopp
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import os
 import platform
 import shlex
 import shutil
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-
-from benchmarks.datasets import CACHE_DIR, Dataset, load_binary, load_sift_like, recall_at
-from benchmarks.index_node import collection_info, index_files, node_build_seconds, segment_names
-from benchmarks.node_bench import batches, check_status, fmt_rate, lscpu, median, percentiles
-from benchmarks.scale_results import (
-    InsertFigures,
-    KindFigures,
-    Memory,
-    PointFigures,
-    read_memory,
-    read_results,
-    recall_by_distance,
-    result_path,
-    table_lines,
-    write_result,
+from benchmarks.datasets import load_binary, load_sift_like
+from benchmarks.node_bench import fmt_rate, lscpu, median
+from benchmarks.scale_measure import run_kind
+from benchmarks.scale_node import has_rows, insert_all, running
+from benchmarks.scale_results import read_results, result_path, table_lines, write_result
+from benchmarks.scale_specs import (
+    BATCH_NQ,
+    BUILD_THREADS,
+    DEFAULT_WORKDIR,
+    INDEX_FILE_SIZE_MB,
+    INSERT_BATCH,
+    KIND_ORDER,
+    SEARCH_THREADS,
+    K,
+    Spec,
+    collection_name,
+    node_args,
+    specs,
 )
-from coordinator.model import IndexType, MetricType
-from milvus_wire import milvus_pb2
-from tests.support.nodeproc import NodeProcess
-
-K = 10
-BATCH_NQ = 100
-INSERT_BATCH = 10_000
-INDEX_FILE_SIZE_MB = 1024
-CACHE_SIZE = "16GB"  # every kind fits: the cache never evicts during the measurement
-BUILD_THREADS = 2
-SEARCH_THREADS = 1
-CALL_TIMEOUT_S = 600.0
-CREATE_INDEX_TIMEOUT_S = 3 * 3600.0
-SETTLE_TIMEOUT_S = 600.0
-LOOP_CAP_S = 60.0
-WARMUP = 20
-DEFAULT_WORKDIR = CACHE_DIR / "scale"
-
-FLOAT_KINDS = ("FLAT", "IVF_FLAT", "IVF_SQ8", "IVF_PQ", "HNSW", "ANNOY")
-BINARY_KINDS = ("BIN_FLAT", "BIN_IVF_FLAT")
-KIND_ORDER = FLOAT_KINDS + BINARY_KINDS
-
-
-@dataclass(frozen=True, slots=True)
-class Spec:
-    name: str
-    data: str  # "float" or "binary"
-    index_type: IndexType
-    build: Mapping[str, int]
-    points: tuple[tuple[str, Mapping[str, int]], ...]
-
-
-def specs(rows: int) -> dict[str, Spec]:
-    """Build and search parameters; float IVF uses nlist = 4 * sqrt(rows) (4000 at 1M), as index_bench.
-
-    Binary IVF uses nlist = sqrt(rows) (1000 at 1M): faiss trains it with k-means over the bits as 256
-    floats, twice the work per centroid of the 128-d float IVF, so nlist 4000 would take about 9 minutes
-    at 1M with 2 threads (twice IVF_FLAT's 276 s measured here).
-    """
-    nlist = round(4 * math.sqrt(rows))
-    probes = tuple((f"nprobe={p}", {"nprobe": p}) for p in (4, 16, 64))
-    exact: tuple[tuple[str, Mapping[str, int]], ...] = (("exact", {}),)
-    return {
-        "FLAT": Spec("FLAT", "float", IndexType.FLAT, {}, exact),
-        "IVF_FLAT": Spec("IVF_FLAT", "float", IndexType.IVF_FLAT, {"nlist": nlist}, probes),
-        "IVF_SQ8": Spec("IVF_SQ8", "float", IndexType.IVF_SQ8, {"nlist": nlist}, probes),
-        "IVF_PQ": Spec("IVF_PQ", "float", IndexType.IVF_PQ, {"nlist": nlist, "m": 16}, probes),
-        "HNSW": Spec("HNSW", "float", IndexType.HNSW, {"M": 16, "efConstruction": 200},
-                     tuple((f"ef={e}", {"ef": e}) for e in (32, 64, 128))),
-        "ANNOY": Spec("ANNOY", "float", IndexType.ANNOY, {"n_trees": 16},
-                      tuple((f"search_k={s}", {"search_k": s}) for s in (1000, 10000))),
-        "BIN_FLAT": Spec("BIN_FLAT", "binary", IndexType.FLAT, {}, exact),
-        "BIN_IVF_FLAT": Spec("BIN_IVF_FLAT", "binary", IndexType.IVF_FLAT, {"nlist": round(math.sqrt(rows))},
-                             probes),
-    }
-
-
-def node_env(threads: int) -> dict[str, str]:
-    return {"OMP_NUM_THREADS": str(threads), "OMP_WAIT_POLICY": "PASSIVE"}
-
-
-def node_args(threads: int, role: str = "standalone") -> list[str]:
-    return ["--role", role, "--omp-threads", str(threads), "--cache-size", CACHE_SIZE]
-
-
-def collection_name(data: str) -> str:
-    return f"scale_{data}"
-
-
-# -- requests --------------------------------------------------------------------------------------
-
-
-def records(vectors: np.ndarray) -> list[Any]:
-    if vectors.dtype == np.uint8:
-        return [milvus_pb2.RowRecord(binary_data=row.tobytes()) for row in vectors]
-    return [milvus_pb2.RowRecord(float_data=row) for row in vectors.tolist()]
-
-
-def search_request(name: str, queries: np.ndarray, params: Mapping[str, int]) -> Any:
-    return milvus_pb2.SearchParam(
-        collection_name=name, query_record_array=records(queries), topk=K,
-        extra_params=[milvus_pb2.KeyValuePair(key="params", value=json.dumps(dict(params)))],
-    )
-
-
-def reply_arrays(reply: Any) -> tuple[np.ndarray, np.ndarray]:
-    check_status(reply.status, "Search")
-    rows = int(reply.row_num)
-    return (np.asarray(reply.ids, dtype=np.int64).reshape(rows, -1),
-            np.asarray(reply.distances, dtype=np.float32).reshape(rows, -1))
-
-
-# -- nodes -----------------------------------------------------------------------------------------
-
-
-@contextmanager
-def running(workdir: Path, storage: Path, threads: int, role: str = "standalone") -> Iterator[NodeProcess]:
-    node = NodeProcess(workdir, node_args(threads, role), env=node_env(threads), storage=storage).start(timeout=300.0)
-    try:
-        yield node
-    finally:
-        node.stop(timeout=120.0)
-
-
-def memory_of(node: NodeProcess) -> Memory:
-    assert node.proc is not None
-    return read_memory(node.proc.pid)
-
-
-def storage_bytes(storage: Path) -> dict[str, int]:
-    """Bytes on storage by kind of file: raw vectors, ids, index files, write-ahead log, catalog, other."""
-    out: dict[str, int] = {}
-    for path in storage.rglob("*"):
-        if not path.is_file():
-            continue
-        name, parts = path.name, path.relative_to(storage).parts
-        if name.startswith("index-"):
-            key = "index"
-        elif name.startswith("vectors"):
-            key = "vectors"
-        elif name.startswith("ids"):
-            key = "ids"
-        elif "wal" in parts[0].lower():
-            key = "wal"
-        elif name.startswith("meta"):
-            key = "catalog"
-        else:
-            key = "other"
-        out[key] = out.get(key, 0) + path.stat().st_size
-    return out
-
-
-def settle(stub: Any, name: str, rows: int) -> int:
-    """Wait (bounded) until every row is flushed and merges left one segment, or nothing changed for 20 s."""
-    deadline = time.monotonic() + SETTLE_TIMEOUT_S
-    last, since = -1, time.monotonic()
-    while time.monotonic() < deadline:
-        info = collection_info(stub, name)
-        count = len(segment_names(info))
-        if int(info.get("row_count", -1)) == rows and (count == 1 or time.monotonic() - since > 20.0):
-            return count
-        if count != last:
-            last, since = count, time.monotonic()
-        time.sleep(0.5)
-    return last
-
-
-def has_rows(stub: Any, name: str, rows: int) -> bool:
-    reply = stub.HasCollection(milvus_pb2.CollectionName(collection_name=name), timeout=CALL_TIMEOUT_S)
-    check_status(reply.status, "HasCollection")
-    return bool(reply.bool_reply) and int(collection_info(stub, name).get("row_count", -1)) == rows
-
-
-def insert_all(node: NodeProcess, ds: Dataset, data: str) -> InsertFigures:
-    stub, name = node.stub(), collection_name(data)
-    started_mem = memory_of(node)
-    metric = MetricType.HAMMING if data == "binary" else MetricType.L2
-    reply = stub.HasCollection(milvus_pb2.CollectionName(collection_name=name), timeout=CALL_TIMEOUT_S)
-    if reply.bool_reply:
-        check_status(stub.DropCollection(milvus_pb2.CollectionName(collection_name=name), timeout=CALL_TIMEOUT_S),
-                     "DropCollection")
-    schema = milvus_pb2.CollectionSchema(collection_name=name, dimension=ds.dim,
-                                         index_file_size=INDEX_FILE_SIZE_MB, metric_type=int(metric))
-    check_status(stub.CreateCollection(schema, timeout=CALL_TIMEOUT_S), "CreateCollection")
-    ids = np.arange(ds.rows, dtype=np.int64)
-    in_calls = 0.0
-    wall0 = time.perf_counter()
-    for a, b in batches(ds.rows, INSERT_BATCH):
-        req = milvus_pb2.InsertParam(collection_name=name, row_record_array=records(ds.base[a:b]),
-                                     row_id_array=ids[a:b].tolist())
-        t0 = time.perf_counter()
-        reply = stub.Insert(req, timeout=CALL_TIMEOUT_S)
-        in_calls += time.perf_counter() - t0
-        check_status(reply.status, "Insert")
-    wall = time.perf_counter() - wall0
-    t0 = time.perf_counter()
-    check_status(stub.Flush(milvus_pb2.FlushParam(collection_name_array=[name]), timeout=CALL_TIMEOUT_S), "Flush")
-    flush_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    segments = settle(stub, name, ds.rows)
-    settle_s = time.perf_counter() - t0
-    return InsertFigures(data, ds.rows, ds.dim, INSERT_BATCH, in_calls, wall, flush_s, settle_s, segments,
-                         storage_bytes(node.storage), memory_of(node),
-                         {"writer_start": started_mem.rss})
-
-
-# -- one kind --------------------------------------------------------------------------------------
-
-
-def build(node: NodeProcess, spec: Spec) -> tuple[float, float | None, int, int, Memory]:
-    """CreateIndex through gRPC: (wall seconds, the node's logged build seconds, index bytes, segments, memory)."""
-    stub, name = node.stub(), collection_name(spec.data)
-    before = set(index_files(node.storage))
-    param = milvus_pb2.IndexParam(collection_name=name, index_type=int(spec.index_type),
-                                  extra_params=[milvus_pb2.KeyValuePair(key="params", value=json.dumps(spec.build))])
-    t0 = time.perf_counter()
-    check_status(stub.CreateIndex(param, timeout=CREATE_INDEX_TIMEOUT_S), "CreateIndex")
-    wall = time.perf_counter() - t0
-    segs = segment_names(collection_info(stub, name))
-    new = {p: size for p, size in index_files(node.storage).items() if p not in before}
-    logged = node_build_seconds(node, spec.index_type.name, segs)
-    return wall, logged, sum(new.values()), len(segs), memory_of(node)
-
-
-def search_point(stub: Any, ds: Dataset, name: str, label: str, params: Mapping[str, int],
-                 single: int) -> PointFigures:
-    singles = [search_request(name, ds.queries[i : i + 1], params) for i in range(min(single, len(ds.queries)))]
-    spans = batches(ds.queries.shape[0], BATCH_NQ)
-    batched = [search_request(name, ds.queries[a:b], params) for a, b in spans]
-    for req in singles[:WARMUP]:
-        check_status(stub.Search(req, timeout=CALL_TIMEOUT_S).status, "Search")
-    check_status(stub.Search(batched[0], timeout=CALL_TIMEOUT_S).status, "Search")
-    lat: list[float] = []
-    t_start = time.perf_counter()
-    for req in singles:
-        t0 = time.perf_counter()
-        reply = stub.Search(req, timeout=CALL_TIMEOUT_S)
-        lat.append(time.perf_counter() - t0)
-        check_status(reply.status, "Search")
-        if time.perf_counter() - t_start > LOOP_CAP_S:
-            break
-    qps1 = len(lat) / (time.perf_counter() - t_start)
-    found_ids, found_dist = [], []
-    t_start = time.perf_counter()
-    for req in batched:
-        ids, dist = reply_arrays(stub.Search(req, timeout=CALL_TIMEOUT_S))
-        found_ids.append(ids)
-        found_dist.append(dist)
-    qps100 = ds.queries.shape[0] / (time.perf_counter() - t_start)
-    if ds.metric == "HAMMING":
-        recall = recall_by_distance(np.concatenate(found_dist), ds.gt_distances, K)
-    else:
-        recall = recall_at(np.concatenate(found_ids), ds.gt_ids, K)
-    p50, _, p99 = percentiles(np.asarray(lat))
-    return PointFigures(label, recall, p50, p99, qps1, qps100)
-
-
-def run_kind(spec: Spec, ds: Dataset, storage: Path, workdir: Path, single: int) -> KindFigures:
-    name = collection_name(spec.data)
-    with running(workdir / f"build-{spec.name.lower()}", storage, BUILD_THREADS) as node:
-        create_s, logged_s, index_bytes, segments, builder = build(node, spec)
-    print(f"  {spec.name}: CreateIndex {create_s:.1f} s ({BUILD_THREADS} threads), index files "
-          f"{index_bytes / 1e6:.1f} MB, {segments} segment(s)", flush=True)
-    with running(workdir / f"search-{spec.name.lower()}", storage, SEARCH_THREADS, "ro") as node:
-        stub = node.stub()
-        base = memory_of(node)
-        t0 = time.perf_counter()
-        check_status(stub.PreloadCollection(milvus_pb2.PreloadCollectionParam(collection_name=name),
-                                            timeout=CALL_TIMEOUT_S), "PreloadCollection")
-        preload_s = time.perf_counter() - t0
-        preloaded = memory_of(node)
-        points = []
-        for label, params in spec.points:
-            pt = search_point(stub, ds, name, label, params, single)
-            print(f"    {label:<14} recall@10 {pt.recall:.3f}  nq=1 p50 {pt.p50_ms:.2f} ms p99 {pt.p99_ms:.2f} ms "
-                  f"QPS {fmt_rate(pt.qps1)}  nq=100 QPS {fmt_rate(pt.qps100)}", flush=True)
-            points.append(pt)
-        searched = memory_of(node)
-    raw = ds.rows * (ds.dim // 8 if spec.data == "binary" else ds.dim * 4)
-    notes = {"load_average": os.getloadavg()[0], "when": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
-             "single_queries": min(single, len(ds.queries)), "queries": int(ds.queries.shape[0])}
-    return KindFigures(spec.data, spec.name, ds.rows, ds.dim, raw, segments, dict(spec.build), create_s, logged_s,
-                       index_bytes, preload_s, base, preloaded, searched, tuple(points), notes, builder)
-
-
-# -- main ------------------------------------------------------------------------------------------
 
 
 def header(args: argparse.Namespace) -> list[str]:

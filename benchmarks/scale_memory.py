@@ -42,26 +42,8 @@ import numpy as np
 from benchmarks.capacity_plan import DEFAULT_RESULTS
 from benchmarks.datasets import Dataset, load_sift_like, recall_at
 from benchmarks.node_bench import batches, check_status
-from benchmarks.scale_bench import (
-    BATCH_NQ,
-    BUILD_THREADS,
-    CALL_TIMEOUT_S,
-    FLOAT_KINDS,
-    SEARCH_THREADS,
-    K,
-    Spec,
-    build,
-    collection_name,
-    has_rows,
-    header,
-    insert_all,
-    node_args,
-    node_env,
-    reply_arrays,
-    running,
-    search_request,
-    specs,
-)
+from benchmarks.scale_bench import header
+from benchmarks.scale_measure import build, reply_arrays, search_request
 from benchmarks.scale_memory_values import (
     BuildMemory,
     ReaderMemory,
@@ -72,6 +54,20 @@ from benchmarks.scale_memory_values import (
     read_rollup,
     reader_lines,
     write,
+)
+from benchmarks.scale_node import has_rows, insert_all, running
+from benchmarks.scale_specs import (
+    BATCH_NQ,
+    BUILD_THREADS,
+    CALL_TIMEOUT_S,
+    FLOAT_KINDS,
+    SEARCH_THREADS,
+    K,
+    Spec,
+    collection_name,
+    node_args,
+    node_env,
+    specs,
 )
 from milvus_wire import milvus_pb2, milvus_pb2_grpc
 from tests.support.nodeproc import CHANNEL_OPTIONS, NodeProcess

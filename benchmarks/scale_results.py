@@ -1,6 +1,6 @@
 """Values and pure helpers of the scale benchmark: process memory from /proc, recall, result files, the table.
 
-Nothing here touches the network; :mod:`benchmarks.scale_bench` does the I/O.
+Nothing here touches the network; :mod:`benchmarks.scale_node` and :mod:`benchmarks.scale_measure` do the I/O.
 """
 
 from __future__ import annotations
