@@ -32,11 +32,19 @@ class SnapshotHolder:
     def refresh(self) -> CatalogSnapshot:
         """Reload now (keeping the newer of the loaded and the held snapshot)."""
         with self._lock:
-            snap = self.catalog.snapshot()
-            if self._snapshot is None or snap.revision >= self._snapshot.revision:
-                self._snapshot = snap
-            self.checked_at = time.time()
-            return self._snapshot
+            return self._keep(self.catalog.snapshot())
+
+    def offer(self, snap: CatalogSnapshot) -> CatalogSnapshot:
+        """Publish ``snap``, a snapshot the caller has just read from the catalog, as :meth:`refresh` would have
+        (unless the holder has a newer one): for a caller that needed the snapshot before publishing it."""
+        with self._lock:
+            return self._keep(snap)
+
+    def _keep(self, snap: CatalogSnapshot) -> CatalogSnapshot:
+        if self._snapshot is None or snap.revision >= self._snapshot.revision:
+            self._snapshot = snap
+        self.checked_at = time.time()
+        return self._snapshot
 
     def catch_up(self) -> CatalogSnapshot:
         """The newest snapshot: reloaded if the catalog revision moved, else the held one."""

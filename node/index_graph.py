@@ -82,8 +82,7 @@ class HNSWSegmentIndex:
                 # graph may not even reach them all): scan the stored vectors exactly.
                 return self._exact(qs, k, live)
             if live.deleted:
-                sp = faiss_untyped.SearchParametersHNSW()
-                sp.efSearch = width
+                sp = hnsw_params(width)
                 sp.sel = live.selector()
             else:
                 sp = self._params.get(width)
@@ -91,7 +90,6 @@ class HNSWSegmentIndex:
             return finish(dist, offs, k, hib)
 
         return widen(q, run(q, ef), min(k, live.live), ef, rows, run)
-
 
     def _exact(self, queries: np.ndarray, k: int, live: LiveMask) -> TopK:
         storage = faiss.downcast_index(self.index.storage)

@@ -76,15 +76,13 @@ class IVFSegmentIndex:
         check_live(live, int(self.index.ntotal))
         nprobe = min(params.nprobe or DEFAULT_NPROBE, self._nlist)
         if live.deleted:
-            sp = faiss.SearchParametersIVF()
-            sp.nprobe = nprobe
+            sp = ivf_params(nprobe)
             sp.sel = live.selector()
         else:
             sp = self._params.get(nprobe)
         use_blas_from(dim)  # the coarse quantizer search is a flat search
         dist, offs = self.index.search(q, k, params=sp)
         return finish(dist, offs, k, hib)
-
 
     def save(self, path: Path) -> None:
         faiss.write_index(self.index, str(path))
@@ -193,8 +191,7 @@ class BinaryIVFSegmentIndex:
         check_live(live, rows)
         nprobe = min(params.nprobe or DEFAULT_NPROBE, int(self.index.nlist))
         if self.metric is MetricType.HAMMING and live.deleted <= _OVERSAMPLE_LIMIT:
-            sp = faiss.SearchParametersIVF()
-            sp.nprobe = nprobe
+            sp = ivf_params(nprobe)
             if live.deleted == 0:
                 dist, offs = self.index.search(q, k, params=sp)
                 return finish(dist, offs, k, False)

@@ -73,15 +73,15 @@ def flush_collection(engine: Engine, collection_id: int) -> None:
             if coll is None:
                 return  # dropped while buffered
             added = _write_buffered_rows(engine, coll, buf, written)
-            updates = _apply_deletes(engine, coll, snap.segments_of(coll.id), buf)
+            current = snap.segments_of(coll.id)
+            updates = _apply_deletes(engine, coll, current, buf)
             if added or updates or buf.last_lsn > coll.flushed_lsn:
                 new_ids = engine.catalog.commit_segments(
                     engine.epoch, coll.id, coll.index_type, added=added, delete_updates=updates,
                     flushed_lsn=buf.last_lsn,
                 )
                 searched = searched_after_flush(
-                    new_ids, [u.segment_id for u in updates], [s.id for s in snap.segments_of(coll.id)],
-                    engine.cache.contains)
+                    new_ids, [u.segment_id for u in updates], [s.id for s in current], engine.cache.contains)
         except Exception:
             engine.restore_buffer(collection_id, buf)
             if engine.fence.valid():  # names are this epoch's own: no successor uses them
@@ -90,9 +90,7 @@ def flush_collection(engine: Engine, collection_id: int) -> None:
             raise
         finally:
             engine.done_flushing(collection_id)
-        if searched:
-            _load_before_publishing(engine, coll, searched)
-        engine.refresh()
+        _publish(engine, coll, searched)
         if engine.metrics is not None:
             engine.metrics.flush_seconds.observe(time.perf_counter() - started)
         if added and engine.upkeep is not None and engine.auto_flush_interval > 0:
@@ -224,24 +222,28 @@ def merge_collection(engine: Engine, collection_id: int) -> None:
                 if was_loaded:
                     searched.extend(added)
         if changed:
-            if searched:
-                _load_before_publishing(engine, coll, searched)
-            engine.refresh()
+            _publish(engine, coll, searched)
 
 
-def _load_before_publishing(engine: Engine, coll: Collection, segment_ids: Sequence[int]) -> None:
-    """Load merged segments into the cache while this node's searches still see the segments they replace, so that
-    no search pays the load (or the first touch of fresh pages) when the merge becomes visible to it. A load that
-    fails is left to the first search, which reports it."""
+def _publish(engine: Engine, coll: Collection, load_first: Sequence[int]) -> None:
+    """Publish the committed catalog to this node's searches. The segments ``load_first`` (new segments of a flush
+    or merge that the node searches) are loaded into the cache before, while its searches still see the segments
+    as they were, so that no search pays the load (or the first touch of fresh pages) when they become visible;
+    the snapshot read for that is the one published, not read twice. A load that fails is left to the first
+    search, which reports it."""
+    if not load_first:
+        engine.refresh()
+        return
     fresh = engine.catalog.snapshot()  # committed, not yet this node's published view
-    for seg_id in segment_ids:
+    for seg_id in load_first:
         seg = fresh.segments_by_id.get(seg_id)
         if seg is None:
             continue
         try:
             load_segment(engine, coll, seg)
         except Exception:
-            log.warning("loading merged segment %d ahead of its first search failed", seg_id, exc_info=True)
+            log.warning("loading segment %d ahead of its first search failed", seg_id, exc_info=True)
+    engine.snapshots.offer(fresh)
 
 
 def compact(engine: Engine, collection_id: int) -> None:
