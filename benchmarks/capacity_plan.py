@@ -168,14 +168,14 @@ def plan(res: KindFigures, ins: InsertFigures | None, t: Target, mem: Measured =
     measured_worker = mem.worker_per_vector is not None
     worker_b = (mem.worker_per_vector or 0.0) * dim_scale if measured_worker else private
     extra = t.workers - 1
-    fixed = res.base.rss + (extra * (mem.worker_fixed or res.base.rss) + (mem.parent or res.base.rss) if extra
-                            else 0)
+    worker_idle = mem.worker_fixed or res.base.rss  # an idle worker's own memory (else an idle node's)
+    parent_idle = mem.parent or res.base.rss
+    fixed = res.base.rss + (extra * worker_idle + parent_idle if extra else 0)
     if extra:
         say(f"{t.workers} workers per reader: each beyond the first adds {worker_b:.0f} B/vector ("
             + (f"measured: PSS a second worker added at {mem.worker_rows:,} rows)" if measured_worker
                else "inferred: the private part again)")
-            + f" and {(mem.worker_fixed or res.base.rss) / MIB:.0f} MiB idle; the parent "
-            f"{(mem.parent or res.base.rss) / MIB:.0f} MiB")
+            + f" and {worker_idle / MIB:.0f} MiB idle; the parent {parent_idle / MIB:.0f} MiB")
     total = t.replication * n * (per_vec + extra * worker_b)
     usable = t.reader_memory_gib * GIB * (1 - t.headroom) - fixed
     readers = max(t.replication, math.ceil(total / usable))
