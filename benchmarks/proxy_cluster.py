@@ -19,7 +19,7 @@ from benchmarks.node_bench import row_records
 from milvus_wire import milvus_pb2, milvus_pb2_grpc
 from tests.support.nodeproc import CHANNEL_OPTIONS, NodeProcess
 from tests.support.proxyproc import ProxyProcess
-from tests.support.waiting import free_port
+from tests.support.waiting import free_ports
 
 COLLECTION = "proxy_bench"
 K = 10
@@ -69,7 +69,7 @@ class Cluster:
 def start_cluster(root: Path) -> Cluster:
     meta = f"sqlite:///{root / 'meta.sqlite'}"
     storage = root / "shared"
-    ports = [free_port() for _ in range(3)]
+    ports = free_ports(3)
     addrs = [f"127.0.0.1:{p}" for p in ports]
     writer = NodeProcess(root / "w", ["--role", "rw", "--port", str(ports[0]), "--auto-flush-interval", "0"],
                          meta_uri=meta, storage=storage, env=NODE_ENV)

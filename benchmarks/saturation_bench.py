@@ -51,7 +51,7 @@ from benchmarks.proxy_cluster import INSERT_BATCH, NODE_ENV, READER_ARGS, TIMEOU
 from milvus_wire import milvus_pb2
 from tests.support.nodeproc import CHANNEL_OPTIONS, NodeProcess
 from tests.support.proxyproc import ProxyProcess
-from tests.support.waiting import free_port, poll_for
+from tests.support.waiting import free_ports, poll_for
 
 SEGMENTS = 4
 NLIST = 512
@@ -272,7 +272,7 @@ def wait_serving(address: str, timeout: float = TIMEOUT_S) -> None:
 def cluster_round(root: Path, ds: Dataset, readers: int, workers: int,
                   args: argparse.Namespace) -> tuple[dict[Any, Load], str]:
     meta = f"sqlite:///{root / 'storage' / 'meta.sqlite'}"
-    ports = [free_port() for _ in range(readers + 1)]
+    ports = free_ports(readers + 1)
     addrs = [f"127.0.0.1:{p}" for p in ports]
     membership = "static://" + ",".join([f"{addrs[0]}=rw", *(f"{a}=ro" for a in addrs[1:])])
     common = ["--membership", membership, "--replication", str(readers), *SERVER_ARGS]

@@ -16,7 +16,7 @@ from e2e import probe
 from e2e.procs import MISHARDS, ManagedProcess
 from e2e.supervisor import Supervisor, Timeline
 from milvus_wire import milvus_pb2_grpc
-from tests.support.waiting import free_port, poll_for
+from tests.support.waiting import free_ports, poll_for
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ class Cluster:
         self.root = root
         self.timeline = Timeline()
         n = spec.writers + spec.readers
-        ports = [free_port() for _ in range(n + spec.proxies)]
+        ports = free_ports(n + spec.proxies)
         node_addrs = [f"127.0.0.1:{p}" for p in ports[:n]]
         roles = ["rw"] * spec.writers + ["ro"] * spec.readers
         if spec.election == "etcd" or spec.etcd_membership:

@@ -18,7 +18,7 @@ from coordinator.errors import ErrorCode
 from milvus_wire import milvus_pb2
 from tests.support.nodeproc import ROOT, NodeProcess
 from tests.support.proxyproc import ProxyProcess
-from tests.support.waiting import free_port, poll_for
+from tests.support.waiting import free_ports, poll_for
 
 DIM = 8
 BATCH = 200
@@ -30,7 +30,7 @@ def _rows(x: np.ndarray) -> list[Any]:
 
 def test_standby_takes_the_catalog_lease_and_the_proxy_follows(catalog_uri: str, tmp_path: Path) -> None:
     storage = tmp_path / "shared"
-    ports = [free_port() for _ in range(3)]
+    ports = free_ports(3)
     addrs = [f"127.0.0.1:{p}" for p in ports]
     membership = f"static://{addrs[0]}=rw,{addrs[1]}=rw,{addrs[2]}=ro"
     common = ["--membership", membership, "--election", "catalog", "--election-ttl", "2"]

@@ -34,7 +34,7 @@ from tests.support.requests import (
     search_param,
 )
 from tests.support.scrape import scrape, value
-from tests.support.waiting import free_port, poll_for
+from tests.support.waiting import free_ports, poll_for
 
 DIM = 16
 BATCH = 9_000  # with index_file_size 1 (MB) two batches never merge: one segment per flushed batch
@@ -45,7 +45,7 @@ K = 10
 class Cluster:
     def __init__(self, root: Path) -> None:
         meta = f"sqlite:///{root / 'meta.sqlite'}"
-        ports = [free_port() for _ in range(3)]
+        ports = free_ports(3)
         addresses = [f"127.0.0.1:{p}" for p in ports]
         membership = f"static://{addresses[0]}=rw,{addresses[1]}=ro,{addresses[2]}=ro"
         common = ["--replication", "2", "--membership", membership, "--metrics-port", "-1"]

@@ -17,7 +17,7 @@ from coordinator.catalog import Catalog
 from coordinator.placement import Placement
 from milvus_wire import milvus_pb2
 from tests.support.nodeproc import ROOT, NodeProcess
-from tests.support.waiting import free_port, poll_for
+from tests.support.waiting import free_ports, poll_for
 
 
 def _rows(x: np.ndarray) -> list[Any]:
@@ -38,7 +38,7 @@ def _health(address: str) -> int:
 def test_readers_warm_their_share_then_report_ready(tmp_path: Path) -> None:
     storage = tmp_path / "shared"
     uri = f"sqlite:///{tmp_path / 'meta.sqlite'}"
-    ports = [free_port() for _ in range(3)]
+    ports = free_ports(3)
     addrs = [f"127.0.0.1:{p}" for p in ports]
     membership = f"static://{addrs[0]}=rw,{addrs[1]}=ro,{addrs[2]}=ro"
     writer = NodeProcess(tmp_path / "w", ["--role", "rw", "--port", str(ports[0]), "--auto-flush-interval", "0"],

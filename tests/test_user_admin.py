@@ -30,7 +30,7 @@ from tests.support import http
 from tests.support.cluster import LocalCluster
 from tests.support.nodeproc import ROOT, NodeProcess
 from tests.support.proxyproc import ProxyProcess
-from tests.support.waiting import free_port, poll_for
+from tests.support.waiting import free_ports, poll_for
 
 PERMISSION_DENIED = 3
 ILLEGAL_ARGUMENT = 5
@@ -296,7 +296,7 @@ def test_a_stock_pymilvus_client_bootstraps_the_first_admin(tmp_path: Path) -> N
 
 def test_a_standby_writer_refuses_and_the_proxy_reaches_the_elected_one(tmp_path: Path) -> None:
     meta_uri = f"sqlite:///{tmp_path / 'meta.sqlite'}"
-    ports = [free_port() for _ in range(2)]
+    ports = free_ports(2)
     addresses = [f"127.0.0.1:{p}" for p in ports]
     membership = f"static://{addresses[0]}=rw,{addresses[1]}=rw"
     common = ["--membership", membership, "--election", "catalog", "--election-ttl", "2"]

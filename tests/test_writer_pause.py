@@ -29,7 +29,7 @@ from coordinator.writer_key import parse_writer, writer_key
 from milvus_wire import milvus_pb2, milvus_pb2_grpc, status_pb2
 from tests.support.etcd import EtcdServer
 from tests.support.nodeproc import NodeProcess
-from tests.support.waiting import free_port, poll_for
+from tests.support.waiting import free_ports, poll_for
 
 DIM = 4
 BATCH = 20
@@ -68,7 +68,7 @@ def _etcd_cluster(tmp_path: Path, uri: str, etcd: EtcdServer, client: EtcdClient
 
 
 def _catalog_cluster(tmp_path: Path, uri: str, catalog: Catalog) -> Cluster:
-    ports = [free_port() for _ in range(2)]
+    ports = free_ports(2)
     membership = "static://" + ",".join(f"127.0.0.1:{p}=rw" for p in ports)
     writers = [NodeProcess(tmp_path / f"rw{i}", [
         "--role", "rw", "--port", str(ports[i]), "--membership", membership, "--election", "catalog",

@@ -9,7 +9,7 @@ from typing import Any
 
 from tests.support.nodeproc import NodeProcess
 from tests.support.proxyproc import ProxyProcess
-from tests.support.waiting import free_port
+from tests.support.waiting import free_port, free_ports
 
 
 class LocalCluster:
@@ -19,7 +19,7 @@ class LocalCluster:
         self.root = root
         self.meta_uri = f"sqlite:///{root / 'meta.sqlite'}"
         storage = root / "shared"
-        ports = [free_port() for _ in range(readers + 1)]
+        ports = free_ports(readers + 1)
         self.addresses = [f"127.0.0.1:{p}" for p in ports]
         self.membership = "static://" + ",".join(
             [f"{self.addresses[0]}=rw", *(f"{a}=ro" for a in self.addresses[1:])])

@@ -5,6 +5,7 @@ Nothing in here sleeps for a fixed time: every wait is a poll with a deadline.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -69,6 +70,21 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
     return port
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` different TCP ports on 127.0.0.1 that were free a moment ago (the same race as :func:`free_port`).
+
+    Every socket stays bound until all are chosen, so the kernel cannot hand out one port twice, as it may to
+    successive :func:`free_port` calls (a static membership list naming one address twice is refused).
+    """
+    with contextlib.ExitStack() as stack:
+        ports = []
+        for _ in range(count):
+            sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            sock.bind(("127.0.0.1", 0))
+            ports.append(int(sock.getsockname()[1]))
+    return ports
 
 
 def wait_for_port(host: str, port: int, timeout: float) -> None:
