@@ -49,8 +49,13 @@ def _load(cluster: LocalCluster, name: str, rows: int, seed: int) -> tuple[np.nd
     rng = np.random.default_rng(seed)
     data = rng.random((rows, DIM), dtype=np.float32)
     ids = []
-    for part in np.array_split(data, 3):  # three flushes: several segments spread over the readers
-        reply = _rest(cluster, "POST", f"/collections/{name}/vectors", {"vectors": part})
+    # three partitions, one flush each: three segments, which background merges (within a partition) leave apart,
+    # spread over the readers
+    for n, part in enumerate(np.array_split(data, 3)):
+        tag = f"part{n}"
+        made = _rest(cluster, "POST", f"/collections/{name}/partitions", {"partition_tag": tag})
+        assert made.status == 201, made
+        reply = _rest(cluster, "POST", f"/collections/{name}/vectors", {"partition_tag": tag, "vectors": part})
         assert reply.status == 201, reply
         ids += [int(i) for i in reply.json()["ids"]]
         flushed = _rest(cluster, "PUT", "/system/task", {"flush": {"collection_names": [name]}})
