@@ -28,7 +28,7 @@ from benchmarks.index_node import (
 from benchmarks.index_results import KindResult, PointResult, PointRound
 from benchmarks.index_specs import BATCH_NQ, WARMUP_BATCHED, WARMUP_SINGLE, K, Point, Spec
 from benchmarks.node_bench import batches, check_status, timed
-from benchmarks.pairing import paired, ping_latencies, search_call
+from benchmarks.pairing import paired, ping_call, ping_latencies, search_call
 from coordinator.model import MetricType
 from milvus_wire import milvus_pb2
 from node.indexes import SegmentIndex, build_index
@@ -116,13 +116,14 @@ def search_point(stub: Any, index: SegmentIndex, live: LiveMask, order: np.ndarr
         l_single: list[Any] | None = [] if first else None
         g_batch: list[Any] | None = [] if first else None
         l_batch: list[Any] | None = [] if first else None
-        g_lat, l_lat = paired(single_calls, g_single, l_single)
+        mixed: list[float] = []
+        g_lat, l_lat = paired(single_calls, g_single, l_single, ping_call(stub, name), mixed)
         g_bat, l_bat = paired(batch_calls, g_batch, l_batch)
         done = sum(sizes[: g_bat.shape[0]])
         g = (g_lat, g_lat.shape[0] / g_lat.sum(), done / g_bat.sum())
         loc = (l_lat, l_lat.shape[0] / l_lat.sum(), done / l_bat.sum())
         pings = ping_latencies(stub, name, len(single_q))
-        out.rounds.append(PointRound(g[0], loc[0], g[1], loc[1], g[2], loc[2], pings))
+        out.rounds.append(PointRound(g[0], loc[0], g[1], loc[1], g[2], loc[2], pings, np.asarray(mixed)))
         if first:
             assert g_single is not None and l_single is not None and g_batch is not None and l_batch is not None
             out.grpc_batched_ids = np.concatenate([reply_ids(rp) for rp in g_batch])

@@ -21,7 +21,8 @@ class PointRound:
     local_serial_qps: float
     grpc_batched_qps: float
     local_batched_qps: float
-    ping_lat: np.ndarray  # seconds per HasCollection call right after: the gRPC round trip without search
+    ping_lat: np.ndarray  # seconds per HasCollection call in a loop right after: the gRPC round trip without search
+    mixed_lat: np.ndarray  # seconds per HasCollection call sent after each nq=1 pair (the caches a search leaves)
 
 
 @dataclass
@@ -38,7 +39,7 @@ class PointResult:
         return [percentiles(getattr(r, f"{side}_lat")) for r in self.rounds]
 
     def latency(self, side: str) -> tuple[float, float, float]:
-        """Median over repeats of p50 / p95 / p99 in ms (``side`` is 'grpc', 'local' or 'ping')."""
+        """Median over repeats of p50 / p95 / p99 in ms (``side`` is 'grpc', 'local', 'ping' or 'mixed')."""
         per = self._p(side)
         p50, p95, p99 = (median([p[i] for p in per]) for i in range(3))
         return p50, p95, p99
@@ -53,8 +54,13 @@ class PointResult:
 
     @property
     def beyond_floor_p50(self) -> float:
-        """Added p50 minus the HasCollection p50 of the same repeat: the node's search path (median)."""
+        """Added p50 minus the warm-loop HasCollection p50 of the same repeat: the node's search path (median)."""
         return median([a - p[0] for a, p in zip(self.added_p50s, self._p("ping"), strict=True)])
+
+    @property
+    def beyond_mixed_floor_p50(self) -> float:
+        """Added p50 minus the p50 of the HasCollection calls interleaved with the searches (median of repeats)."""
+        return median([a - p[0] for a, p in zip(self.added_p50s, self._p("mixed"), strict=True)])
 
     @property
     def ratios(self) -> list[float]:

@@ -16,10 +16,12 @@ LOOP_CAP_S = 120.0  # a paired loop stops after this much gRPC time (unless its 
 
 
 def paired(calls: Sequence[tuple[Callable[[], Any], Callable[[], Any]]], keep_grpc: list[Any] | None = None,
-           keep_local: list[Any] | None = None) -> tuple[np.ndarray, np.ndarray]:
+           keep_local: list[Any] | None = None, ping: Callable[[], Any] | None = None,
+           ping_s: list[float] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Seconds of each gRPC call and of its in-process twin, run back to back (which goes first alternates), so
     that bursts of other work on the machine weigh on both sides alike. Stops after LOOP_CAP_S of gRPC time
-    unless results are kept."""
+    unless results are kept. With ``ping`` (a trivial call on the same channel), it runs after each pair and its
+    seconds go to ``ping_s``: the floor as a search leaves the caches (the interleaved floor)."""
     grpc_s: list[float] = []
     local_s: list[float] = []
     for i, (remote, local) in enumerate(calls):
@@ -30,6 +32,10 @@ def paired(calls: Sequence[tuple[Callable[[], Any], Callable[[], Any]]], keep_gr
             times.append(time.perf_counter() - t0)
             if keep is not None:
                 keep.append(out)
+        if ping is not None and ping_s is not None:
+            t0 = time.perf_counter()
+            ping()
+            ping_s.append(time.perf_counter() - t0)
         if sum(grpc_s) > LOOP_CAP_S and keep_grpc is None:
             break
     return np.asarray(grpc_s), np.asarray(local_s)
@@ -47,12 +53,23 @@ def search_call(stub: Any, req: Any) -> Callable[[], Any]:
     return call
 
 
-def ping_latencies(stub: Any, collection: str, calls: int) -> np.ndarray:
-    """Seconds of each of ``calls`` HasCollection calls: the gRPC round trip with no search work (the floor)."""
+def ping_call(stub: Any, collection: str) -> Callable[[], Any]:
+    """One HasCollection call on ``stub``'s channel: the gRPC round trip with no search work."""
     ping = milvus_pb2.CollectionName(collection_name=collection)
+
+    def call() -> Any:
+        return stub.HasCollection(ping, timeout=CALL_TIMEOUT_S)
+
+    return call
+
+
+def ping_latencies(stub: Any, collection: str, calls: int) -> np.ndarray:
+    """Seconds of each of ``calls`` HasCollection calls in a loop: the gRPC round trip with no search work (the
+    warm-loop floor)."""
+    ping = ping_call(stub, collection)
     out = np.empty(calls)
     for i in range(calls):
         t0 = time.perf_counter()
-        stub.HasCollection(ping, timeout=CALL_TIMEOUT_S)
+        ping()
         out[i] = time.perf_counter() - t0
     return out
