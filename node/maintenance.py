@@ -14,8 +14,9 @@ from coordinator.hybrid.schema import collection_schema
 from coordinator.model import MB, Collection, Segment, SegmentState
 from node.engine import Engine
 from node.idgen import next_delete_version
-from node.membuffer import MemBuffer, Rows
+from node.membuffer import MemBuffer
 from node.reader import load_segment
+from node.row_parts import RowParts, live_part
 
 log = logging.getLogger(__name__)
 
@@ -121,16 +122,17 @@ def _write_buffered_rows(engine: Engine, coll: Collection, buf: MemBuffer, writt
     return added
 
 
-def _write_rows(engine: Engine, coll: Collection, partition_id: int, rows: Rows,
+def _write_rows(engine: Engine, coll: Collection, partition_id: int, rows: RowParts,
                 written: list[str]) -> list[NewSegment]:
     """Write ``rows`` as new segments of at most ``index_file_size`` (of vectors) each, scalar columns beside."""
     max_rows = coll.index_file_size_mb * MB // coll.row_bytes
     added: list[NewSegment] = []
-    for start, stop in split_rows(int(rows.ids.shape[0]), max_rows):
+    for start, stop in split_rows(rows.count, max_rows):
         name = engine.segment_names.next()
         engine.fence.check("Writing a segment")
-        size = engine.store.write_segment(coll.id, name, rows.ids[start:stop], rows.vectors[start:stop],
-                                          [c[start:stop] for c in rows.scalars])
+        part = rows.sliced(start, stop)
+        size = engine.store.write_segment(coll.id, name, part.ids(), part.vectors(),
+                                          [part.scalar(i) for i in range(rows.width)])
         written.append(name)
         added.append(NewSegment(name, partition_id, stop - start, 0, size, 0))
     return added
@@ -158,23 +160,23 @@ def _apply_deletes(engine: Engine, coll: Collection, segs: Sequence[Segment], bu
     return updates
 
 
-def _live_rows(engine: Engine, coll: Collection, segs: Sequence[Segment]) -> Rows:
-    """The live rows of ``segs`` in segment order, scalar columns (of a hybrid collection) aligned with the ids."""
+def _live_rows(engine: Engine, coll: Collection, segs: Sequence[Segment]) -> RowParts:
+    """The live rows of ``segs`` in segment order, scalar columns (of a hybrid collection) aligned with the ids: the
+    mapped files of a segment without deletes, a copy of the live rows of one with deletes."""
     schema = collection_schema(coll)
     width = len(schema.scalars) if schema is not None else 0
-    parts: list[tuple[np.ndarray, np.ndarray, list[np.ndarray]]] = []
+    parts = []
     for seg in segs:
         ids = np.asarray(engine.store.ids(coll.id, seg.name))
         vecs = np.asarray(engine.store.vectors(coll.id, seg.name))
         scalars = [np.asarray(engine.store.scalar(coll.id, seg.name, i)) for i in range(width)]
         deleted = engine.store.deletes(coll.id, seg.name, seg.delete_version)
+        keep = None
         if deleted.size:
             keep = np.ones(ids.shape[0], dtype=bool)
             keep[deleted] = False
-            ids, vecs, scalars = ids[keep], vecs[keep], [c[keep] for c in scalars]
-        parts.append((ids, vecs, scalars))
-    return Rows(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
-                tuple(np.concatenate([p[2][i] for p in parts]) for i in range(width)))
+        parts.append(live_part(ids, vecs, scalars, keep))
+    return RowParts.of(parts)
 
 
 def _rewrite(engine: Engine, coll: Collection, partition_id: int, segs: Sequence[Segment]) -> list[int]:

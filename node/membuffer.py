@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from node.row_parts import RowParts, live_part
+
 ALL_PARTITIONS = 0
 
 
@@ -16,15 +18,6 @@ class Chunk:
     vectors: np.ndarray
     alive: np.ndarray  # bool per row; deletes clear it
     scalars: tuple[np.ndarray, ...] = ()  # a hybrid collection's scalar columns (schema order), row-aligned
-
-
-@dataclass(frozen=True, slots=True, eq=False)
-class Rows:
-    """Live buffered rows of one partition: ids, vectors and scalar columns, row ``r`` of each one entity."""
-
-    ids: np.ndarray
-    vectors: np.ndarray
-    scalars: tuple[np.ndarray, ...] = ()
 
 
 @dataclass
@@ -89,27 +82,29 @@ class MemBuffer:
         self.last_lsn = max(self.last_lsn, older.last_lsn)
         self.nbytes += older.nbytes
 
-    def partition_rows(self) -> dict[int, Rows]:
-        """Live buffered rows grouped by partition, in insertion order, with their scalar columns."""
+    def partition_rows(self) -> dict[int, RowParts]:
+        """Live buffered rows grouped by partition, in insertion order, with their scalar columns: views of the
+        buffered chunks (a chunk with deleted rows gives a copy of its live ones), not joined into one array."""
         grouped: dict[int, list[Chunk]] = {}
         for chunk in self.chunks:
             grouped.setdefault(chunk.partition_id, []).append(chunk)
-        out: dict[int, Rows] = {}
+        out: dict[int, RowParts] = {}
         for pid, chunks in grouped.items():
-            ids = np.concatenate([c.ids[c.alive] for c in chunks])
-            if ids.size == 0:
-                continue
-            vectors = np.concatenate([c.vectors[c.alive] for c in chunks])
-            widths = {len(c.scalars) for c in chunks}
-            if len(widths) != 1:
-                raise ValueError(f"buffered rows of partition {pid} differ in their scalar columns")
-            scalars = tuple(np.concatenate([c.scalars[i][c.alive] for c in chunks]) for i in range(widths.pop()))
-            out[pid] = Rows(ids, vectors, scalars)
+            try:
+                rows = RowParts.of([live_part(c.ids, c.vectors, c.scalars, c.alive) for c in chunks])
+            except ValueError as exc:
+                raise ValueError(f"buffered rows of partition {pid}: {exc}") from exc
+            if rows.count:
+                out[pid] = rows
         return out
 
     def rows_by_partition(self) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-        """Live buffered rows grouped by partition, in insertion order (ids and vectors)."""
-        return {pid: (rows.ids, rows.vectors) for pid, rows in self.partition_rows().items()}
+        """Live buffered rows grouped by partition, in insertion order (ids and vectors, each one array)."""
+        out = {}
+        for pid, parts in self.partition_rows().items():
+            rows = parts.joined()
+            out[pid] = (rows.ids, rows.vectors)
+        return out
 
     def delete_ids_for(self, partition_id: int) -> np.ndarray:
         """All pending delete ids that apply to segments of ``partition_id``."""

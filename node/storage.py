@@ -63,12 +63,38 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _write_array(path: Path, array: np.ndarray) -> int:
+Parts = np.ndarray | Sequence[np.ndarray]  # one array, or arrays of one dtype and row shape written end to end
+
+
+def _write_array(path: Path, array: Parts) -> int:
+    """Write ``array`` (or its parts, as one array of their rows in order) as a .npy file, byte for byte what
+    ``np.save`` writes for the joined array, and fsync it; returns the file's size. Parts are written one after
+    the other from where they are: they are never joined in memory."""
+    parts = _parts(array)
+    if not parts:
+        raise StorageError(f"Nothing to write to {path.name}")
+    first = parts[0]
+    for part in parts[1:]:
+        if part.dtype != first.dtype or part.shape[1:] != first.shape[1:]:
+            raise StorageError(f"{path.name}: parts of {first.dtype}{first.shape[1:]} and "
+                               f"{part.dtype}{part.shape[1:]} cannot form one array")
+    shape = (sum(int(p.shape[0]) for p in parts), *first.shape[1:])
+    header = {"descr": np.lib.format.dtype_to_descr(first.dtype), "fortran_order": False, "shape": shape}
     with open(path, "wb") as fh:
-        np.save(fh, np.ascontiguousarray(array), allow_pickle=False)
+        np.lib.format.write_array_header_1_0(fh, header)
+        for part in parts:
+            fh.write(np.ascontiguousarray(part).data)
         fh.flush()
         os.fsync(fh.fileno())
     return path.stat().st_size
+
+
+def _parts(array: Parts) -> list[np.ndarray]:
+    return [array] if isinstance(array, np.ndarray) else list(array)
+
+
+def _rows_of(array: Parts) -> int:
+    return sum(int(p.shape[0]) for p in _parts(array))
 
 
 def _check_name(name: str) -> None:
@@ -95,14 +121,16 @@ class SegmentStore:
         _check_name(name)
         return self.collection_dir(collection_id) / name
 
-    def write_segment(self, collection_id: int, name: str, ids: np.ndarray, vectors: np.ndarray,
-                      scalars: Sequence[np.ndarray] = ()) -> int:
+    def write_segment(self, collection_id: int, name: str, ids: Parts, vectors: Parts,
+                      scalars: Sequence[Parts] = ()) -> int:
         """Write a complete segment folder atomically; returns its size in bytes.
 
-        ``scalars``: a hybrid collection's scalar columns in schema order, each with a value per row."""
+        ``scalars``: a hybrid collection's scalar columns in schema order, each with a value per row. Each column
+        is one array or its parts in order (all columns cut alike)."""
+        rows = _rows_of(ids)
         for column in scalars:
-            if column.shape != (ids.shape[0],):
-                raise StorageError(f"Segment {name}: a scalar column of shape {column.shape} for {ids.shape[0]} rows")
+            if _rows_of(column) != rows or any(p.ndim != 1 for p in _parts(column)):
+                raise StorageError(f"Segment {name}: a scalar column of {_rows_of(column)} values for {rows} rows")
         final = self.segment_dir(collection_id, name)
         parent = final.parent
         tmp = parent / f".tmp-{name}"
@@ -111,7 +139,7 @@ class SegmentStore:
             if tmp.exists():
                 shutil.rmtree(tmp)
             tmp.mkdir()
-            size = _write_array(tmp / IDS, np.asarray(ids, dtype=np.int64))
+            size = _write_array(tmp / IDS, [np.asarray(p, dtype=np.int64) for p in _parts(ids)])
             size += _write_array(tmp / VECTORS, vectors)
             for position, column in enumerate(scalars):
                 size += _write_array(tmp / scalar_file(position), column)

@@ -30,7 +30,7 @@ def test_buffered_scalar_columns_follow_their_rows_through_deletes_and_restores(
     buf.insert(3, 10, np.array([5, 6], np.int64), np.zeros((2, 2), np.float32), _columns(5, 6))
     assert buf.nbytes == 6 * (8 + 8 + 1 + 8)
     buf.delete(4, 0, np.array([2, 6], np.int64))
-    rows = buf.partition_rows()
+    rows = {pid: parts.joined() for pid, parts in buf.partition_rows().items()}
     assert rows[10].ids.tolist() == [1, 3, 5]
     assert [c.tolist() for c in rows[10].scalars] == [[1, 3, 5], [0.5, 1.5, 2.5]]
     assert rows[10].scalars[0].dtype == np.int8 and rows[11].scalars[1].tolist() == [2.0]
@@ -39,7 +39,7 @@ def test_buffered_scalar_columns_follow_their_rows_through_deletes_and_restores(
     newer.insert(5, 10, np.array([7], np.int64), np.zeros((1, 2), np.float32), _columns(7))
     newer.delete(6, 0, np.array([1], np.int64))
     newer.restore_before(buf)
-    again = newer.partition_rows()
+    again = {pid: parts.joined() for pid, parts in newer.partition_rows().items()}
     assert again[10].ids.tolist() == [3, 5, 7]
     assert [c.tolist() for c in again[10].scalars] == [[3, 5, 7], [1.5, 2.5, 3.5]]
 
@@ -47,7 +47,7 @@ def test_buffered_scalar_columns_follow_their_rows_through_deletes_and_restores(
 def test_plain_rows_have_no_scalar_columns_and_mixed_rows_are_refused() -> None:
     buf = MemBuffer()
     buf.insert(1, 10, np.array([1], np.int64), np.zeros((1, 2), np.float32))
-    assert buf.partition_rows()[10].scalars == ()
+    assert buf.partition_rows()[10].width == 0
     assert buf.rows_by_partition()[10][0].tolist() == [1]
     buf.insert(2, 10, np.array([2], np.int64), np.zeros((1, 2), np.float32), _columns(2))
     with pytest.raises(ValueError, match="differ in their scalar columns"):
