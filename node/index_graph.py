@@ -29,6 +29,7 @@ from node.index_base import (
     finish,
     float_queries,
     float_rows,
+    float_search,
     int_param,
     need_rows,
     oversample_width,
@@ -86,7 +87,7 @@ class HNSWSegmentIndex:
                 sp.sel = live.selector()
             else:
                 sp = self._params.get(width)
-            dist, offs = self.index.search(qs, k, params=sp)
+            dist, offs = float_search(self.index, qs, k, sp)
             return finish(dist, offs, k, hib)
 
         return widen(q, run(q, ef), min(k, live.live), ef, rows, run)

@@ -28,6 +28,7 @@ from node.index_base import (
     finish,
     float_queries,
     float_rows,
+    float_search,
     int_param,
     ivf_nbytes,
     need_rows,
@@ -81,7 +82,7 @@ class IVFSegmentIndex:
         else:
             sp = self._params.get(nprobe)
         use_blas_from(dim)  # the coarse quantizer search is a flat search
-        dist, offs = self.index.search(q, k, params=sp)
+        dist, offs = float_search(self.index, q, k, sp)
         return finish(dist, offs, k, hib)
 
     def save(self, path: Path) -> None:
