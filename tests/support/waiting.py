@@ -9,6 +9,7 @@ import contextlib
 import json
 import logging
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -59,31 +60,58 @@ def wait_for_ready_file(proc: subprocess.Popen[bytes], ready: Path, timeout: flo
     return dict(json.loads(ready.read_text()))
 
 
+# Ports handed to test servers come from below the kernel's ephemeral range: ports of that range (what binding to
+# port 0 returns) are also the local ports of outgoing connections, and a client connection of another process can
+# hold a chosen port for as long as it lives (a proxy once failed 25 restarts in a row to bind such a port).
+LISTEN_PORTS_LOW = 10_000
+_pick = random.SystemRandom()
+
+
+def ephemeral_low() -> int:
+    """The first port of the kernel's ephemeral range (32768 when it cannot be read)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def _bound(stack: contextlib.ExitStack, port: int) -> int | None:
+    """``port`` if a socket could bind it on 127.0.0.1 (the socket stays bound until ``stack`` closes)."""
+    sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+    try:
+        sock.bind(("127.0.0.1", port))
+    except OSError:
+        return None
+    return int(sock.getsockname()[1])
+
+
 def free_port() -> int:
     """Return a TCP port on 127.0.0.1 that was free a moment ago.
 
-    The port is found by binding to port 0 and closing the socket again, so another process can
-    take it before the caller binds it. Callers must tolerate that race, typically by detecting
-    "address already in use" when starting their server and retrying with a new port.
+    The port is bound and closed again, so another process can take it before the caller binds it. Callers must
+    tolerate that race, typically by detecting "address already in use" when starting their server and retrying
+    with a new port.
     """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
+    return free_ports(1)[0]
 
 
 def free_ports(count: int) -> list[int]:
-    """``count`` different TCP ports on 127.0.0.1 that were free a moment ago (the same race as :func:`free_port`).
+    """``count`` different TCP ports on 127.0.0.1 that were free a moment ago (the same race as :func:`free_port`),
+    chosen at random below the ephemeral range (see LISTEN_PORTS_LOW), or from it where that leaves too few.
 
-    Every socket stays bound until all are chosen, so the kernel cannot hand out one port twice, as it may to
-    successive :func:`free_port` calls (a static membership list naming one address twice is refused).
+    Every socket stays bound until all are chosen, so one port is never handed out twice (a static membership list
+    naming one address twice is refused).
     """
+    high = ephemeral_low() - 1
     with contextlib.ExitStack() as stack:
-        ports = []
-        for _ in range(count):
-            sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
-            sock.bind(("127.0.0.1", 0))
-            ports.append(int(sock.getsockname()[1]))
+        ports: list[int] = []
+        tries = 0
+        while len(ports) < count:
+            tries += 1
+            low_range = high - LISTEN_PORTS_LOW >= 1000 and tries <= 50 * count
+            port = _bound(stack, _pick.randint(LISTEN_PORTS_LOW, high) if low_range else 0)
+            if port is not None and port not in ports:
+                ports.append(port)
     return ports
 
 
