@@ -60,6 +60,38 @@ def test_readers_replicas_follow_values(helm: Path, replicas: int) -> None:
     assert one(manifests, "Deployment", f"{RELEASE}-reader")["spec"]["replicas"] == replicas
 
 
+def _workers(manifests: list[Manifest], kind: str, name: str) -> str | None:
+    """The value after ``--workers`` in the mishards container of ``name`` (None without the flag)."""
+    spec = one(manifests, kind, f"{RELEASE}-{name}")["spec"]["template"]["spec"]
+    args = next(c["args"] for c in spec["containers"] if c["name"] in ("node", "proxy"))
+    return str(args[args.index("--workers") + 1]) if "--workers" in args else None
+
+
+@pytest.mark.parametrize(("reader_cpu", "proxy_cpu", "reader_workers", "proxy_workers"), [
+    (None, None, "1", "1"),  # the defaults: 500m each
+    ("2", "3500m", "2", "3"),
+    ("1.5", "999m", "1", "1"),
+    ("100m", "8", "1", "8"),
+])
+def test_workers_follow_the_cpu_request_by_default(helm: Path, reader_cpu: str | None, proxy_cpu: str | None,
+                                                   reader_workers: str, proxy_workers: str) -> None:
+    args = [a for side, cpu in (("readers", reader_cpu), ("proxy", proxy_cpu)) if cpu is not None
+            for a in ("--set-string", f"{side}.resources.requests.cpu={cpu}")]
+    manifests = render(helm, *args)
+    assert _workers(manifests, "Deployment", "reader") == reader_workers
+    assert _workers(manifests, "Deployment", "proxy") == proxy_workers
+    assert _workers(manifests, "StatefulSet", "writer") is None, "the writer is one process"
+
+
+def test_a_number_of_workers_overrides_the_cpu_request(helm: Path) -> None:
+    manifests = render(helm, "--set-string", "readers.resources.requests.cpu=4", "--set", "readers.workers=3",
+                       "--set", "proxy.workers=0")
+    assert _workers(manifests, "Deployment", "reader") == "3"
+    assert _workers(manifests, "Deployment", "proxy") == "0", "0: the process reads its cgroup quota"
+    assert "readers.workers" in render_error(helm, "--set", "readers.workers=many")
+    assert "proxy.workers" in render_error(helm, "--set", "proxy.workers=-1")
+
+
 def test_default_and_ha_shapes(default_manifests: list[Manifest], ha_manifests: list[Manifest]) -> None:
     assert one(default_manifests, "Deployment", f"{RELEASE}-reader")["spec"]["replicas"] == 2
     assert one(default_manifests, "StatefulSet", f"{RELEASE}-writer")["spec"]["replicas"] == 1

@@ -53,6 +53,12 @@ def reachers(manifests: list[Manifest], target: str, port: int) -> set[str]:
             if src.is_pod and name != target and allowed(policies, src, everyone[target], port)}
 
 
+def reader_workers(manifests: list[Manifest]) -> str:
+    spec = one(manifests, "Deployment", f"{RELEASE}-reader")["spec"]["template"]["spec"]
+    args = next(c["args"] for c in spec["containers"] if c["name"] == "node")
+    return str(args[args.index("--workers") + 1])
+
+
 @pytest.mark.parametrize("name", ["default", "etcd", "ha", "existing"])
 def test_each_port_is_reachable_from_exactly_the_pods_that_use_it(rendered: dict[str, list[Manifest]],
                                                                   name: str) -> None:
@@ -62,10 +68,14 @@ def test_each_port_is_reachable_from_exactly_the_pods_that_use_it(rendered: dict
     # Clients, Prometheus and anything else may call the proxies; the cluster's own pods never do.
     for port in (19530, 19121):
         assert reachers(manifests, "proxy", port) == pods - {"proxy", "writer", "reader", "outside", *databases}
+    # Readers with several workers (the HA profile: a CPU request of 2, readers.workers auto) open the unprivileged
+    # range of every node pod to the proxies, which dial each worker's own port.
+    proxies = {"proxy"} if reader_workers(manifests) != "1" else set()
+    assert (name == "ha") == bool(proxies)
     for node in ("writer", "reader"):
         assert reachers(manifests, node, 19530) == {"proxy"}, f"{node} gRPC"
-        assert reachers(manifests, node, 9091) == {"prometheus"}, f"{node} metrics"
-        assert reachers(manifests, node, 19531) == set(), f"{node} health port: the kubelet only"
+        assert reachers(manifests, node, 9091) == {"prometheus"} | proxies, f"{node} metrics"
+        assert reachers(manifests, node, 19531) == proxies, f"{node} health port: the kubelet (and, with worker ports open, the proxies)"
     assert reachers(manifests, "proxy", 9091) == {"prometheus"}
     assert reachers(manifests, "proxy", 19531) == set()
     for database, port in (("mariadb", 3306), ("etcd", 2379)):

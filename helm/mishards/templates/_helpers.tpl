@@ -55,6 +55,26 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: mishards
 {{- end -}}
 
+{{/*
+Worker processes of a reader or proxy pod (dict "workers" .workers "resources" .resources): "auto" = the pod's CPU
+request in whole cores, rounded down, at least 1 ("500m" -> 1, "2" -> 2, "3500m" -> 3); a number as given (0: one
+per CPU the pod may use, from its cgroup quota, decided by the process).
+*/}}
+{{- define "mishards.workers" -}}
+{{- if eq (toString .workers) "auto" -}}
+{{- $cpu := toString (dig "requests" "cpu" "" (default (dict) .resources)) -}}
+{{- $cores := 1 -}}
+{{- if hasSuffix "m" $cpu -}}
+{{- $cores = div (atoi (trimSuffix "m" $cpu)) 1000 -}}
+{{- else if $cpu -}}
+{{- $cores = int (floor (float64 $cpu)) -}}
+{{- end -}}
+{{- max 1 $cores -}}
+{{- else -}}
+{{- int .workers -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "mishards.image" -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
 {{- end -}}
@@ -238,9 +258,9 @@ spec:
         - --election
         - catalog
         {{- end }}
-        {{- if and (eq .role "ro") .values.workers }}
+        {{- if eq .role "ro" }}
         - --workers
-        - {{ .values.workers | quote }}
+        - {{ include "mishards.workers" (dict "workers" .values.workers "resources" .values.resources) | quote }}
         {{- end }}
         - --health-port
         - {{ $v.node.healthPort | quote }}

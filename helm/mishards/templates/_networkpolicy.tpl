@@ -27,7 +27,7 @@ unprivileged range.
 {{- define "mishards.np.nodePorts" -}}
 - port: {{ .Values.node.port }}
   protocol: TCP
-{{- if ne (int .Values.readers.workers) 1 }}
+{{- if ne (include "mishards.workers" (dict "workers" .Values.readers.workers "resources" .Values.readers.resources)) "1" }}
 - port: 1024
   endPort: 65535
   protocol: TCP
