@@ -34,29 +34,31 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
+from tests.support.k8s_objects import (
+    GONE_STATUS,
+    Request,
+    StoredEvent,
+    make_pod,
+    parse_selector,
+    selector_matches,
+    status_object,
+    translate_event,
+)
+
+__all__ = [  # the objects are built in tests.support.k8s_objects and importable from here too
+    "GONE_STATUS",
+    "FakeKubernetes",
+    "Request",
+    "make_pod",
+    "parse_selector",
+    "selector_matches",
+    "status_object",
+]
+
 log = logging.getLogger(__name__)
 
 _PODS_PATH = re.compile(r"^/api/v1/namespaces/([^/]+)/pods$")
 _KEEP: Any = object()
-_CREATED = "2024-01-01T00:00:00Z"
-
-
-@dataclass(frozen=True)
-class Request:
-    """One request the fake received."""
-
-    namespace: str
-    watch: bool
-    params: dict[str, str]
-
-
-@dataclass
-class _Event:
-    version: int
-    namespace: str
-    type: str  # ADDED | MODIFIED | DELETED
-    old: dict[str, Any] | None
-    new: dict[str, Any]
 
 
 @dataclass
@@ -70,108 +72,11 @@ class _State:
     version: int = 0
     horizon: int = 0  # watches from a resourceVersion below this get 410 Gone
     pods: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
-    history: list[_Event] = field(default_factory=list)
+    history: list[StoredEvent] = field(default_factory=list)
     gone_generation: int = 0
     end_generation: int = 0
     open_watches: int = 0
     closing: bool = False
-
-
-def make_pod(
-    name: str,
-    *,
-    namespace: str = "default",
-    labels: dict[str, str] | None = None,
-    ip: str | None = "10.0.0.1",
-    phase: str = "Running",
-    ready: bool = True,
-) -> dict[str, Any]:
-    """A pod object as the API serves it (``metadata.resourceVersion`` is set when it is stored)."""
-    status: dict[str, Any] = {
-        "phase": phase,
-        "conditions": [
-            {"type": "Initialized", "status": "True", "lastTransitionTime": _CREATED},
-            {"type": "Ready", "status": "True" if ready else "False", "lastTransitionTime": _CREATED},
-        ],
-        "startTime": _CREATED,
-    }
-    if ip is not None:
-        status["podIP"] = ip
-        status["podIPs"] = [{"ip": ip}]
-    return {
-        "kind": "Pod",
-        "apiVersion": "v1",
-        "metadata": {
-            "name": name,
-            "namespace": namespace,
-            "uid": f"uid-{namespace}-{name}",
-            "labels": dict(labels or {}),
-            "creationTimestamp": _CREATED,
-        },
-        "spec": {
-            "containers": [
-                {"name": "node", "image": "mishards:test", "ports": [{"containerPort": 19530, "protocol": "TCP"}]}
-            ]
-        },
-        "status": status,
-    }
-
-
-def status_object(code: int, reason: str, message: str) -> dict[str, Any]:
-    """A ``Status`` object as the API returns for errors."""
-    return {
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Failure",
-        "message": message,
-        "reason": reason,
-        "code": code,
-    }
-
-
-GONE_STATUS = status_object(410, "Expired", "too old resource version")
-
-
-def parse_selector(selector: str) -> list[tuple[str, str, str]]:
-    """``k=v,k2!=v2,k3,!k4`` -> [(key, op, value)] with op in "=", "!=", "exists", "!exists".
-
-    Raises:
-        ValueError: for set-based terms (``in``, ``notin``) and malformed ones.
-    """
-    terms: list[tuple[str, str, str]] = []
-    for raw in selector.split(","):
-        term = raw.strip()
-        if not term:
-            continue
-        if " " in term or "(" in term:
-            raise ValueError(f"unsupported selector term {term!r}")
-        if "!=" in term:
-            key, value = term.split("!=", 1)
-            terms.append((key, "!=", value))
-        elif "=" in term:
-            key, value = term.split("==", 1) if "==" in term else term.split("=", 1)
-            terms.append((key, "=", value))
-        elif term.startswith("!"):
-            terms.append((term[1:], "!exists", ""))
-        else:
-            terms.append((term, "exists", ""))
-        if not terms[-1][0]:
-            raise ValueError(f"selector term {term!r} has no key")
-    return terms
-
-
-def selector_matches(terms: list[tuple[str, str, str]], labels: dict[str, str]) -> bool:
-    for key, op, value in terms:
-        if op == "=" and labels.get(key) != value:
-            return False
-        if op == "!=" and labels.get(key) == value:
-            return False
-        if op == "exists" and key not in labels:
-            return False
-        if op == "!exists" and key in labels:
-            return False
-    return True
 
 
 class FakeKubernetes:
@@ -308,7 +213,7 @@ class FakeKubernetes:
         else:
             state.pods[(namespace, name)] = obj
         if not silent:
-            state.history.append(_Event(state.version, namespace, kind, old, obj))
+            state.history.append(StoredEvent(state.version, namespace, kind, old, obj))
         self._cond.notify_all()
 
     def _take_failure(self, kind: str) -> int | None:
@@ -383,7 +288,7 @@ class FakeKubernetes:
                         continue
                 for event in pending:
                     cursor = event.version
-                    translated = _translate(event, terms)
+                    translated = translate_event(event, terms)
                     if translated is not None:
                         yield json.loads(json.dumps(translated))
                 if gone:
@@ -394,23 +299,6 @@ class FakeKubernetes:
         finally:
             with self._cond:
                 state.open_watches -= 1
-
-
-def _translate(event: _Event, terms: list[tuple[str, str, str]]) -> dict[str, Any] | None:
-    """The event a watcher with this selector sees (or None), as the API server filters label changes."""
-    was = event.old is not None and selector_matches(terms, event.old["metadata"]["labels"])
-    now = selector_matches(terms, event.new["metadata"]["labels"])
-    if event.type == "ADDED":
-        return {"type": "ADDED", "object": event.new} if now else None
-    if event.type == "DELETED":
-        return {"type": "DELETED", "object": event.new} if was else None
-    if was and now:
-        return {"type": "MODIFIED", "object": event.new}
-    if now:
-        return {"type": "ADDED", "object": event.new}
-    if was:
-        return {"type": "DELETED", "object": event.new}
-    return None
 
 
 class _Server(ThreadingHTTPServer):
