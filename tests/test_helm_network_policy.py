@@ -75,7 +75,7 @@ def test_each_port_is_reachable_from_exactly_the_pods_that_use_it(rendered: dict
     for node in ("writer", "reader"):
         assert reachers(manifests, node, 19530) == {"proxy"}, f"{node} gRPC"
         assert reachers(manifests, node, 9091) == {"prometheus"} | proxies, f"{node} metrics"
-        assert reachers(manifests, node, 19531) == proxies, f"{node} health port: the kubelet (and, with worker ports open, the proxies)"
+        assert reachers(manifests, node, 19531) == proxies, f"{node} health port"
     assert reachers(manifests, "proxy", 9091) == {"prometheus"}
     assert reachers(manifests, "proxy", 19531) == set()
     for database, port in (("mariadb", 3306), ("etcd", 2379)):

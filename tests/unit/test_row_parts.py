@@ -60,7 +60,7 @@ def test_parts_must_agree_on_scalar_columns() -> None:
 @pytest.mark.parametrize("dtype", [np.float32, np.uint8, np.int64, np.float64, np.bool_])
 def test_npy_written_from_parts_is_what_np_save_writes(tmp_path: Path, dtype: type) -> None:
     rng = np.random.default_rng(1)
-    whole = (rng.random((1000, 5)) * 100).astype(dtype)
+    whole: np.ndarray = (rng.random((1000, 5)) * 100).astype(dtype)
     pieces = [whole[:1], whole[1:400], whole[400:400], whole[400:]]
     path = tmp_path / "a.npy"
     size = _write_array(path, pieces)
