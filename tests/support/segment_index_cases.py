@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import annoy
 import faiss
 import numpy as np
-import pytest
 
 from coordinator.model import IndexType, MetricType
 from coordinator.topk import NO_ID, TopK, hole_distance
 from node import indexes
 from node.indexes import SegmentIndex, build_index
-from node.kernels import LiveMask, exact_index, use_blas_from
+from node.kernels import LiveMask, exact_index
 from node.params import SearchParams
 from tests.support import requests as support_requests
 
@@ -162,16 +160,6 @@ BINARY_CASES = [
 ]
 CASES = FLOAT_CASES + BINARY_CASES
 IDS = [c.name for c in CASES]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread() -> Iterator[None]:
-    """One OpenMP thread (deterministic faiss builds) and a fixed BLAS switch point for DIM."""
-    threads = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
-    use_blas_from(DIM)
-    yield
-    faiss.omp_set_num_threads(threads)
 
 
 _BUILT: dict[str, SegmentIndex] = {}

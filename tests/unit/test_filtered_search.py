@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import faiss
 import numpy as np
 import pytest
 
@@ -24,8 +23,9 @@ from node import kernels
 from node.filtered_search import segment_search
 from node.index_base import SegmentIndex
 from node.indexes import build_index
-from node.kernels import LiveMask, exact_rows, use_blas_from
+from node.kernels import LiveMask, exact_rows
 from node.params import SearchParams
+from tests.support.faiss_threads import one_faiss_thread
 from tests.support.requests import exact_distances
 
 ROWS = 5000
@@ -140,11 +140,8 @@ def check(result: TopK, metric: MetricType, passing: LiveMask, k: int, exact: bo
 
 @pytest.fixture(autouse=True, scope="module")
 def _single_thread() -> Iterator[None]:
-    threads = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
-    use_blas_from(DIM)
-    yield
-    faiss.omp_set_num_threads(threads)
+    with one_faiss_thread(DIM):
+        yield
 
 
 BUILDS: dict[IndexType, dict[str, Any]] = {

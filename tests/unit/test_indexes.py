@@ -7,6 +7,7 @@ k-th best live distance, so integer (binary) distances with many ties do not mak
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,10 @@ from coordinator.topk import NO_ID
 from node import indexes
 from node.indexes import INDEX_KINDS, build_index, load_index
 from node.params import SearchParams
+from tests.support.faiss_threads import one_faiss_thread
 from tests.support.segment_index_cases import (
     CASES,
+    DIM,
     FLOAT_CASES,
     FLOAT_QUERIES,
     FLOAT_ROWS,
@@ -29,7 +32,6 @@ from tests.support.segment_index_cases import (
     ROWS,
     Case,
     K,
-    _single_thread,
     built,
     check_topk,
     data,
@@ -39,7 +41,11 @@ from tests.support.segment_index_cases import (
     recall,
 )
 
-__all__ = ["_single_thread"]  # the module's autouse fixture: one OpenMP thread, fixed BLAS switch point
+
+@pytest.fixture(autouse=True, scope="module")
+def _single_thread() -> Iterator[None]:
+    with one_faiss_thread(DIM):
+        yield
 
 
 # -- tests ----------------------------------------------------------------------------------------
