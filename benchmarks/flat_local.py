@@ -85,7 +85,7 @@ def layout(rows: int, dim: int, calls: int) -> list[str]:
 def service(rows: int, dim: int, calls: int) -> list[str]:
     from node import convert, kernels, reader, search_rpcs
     from node.engine import Engine
-    from node.maintenance import merge_collection
+    from node.merges import merge_collection
     from node.service import MilvusService
     from node.settings import NodeSettings
 

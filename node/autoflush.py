@@ -99,10 +99,11 @@ class Upkeep:
             self._maintain_wake.set()  # merge what the flush added now, well before the next flush is due
 
     def _run_maintenance(self) -> None:
-        from node import maintenance
+        from node import maintenance, merges
 
         engine = self.engine
         last_sweep = self.clock()
+        contention = merges.MergeContention()  # merges here hold the lock only to plan and commit
         while not self._stop.is_set():
             interval = engine.auto_flush_interval
             self._maintain_wake.wait(timeout=interval if interval > 0 else 1.0)
@@ -110,7 +111,7 @@ class Upkeep:
             if self._stop.is_set():
                 return
             try:
-                maintenance.merge_all(engine)
+                merges.merge_all(engine, contention)
                 if engine.builds is not None:
                     engine.builds.tick()
                 maintenance.collect_garbage(engine)

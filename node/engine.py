@@ -275,12 +275,12 @@ class Engine:
 
         Blocks until the builds end; returns the errors of failed builds.
         """
-        from node import maintenance
+        from node import maintenance, merges
 
         self.require_writable("CreateIndex")
         maintenance.flush(self, None)
         coll = self.collection(name, self.refresh())
-        maintenance.merge_collection(self, coll.id)
+        merges.merge_collection(self, coll.id)
         return self.set_index(name, kind, params)
 
     def set_index(self, name: str, kind: IndexType, params: dict[str, object]) -> list[str]:

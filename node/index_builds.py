@@ -19,7 +19,7 @@ import numpy as np
 
 from coordinator.errors import BuildIndexError
 from coordinator.model import MB, Collection, IndexType, Segment, SegmentState
-from node import maintenance
+from node import maintenance, merges
 from node.engine import Engine
 from node.indexes import build_index
 
@@ -98,7 +98,7 @@ class IndexBuilds:
         """
         engine = self.engine
         maintenance.flush(engine, [collection_id])
-        maintenance.merge_collection(engine, collection_id)
+        merges.merge_collection(engine, collection_id)
         snap = engine.snapshot()
         coll = snap.collections_by_id.get(collection_id)
         if coll is None:

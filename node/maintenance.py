@@ -1,4 +1,5 @@
-"""Writer-side upkeep of segments: flush, merge, compaction and garbage collection."""
+"""Writer-side upkeep of segments: flush, publication and garbage collection (merges and compaction:
+:mod:`node.merges`)."""
 
 from __future__ import annotations
 
@@ -10,43 +11,21 @@ from collections.abc import Callable, Iterable, Sequence
 import numpy as np
 
 from coordinator.catalog import DeleteUpdate, NewSegment, now_us
-from coordinator.hybrid.schema import collection_schema
 from coordinator.model import MB, Collection, Segment, SegmentState
 from node.engine import Engine
 from node.idgen import next_delete_version
 from node.membuffer import MemBuffer
 from node.reader import load_segment
-from node.row_parts import RowParts, live_part
+from node.row_parts import RowParts
 
 log = logging.getLogger(__name__)
 
-COMPACT_THRESHOLD = 0.1  # deleted / rows of a segment, as Milvus 1.1
 
 
 def split_rows(total: int, max_rows: int) -> list[tuple[int, int]]:
     """Cut ``total`` rows into consecutive ranges of at most ``max_rows``."""
     step = max(1, max_rows)
     return [(start, min(total, start + step)) for start in range(0, total, step)]
-
-
-def plan_merges(sizes: Sequence[tuple[int, int]], limit: int) -> list[list[int]]:
-    """Group small segments ``(id, bytes)`` into merges whose total stays within ``limit``.
-
-    Smallest first, greedily; only groups of two or more are worth a rewrite.
-    """
-    groups: list[list[int]] = []
-    current: list[int] = []
-    used = 0
-    for seg_id, size in sorted(sizes, key=lambda item: (item[1], item[0])):
-        if size >= limit:
-            continue
-        if current and used + size > limit:
-            groups.append(current)
-            current, used = [], 0
-        current.append(seg_id)
-        used += size
-    groups.append(current)
-    return [g for g in groups if len(g) >= 2]
 
 
 def flush(engine: Engine, collection_ids: Iterable[int] | None) -> None:
@@ -91,7 +70,7 @@ def flush_collection(engine: Engine, collection_id: int) -> None:
             raise
         finally:
             engine.done_flushing(collection_id)
-        _publish(engine, coll, searched)
+        publish(engine, coll, searched)
         if engine.metrics is not None:
             engine.metrics.flush_seconds.observe(time.perf_counter() - started)
         if added and engine.upkeep is not None and engine.auto_flush_interval > 0:
@@ -118,11 +97,11 @@ def _write_buffered_rows(engine: Engine, coll: Collection, buf: MemBuffer, writt
     for pid, rows in buf.partition_rows().items():
         if pid not in live_partitions:
             continue
-        added += _write_rows(engine, coll, pid, rows, written)
+        added += write_rows(engine, coll, pid, rows, written)
     return added
 
 
-def _write_rows(engine: Engine, coll: Collection, partition_id: int, rows: RowParts,
+def write_rows(engine: Engine, coll: Collection, partition_id: int, rows: RowParts,
                 written: list[str]) -> list[NewSegment]:
     """Write ``rows`` as new segments of at most ``index_file_size`` (of vectors) each, scalar columns beside."""
     max_rows = coll.index_file_size_mb * MB // coll.row_bytes
@@ -160,74 +139,7 @@ def _apply_deletes(engine: Engine, coll: Collection, segs: Sequence[Segment], bu
     return updates
 
 
-def _live_rows(engine: Engine, coll: Collection, segs: Sequence[Segment]) -> RowParts:
-    """The live rows of ``segs`` in segment order, scalar columns (of a hybrid collection) aligned with the ids: the
-    mapped files of a segment without deletes, a copy of the live rows of one with deletes."""
-    schema = collection_schema(coll)
-    width = len(schema.scalars) if schema is not None else 0
-    parts = []
-    for seg in segs:
-        ids = np.asarray(engine.store.ids(coll.id, seg.name))
-        vecs = np.asarray(engine.store.vectors(coll.id, seg.name))
-        scalars = [np.asarray(engine.store.scalar(coll.id, seg.name, i)) for i in range(width)]
-        deleted = engine.store.deletes(coll.id, seg.name, seg.delete_version)
-        keep = None
-        if deleted.size:
-            keep = np.ones(ids.shape[0], dtype=bool)
-            keep[deleted] = False
-        parts.append(live_part(ids, vecs, scalars, keep))
-    return RowParts.of(parts)
-
-
-def _rewrite(engine: Engine, coll: Collection, partition_id: int, segs: Sequence[Segment]) -> list[int]:
-    """Replace ``segs`` by new segments holding only their live rows (one atomic catalog commit); returns the new
-    segments' ids."""
-    rows = _live_rows(engine, coll, segs)
-    written: list[str] = []
-    try:
-        added = _write_rows(engine, coll, partition_id, rows, written)
-        return engine.catalog.commit_segments(
-            engine.epoch, coll.id, coll.index_type, added=added, removed=[s.id for s in segs]
-        )
-    except Exception:
-        if engine.fence.valid():
-            for name in written:
-                engine.store.remove_segment(coll.id, name)
-        raise
-
-
-def merge_all(engine: Engine) -> None:
-    for coll in list(engine.snapshot().collections_by_id.values()):
-        merge_collection(engine, coll.id)
-
-
-def merge_collection(engine: Engine, collection_id: int) -> None:
-    with engine.maintenance_lock(collection_id):
-        snap = engine.snapshot()
-        coll = snap.collections_by_id.get(collection_id)
-        if coll is None:
-            return
-        limit = coll.index_file_size_mb * MB
-        by_partition: dict[int, list[Segment]] = {}
-        for seg in snap.segments_of(coll.id):
-            if seg.state is SegmentState.RAW:
-                by_partition.setdefault(seg.partition_id, []).append(seg)
-        changed = False
-        searched: list[int] = []  # merged segments replacing at least one this node had loaded for searches
-        for pid, segs in by_partition.items():
-            by_id = {s.id: s for s in segs}
-            sizes = [(s.id, s.live_count * coll.row_bytes) for s in segs]
-            for group in plan_merges(sizes, limit):
-                was_loaded = any(engine.cache.contains(i) for i in group)
-                added = _rewrite(engine, coll, pid, [by_id[i] for i in group])
-                changed = True
-                if was_loaded:
-                    searched.extend(added)
-        if changed:
-            _publish(engine, coll, searched)
-
-
-def _publish(engine: Engine, coll: Collection, load_first: Sequence[int]) -> None:
+def publish(engine: Engine, coll: Collection, load_first: Sequence[int]) -> None:
     """Publish the committed catalog to this node's searches. The segments ``load_first`` (new segments of a flush
     or merge that the node searches) are loaded into the cache before, while its searches still see the segments
     as they were, so that no search pays the load (or the first touch of fresh pages) when they become visible;
@@ -246,23 +158,6 @@ def _publish(engine: Engine, coll: Collection, load_first: Sequence[int]) -> Non
         except Exception:
             log.warning("loading segment %d ahead of its first search failed", seg_id, exc_info=True)
     engine.snapshots.offer(fresh)
-
-
-def compact(engine: Engine, collection_id: int) -> None:
-    """Rewrite segments whose deleted share reaches the threshold (after flushing the collection)."""
-    flush(engine, [collection_id])
-    with engine.maintenance_lock(collection_id):
-        snap = engine.snapshot()
-        coll = snap.collections_by_id.get(collection_id)
-        if coll is None:
-            return
-        changed = False
-        for seg in snap.segments_of(coll.id):
-            if seg.row_count and seg.deleted_count / seg.row_count >= COMPACT_THRESHOLD:
-                _rewrite(engine, coll, seg.partition_id, [seg])
-                changed = True
-        if changed:
-            engine.refresh()
 
 
 def collect_garbage(engine: Engine) -> None:

@@ -33,7 +33,7 @@ from coordinator.model import (
     Segment,
 )
 from milvus_wire import milvus_pb2, milvus_pb2_grpc, status_pb2
-from node import convert, maintenance, params
+from node import convert, maintenance, merges, params
 from node.admission import Admission
 from node.admission import from_settings as admission_from
 from node.commands import Commands
@@ -308,7 +308,7 @@ class MilvusService(HybridSearchRpcs, HybridRpcs, milvus_pb2_grpc.MilvusServiceS
     def Compact(self, request: Any) -> Any:
         self.engine.require_writable("Compact")
         coll = self._collection(request.collection_name)
-        maintenance.compact(self.engine, coll.id)
+        merges.compact(self.engine, coll.id)
         return convert.OK
 
     @rpc(status_pb2.Status)

@@ -18,7 +18,7 @@ from coordinator.errors import IllegalArgument, IllegalDimension, IllegalRowReco
 from coordinator.model import Collection, IdMode, IndexType, MetricType, Segment
 from coordinator.topk import TopK
 from milvus_wire import milvus_pb2, wire_fastpath_pb2
-from node import convert, maintenance, params
+from node import convert, merges, params
 from node.engine import Engine
 from node.service import MilvusService
 from node.settings import NodeSettings
@@ -281,7 +281,7 @@ def test_a_merged_segment_is_loaded_before_searches_see_it(tmp_path: Path) -> No
         engine = svc.engine
         for name in ("c", "d"):  # or the background pass merged them already: the same code either way
             coll_id = engine.collection(name).id
-            maintenance.merge_collection(engine, coll_id)
+            merges.merge_collection(engine, coll_id)
             poll_for(functools.partial(_one_segment, engine, coll_id), timeout=30, what=f"one merged segment of {name}")
         (merged_c,) = engine.snapshot().segments_of(engine.collection("c").id)
         (merged_d,) = engine.snapshot().segments_of(engine.collection("d").id)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from node.maintenance import plan_merges, split_rows
+from node.maintenance import split_rows
+from node.merges import plan_merges
 
 sizes_strategy = st.lists(
     st.tuples(st.integers(0, 10**9), st.integers(0, 300)), max_size=40, unique_by=lambda item: item[0]
