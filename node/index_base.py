@@ -107,6 +107,8 @@ def float_search(index: Any, q: np.ndarray, k: int, params: Any) -> tuple[np.nda
     """``index.search(q, k, params=params)`` for queries that :func:`float_queries` made (C-contiguous float32 of
     the index's dimension): the SWIG call without the Python wrapper's checks and conversions, which cost a few
     microseconds per nq=1 search. Distances float32 and offsets int64, (nq, k) each."""
+    if q.dtype != np.float32 or q.ndim != 2 or not q.flags.c_contiguous:  # faiss reads the buffer as it is
+        raise ValueError(f"queries must be C-contiguous float32 rows, not {q.dtype} of shape {q.shape}")
     n = q.shape[0]
     dist = np.empty((n, k), dtype=np.float32)
     offs = np.empty((n, k), dtype=np.int64)

@@ -21,7 +21,6 @@ from node.row_parts import RowParts
 log = logging.getLogger(__name__)
 
 
-
 def split_rows(total: int, max_rows: int) -> list[tuple[int, int]]:
     """Cut ``total`` rows into consecutive ranges of at most ``max_rows``."""
     step = max(1, max_rows)

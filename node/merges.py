@@ -112,15 +112,18 @@ def _write_group(engine: Engine, coll: Collection, group: MergeGroup, written: l
     return write_rows(engine, coll, group.partition_id, live_rows(engine, coll, group.segments), written)
 
 
+def _commit(engine: Engine, coll: Collection, group: MergeGroup, added: Sequence[NewSegment]) -> list[int]:
+    """One catalog commit: the written segments in, the group's segments out; returns the new segments' ids."""
+    return engine.catalog.commit_segments(
+        engine.epoch, coll.id, coll.index_type, added=added, removed=[s.id for s in group.segments])
+
+
 def rewrite(engine: Engine, coll: Collection, group: MergeGroup) -> list[int]:
     """Replace the group's segments by new segments holding only their live rows (one atomic catalog commit);
     returns the new segments' ids. The caller holds the collection's maintenance lock."""
     written: list[str] = []
     try:
-        added = _write_group(engine, coll, group, written)
-        return engine.catalog.commit_segments(
-            engine.epoch, coll.id, coll.index_type, added=added, removed=[s.id for s in group.segments]
-        )
+        return _commit(engine, coll, group, _write_group(engine, coll, group, written))
     except Exception:
         _drop_written(engine, coll, written)
         raise
@@ -165,7 +168,11 @@ def merge_unlocked(engine: Engine, collection_id: int, before_commit: Callable[[
             added = _write_group(engine, coll, group, written)
             if before_commit is not None:
                 before_commit()
-            with lock:
+        except Exception:
+            _drop_written(engine, coll, written)
+            raise
+        with lock:
+            try:
                 fresh = engine.catalog.snapshot()
                 if coll.id not in fresh.collections_by_id or not unchanged(fresh, group):
                     log.debug("merge of segments %s dropped: a segment changed while it was written",
@@ -174,12 +181,13 @@ def merge_unlocked(engine: Engine, collection_id: int, before_commit: Callable[[
                     dropped += 1
                     continue
                 was_loaded = any(engine.cache.contains(s.id) for s in group.segments)
-                new_ids = engine.catalog.commit_segments(
-                    engine.epoch, coll.id, coll.index_type, added=added, removed=[s.id for s in group.segments])
-                publish(engine, coll, new_ids if was_loaded else [])  # under the lock: a flush sees the merge
-        except Exception:
-            _drop_written(engine, coll, written)
-            raise
+                new_ids = _commit(engine, coll, group, added)
+            except Exception:
+                _drop_written(engine, coll, written)
+                raise
+            # Committed: the files are the catalog's now, whatever happens next. Published under the lock, so
+            # that a flush sees the merge.
+            publish(engine, coll, new_ids if was_loaded else [])
     return dropped
 
 

@@ -110,7 +110,7 @@ def free_ports(count: int) -> list[int]:
             tries += 1
             low_range = high - LISTEN_PORTS_LOW >= 1000 and tries <= 50 * count
             port = _bound(stack, _pick.randint(LISTEN_PORTS_LOW, high) if low_range else 0)
-            if port is not None and port not in ports:
+            if port is not None:  # a port already held here fails to bind again
                 ports.append(port)
     return ports
 
