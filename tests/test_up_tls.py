@@ -86,7 +86,7 @@ def test_a_client_with_the_certificate_and_the_token_works_over_grpc(secure_up: 
     with secure_up.channel() as channel:
         stub = milvus_pb2_grpc.MilvusServiceStub(channel)
 
-        def admitted() -> bool:  # the processes read the new user within about half a second
+        def admitted() -> bool:  # the processes know the new token at once (they read the users again)
             return bool(stub.HasCollection(milvus_pb2.CollectionName(collection_name="tls"), metadata=md,
                                            timeout=30).status.error_code == 0)
 

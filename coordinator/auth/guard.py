@@ -154,6 +154,8 @@ class Guard:
             return Refused(BAD_TOKEN)
         digest = tokens.token_hash(token)
         found = snap.by_hash.get(digest)
+        if found is None and self.store is not None:  # perhaps made since the last reload: read the users again
+            found = self.store.recheck().by_hash.get(digest)
         if found is None or not tokens.same_hash(found[0].hash, digest):
             return Refused(BAD_TOKEN)
         record, identity = found

@@ -1,6 +1,8 @@
 """The users of a catalog, held in memory: a snapshot reloaded every ``interval`` seconds by one thread, so that
 a call's check reads memory only (no SQL per request) and a removed user or a new token takes effect within
-about ``interval``.
+about ``interval``. A token the snapshot does not know makes the caller read the users again at once
+(:meth:`UserStore.recheck`, at most once per ``RECHECK_GAP`` seconds), so a token is accepted by every process as
+soon as its creation has committed, without waiting for the next reload.
 
 When the catalog cannot be read, the last snapshot stays in force (tokens keep working through a database
 outage; a removal made meanwhile takes effect once the catalog answers again). Before the first successful load
@@ -25,6 +27,9 @@ from coordinator.catalog_schema import AUTH_TABLES, auth_grants, auth_tokens, au
 log = logging.getLogger(__name__)
 
 DEFAULT_INTERVAL = 0.5
+RECHECK_GAP = 0.05  # seconds: a read started this recently is fresh enough for a recheck (bounds the reads a flood
+#                     of wrong tokens causes to 1 / RECHECK_GAP per process)
+RECHECK_WAIT = 1.0  # seconds a recheck waits for a read under way (a catalog that hangs refuses, it does not block)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +89,9 @@ class UserStore:
         self.clock = clock
         self._snapshot = EMPTY
         self._tables_seen = False
+        self._reading = threading.Lock()  # one read at a time; held while reading
+        self._read_started = -float("inf")  # clock() when the last read began
+        self._failing = False  # the last read failed (an outage is logged once, not at every read)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -92,6 +100,25 @@ class UserStore:
 
     def refresh(self) -> bool:
         """Read the users now; False (keeping the last snapshot) when the catalog does not answer."""
+        with self._reading:
+            return self._read()
+
+    def recheck(self) -> UsersSnapshot:
+        """The users as read by a read that began at most ``RECHECK_GAP`` seconds ago: the last snapshot when one
+        did, else after reading them now. A read under way is waited for (up to ``RECHECK_WAIT`` seconds; past
+        that, the last snapshot). For a token the snapshot does not know: one whose creation committed at least
+        ``RECHECK_GAP`` seconds before the call is then found."""
+        if not self._reading.acquire(timeout=RECHECK_WAIT):
+            return self._snapshot
+        try:
+            if self.clock() - self._read_started > RECHECK_GAP:
+                self._read()
+            return self._snapshot
+        finally:
+            self._reading.release()
+
+    def _read(self) -> bool:
+        self._read_started = self.clock()
         try:
             with self.engine.connect() as conn:
                 if self._tables_seen:
@@ -103,10 +130,20 @@ class UserStore:
         except SQLAlchemyError as exc:
             if self._tables_seen and "no such table" in str(exc).lower():
                 self._tables_seen = False
-            log.warning("cannot read the users from the catalog (keeping the last ones): %s", exc)
+            self._failed("cannot read the users from the catalog (keeping the last ones): %s", exc)
             return False
+        except Exception as exc:  # a reload must never end the thread or fail the call that asked for it
+            self._failed("reading the users from the catalog failed (keeping the last ones): %r", exc)
+            return False
+        if self._failing:
+            log.info("the users are read from the catalog again")
+            self._failing = False
         self._snapshot = snap
         return True
+
+    def _failed(self, message: str, exc: BaseException) -> None:
+        log.log(logging.DEBUG if self._failing else logging.WARNING, message, exc)
+        self._failing = True
 
     def start(self) -> None:
         self.refresh()
