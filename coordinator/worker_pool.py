@@ -28,7 +28,15 @@ from coordinator.lifecycle import write_ready_file
 from coordinator.metrics_endpoint import MetricsEndpoint
 from coordinator.supervisor import Child, Supervisor
 from coordinator.worker_metrics import WorkerState, workers_registry
-from coordinator.workers import SECRET_FILE, child_argv, join_host_port, local_host, specs, write_secret
+from coordinator.workers import (
+    SECRET_FILE,
+    child_argv,
+    join_host_port,
+    local_host,
+    own_ports,
+    specs,
+    write_secret,
+)
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +70,8 @@ class PoolConfig:
     metrics_port: int  # the parent's /metrics (0: off, -1: a free port)
     http_port: int  # REST: 0 off, -1 a free port, else that port; every worker serves it (SO_REUSEPORT)
     ready_file: str
+    worker_ports: int = 0  # the first of the workers' own ports (0: a free port each)
+    taken: tuple[int, ...] = ()  # other ports the workers serve (health), kept out of the workers' own range
 
 
 class WorkerPool:
@@ -84,8 +94,9 @@ class WorkerPool:
     def start(self) -> None:
         c = self.config
         write_secret(self.run_dir)
+        fixed = own_ports(c.worker_ports, c.count, (c.port, c.http_port, c.metrics_port, *c.taken))
+        own = [self._reserve(port) for port in fixed]  # first: a free port picked next cannot fall in the range
         shared = self._reserve(c.port)
-        own = [self._reserve(0) for _ in range(c.count)]
         http = c.http_port
         if http:
             http = self._reserve(max(0, http))

@@ -14,7 +14,7 @@ import json
 import math
 import os
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -170,6 +170,22 @@ def worker_addresses(host: str, advertise: str, own_ports: Sequence[int]) -> tup
     """Every worker's advertised address: the advertised host and that worker's own port."""
     where = advertised_host(host, advertise)
     return tuple(join_host_port(where, port) for port in own_ports)
+
+
+def own_ports(first: int, count: int, taken: Iterable[int] = ()) -> list[int]:
+    """The workers' own ports (setting ``worker_ports``): ``first`` .. ``first + count - 1``, or 0 for each (a free
+    port picked at start) when ``first`` is 0. A fixed range lets a firewall or NetworkPolicy open just those
+    ports. Refused: a range past 65535, or one holding a port in ``taken`` (the shared gRPC, REST, metrics or health
+    port: bound with ``SO_REUSEPORT``, a worker's own socket would take that port's connections)."""
+    if first == 0:
+        return [0] * count
+    last = first + count - 1
+    if first < 1 or last > 65535:
+        raise ValueError(f"worker_ports {first}: {count} worker ports from {first} pass 65535")
+    clash = sorted({port for port in taken if first <= port <= last})
+    if clash:
+        raise ValueError(f"worker_ports {first}..{last} holds port {clash[0]}, which this process serves otherwise")
+    return list(range(first, last + 1))
 
 
 def specs(host: str, advertise: str, shared_port: int, own_ports: Sequence[int], run_dir: str = "") -> list[WorkerSpec]:

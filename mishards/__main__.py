@@ -33,6 +33,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--grpc-workers", type=int, help="gRPC worker threads")
     p.add_argument("--workers", type=int,
                    help="proxy processes sharing the gRPC and REST ports (default 1; 0: one per usable CPU)")
+    p.add_argument("--worker-ports", type=int,
+                   help="with several workers: the first of their own ports, one each from here (default 0: free "
+                        "ports picked at start)")
     p.add_argument("--grpc-max-message-size", help="largest client request the proxy takes (default 512MB)")
     p.add_argument("--allow-anonymous", choices=["readwrite", "readonly", "none"],
                    help="role of a call without a token (default readwrite: as without authentication)")

@@ -10,6 +10,7 @@ from coordinator.auth.model import ANONYMOUS_ROLES
 from coordinator.lifecycle import coerce_setting, settings_sources
 from coordinator.sizes import MAX_MESSAGE_BYTES, MIN_MESSAGE_BYTES, parse_size
 from coordinator.tls import ClusterTls, EdgeTls, check_tls_files, cluster_tls, edge_tls
+from coordinator.workers import own_ports
 
 ENV_PREFIX = "MISHARDS_PROXY_"
 CONSISTENCY = ("strong", "session")
@@ -43,6 +44,7 @@ class ProxySettings:
     # proxy processes sharing the gRPC and REST ports (SO_REUSEPORT; coordinator/worker_pool.py): 1 = this
     # process serves; 0 = one per CPU this process may use (affinity, cgroup quota)
     workers: int = 1
+    worker_ports: int = 0  # the first of the workers' own ports (as the nodes'); 0 = a free port each
     grpc_max_message_size: str = "512MB"  # largest client request the proxy takes (as the nodes' setting)
     metrics_port: int = 0  # Prometheus /metrics on this port (0: off, -1: any free port)
     http_port: int = 19121  # Milvus 1.1's REST API on this port (0: off, -1: any free port)
@@ -87,6 +89,10 @@ class ProxySettings:
             raise ValueError("grpc_max_message_size must be within 4MB and 2047MB (gRPC's limit is 2 GiB)")
         if self.workers < 0:
             raise ValueError("workers must be >= 0 (0: one per usable CPU)")
+        if not 0 <= self.worker_ports <= 65535:
+            raise ValueError(f"worker_ports out of range: {self.worker_ports}")
+        if self.workers > 1:  # the range is known: refuse a bad one now (workers 0: once the CPUs are counted)
+            own_ports(self.worker_ports, self.workers, (self.port, self.http_port, self.metrics_port, self.health_port))
         if self.request_timeout < 0 or self.grpc_workers < 1:
             raise ValueError("request_timeout must be >= 0 and grpc_workers >= 1")
         if not -1 <= self.health_port <= 65535:

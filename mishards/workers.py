@@ -25,4 +25,5 @@ def run(settings: ProxySettings, spec: WorkerSpec | None, argv: Sequence[str]) -
     serve_workers(PoolConfig(
         prog="mishards proxy", module="mishards", argv=strip_flags(argv, ("--ready-file", SPEC_FLAG)),
         host=settings.host, advertise="", port=settings.port, count=count, metrics_port=settings.metrics_port,
-        http_port=settings.http_port, ready_file=settings.ready_file))
+        http_port=settings.http_port, ready_file=settings.ready_file, worker_ports=settings.worker_ports,
+        taken=(settings.health_port,)))

@@ -37,6 +37,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--workers", type=int,
                    help="worker processes sharing the gRPC port (default 1; 0: one per usable CPU; ro and "
                         "standalone roles)")
+    p.add_argument("--worker-ports", type=int,
+                   help="with several workers: the first of their own ports, one each from here (default 0: free "
+                        "ports picked at start)")
     p.add_argument("--request-memory",
                    help="memory heavy requests in flight may hold, e.g. 4GB (default: a quarter of the machine's)")
     p.add_argument("--max-searches", type=int,

@@ -14,6 +14,7 @@ from coordinator.lifecycle import coerce_setting, settings_sources
 from coordinator.limits import cpu_count
 from coordinator.sizes import MAX_MESSAGE_BYTES, MIN_MESSAGE_BYTES, parse_size
 from coordinator.tls import ClusterTls, EdgeTls, check_tls_files, cluster_tls, edge_tls, listening_tls
+from coordinator.workers import own_ports
 from node import config_keys, config_store
 
 ROLES = ("standalone", "rw", "ro")
@@ -45,6 +46,9 @@ class NodeSettings:
     # worker processes (node/workers.py): 1 = this process serves; N > 1 = a parent runs N workers sharing the
     # gRPC port; 0 = the CPUs this process may use (affinity, cgroup quota). Role rw always runs one.
     workers: int = 1
+    # the first of the workers' own ports (each worker also listens on one, which a proxy sends searches to):
+    # worker_ports .. worker_ports + workers - 1; 0 = a free port each, picked at start
+    worker_ports: int = 0
     # Admission of heavy requests (node/admission.py): memory that searches and inserts in flight may hold,
     # estimated from their fields ('' = a quarter of the machine's memory or cgroup limit); searches running
     # heavy searches (estimated at 64 MB or more) running at once (0 = the CPUs, at least 2); seconds a request
@@ -123,6 +127,10 @@ class NodeSettings:
             raise ValueError("replication must be >= 0")
         if self.workers < 0:
             raise ValueError("workers must be >= 0 (0: one per usable CPU)")
+        if not 0 <= self.worker_ports <= 65535:
+            raise ValueError(f"worker_ports out of range: {self.worker_ports}")
+        if self.workers > 1:  # the range is known: refuse a bad one now (workers 0: once the CPUs are counted)
+            own_ports(self.worker_ports, self.workers, (self.port, self.http_port, self.metrics_port, self.health_port))
         if self.role == "rw" and self.workers > 1:
             raise ValueError("role rw (the cluster's writer) runs as one process: workers must be 1 "
                              "(add read-only nodes, or run ro nodes with several workers)")

@@ -79,4 +79,4 @@ def run(settings: NodeSettings, spec: WorkerSpec | None, argv: Sequence[str]) ->
         prog="mishards node", module="node", argv=(*strip_flags(argv, ("--ready-file", SPEC_FLAG)), *budget),
         host=settings.host, advertise=settings.advertise, port=settings.port, count=count,
         metrics_port=settings.metrics_port, http_port=settings.rest_port,
-        ready_file=settings.ready_file))
+        ready_file=settings.ready_file, worker_ports=settings.worker_ports, taken=(settings.health_port,)))

@@ -68,14 +68,17 @@ def test_each_port_is_reachable_from_exactly_the_pods_that_use_it(rendered: dict
     # Clients, Prometheus and anything else may call the proxies; the cluster's own pods never do.
     for port in (19530, 19121):
         assert reachers(manifests, "proxy", port) == pods - {"proxy", "writer", "reader", "outside", *databases}
-    # Readers with several workers (the HA profile: a CPU request of 2, readers.workers auto) open the unprivileged
-    # range of every node pod to the proxies, which dial each worker's own port.
-    proxies = {"proxy"} if reader_workers(manifests) != "1" else set()
-    assert (name == "ha") == bool(proxies)
+    # Readers with several workers (the HA profile: a CPU request of 2, readers.workers auto) open each worker's
+    # own port (readers.workerPorts onwards, one per worker) to the proxies, which dial them; nothing else.
+    workers = int(reader_workers(manifests))
+    assert (name == "ha") == (workers > 1)
     for node in ("writer", "reader"):
         assert reachers(manifests, node, 19530) == {"proxy"}, f"{node} gRPC"
-        assert reachers(manifests, node, 9091) == {"prometheus"} | proxies, f"{node} metrics"
-        assert reachers(manifests, node, 19531) == proxies, f"{node} health port"
+        assert reachers(manifests, node, 9091) == {"prometheus"}, f"{node} metrics"
+        assert reachers(manifests, node, 19531) == set(), f"{node} health port"
+        for port in range(19540, 19540 + workers + 1):
+            opened = {"proxy"} if workers > 1 and port < 19540 + workers else set()
+            assert reachers(manifests, node, port) == opened, f"{node} worker port {port}"
     assert reachers(manifests, "proxy", 9091) == {"prometheus"}
     assert reachers(manifests, "proxy", 19531) == set()
     for database, port in (("mariadb", 3306), ("etcd", 2379)):
@@ -173,10 +176,23 @@ def test_the_policy_evaluator_sees_an_opened_port(rendered: dict[str, list[Manif
 
 def test_readers_with_several_workers_open_their_worker_ports_to_proxies_only(
         rendered: dict[str, list[Manifest]]) -> None:
-    """With readers.workers > 1 the proxy sends searches to each worker's own port (a free port picked at start)."""
-    manifests = render(fetch_helm(), "--set", "readers.workers=2")
-    assert reachers(manifests, "reader", 41234) == {"proxy"}
-    assert reachers(manifests, "reader", 19530) == {"proxy"}
-    assert reachers(manifests, "reader", 9091) == {"prometheus", "proxy"}
-    assert reachers(manifests, "writer", 41234) == {"proxy"}  # one policy for every node pod
-    assert reachers(rendered["default"], "reader", 41234) == set()
+    """With readers.workers > 1 the proxy sends searches to each worker's own port: readers.workerPorts onwards,
+    one per worker (256 when the pod decides the count, workers 0), open to the proxies and to nobody else."""
+    helm = fetch_helm()
+    for values, first, count in ((["--set", "readers.workers=2"], 19540, 2),
+                                 (["--set", "readers.workers=3", "--set", "readers.workerPorts=30000"], 30000, 3),
+                                 (["--set", "readers.workers=0"], 19540, 256)):
+        manifests = render(helm, *values)
+        args = next(c["args"] for c in one(manifests, "Deployment", f"{RELEASE}-reader")["spec"]["template"]["spec"]
+                    ["containers"] if c["name"] == "node")
+        assert args[args.index("--worker-ports") + 1] == str(first)
+        for node in ("reader", "writer"):  # one policy for every node pod
+            assert reachers(manifests, node, first) == {"proxy"}
+            assert reachers(manifests, node, first + count - 1) == {"proxy"}
+            assert reachers(manifests, node, first + count) == set()
+            assert reachers(manifests, node, first - 1) == set()
+        assert reachers(manifests, "reader", 19530) == {"proxy"}
+        assert reachers(manifests, "reader", 9091) == {"prometheus"}
+    assert reachers(rendered["default"], "reader", 19540) == set()
+    assert "--worker-ports" not in next(c["args"] for c in one(rendered["default"], "Deployment", f"{RELEASE}-reader")
+                                        ["spec"]["template"]["spec"]["containers"] if c["name"] == "node")

@@ -21,9 +21,11 @@ def fetched_helm() -> Path:
 def test_workers_values_reach_readers_and_proxies_only(tmp_path: Path) -> None:
     helm = fetched_helm()
     manifests = render(helm, "--set", "readers.workers=3", "--set", "proxy.workers=2")
-    found = {workload["metadata"]["name"]: load_settings(manifests, workload, container, tmp_path).workers
-             for workload, container in mishards_containers(manifests)}
+    loaded = {workload["metadata"]["name"]: load_settings(manifests, workload, container, tmp_path)
+              for workload, container in mishards_containers(manifests)}
+    found = {name: settings.workers for name, settings in loaded.items()}
     assert found == {f"{RELEASE}-reader": 3, f"{RELEASE}-proxy": 2, f"{RELEASE}-writer": 1}, found
+    assert loaded[f"{RELEASE}-reader"].worker_ports == 19540  # the range the NetworkPolicy opens to the proxies
     defaults = render(helm)
     assert {load_settings(defaults, workload, container, tmp_path).workers
             for workload, container in mishards_containers(defaults)} == {1}

@@ -1,5 +1,6 @@
-"""A standalone node with ``--workers 2`` (real processes): writes through either worker, searches through
-each, DDL visible at once everywhere, one /metrics for both, a killed worker restarted, SIGTERM drains all."""
+"""A standalone node with ``--workers 2`` (real processes): the workers' own ports where ``--worker-ports`` puts them,
+writes through either worker, searches through each, DDL visible at once everywhere, one /metrics for both, a
+killed worker restarted (on its port again), SIGTERM drains all."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from milvus_wire import milvus_pb2, milvus_pb2_grpc
 from tests.support import requests as rq
 from tests.support.nodeproc import CHANNEL_OPTIONS, NodeProcess
 from tests.support.scrape import scrape, value
-from tests.support.waiting import poll_for
+from tests.support.waiting import free_port_run, poll_for
 
 DIM = 16
 WORKER_ARGS = ["--workers", "2", "--metrics-port", "-1", "--auto-flush-interval", "0"]
@@ -39,6 +40,7 @@ class Workers:
 
     def __init__(self, node: NodeProcess) -> None:
         self.node = node
+        self.first_port = 0
         self.info = json.loads((node.workdir / "ready.json").read_text())
         self.addresses: list[str] = list(self.info["workers"])
         self.channels: list[grpc.Channel] = []
@@ -55,9 +57,11 @@ class Workers:
 
 @pytest.fixture(scope="module")
 def workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workers]:
-    node = NodeProcess(tmp_path_factory.mktemp("workers"), WORKER_ARGS)
+    first = free_port_run(2)
+    node = NodeProcess(tmp_path_factory.mktemp("workers"), [*WORKER_ARGS, "--worker-ports", str(first)])
     node.start()
     found = Workers(node)
+    found.first_port = first
     try:
         yield found
     finally:
@@ -67,6 +71,7 @@ def workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workers]:
 
 def test_ready_file_names_both_workers_and_each_answers_the_same_list(workers: Workers) -> None:
     assert len(workers.addresses) == 2 and len(set(workers.addresses)) == 2
+    assert [int(a.rpartition(":")[2]) for a in workers.addresses] == [workers.first_port, workers.first_port + 1]
     assert workers.node.proc is not None and workers.info["pid"] == workers.node.proc.pid
     for stub in [*workers.stubs, workers.node.stub()]:
         reply = rq.ok(rq.cmd(stub, "mishards_workers"))

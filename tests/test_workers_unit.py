@@ -19,6 +19,7 @@ from coordinator.workers import (
     advertised_host,
     carries_secret,
     child_argv,
+    own_ports,
     parse_cfs,
     parse_cpu_max,
     read_secret,
@@ -28,6 +29,7 @@ from coordinator.workers import (
     write_secret,
 )
 from milvus_wire import milvus_pb2
+from mishards.settings import ProxySettings
 from mishards.worker_channels import (
     RETRY_SECONDS,
     SERVICE,
@@ -58,6 +60,31 @@ def test_worker_count_follows_the_setting_else_the_cpus_bounded_by_the_cgroup_qu
     assert worker_count(0, cpus=16, quota=1.5) == 2  # a fractional quota keeps the next worker partly busy
     assert worker_count(0, cpus=2, quota=8.0) == 2  # affinity bounds it too
     assert worker_count(0, cpus=1, quota=0.2) == 1
+
+
+def test_the_workers_own_ports_are_free_ones_or_a_fixed_range_clear_of_the_other_ports() -> None:
+    assert own_ports(0, 3) == [0, 0, 0]
+    assert own_ports(19540, 3, (19530, 19121, 0, -1)) == [19540, 19541, 19542]
+    assert own_ports(65534, 2) == [65534, 65535]
+    with pytest.raises(ValueError, match="pass 65535"):
+        own_ports(65535, 2)
+    with pytest.raises(ValueError, match="holds port 19530"):
+        own_ports(19529, 4, (19530,))
+
+    def node(**values: Any) -> Any:
+        return NodeSettings(**values)
+
+    def proxy(**values: Any) -> Any:
+        return ProxySettings(membership="static://127.0.0.1:19530=rw", **values)
+
+    for settings in (node, proxy):
+        assert settings(workers=2, worker_ports=19540).worker_ports == 19540
+        assert settings(workers=0, worker_ports=65535).worker_ports == 65535  # the count is known only at start
+        for bad in ({"worker_ports": -1}, {"worker_ports": 70000}, {"workers": 2, "worker_ports": 65535},
+                    {"workers": 4, "worker_ports": 19528, "port": 19530},
+                    {"workers": 2, "worker_ports": 9090, "metrics_port": 9091}):
+            with pytest.raises(ValueError, match="worker_ports"):
+                settings(**bad)
 
 
 def test_cgroup_quota_files_are_read_as_cpus() -> None:

@@ -115,6 +115,18 @@ def free_ports(count: int) -> list[int]:
     return ports
 
 
+def free_port_run(count: int) -> int:
+    """The first of ``count`` consecutive TCP ports on 127.0.0.1 below the ephemeral range that were all free a
+    moment ago (the same race as :func:`free_port`)."""
+    high = ephemeral_low() - count
+    for _ in range(200):
+        first = _pick.randint(LISTEN_PORTS_LOW, high)
+        with contextlib.ExitStack() as stack:
+            if all(_bound(stack, first + i) is not None for i in range(count)):
+                return first
+    raise RuntimeError(f"no {count} consecutive free ports found")
+
+
 def wait_for_port(host: str, port: int, timeout: float) -> None:
     """Wait until a TCP connection to ``host:port`` succeeds.
 

@@ -259,8 +259,13 @@ spec:
         - catalog
         {{- end }}
         {{- if eq .role "ro" }}
+        {{- $workers := include "mishards.workers" (dict "workers" .values.workers "resources" .values.resources) }}
         - --workers
-        - {{ include "mishards.workers" (dict "workers" .values.workers "resources" .values.resources) | quote }}
+        - {{ $workers | quote }}
+        {{- if ne $workers "1" }}
+        - --worker-ports
+        - {{ .values.workerPorts | quote }}
+        {{- end }}
         {{- end }}
         - --health-port
         - {{ $v.node.healthPort | quote }}

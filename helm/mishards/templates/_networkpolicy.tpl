@@ -21,15 +21,17 @@ mishards.io/node: "true"
 
 {{/*
 The node ports the proxies dial: the gRPC port; with several worker processes per reader (readers.workers not 1)
-also each worker's own port, a free port picked at start (the proxy spreads searches over them), hence the
-unprivileged range.
+also each worker's own port (the proxy spreads searches over them): readers.workerPorts onwards, one per worker,
+256 when the count is decided in the pod (workers 0).
 */}}
 {{- define "mishards.np.nodePorts" -}}
 - port: {{ .Values.node.port }}
   protocol: TCP
-{{- if ne (include "mishards.workers" (dict "workers" .Values.readers.workers "resources" .Values.readers.resources)) "1" }}
-- port: 1024
-  endPort: 65535
+{{- $workers := int (include "mishards.workers" (dict "workers" .Values.readers.workers "resources" .Values.readers.resources)) }}
+{{- if ne $workers 1 }}
+{{- $first := int .Values.readers.workerPorts }}
+- port: {{ $first }}
+  endPort: {{ add $first (sub (ternary 256 $workers (eq $workers 0)) 1) }}
   protocol: TCP
 {{- end }}
 {{- end -}}
