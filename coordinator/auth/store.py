@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 DEFAULT_INTERVAL = 0.5
 RECHECK_GAP = 0.05  # seconds: a read started this recently is fresh enough for a recheck (bounds the reads a flood
 #                     of wrong tokens causes to 1 / RECHECK_GAP per process)
-RECHECK_WAIT = 1.0  # seconds a recheck waits for a read under way (a catalog that hangs refuses, it does not block)
+RECHECK_WAIT = 0.2  # seconds a recheck waits for a read under way (reads take milliseconds; a hung catalog refuses)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,8 +107,9 @@ class UserStore:
         """The users as read by a read that began at most ``RECHECK_GAP`` seconds ago: the last snapshot when one
         did, else after reading them now. A read under way is waited for (up to ``RECHECK_WAIT`` seconds; past
         that, the last snapshot). For a token the snapshot does not know: one whose creation committed at least
-        ``RECHECK_GAP`` seconds before the call is then found."""
-        if not self._reading.acquire(timeout=RECHECK_WAIT):
+        ``RECHECK_GAP`` seconds before the call is then found. While the catalog fails, the last snapshot at once:
+        the reload thread finds out when it answers again, and no call waits on a catalog that hangs."""
+        if self._failing or not self._reading.acquire(timeout=RECHECK_WAIT):
             return self._snapshot
         try:
             if self.clock() - self._read_started > RECHECK_GAP:

@@ -85,19 +85,27 @@ def test_a_failing_catalog_keeps_the_last_users_and_logs_the_outage_once(
     assert store.refresh()
     known = store.snapshot()
 
+    attempts: list[int] = []
+
     def broken(_conn: Connection) -> UsersSnapshot:
+        attempts.append(1)
         raise RuntimeError("a driver fault that is not a SQLAlchemy error")
 
     monkeypatch.setattr(store_module, "read_users", broken)
     guard = Guard(AuthSettings("none"), store, internal=lambda _c: False)
     with caplog.at_level(logging.DEBUG, logger="coordinator.auth.store"):
-        for _ in range(3):
+        clock.now += RECHECK_GAP * 2
+        assert guard.identify("Bearer mshd_" + "B" * 43) == Refused(BAD_TOKEN)  # reads, fails
+        for _ in range(3):  # while the catalog fails, calls do not read it (the reload thread does)
             clock.now += RECHECK_GAP * 2
             assert guard.identify("Bearer mshd_" + "B" * 43) == Refused(BAD_TOKEN)
+        assert len(attempts) == 1
+        assert not store.refresh()
         assert not store.refresh()
     assert store.snapshot() is known
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "a driver fault" in warnings[0].getMessage()
+    assert sum("a driver fault" in r.getMessage() for r in caplog.records) == 3  # then at DEBUG
     monkeypatch.undo()
     with caplog.at_level(logging.INFO, logger="coordinator.auth.store"):
         assert store.refresh()
