@@ -130,7 +130,7 @@ class NodeSettings:
         if not 0 <= self.worker_ports <= 65535:
             raise ValueError(f"worker_ports out of range: {self.worker_ports}")
         if self.workers > 1:  # the range is known: refuse a bad one now (workers 0: once the CPUs are counted)
-            own_ports(self.worker_ports, self.workers, (self.port, self.http_port, self.metrics_port, self.health_port))
+            own_ports(self.worker_ports, self.workers, (self.port, self.rest_port, self.metrics_port, self.health_port))
         if self.role == "rw" and self.workers > 1:
             raise ValueError("role rw (the cluster's writer) runs as one process: workers must be 1 "
                              "(add read-only nodes, or run ro nodes with several workers)")

@@ -85,6 +85,8 @@ def test_the_workers_own_ports_are_free_ones_or_a_fixed_range_clear_of_the_other
                     {"workers": 2, "worker_ports": 9090, "metrics_port": 9091}):
             with pytest.raises(ValueError, match="worker_ports"):
                 settings(**bad)
+    with pytest.raises(ValueError, match="holds port 19121"):  # a standalone node's REST port by default
+        NodeSettings(role="standalone", workers=2, worker_ports=19120)
 
 
 def test_cgroup_quota_files_are_read_as_cpus() -> None:
