@@ -22,12 +22,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from benchmarks.scale_memory_values import BuildMemory, ReaderMemory, extra_worker_per_vector, read_all
-from benchmarks.scale_results import InsertFigures, KindFigures, PointFigures, read_results
+from benchmarks.scale_results import RESULTS_DIR, InsertFigures, KindFigures, PointFigures, read_results
 
 GIB = 1 << 30
 MIB = 1 << 20
 ID_BYTES = 8
-DEFAULT_RESULTS = Path(__file__).resolve().parent / ".cache" / "scale" / "results"
+DEFAULT_RESULTS = RESULTS_DIR
 RECALL_TARGET = 0.9
 
 

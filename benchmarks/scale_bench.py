@@ -42,7 +42,7 @@ from benchmarks.datasets import load_binary, load_sift_like
 from benchmarks.node_bench import fmt_rate, lscpu, median
 from benchmarks.scale_measure import run_kind
 from benchmarks.scale_node import has_rows, insert_all, running
-from benchmarks.scale_results import read_results, result_path, table_lines, write_result
+from benchmarks.scale_results import RESULTS_DIR, read_results, result_path, table_lines, write_result
 from benchmarks.scale_specs import (
     BATCH_NQ,
     BUILD_THREADS,
@@ -82,7 +82,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--single", type=int, default=300, help="queries sent one at a time (latency, nq=1 QPS)")
     p.add_argument("--kinds", default="FLAT,IVF_FLAT", help=f"comma-separated, from {','.join(KIND_ORDER)}")
     p.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR, help="node storage, kept between runs")
-    p.add_argument("--results", type=Path, default=None, help="result JSON folder (default WORKDIR/results)")
+    p.add_argument("--results", type=Path, default=RESULTS_DIR,
+                   help="result JSON folder (default benchmarks/results/scale, in the repository)")
     p.add_argument("--table", action="store_true", help="only print the saved results")
     p.add_argument("--reinsert", action="store_true", help="drop and insert the rows again")
     args = p.parse_args(argv)
@@ -91,7 +92,6 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     if unknown:
         p.error(f"--kinds: unknown {', '.join(unknown)}; choose from {', '.join(KIND_ORDER)}")
     args.kinds = list(dict.fromkeys(kinds))
-    args.results = args.results or args.workdir / "results"
     return args
 
 

@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 
 MB = 1e6
+# The saved figures the README, docs/CAPACITY.md and capacity_plan quote, kept in the repository.
+RESULTS_DIR = Path(__file__).resolve().parent / "results" / "scale"
 
 
 # -- memory ----------------------------------------------------------------------------------------
