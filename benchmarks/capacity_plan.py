@@ -193,6 +193,8 @@ def plan(res: KindFigures, ins: InsertFigures | None, t: Target, mem: Measured =
     if mem.build_per_row is not None and (mem.build_rows == m or res.builder is None):  # sampled at these rows
         build_row = mem.build_per_row
         build_seen = f"measured: sampled peak at {mem.build_rows:,} rows"
+    elif res.index_bytes == 0:  # FLAT, BIN_FLAT: CreateIndex builds nothing (its node's peak is not a build's)
+        build_row, build_seen = 0.0, "nothing built"
     elif res.builder:
         build_row = (res.builder.hwm - res.base.rss) / m  # a fresh node's peak over an idle one
         build_seen = "measured: VmHWM over an idle node"
