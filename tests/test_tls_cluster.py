@@ -18,6 +18,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from coordinator.catalog import Catalog
+from coordinator.model import SEARCHABLE_STATES
 from coordinator.placement import Placement
 from milvus_wire import milvus_pb2, milvus_pb2_grpc
 from tests.support.certs import Issued, TestPki, issue, make_ca, make_pki
@@ -28,6 +29,9 @@ from tests.support.scrape import scrape, value
 
 DIM = 8
 METRIC_L2 = 1
+# Rows per flush: more than one 1 MB segment (index_file_size 1), so that background merges, which only join
+# segments below the size, cannot fold the flushed segments back into one reader's share.
+FLUSH_ROWS = 40_000
 
 
 class Pki:
@@ -118,7 +122,7 @@ def _reader_shares(cluster: LocalCluster, name: str) -> list[int]:
     catalog = Catalog(cluster.meta_uri)
     try:
         snap = catalog.snapshot()
-        segments = [seg.id for seg in snap.segments_of(snap.collections[name].id)]
+        segments = [seg.id for seg in snap.segments_of(snap.collections[name].id) if seg.state in SEARCHABLE_STATES]
     finally:
         catalog.close()
     placement = Placement.of(sorted(cluster.addresses[1:]), r=1)
@@ -130,7 +134,7 @@ def _searches_served(node: NodeProcess) -> float:
 
 
 def test_search_through_the_proxy_over_tls_fans_out_over_mtls(cluster: LocalCluster, pki: Pki) -> None:
-    """A client over edge TLS; the proxy's writes, and its fan-out over cluster mTLS to both read nodes (one
+    """A client over edge TLS; the proxy's writes, and its fan-out over cluster mTLS to both read nodes (a full
     segment per flush, until placement gives each reader some): both serve, and the result is the exact top-k."""
     name = unique_name("tls")
     rng = np.random.default_rng(16)
@@ -140,7 +144,7 @@ def test_search_through_the_proxy_over_tls_fans_out_over_mtls(cluster: LocalClus
         parts: list[np.ndarray] = []
         ids: list[np.ndarray] = []
         while len(parts) < 3 or (min(_reader_shares(cluster, name)) == 0 and len(parts) < 16):
-            parts.append(rng.random((60, DIM), dtype=np.float32))
+            parts.append(rng.random((FLUSH_ROWS, DIM), dtype=np.float32))
             ids.append(insert_ok(stub, name, parts[-1]))
             ok(flush(stub, name))
         assert min(_reader_shares(cluster, name)) > 0, "placement put every segment on one reader"
