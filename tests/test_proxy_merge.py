@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from coordinator.catalog import Catalog
+from coordinator.model import SEARCHABLE_STATES
 from coordinator.placement import Placement
 from milvus_wire import milvus_pb2
 from tests.support.cluster import LocalCluster
@@ -180,7 +181,9 @@ def test_what_is_flushed_through_the_proxy_is_searched_at_once(cluster: LocalClu
     found, _ = _result(s.Search(param, timeout=30))
     assert found[:, 0].tolist() == ids[:20]
     after = [_lookups(n) for n in cluster.nodes]
-    assert after[0] == before[0] and sum(after[1:]) > sum(before[1:])  # the read nodes answered, not the writer
+    # The read nodes answered. (The writer's own lookups are not compared: a background merge of another
+    # collection publishing meanwhile loads its new segment on the writer.)
+    assert sum(after[1:]) > sum(before[1:])
     # Deletes flushed through the proxy vanish at once too (no new segment: only the delete log moves).
     assert s.DeleteByID(milvus_pb2.DeleteByIDParam(collection_name="fresh", id_array=ids[:10])).error_code == 0
     assert s.Flush(milvus_pb2.FlushParam(collection_name_array=["fresh"])).error_code == 0
@@ -193,10 +196,6 @@ def _stats(node: Any) -> dict[str, Any]:
     return dict(json.loads(node.stub().Cmd(milvus_pb2.Command(cmd="mishards_stats")).string_reply))
 
 
-def _cache_segments(node: Any) -> int:
-    return int(_stats(node)["cache_segments"])
-
-
 def _lookups(node: Any) -> int:
     info = _stats(node)
     return int(info["cache_hits"]) + int(info["cache_misses"])
@@ -205,24 +204,29 @@ def _lookups(node: Any) -> int:
 def test_preload_warms_each_read_nodes_share_and_release_empties_them(
     cluster: LocalCluster, loaded: dict[str, dict[str, Any]]
 ) -> None:
+    """Counts m_l2's segments in each reader's cache: other collections' merges and warm-ups may land meanwhile."""
     s = cluster.stub()
-    names = list(s.ShowCollections(milvus_pb2.Command()).collection_names)
-    for name in names:
-        assert s.ReleaseCollection(milvus_pb2.PreloadCollectionParam(collection_name=name)).error_code == 0
-    assert [_cache_segments(r) for r in cluster.readers] == [0, 0]
-    assert s.PreloadCollection(milvus_pb2.PreloadCollectionParam(collection_name="m_l2")).error_code == 0
     catalog = Catalog(cluster.meta_uri)
     try:
         snap = catalog.snapshot()
-        seg_ids = [seg.id for seg in snap.segments_of(snap.collections["m_l2"].id)]
+        seg_ids = {seg.id for seg in snap.segments_of(snap.collections["m_l2"].id) if seg.state in SEARCHABLE_STATES}
     finally:
         catalog.close()
+
+    def held() -> list[int]:
+        return [len(seg_ids & set(_stats(r)["cache_segment_ids"])) for r in cluster.readers]
+
+    names = list(s.ShowCollections(milvus_pb2.Command()).collection_names)
+    for name in names:
+        assert s.ReleaseCollection(milvus_pb2.PreloadCollectionParam(collection_name=name)).error_code == 0
+    assert held() == [0, 0]
+    assert s.PreloadCollection(milvus_pb2.PreloadCollectionParam(collection_name="m_l2")).error_code == 0
     placement = Placement.of(sorted(cluster.addresses[1:]), r=1)
-    shares = [len(placement.share(addr, seg_ids)) for addr in cluster.addresses[1:]]
-    assert [_cache_segments(r) for r in cluster.readers] == shares
+    shares = [len(placement.share(addr, sorted(seg_ids))) for addr in cluster.addresses[1:]]
+    assert held() == shares
     assert sum(shares) == 3
     # Release through the proxy empties the readers too.
     assert s.ReleaseCollection(milvus_pb2.PreloadCollectionParam(collection_name="m_l2")).error_code == 0
-    assert [_cache_segments(r) for r in cluster.readers] == [0, 0]
+    assert held() == [0, 0]
     # Unknown collections keep the single-server status.
     assert s.PreloadCollection(milvus_pb2.PreloadCollectionParam(collection_name="nope")).error_code == 4
